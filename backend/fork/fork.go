@@ -1,0 +1,178 @@
+// Package fork runs btl tasks as plain background process trees: each task
+// is started in a session of its own by a small supervisor (the btl binary
+// re-executed) that writes the task's output to its log file, keeps the
+// file under its size limit and records how the task ended. It needs
+// nothing from the system and is the fallback where no service manager is
+// available, such as in containers.
+package fork
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"btl/core"
+)
+
+// Name is the backend's name in state.json and on the command line.
+const Name = "fork"
+
+// Backend starts tasks as forked process trees.
+type Backend struct {
+	// Dirs are btl's directories; exit records go to Dirs.Run.
+	Dirs core.Dirs
+	// Exe is the program run as the supervisor, re-executed with
+	// SupervisorEnv set. Empty means the running executable.
+	Exe string
+}
+
+var _ core.Backend = (*Backend)(nil)
+
+// New returns a fork backend that keeps its files in dirs.
+func New(dirs core.Dirs) *Backend { return &Backend{Dirs: dirs} }
+
+// Name returns "fork".
+func (b *Backend) Name() string { return Name }
+
+// request is what the supervisor reads on fd 3.
+type request struct {
+	Spec    core.Spec `json:"spec"`
+	LogMax  int64     `json:"log_max"`
+	ExitDir string    `json:"exit_dir"`
+}
+
+// reply is what the supervisor writes on fd 4 once the task is executed.
+type reply struct {
+	PID   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"`
+	Err   string `json:"err,omitempty"`
+	Kind  string `json:"kind,omitempty"` // notfound, notexec, isdir
+}
+
+// Start runs the supervisor, which executes spec and reports the task's PID
+// (or why it could not be executed) before Start returns.
+func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
+	logMax, err := core.LogMax(spec.Env)
+	if err != nil {
+		return core.Task{}, err
+	}
+	// Fail early, and in the caller's terms, when the log cannot be opened.
+	lf, err := core.OpenLogFile(spec.LogFile)
+	if err != nil {
+		return core.Task{}, err
+	}
+	lf.Close()
+
+	exe := b.Exe
+	if exe == "" {
+		if exe, err = os.Executable(); err != nil {
+			return core.Task{}, fmt.Errorf("fork: find own executable: %w", err)
+		}
+	}
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		return core.Task{}, fmt.Errorf("fork: %w", err)
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		reqR.Close()
+		reqW.Close()
+		return core.Task{}, fmt.Errorf("fork: %w", err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), SupervisorEnv+"=1")
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{reqR, repW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	reqR.Close()
+	repW.Close()
+	if err != nil {
+		reqW.Close()
+		repR.Close()
+		return core.Task{}, fmt.Errorf("fork: start supervisor: %w", err)
+	}
+	// Reap the supervisor if this process outlives it.
+	go cmd.Wait()
+
+	req := request{Spec: spec, LogMax: logMax, ExitDir: b.Dirs.Run}
+	werr := json.NewEncoder(reqW).Encode(req)
+	reqW.Close()
+	out, rerr := io.ReadAll(repR)
+	repR.Close()
+	var rep reply
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return core.Task{}, fmt.Errorf("fork: supervisor failed (%v, %v, %v)", werr, rerr, err)
+	}
+	if rep.Err != "" {
+		return core.Task{}, replyError(spec, rep)
+	}
+	return core.Task{
+		PID:       rep.PID,
+		ProcStart: rep.Start,
+		Backend:   Name,
+		LogDirect: true,
+		StartedAt: time.Now().UTC(),
+	}, nil
+}
+
+func replyError(spec core.Spec, rep reply) error {
+	var cause error
+	switch rep.Kind {
+	case "notfound":
+		cause = core.ErrNotFound
+	case "notexec":
+		cause = core.ErrNotExecutable
+	case "isdir":
+		cause = core.ErrIsDir
+	default:
+		return fmt.Errorf("fork: %s", rep.Err)
+	}
+	return &core.ExecError{Name: spec.Argv[0], Err: cause}
+}
+
+// Stop ends the task's whole tree: its process group and every process
+// carrying its instance token.
+func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
+	return core.StopTree(t.Proc(), t.Token, grace)
+}
+
+// Inspect reports the task as running while its main process lives, and
+// otherwise how it ended, as its supervisor recorded.
+func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
+	if t.Proc().Verify() {
+		return core.Status{State: core.Running, PID: t.PID}, nil
+	}
+	if t.Token == "" {
+		return core.Status{State: core.Gone}, nil
+	}
+	st, err := readExit(b.Dirs.Run, t.Token)
+	if errors.Is(err, os.ErrNotExist) {
+		return core.Status{State: core.Gone}, nil
+	}
+	return st, err
+}
+
+// List returns nil: the fork backend has no registry of its own.
+func (b *Backend) List(ctx context.Context) ([]core.Task, error) { return nil, nil }
+
+func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }
+
+func readExit(dir, token string) (core.Status, error) {
+	var st core.Status
+	b, err := os.ReadFile(exitFile(dir, token))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return core.Status{State: core.Gone}, nil
+	}
+	return st, nil
+}

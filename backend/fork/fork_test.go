@@ -1,0 +1,27 @@
+package fork_test
+
+import (
+	"os"
+	"testing"
+
+	"btl/backend/fork"
+	"btl/core"
+	"btl/core/coretest"
+)
+
+func TestMain(m *testing.M) {
+	fork.MaybeSupervise()
+	os.Exit(m.Run())
+}
+
+func setup(t *testing.T) (core.Backend, core.Dirs) {
+	dirs := core.DirsAt(t.TempDir())
+	if err := dirs.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	return fork.New(dirs), dirs
+}
+
+func TestConformance(t *testing.T) {
+	coretest.Run(t, setup)
+}

@@ -1,0 +1,133 @@
+package fork
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"syscall"
+
+	"btl/core"
+)
+
+// SupervisorEnv is set in the environment of the re-executed btl binary to
+// make it run as a task's supervisor (see MaybeSupervise).
+const SupervisorEnv = "_BTL_FORK_SUPERVISOR"
+
+// MaybeSupervise runs the supervisor and exits when the process was started
+// as one; otherwise it returns at once. Call it first thing in main (and in
+// TestMain of tests that start tasks).
+func MaybeSupervise() {
+	if os.Getenv(SupervisorEnv) != "1" {
+		return
+	}
+	os.Exit(supervise())
+}
+
+// supervise reads a request on fd 3, executes the task with its output on
+// a pipe, reports the task's PID (or the exec failure) on fd 4, then copies
+// the output into the log until every writer is gone, and records the
+// task's exit status.
+func supervise() int {
+	os.Unsetenv(SupervisorEnv)
+	// Inherited descriptors are not close-on-exec; the task must not hold
+	// the reply pipe open, or Start would wait for the task to end.
+	syscall.CloseOnExec(3)
+	syscall.CloseOnExec(4)
+	reqF := os.NewFile(3, "request")
+	repF := os.NewFile(4, "reply")
+	var req request
+	if err := json.NewDecoder(reqF).Decode(&req); err != nil {
+		sendReply(repF, reply{Err: "bad request: " + err.Error()})
+		return 1
+	}
+	reqF.Close()
+	spec := req.Spec
+
+	log, err := core.NewLogWriter(spec.LogFile, req.LogMax)
+	if err != nil {
+		sendReply(repF, reply{Err: err.Error()})
+		return 1
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		sendReply(repF, reply{Err: err.Error()})
+		return 1
+	}
+	cmd := &exec.Cmd{
+		Path:   spec.Path,
+		Args:   spec.Argv,
+		Dir:    spec.Dir,
+		Env:    spec.Env,
+		Stdout: pw,
+		Stderr: pw,
+		// A session of its own: the task leads its own process group,
+		// which is how Stop finds it.
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	if fi, err := os.Stat(spec.Path); err == nil && fi.IsDir() {
+		sendReply(repF, reply{Err: spec.Path + ": is a directory", Kind: "isdir"})
+		return 1
+	}
+	if err := cmd.Start(); err != nil {
+		sendReply(repF, reply{Err: err.Error(), Kind: execErrorKind(err)})
+		return 1
+	}
+	pw.Close()
+	rep := reply{PID: cmd.Process.Pid}
+	if info, err := core.LookupProc(rep.PID); err == nil {
+		rep.Start = info.Start
+	}
+	sendReply(repF, rep)
+
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(log, pr)
+		close(copied)
+	}()
+	err = cmd.Wait()
+	writeExit(req.ExitDir, spec.Token, exitStatus(cmd.ProcessState, err))
+	<-copied
+	log.Close()
+	return 0
+}
+
+func sendReply(f *os.File, r reply) {
+	json.NewEncoder(f).Encode(r)
+	f.Close()
+}
+
+func execErrorKind(err error) string {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "notfound"
+	case errors.Is(err, syscall.EISDIR):
+		return "isdir"
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.ENOEXEC):
+		return "notexec"
+	}
+	return ""
+}
+
+func exitStatus(ps *os.ProcessState, err error) core.Status {
+	if ps == nil {
+		return core.Status{State: core.Gone}
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	switch {
+	case ok && ws.Signaled():
+		return core.Status{State: core.Signaled, Signal: int(ws.Signal())}
+	case ps.Exited():
+		return core.Status{State: core.Exited, Code: ps.ExitCode()}
+	}
+	return core.Status{State: core.Gone}
+}
+
+func writeExit(dir, token string, st core.Status) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return
+	}
+	core.WriteFileAtomic(exitFile(dir, token), b, 0o600)
+}

@@ -1,0 +1,135 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Grace is how long a stopped task gets between SIGTERM and SIGKILL.
+const Grace = 2 * time.Second
+
+// Env names btl sets in every task's environment. EnvInstance carries a
+// token unique to one start; btl uses it to find the task's descendants,
+// even those that left its process group.
+const (
+	EnvHash     = "BTL_HASH"
+	EnvInstance = "BTL_INSTANCE"
+)
+
+// Spec is everything a backend needs to start a task.
+type Spec struct {
+	Hash    string   // task identity, see Hash
+	Command string   // argv as one shell-quoted string
+	Argv    []string // argv as the user gave it
+	Path    string   // argv[0] resolved against the caller's PATH
+	Dir     string   // working directory (real path)
+	Env     []string // the task's whole environment, NAME=value
+	LogFile string   // where the task's output must end up
+	Token   string   // value of EnvInstance, unique to this start
+}
+
+// Backend starts and stops tasks in one native way (a forked process tree, a
+// systemd --user unit, a launchd agent). Implementations must be safe to use
+// from one goroutine at a time; the Manager serialises calls under its lock.
+type Backend interface {
+	// Name is the backend's name as stored in state.json ("fork", ...).
+	Name() string
+	// Start starts spec and returns the running task. It returns only once
+	// the program has been executed; a program that cannot be executed is an
+	// error wrapping ErrNotFound or ErrNotExecutable, and leaves nothing
+	// running.
+	Start(ctx context.Context, spec Spec) (Task, error)
+	// Stop ends every process of t: SIGTERM, up to grace, then SIGKILL. It
+	// returns nil once they are all gone, also when t had already exited,
+	// and a *SurvivorsError when some could not be ended. It never signals
+	// a process it cannot prove belongs to t.
+	Stop(ctx context.Context, t Task, grace time.Duration) error
+	// Inspect reports what became of t.
+	Inspect(ctx context.Context, t Task) (Status, error)
+	// List returns the tasks the backend itself knows of, so that state.json
+	// can be rebuilt from them. A backend that keeps no record returns nil.
+	List(ctx context.Context) ([]Task, error)
+}
+
+// LogSyncer is implemented by backends whose task output does not reach the
+// log file directly (systemd's journal). SyncLog brings the file up to date.
+type LogSyncer interface {
+	SyncLog(ctx context.Context, t Task) error
+}
+
+// RunState says whether a task runs.
+type RunState string
+
+// The states of a task.
+const (
+	Running  RunState = "running"
+	Exited   RunState = "exited"   // ended by itself; Code is its exit code
+	Signaled RunState = "killed"   // ended by a signal; Signal says which
+	Gone     RunState = "gone"     // not running; how it ended is unknown
+	Failed   RunState = "failed"   // the backend reports a failure without a code
+	Starting RunState = "starting" // recorded, start not yet confirmed
+)
+
+// Status is what a backend knows of a task.
+type Status struct {
+	State  RunState `json:"state"`
+	PID    int      `json:"pid,omitempty"`
+	Code   int      `json:"code,omitempty"`
+	Signal int      `json:"signal,omitempty"`
+}
+
+// Alive reports whether the task is running.
+func (s Status) Alive() bool { return s.State == Running }
+
+// String renders the status as btl list shows it.
+func (s Status) String() string {
+	switch s.State {
+	case Exited:
+		return fmt.Sprintf("exited %d", s.Code)
+	case Signaled:
+		if s.Signal != 0 {
+			return "killed (" + signalName(s.Signal) + ")"
+		}
+		return "killed"
+	case "":
+		return string(Gone)
+	}
+	return string(s.State)
+}
+
+// Errors a backend's Start wraps when the program cannot be executed.
+var (
+	ErrNotFound      = errors.New("command not found")
+	ErrNotExecutable = errors.New("permission denied")
+	ErrIsDir         = errors.New("is a directory")
+)
+
+// ExecError reports a command that could not be executed.
+type ExecError struct {
+	Name string // argv[0] as given
+	Err  error  // ErrNotFound, ErrNotExecutable, ErrIsDir or another cause
+}
+
+func (e *ExecError) Error() string { return fmt.Sprintf("%s: %v", e.Name, e.Err) }
+func (e *ExecError) Unwrap() error { return e.Err }
+
+// ExitCode is the shell's exit code for the failure: 127 when the command
+// does not exist, 126 otherwise.
+func (e *ExecError) ExitCode() int {
+	if errors.Is(e.Err, ErrNotFound) {
+		return 127
+	}
+	return 126
+}
+
+// SurvivorsError reports processes that were still alive after SIGKILL,
+// typically stuck in uninterruptible sleep.
+type SurvivorsError struct {
+	PIDs []int
+}
+
+func (e *SurvivorsError) Error() string {
+	return fmt.Sprintf("processes survived SIGKILL: %v", e.PIDs)
+}

@@ -1,0 +1,331 @@
+// Package coretest holds the conformance suite that every btl backend
+// runs, so that start, replace, tree kill, exit status, environment,
+// working directory and logs mean the same thing on all of them.
+package coretest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"btl/core"
+)
+
+// Setup returns a fresh backend and the directories it uses, for one test.
+type Setup func(t *testing.T) (core.Backend, core.Dirs)
+
+// Run runs the conformance suite against the backend made by setup.
+func Run(t *testing.T, setup Setup) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, h *harness)
+	}{
+		{"StartEnvCwdAndLog", testStartEnvCwdAndLog},
+		{"ExecFailure", testExecFailure},
+		{"ExitCode", testExitCode},
+		{"StopTree", testStopTree},
+		{"StopSetsidGrandchild", testStopSetsidGrandchild},
+		{"StopIgnoresTERM", testStopIgnoresTERM},
+		{"StopExited", testStopExited},
+		{"ReplaceLeavesOne", testReplaceLeavesOne},
+		{"LogAppendsAcrossRuns", testLogAppends},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, dirs := setup(t)
+			h := &harness{b: b, dirs: dirs, m: &core.Manager{
+				Store:   &core.Store{Dir: dirs.Data},
+				Dirs:    dirs,
+				Backend: b,
+			}}
+			tc.fn(t, h)
+		})
+	}
+}
+
+type harness struct {
+	b    core.Backend
+	dirs core.Dirs
+	m    *core.Manager
+}
+
+// spec prepares argv to run in a new temporary directory.
+func (h *harness) spec(t *testing.T, argv ...string) core.Spec {
+	t.Helper()
+	return h.specEnv(t, nil, argv...)
+}
+
+// specEnv is spec with extra environment entries.
+func (h *harness) specEnv(t *testing.T, env []string, argv ...string) core.Spec {
+	t.Helper()
+	dir := t.TempDir()
+	s, err := h.m.Prepare(argv, dir, append(os.Environ(), env...))
+	if err != nil {
+		t.Fatalf("prepare %q: %v", argv, err)
+	}
+	return s
+}
+
+// start starts spec with the backend directly and stops it at cleanup.
+func (h *harness) start(t *testing.T, s core.Spec) core.Task {
+	t.Helper()
+	ctx := context.Background()
+	task, err := h.b.Start(ctx, s)
+	if err != nil {
+		t.Fatalf("start %q: %v", s.Argv, err)
+	}
+	task.Hash, task.Token, task.LogFile, task.UserID = s.Hash, s.Token, s.LogFile, os.Getuid()
+	task.Command, task.Cwd, task.Argv = s.Command, s.Dir, s.Argv
+	if task.Backend == "" {
+		task.Backend = h.b.Name()
+	}
+	t.Cleanup(func() { h.b.Stop(context.Background(), task, 100*time.Millisecond) })
+	if task.PID <= 0 {
+		t.Fatalf("start %q: no PID (%+v)", s.Argv, task)
+	}
+	return task
+}
+
+// log returns the task's log file content, synced first where needed.
+func (h *harness) log(t *testing.T, task core.Task) string {
+	t.Helper()
+	if ls, ok := h.b.(core.LogSyncer); ok {
+		if err := ls.SyncLog(context.Background(), task); err != nil {
+			t.Fatalf("sync log: %v", err)
+		}
+	}
+	b, err := os.ReadFile(task.LogFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// waitLog waits until the task's log contains want and returns the log.
+func (h *harness) waitLog(t *testing.T, task core.Task, want string) string {
+	t.Helper()
+	var got string
+	Eventually(t, 10*time.Second, "log to contain "+strconv.Quote(want), func() bool {
+		got = h.log(t, task)
+		return strings.Contains(got, want)
+	})
+	return got
+}
+
+// Eventually polls cond every few milliseconds until it holds, and fails
+// the test when it does not within d.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Alive reports whether pid is a live process (not a zombie).
+func Alive(pid int) bool {
+	info, err := core.LookupProc(pid)
+	return err == nil && !info.Zombie
+}
+
+// readPIDs waits for file to hold n PIDs, one a line, and returns them.
+func readPIDs(t *testing.T, file string, n int) []int {
+	t.Helper()
+	var pids []int
+	Eventually(t, 10*time.Second, "PIDs in "+file, func() bool {
+		b, _ := os.ReadFile(file)
+		pids = pids[:0]
+		for _, f := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, p)
+			}
+		}
+		return len(pids) >= n
+	})
+	return pids
+}
+
+func testStartEnvCwdAndLog(t *testing.T, h *harness) {
+	s := h.specEnv(t, []string{"BTL_CONFORMANCE=caller's value"}, "sh", "-c", `echo "cwd=$(pwd)"; echo "var=$BTL_CONFORMANCE"; echo "hash=$BTL_HASH"; echo oops >&2; exec sleep 60`)
+	task := h.start(t, s)
+	got := h.waitLog(t, task, "oops")
+	for _, want := range []string{"cwd=" + s.Dir + "\n", "var=caller's value\n", "hash=" + s.Hash + "\n", "oops\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %q; log:\n%s", want, got)
+		}
+	}
+	st, err := h.b.Inspect(context.Background(), task)
+	if err != nil || st.State != core.Running {
+		info, lerr := core.LookupProc(task.PID)
+		t.Fatalf("Inspect = %+v, %v; want running (task %+v, proc %+v %v, uid %d)", st, err, task, info, lerr, os.Getuid())
+	}
+	if !Alive(task.PID) {
+		t.Fatalf("PID %d reported but not alive", task.PID)
+	}
+}
+
+func testExecFailure(t *testing.T, h *harness) {
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "script")
+	os.WriteFile(noexec, []byte("#!/bin/sh\necho hi\n"), 0o644)
+	for _, tc := range []struct {
+		path string
+		want error
+	}{
+		{filepath.Join(dir, "missing"), core.ErrNotFound},
+		{noexec, core.ErrNotExecutable},
+		{dir, core.ErrIsDir},
+	} {
+		s := h.spec(t, "true")
+		s.Argv[0], s.Path = tc.path, tc.path
+		_, err := h.b.Start(context.Background(), s)
+		var ee *core.ExecError
+		if !errors.As(err, &ee) || !errors.Is(err, tc.want) {
+			t.Errorf("Start(%s) = %v; want *core.ExecError wrapping %v", tc.path, err, tc.want)
+		}
+	}
+}
+
+func testExitCode(t *testing.T, h *harness) {
+	task := h.start(t, h.spec(t, "sh", "-c", "echo bye; exit 3"))
+	var st core.Status
+	Eventually(t, 10*time.Second, "task to exit", func() bool {
+		st, _ = h.b.Inspect(context.Background(), task)
+		return st.State != core.Running
+	})
+	if st.State != core.Exited || st.Code != 3 {
+		t.Fatalf("Inspect = %+v; want exited 3", st)
+	}
+	h.waitLog(t, task, "bye\n")
+}
+
+func testStopTree(t *testing.T, h *harness) {
+	s := h.spec(t, "sh", "-c", `sleep 100 & echo $! > pids; sleep 100 & echo $! >> pids; wait`)
+	task := h.start(t, s)
+	pids := readPIDs(t, filepath.Join(s.Dir, "pids"), 2)
+	if err := h.b.Stop(context.Background(), task, core.Grace); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	for _, p := range append(pids, task.PID) {
+		if Alive(p) {
+			t.Errorf("process %d survived Stop", p)
+		}
+	}
+	st, _ := h.b.Inspect(context.Background(), task)
+	if st.State == core.Running {
+		t.Errorf("Inspect after Stop = %+v", st)
+	}
+}
+
+func testStopSetsidGrandchild(t *testing.T, h *harness) {
+	s := h.spec(t, "sh", "-c", `setsid sh -c 'echo $$ > pids; exec sleep 100' & sleep 100`)
+	task := h.start(t, s)
+	pids := readPIDs(t, filepath.Join(s.Dir, "pids"), 1)
+	if err := h.b.Stop(context.Background(), task, core.Grace); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if Alive(pids[0]) {
+		t.Errorf("grandchild %d that called setsid survived Stop", pids[0])
+	}
+}
+
+func testStopIgnoresTERM(t *testing.T, h *harness) {
+	s := h.spec(t, "sh", "-c", `trap '' TERM; echo ready > ready; while :; do sleep 1; done`)
+	task := h.start(t, s)
+	Eventually(t, 10*time.Second, "task ready", func() bool {
+		_, err := os.Stat(filepath.Join(s.Dir, "ready"))
+		return err == nil
+	})
+	if err := h.b.Stop(context.Background(), task, 300*time.Millisecond); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if Alive(task.PID) {
+		t.Fatalf("task ignoring SIGTERM survived Stop")
+	}
+}
+
+func testStopExited(t *testing.T, h *harness) {
+	task := h.start(t, h.spec(t, "true"))
+	Eventually(t, 10*time.Second, "task to exit", func() bool {
+		st, _ := h.b.Inspect(context.Background(), task)
+		return st.State != core.Running
+	})
+	if err := h.b.Stop(context.Background(), task, core.Grace); err != nil {
+		t.Fatalf("Stop of an exited task: %v", err)
+	}
+}
+
+func testReplaceLeavesOne(t *testing.T, h *harness) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", `echo $$ >> pids; exec sleep 100`}
+	var first *core.Task
+	for i := range 3 {
+		s, err := h.m.Prepare(argv, dir, os.Environ())
+		if err != nil {
+			t.Fatal(err)
+		}
+		started, replaced, err := h.m.Run(ctx, s)
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		t.Cleanup(func() { h.b.Stop(context.Background(), *started, 100*time.Millisecond) })
+		if i == 0 {
+			first = started
+			if replaced != nil {
+				t.Fatalf("first run replaced %+v", replaced)
+			}
+		} else if replaced == nil {
+			t.Fatalf("run %d did not report replacing the running instance", i)
+		}
+		readPIDs(t, filepath.Join(dir, "pids"), i+1)
+	}
+	pids := readPIDs(t, filepath.Join(dir, "pids"), 3)
+	for _, p := range pids[:2] {
+		if Alive(p) {
+			t.Errorf("replaced instance %d still alive", p)
+		}
+	}
+	if !Alive(pids[2]) {
+		t.Errorf("newest instance %d not alive", pids[2])
+	}
+	st, err := h.m.Store.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Processes) != 1 || st.Processes[first.Hash] == nil {
+		t.Fatalf("state has %d entries, want exactly one for %s", len(st.Processes), first.Hash)
+	}
+	if got := st.Processes[first.Hash].PID; got == first.PID {
+		t.Errorf("state still points at the first instance %d", got)
+	}
+}
+
+func testLogAppends(t *testing.T, h *harness) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for i, word := range []string{"first", "second"} {
+		s, err := h.m.Prepare([]string{"sh", "-c", "echo run-$RUN; sleep 100"}, dir, append(os.Environ(), "RUN="+word))
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, _, err := h.m.Run(ctx, s)
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		t.Cleanup(func() { h.b.Stop(context.Background(), *task, 100*time.Millisecond) })
+		got := h.waitLog(t, *task, "run-"+word+"\n")
+		if i == 1 && !strings.Contains(got, "run-first\n") {
+			t.Errorf("replacement lost the first run's output; log:\n%s", got)
+		}
+	}
+}

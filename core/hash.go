@@ -1,0 +1,58 @@
+package core
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// HashLen is the number of hex characters in a task hash.
+const HashLen = 16
+
+// Quote renders one argument for a POSIX shell, as Python's shlex.quote
+// does: an argument made only of [A-Za-z0-9_@%+=:,./-] is left alone, an
+// empty one becomes a pair of single quotes, and any other is wrapped in
+// single quotes with each single quote inside written as quote, backslash,
+// quote, quote:
+//
+//	Quote("a b")  == `'a b'`
+//	Quote("it's") == `'it'\''s'`
+func Quote(arg string) string {
+	if arg == "" {
+		return "''"
+	}
+	if isSafe(arg) {
+		return arg
+	}
+	return "'" + strings.ReplaceAll(arg, "'", `'\''`) + "'"
+}
+
+func isSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("_@%+=:,./-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// CommandLine renders argv as one shell-quoted string. It is what btl shows
+// and stores as a task's command, and half of the task's identity.
+func CommandLine(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		q[i] = Quote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+// Hash returns a task's identity: the first 16 hex characters of
+// SHA-256(cwd + "::" + command).
+func Hash(cwd, command string) string {
+	sum := sha256.Sum256([]byte(cwd + "::" + command))
+	return hex.EncodeToString(sum[:])[:HashLen]
+}

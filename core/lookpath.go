@@ -1,0 +1,88 @@
+package core
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// LookPath resolves name as a shell would run it from dir with the given
+// environment: a name with a slash is taken relative to dir, any other is
+// searched in env's PATH. Failures are *ExecError values wrapping
+// ErrNotFound, ErrNotExecutable or ErrIsDir.
+func LookPath(name, dir string, env []string) (string, error) {
+	if name == "" {
+		return "", &ExecError{Name: name, Err: ErrNotFound}
+	}
+	if strings.Contains(name, "/") {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		if err := checkExec(p); err != nil {
+			return "", &ExecError{Name: name, Err: err}
+		}
+		return p, nil
+	}
+	var firstErr error
+	for _, d := range filepath.SplitList(Getenv(env, "PATH")) {
+		if d == "" {
+			d = "."
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(dir, d)
+		}
+		p := filepath.Join(d, name)
+		err := checkExec(p)
+		if err == nil {
+			return p, nil
+		}
+		if firstErr == nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIsDir) {
+			firstErr = err
+		}
+	}
+	if firstErr == nil {
+		firstErr = ErrNotFound
+	}
+	return "", &ExecError{Name: name, Err: firstErr}
+}
+
+func checkExec(p string) error {
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, unix.ENOTDIR):
+		return ErrNotFound
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return ErrIsDir
+	case unix.Access(p, unix.X_OK) != nil:
+		return ErrNotExecutable
+	}
+	return nil
+}
+
+// Getenv returns the value of name in env, the last one when repeated.
+func Getenv(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Setenv returns env with name set to value, replacing any earlier entry.
+func Setenv(env []string, name, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, e := range env {
+		if !strings.HasPrefix(e, name+"=") {
+			out = append(out, e)
+		}
+	}
+	return append(out, name+"="+value)
+}

@@ -1,0 +1,315 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Manager applies btl's policy: one task per hash, a new start replaces
+// the old instance, and state.json mirrors what the backends report.
+type Manager struct {
+	Store *Store
+	Dirs  Dirs
+	// Backend starts new tasks.
+	Backend Backend
+	// Others are further backends whose tasks may be in state.json; a task
+	// is always stopped and inspected by the backend that started it.
+	Others []Backend
+	// OnReplace, when set, is called before a running instance is stopped
+	// to make way for a new one.
+	OnReplace func(old *Task)
+}
+
+// View is a task with its current status.
+type View struct {
+	*Task
+	Status Status
+}
+
+// Prepare builds the Spec for running argv in dir with env: it resolves
+// dir's real path, computes the hash, resolves argv[0] and sets the task's
+// BTL_HASH and BTL_INSTANCE variables.
+func (m *Manager) Prepare(argv []string, dir string, env []string) (Spec, error) {
+	if len(argv) == 0 {
+		return Spec{}, errors.New("no command given")
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return Spec{}, fmt.Errorf("working directory: %w", err)
+	}
+	path, err := LookPath(argv[0], real, env)
+	if err != nil {
+		return Spec{}, err
+	}
+	cmd := CommandLine(argv)
+	hash := Hash(real, cmd)
+	token := hash + "-" + randomHex(8)
+	env = Setenv(env, EnvHash, hash)
+	env = Setenv(env, EnvInstance, token)
+	return Spec{
+		Hash:    hash,
+		Command: cmd,
+		Argv:    slices.Clone(argv),
+		Path:    path,
+		Dir:     real,
+		Env:     env,
+		LogFile: m.Dirs.LogFile(hash),
+		Token:   token,
+	}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run starts spec under the state lock. A task with the same hash is
+// stopped first, whole tree, whichever backend started it; Run returns the
+// new task once the old tree is gone and the new one runs. The stopped
+// instance, if it was running, is returned as well.
+func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, err error) {
+	err = m.Store.Update(func(st *State) error {
+		if old := st.Processes[spec.Hash]; old != nil {
+			alive, err := m.stop(ctx, old, func() {
+				if m.OnReplace != nil {
+					m.OnReplace(old)
+				}
+			})
+			if err != nil {
+				return fmt.Errorf("stop previous instance: %w", err)
+			}
+			if alive {
+				replaced = old
+			}
+			delete(st.Processes, spec.Hash)
+		}
+		t, err := m.Backend.Start(ctx, spec)
+		if err != nil {
+			return err
+		}
+		t.Hash = spec.Hash
+		t.UserID = os.Getuid()
+		t.Command = spec.Command
+		t.Cwd = spec.Dir
+		t.Argv = spec.Argv
+		t.LogFile = spec.LogFile
+		t.Token = spec.Token
+		t.Backend = m.Backend.Name()
+		if t.StartedAt.IsZero() {
+			t.StartedAt = time.Now().UTC()
+		}
+		st.Processes[spec.Hash] = &t
+		started = &t
+		return nil
+	})
+	return started, replaced, err
+}
+
+// stop ends t's tree if it is the caller's. before is called first when
+// the task is running. It reports whether the task was running.
+func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error) {
+	b := m.backendFor(t)
+	if b == nil || t.UserID != os.Getuid() {
+		return false, nil
+	}
+	st, err := b.Inspect(ctx, *t)
+	if err != nil {
+		return false, err
+	}
+	if st.Alive() && before != nil {
+		before()
+	}
+	return st.Alive(), b.Stop(ctx, *t, Grace)
+}
+
+func (m *Manager) backendFor(t *Task) Backend {
+	name := t.Backend
+	if name == "" {
+		name = "fork"
+	}
+	for _, b := range m.backends() {
+		if b.Name() == name {
+			return b
+		}
+	}
+	return nil
+}
+
+func (m *Manager) backends() []Backend {
+	return append([]Backend{m.Backend}, m.Others...)
+}
+
+// Status asks t's backend what became of it. A task of another user, or
+// of a backend not available here, is reported as gone.
+func (m *Manager) Status(ctx context.Context, t *Task) Status {
+	b := m.backendFor(t)
+	if b == nil || t.UserID != os.Getuid() {
+		return Status{State: Gone}
+	}
+	st, err := b.Inspect(ctx, *t)
+	if err != nil {
+		return Status{State: Gone}
+	}
+	return st
+}
+
+// Reconcile brings st in line with the backends: it adopts tasks a backend
+// runs that st lost, records how finished tasks ended, and returns every
+// task with its status, oldest first.
+func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
+	for _, b := range m.backends() {
+		ts, err := b.List(ctx)
+		if err != nil {
+			continue
+		}
+		for _, t := range ts {
+			if _, ok := st.Processes[t.Hash]; !ok && ValidHash(t.Hash) {
+				t.UserID = os.Getuid()
+				t.Backend = b.Name()
+				st.Processes[t.Hash] = &t
+			}
+		}
+	}
+	var views []View
+	for _, t := range st.Sorted() {
+		s := m.Status(ctx, t)
+		if !s.Alive() && s.State != Gone {
+			t.Status = &s
+		} else if !s.Alive() && t.Status != nil {
+			s = *t.Status
+		}
+		if s.Alive() {
+			t.Status = nil
+		}
+		views = append(views, View{Task: t, Status: s})
+	}
+	return views
+}
+
+// List reconciles the state and returns every task with its status.
+func (m *Manager) List(ctx context.Context) ([]View, error) {
+	var views []View
+	err := m.Store.Update(func(st *State) error {
+		views = m.Reconcile(ctx, st)
+		return nil
+	})
+	return views, err
+}
+
+// Kill stops the tasks named by hash prefixes (all tasks when prefixes is
+// empty and all is true) and removes them from the state. It returns the
+// tasks that were running when stopped.
+func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]*Task, error) {
+	var killed []*Task
+	err := m.Store.Update(func(st *State) error {
+		var ts []*Task
+		if all {
+			m.Reconcile(ctx, st)
+			ts = st.Sorted()
+		} else {
+			for _, p := range prefixes {
+				t, err := Find(st, p)
+				if err != nil {
+					return err
+				}
+				if !slices.Contains(ts, t) {
+					ts = append(ts, t)
+				}
+			}
+		}
+		var errs []error
+		for _, t := range ts {
+			alive, err := m.stop(ctx, t, nil)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", t.Hash, err))
+				continue
+			}
+			if alive {
+				killed = append(killed, t)
+			}
+			delete(st.Processes, t.Hash)
+		}
+		return errors.Join(errs...)
+	})
+	return killed, err
+}
+
+// Clean removes tasks that no longer run (every task when all is set,
+// without stopping any). It returns how many entries it removed and how
+// many of those were still running.
+func (m *Manager) Clean(ctx context.Context, all bool) (removed, running int, err error) {
+	err = m.Store.Update(func(st *State) error {
+		for _, v := range m.Reconcile(ctx, st) {
+			if v.Status.Alive() {
+				if !all {
+					continue
+				}
+				running++
+			}
+			delete(st.Processes, v.Hash)
+			removed++
+		}
+		return nil
+	})
+	return removed, running, err
+}
+
+// MinPrefix is the shortest hash prefix btl accepts.
+const MinPrefix = 4
+
+// ErrNoTask reports a hash prefix that names no task; ErrAmbiguous one
+// that names several.
+var (
+	ErrNoTask    = errors.New("no task matches")
+	ErrAmbiguous = errors.New("ambiguous hash prefix")
+	ErrBadHash   = errors.New("invalid hash")
+)
+
+// Find returns the task whose hash starts with prefix.
+func Find(st *State, prefix string) (*Task, error) {
+	p := strings.ToLower(prefix)
+	if len(p) < MinPrefix || len(p) > HashLen || strings.Trim(p, "0123456789abcdef") != "" {
+		return nil, fmt.Errorf("%w %q: give at least %d of its 16 hex characters", ErrBadHash, prefix, MinPrefix)
+	}
+	var match []*Task
+	for _, t := range st.Sorted() {
+		if strings.HasPrefix(t.Hash, p) {
+			match = append(match, t)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, fmt.Errorf("%w %q%s", ErrNoTask, prefix, candidates(st.Sorted(), "; tracked: "))
+	}
+	return nil, fmt.Errorf("%w %q%s", ErrAmbiguous, prefix, candidates(match, "; candidates: "))
+}
+
+func candidates(ts []*Task, lead string) string {
+	if len(ts) == 0 {
+		return " (no tasks are tracked)"
+	}
+	var b strings.Builder
+	b.WriteString(lead)
+	for i, t := range ts {
+		if i == 10 {
+			fmt.Fprintf(&b, ", and %d more", len(ts)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s (%s)", t.Hash, t.Command)
+	}
+	return b.String()
+}

@@ -1,0 +1,146 @@
+package core
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Proc identifies one process across time: its PID and its start time
+// (clock ticks since boot on Linux, microseconds since the epoch on macOS).
+// A PID alone can be reused; a PID with its start time cannot.
+type Proc struct {
+	PID   int
+	Start uint64
+}
+
+// ProcInfo is what the kernel says of a live process.
+type ProcInfo struct {
+	PID    int
+	PPID   int
+	PGID   int
+	UID    int // real user ID
+	Start  uint64
+	Zombie bool
+}
+
+// ErrNoProcess means the process does not exist (or is a zombie).
+var ErrNoProcess = errors.New("no such process")
+
+// Verify reports whether p is still the same live process and belongs to
+// the calling user. Only a verified process may be signalled.
+func (p Proc) Verify() bool {
+	if p.PID <= 1 || p.Start == 0 {
+		return false
+	}
+	info, err := LookupProc(p.PID)
+	return err == nil && !info.Zombie && info.Start == p.Start && info.UID == os.Getuid()
+}
+
+// signal sends sig to p after verifying it.
+func (p Proc) signal(sig syscall.Signal) bool {
+	return p.Verify() && unix.Kill(p.PID, sig) == nil
+}
+
+// StopTree ends the process tree of one task: the process group led by
+// leader (only when leader is verified as the caller's own process with the
+// recorded start time) and every process of the caller whose environment
+// carries EnvInstance=token, which finds descendants that left the group.
+// It sends SIGTERM, waits up to grace for all of them to exit, sends SIGKILL
+// to what is left, and returns a *SurvivorsError if anything outlives that.
+func StopTree(leader Proc, token string, grace time.Duration) error {
+	targets := treeMembers(leader, token)
+	if len(targets) == 0 {
+		return nil
+	}
+	signalTree(leader, targets, unix.SIGTERM)
+	if waitGone(targets, grace) {
+		// Children forked while the tree was going down.
+		if targets = treeMembers(leader, token); len(targets) == 0 {
+			return nil
+		}
+	}
+	for range 3 {
+		targets = mergeProcs(targets, treeMembers(leader, token))
+		signalTree(leader, targets, unix.SIGKILL)
+		if waitGone(targets, time.Second) {
+			if targets = treeMembers(leader, token); len(targets) == 0 {
+				return nil
+			}
+		}
+	}
+	var pids []int
+	for _, p := range targets {
+		if p.Verify() {
+			pids = append(pids, p.PID)
+		}
+	}
+	if len(pids) == 0 {
+		return nil
+	}
+	return &SurvivorsError{PIDs: pids}
+}
+
+// TreeAlive reports whether any process of the task's tree is alive.
+func TreeAlive(leader Proc, token string) bool {
+	return len(treeMembers(leader, token)) > 0
+}
+
+func signalTree(leader Proc, targets []Proc, sig syscall.Signal) {
+	if leader.Verify() {
+		unix.Kill(-leader.PID, sig)
+	}
+	for _, p := range targets {
+		p.signal(sig)
+	}
+}
+
+// waitGone polls until none of procs is alive, or until d has passed. It
+// starts polling fast so that a task that exits promptly costs little.
+func waitGone(procs []Proc, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	pause := 500 * time.Microsecond
+	for {
+		alive := slices.ContainsFunc(procs, Proc.Verify)
+		if !alive {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(pause)
+		pause = min(pause*2, 20*time.Millisecond)
+	}
+}
+
+func mergeProcs(a, b []Proc) []Proc {
+	for _, p := range b {
+		if !slices.Contains(a, p) {
+			a = append(a, p)
+		}
+	}
+	return a
+}
+
+// treeMembers lists the live processes of the caller that belong to the
+// task: members of leader's process group when leader is verified, and
+// processes carrying the task's token in their environment.
+func treeMembers(leader Proc, token string) []Proc {
+	leaderOK := leader.Verify()
+	var out []Proc
+	uid := os.Getuid()
+	for _, info := range userProcs(uid) {
+		if info.Zombie || info.UID != uid {
+			continue
+		}
+		inGroup := leaderOK && info.PGID == leader.PID
+		if inGroup || (token != "" && hasEnv(info.PID, EnvInstance+"="+token)) {
+			out = append(out, Proc{PID: info.PID, Start: info.Start})
+		}
+	}
+	return out
+}

@@ -1,0 +1,82 @@
+package core
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+)
+
+const darwinSZOMB = 5 // p_stat of a zombie, from <sys/proc.h>
+
+// LookupProc asks the kern.proc.pid sysctl. A zombie is reported with
+// Zombie set.
+func LookupProc(pid int) (ProcInfo, error) {
+	if pid <= 0 {
+		return ProcInfo{}, ErrNoProcess
+	}
+	k, err := unix.SysctlKinfoProc("kern.proc.pid", pid)
+	if err != nil || int(k.Proc.P_pid) != pid {
+		return ProcInfo{}, ErrNoProcess
+	}
+	return kinfoToInfo(k), nil
+}
+
+func kinfoToInfo(k *unix.KinfoProc) ProcInfo {
+	tv := k.Proc.P_starttime
+	return ProcInfo{
+		PID:    int(k.Proc.P_pid),
+		PPID:   int(k.Eproc.Ppid),
+		PGID:   int(k.Eproc.Pgid),
+		UID:    int(k.Eproc.Pcred.P_ruid),
+		Start:  uint64(tv.Sec)*1e6 + uint64(tv.Usec),
+		Zombie: k.Proc.P_stat == darwinSZOMB,
+	}
+}
+
+// userProcs lists the live processes whose real user is uid.
+func userProcs(uid int) []ProcInfo {
+	ks, err := unix.SysctlKinfoProcSlice("kern.proc.ruid", uid)
+	if err != nil {
+		return nil
+	}
+	out := make([]ProcInfo, 0, len(ks))
+	for i := range ks {
+		out = append(out, kinfoToInfo(&ks[i]))
+	}
+	return out
+}
+
+// hasEnv reports whether the environment of pid contains the entry kv. It
+// reads kern.procargs2: argc, the executable path, argv, then the
+// environment, all NUL-terminated.
+func hasEnv(pid int, kv string) bool {
+	b, err := unix.SysctlRaw("kern.procargs2", pid)
+	if err != nil || len(b) < 4 {
+		return false
+	}
+	argc := int(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	// Executable path, then NUL padding.
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return false
+	}
+	b = b[i:]
+	for len(b) > 0 && b[0] == 0 {
+		b = b[1:]
+	}
+	for f := range bytes.SplitSeq(b, []byte{0}) {
+		if argc > 0 {
+			argc--
+			continue
+		}
+		if len(f) == 0 {
+			break
+		}
+		if string(f) == kv {
+			return true
+		}
+	}
+	return false
+}

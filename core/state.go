@@ -1,0 +1,325 @@
+package core
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxStateSize bounds how much of state.json btl reads; a larger file is
+// treated as corrupt.
+const MaxStateSize = 16 << 20
+
+// Task is one tracked task as recorded in state.json. Fields btl does not
+// know are kept and written back unchanged.
+type Task struct {
+	Hash      string    `json:"-"` // the key in State.Processes
+	PID       int       `json:"pid"`
+	UserID    int       `json:"user_id"`
+	Command   string    `json:"command"`
+	Cwd       string    `json:"cwd"`
+	StartedAt time.Time `json:"started_at"`
+	LogFile   string    `json:"log_file"`
+	Argv      []string  `json:"argv,omitempty"`
+	Backend   string    `json:"backend,omitempty"`
+	ProcStart uint64    `json:"proc_start,omitempty"` // start time of PID, see Proc
+	Unit      string    `json:"unit,omitempty"`       // native name: systemd unit, launchd label
+	Token     string    `json:"token,omitempty"`      // value of EnvInstance
+	LogDirect bool      `json:"log_direct,omitempty"` // backend writes LogFile itself
+	Status    *Status   `json:"status,omitempty"`     // how it ended, once known
+
+	extra map[string]json.RawMessage
+}
+
+// Proc returns the identity of the task's main process.
+func (t *Task) Proc() Proc { return Proc{PID: t.PID, Start: t.ProcStart} }
+
+type plainTask Task
+
+// UnmarshalJSON decodes a task and keeps the fields btl does not know.
+func (t *Task) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, (*plainTask)(t)); err != nil {
+		return err
+	}
+	extra, err := unknownFields(b, reflect.TypeFor[plainTask]())
+	t.extra = extra
+	return err
+}
+
+// MarshalJSON encodes a task with the unknown fields it was read with.
+func (t *Task) MarshalJSON() ([]byte, error) {
+	return withExtra((*plainTask)(t), t.extra)
+}
+
+// State is the content of state.json.
+type State struct {
+	Processes map[string]*Task `json:"processes"`
+
+	extra map[string]json.RawMessage
+}
+
+type plainState State
+
+// UnmarshalJSON decodes the state and keeps the fields btl does not know.
+func (s *State) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, (*plainState)(s)); err != nil {
+		return err
+	}
+	for h, t := range s.Processes {
+		if t == nil {
+			return fmt.Errorf("entry %q is null", h)
+		}
+		t.Hash = h
+	}
+	extra, err := unknownFields(b, reflect.TypeFor[plainState]())
+	s.extra = extra
+	return err
+}
+
+// MarshalJSON encodes the state with the unknown fields it was read with.
+func (s *State) MarshalJSON() ([]byte, error) {
+	return withExtra((*plainState)(s), s.extra)
+}
+
+// Sorted returns the tasks, oldest first.
+func (s *State) Sorted() []*Task {
+	ts := make([]*Task, 0, len(s.Processes))
+	for _, t := range s.Processes {
+		ts = append(ts, t)
+	}
+	sort.Slice(ts, func(i, j int) bool {
+		if !ts[i].StartedAt.Equal(ts[j].StartedAt) {
+			return ts[i].StartedAt.Before(ts[j].StartedAt)
+		}
+		return ts[i].Hash < ts[j].Hash
+	})
+	return ts
+}
+
+var knownFields sync.Map // reflect.Type -> map[string]bool
+
+func jsonNames(typ reflect.Type) map[string]bool {
+	if v, ok := knownFields.Load(typ); ok {
+		return v.(map[string]bool)
+	}
+	names := map[string]bool{}
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	knownFields.Store(typ, names)
+	return names
+}
+
+func unknownFields(b []byte, typ reflect.Type) (map[string]json.RawMessage, error) {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	known := jsonNames(typ)
+	for k := range all {
+		if known[k] {
+			delete(all, k)
+		}
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	return all, nil
+}
+
+func withExtra(v any, extra map[string]json.RawMessage) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(extra) == 0 {
+		return b, err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	for k, raw := range extra {
+		if _, ok := all[k]; !ok {
+			all[k] = raw
+		}
+	}
+	return json.Marshal(all)
+}
+
+// ErrCorrupt marks a state file that could not be used as it was.
+var ErrCorrupt = errors.New("state file is corrupt")
+
+// Store is state.json in a data directory, with a lock file beside it.
+// Every change is made under an exclusive flock and written atomically
+// (temporary file, fsync, rename), so concurrent btl processes never lose
+// an update and a crash never leaves a half-written file.
+type Store struct {
+	Dir  string           // directory holding state.json and state.lock
+	Warn func(msg string) // receives one-line warnings; may be nil
+}
+
+// Path is the path of state.json.
+func (s *Store) Path() string { return filepath.Join(s.Dir, "state.json") }
+
+// Update locks the state, loads it, calls fn and, when fn returns nil,
+// saves what fn left. A corrupt state.json is moved aside with a warning
+// and fn starts from an empty state.
+func (s *Store) Update(fn func(*State) error) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := s.load(true)
+	if err != nil {
+		return err
+	}
+	if err := fn(st); err != nil {
+		return err
+	}
+	return s.save(st)
+}
+
+// Read returns the state without locking it or repairing it. A corrupt
+// file reads as an error wrapping ErrCorrupt.
+func (s *Store) Read() (*State, error) { return s.load(false) }
+
+func (s *Store) lock() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(s.Dir, "state.lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func (s *Store) load(repair bool) (*State, error) {
+	st, err := s.parse()
+	if err == nil || !errors.Is(err, ErrCorrupt) || !repair {
+		return st, err
+	}
+	aside := fmt.Sprintf("%s.corrupt-%s", s.Path(), time.Now().UTC().Format("20060102T150405.000000000Z"))
+	if rerr := os.Rename(s.Path(), aside); rerr != nil {
+		return nil, fmt.Errorf("move corrupt state aside: %w", rerr)
+	}
+	if s.Warn != nil {
+		s.Warn(fmt.Sprintf("%v; moved it to %s and started afresh", err, aside))
+	}
+	return &State{Processes: map[string]*Task{}}, nil
+}
+
+func (s *Store) parse() (*State, error) {
+	st := &State{Processes: map[string]*Task{}}
+	f, err := os.OpenFile(s.Path(), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return st, nil
+	case errors.Is(err, unix.ELOOP):
+		return nil, fmt.Errorf("%w: %s is a symbolic link", ErrCorrupt, s.Path())
+	case err != nil:
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, s.Path())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	if len(b) > MaxStateSize {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), MaxStateSize)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil, fmt.Errorf("%w: %s is empty", ErrCorrupt, s.Path())
+	}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, s.Path(), err)
+	}
+	if st.Processes == nil {
+		st.Processes = map[string]*Task{}
+	}
+	for h := range st.Processes {
+		if !ValidHash(h) {
+			return nil, fmt.Errorf("%w: %s: bad hash %q", ErrCorrupt, s.Path(), h)
+		}
+	}
+	return st, nil
+}
+
+func (s *Store) save(st *State) error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	b = append(b, '\n')
+	return WriteFileAtomic(s.Path(), b, 0o600)
+}
+
+// WriteFileAtomic replaces path with data: it writes a temporary file in the
+// same directory, syncs it and renames it over path, so readers see either
+// the old content or the new, never a mix.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(perm); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	ok = true
+	return nil
+}
+
+// ValidHash reports whether h has the form of a task hash.
+func ValidHash(h string) bool {
+	if len(h) != HashLen {
+		return false
+	}
+	for i := 0; i < len(h); i++ {
+		if !('0' <= h[i] && h[i] <= '9' || 'a' <= h[i] && h[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
