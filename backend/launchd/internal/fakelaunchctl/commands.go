@@ -1,0 +1,305 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// bootstrap implements "bootstrap <domain> </abs/path.plist>".
+func (c *cli) bootstrap(args []string) int {
+	const prefix = "Bootstrap failed: "
+	if len(args) != 2 {
+		return c.usage("bootstrap")
+	}
+	t, ok := parseTarget(args[0])
+	if !ok || t.label != "" {
+		fmt.Fprintln(c.err, "Unrecognized target specifier.")
+		return c.usage("bootstrap")
+	}
+	if code := c.modifiable(t, prefix); code != 0 {
+		return code
+	}
+	spec, err := loadPlist(args[1], c.uid, true)
+	if err != nil {
+		c.diag("bootstrap %s: %v", args[1], err)
+		return c.fail(5, prefix+"5: Input/output error")
+	}
+	j := newJob(spec, args[1])
+	var why string
+	err = c.st.update(t, func(st *domainState) bool {
+		if n := st.Busy[j.Label]; n > 0 {
+			why = fmt.Sprintf("label %s busy after bootout (%d more)", j.Label, n-1)
+			st.Busy[j.Label] = n - 1
+			if n == 1 {
+				delete(st.Busy, j.Label)
+			}
+			return true
+		}
+		if st.Jobs[j.Label] != nil {
+			why = "label " + j.Label + " already loaded"
+			return false
+		}
+		st.Jobs[j.Label] = j
+		return true
+	})
+	if err != nil {
+		why = err.Error()
+	}
+	if why != "" {
+		c.diag("bootstrap %s: %s", args[1], why)
+		return c.fail(5, prefix+"5: Input/output error")
+	}
+	if j.State == stateSpawning {
+		c.startMonitor(t, j)
+	}
+	return 0
+}
+
+// modifiable reports why bootstrap/bootout cannot change domain t: another
+// user's domain (1) or a missing gui domain (125). It returns 0 if they can.
+func (c *cli) modifiable(t target, prefix string) int {
+	switch {
+	case !c.own(t):
+		return c.fail(1, prefix+"1: Operation not permitted")
+	case !c.exists(t):
+		return c.fail(125, prefix+"125: Domain does not support specified action")
+	}
+	return 0
+}
+
+// bootout implements "bootout <domain>/<label>" and "bootout <domain> <plist>".
+func (c *cli) bootout(args []string) int {
+	const prefix = "Boot-out failed: "
+	if len(args) < 1 || len(args) > 2 {
+		return c.usage("bootout")
+	}
+	t, ok := parseTarget(args[0])
+	if !ok {
+		fmt.Fprintln(c.err, "Unrecognized target specifier.")
+		return c.usage("bootout")
+	}
+	if (len(args) == 2) == (t.label != "") {
+		// A whole-domain bootout is real but never wanted in tests.
+		return c.usage("bootout")
+	}
+	if code := c.modifiable(t, prefix); code != 0 {
+		return code
+	}
+	if len(args) == 2 {
+		spec, err := loadPlist(args[1], c.uid, false)
+		if err != nil {
+			c.diag("bootout %s: %v", args[1], err)
+			return c.fail(5, prefix+"5: Input/output error")
+		}
+		t.label = spec.Label
+	}
+	j := c.st.get(t, t.label)
+	if j == nil {
+		return c.fail(3, prefix+"3: No such process")
+	}
+	if os.Getenv(envBootout36) == "1" {
+		if err := c.startDetached(nil, hiddenTeardown, t.domain(), j.Label, j.Instance); err == nil {
+			return c.fail(36, prefix+"36: Operation now in progress")
+		}
+	}
+	c.teardown(t, j, 0)
+	return 0
+}
+
+// teardown stops job j like launchd's bootout: SIGTERM to the main pid, up to
+// ExitTimeOut for it to exit, then SIGKILL to the main pid only; the monitor
+// SIGTERMs the rest of the group when the main process is gone. The job is
+// removed no earlier than minDelay after the start.
+func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
+	start := time.Now()
+	if c.signalJob(t, j.Label, j.Instance, unix.SIGTERM) {
+		if !c.waitStopped(t, j, time.Duration(j.ExitTimeout)*time.Second) {
+			c.signalJob(t, j.Label, j.Instance, unix.SIGKILL)
+			c.waitStopped(t, j, 10*time.Second)
+		}
+	}
+	time.Sleep(minDelay - time.Since(start))
+	busy, _ := strconv.Atoi(os.Getenv(envBusy))
+	c.st.update(t, func(st *domainState) bool {
+		if cur := st.Jobs[j.Label]; cur == nil || cur.Instance != j.Instance {
+			return false
+		}
+		delete(st.Jobs, j.Label)
+		if busy > 0 {
+			st.Busy[j.Label] = busy
+		}
+		return true
+	})
+}
+
+// signalJob sends sig to the main pid of the job if it is running (instance
+// "" matches any). Signals are sent under the domain lock: the monitor reaps
+// only under it, so the pid cannot have been reused. It reports whether the
+// job was running.
+func (c *cli) signalJob(t target, label, instance string, sig syscall.Signal) bool {
+	running := false
+	c.st.update(t, func(st *domainState) bool {
+		j := st.Jobs[label]
+		if j != nil && (instance == "" || j.Instance == instance) && j.State == stateRunning && j.PID > 0 {
+			running = true
+			unix.Kill(j.PID, sig)
+		}
+		return false
+	})
+	return running
+}
+
+// waitStopped polls until the job is no longer running (or was removed, or
+// its monitor died) and reports whether that happened within d.
+func (c *cli) waitStopped(t target, j *job, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		cur := c.st.get(t, j.Label)
+		if cur == nil || cur.Instance != j.Instance || cur.State != stateRunning ||
+			(cur.MonitorPID > 0 && unix.Kill(cur.MonitorPID, 0) == unix.ESRCH) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// print implements "print <domain>" and "print <domain>/<label>".
+func (c *cli) print(args []string) int {
+	if len(args) != 1 {
+		return c.usage("print")
+	}
+	t, ok := parseTarget(args[0])
+	if !ok {
+		fmt.Fprintln(c.err, "Unrecognized target specifier.")
+		return c.usage("print")
+	}
+	if code := c.lookupErr(t); code != 0 {
+		return code
+	}
+	if t.label == "" {
+		writeDomain(c.out, t, c.jobs(t))
+		return 0
+	}
+	writeService(c.out, t, c.st.get(t, t.label))
+	return 0
+}
+
+// lookupErr reports a missing domain (112) or service (113) the way print
+// and kill do, and returns 0 when t exists.
+func (c *cli) lookupErr(t target) int {
+	if !c.exists(t) {
+		return c.fail(112, "Bad request.\nCould not find domain for "+t.desc())
+	}
+	if t.label != "" && c.st.get(t, t.label) == nil {
+		return c.fail(113, "Bad request.\nCould not find service \""+t.label+"\" in domain for "+t.desc())
+	}
+	return 0
+}
+
+// kill implements "kill <signal> <domain>/<label>": main pid only.
+func (c *cli) kill(args []string) int {
+	if len(args) != 2 {
+		return c.usage("kill")
+	}
+	sig, ok := parseSignal(args[0])
+	if !ok {
+		fmt.Fprintf(c.err, "Unrecognized signal: %s\n", args[0])
+		return c.usage("kill")
+	}
+	t, ok := parseTarget(args[1])
+	if !ok || t.label == "" {
+		fmt.Fprintln(c.err, "Unrecognized target specifier.")
+		return c.usage("kill")
+	}
+	if code := c.lookupErr(t); code != 0 {
+		return code
+	}
+	if !c.signalJob(t, t.label, "", sig) {
+		return c.fail(3, "Could not kill service \""+t.label+"\": 3: No such process")
+	}
+	return 0
+}
+
+// parseSignal accepts SIGTERM, TERM, term or 15.
+func parseSignal(s string) (syscall.Signal, bool) {
+	if n, err := strconv.Atoi(s); err == nil {
+		return syscall.Signal(n), n > 0 && n < 65
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	return sig, sig != 0
+}
+
+// list implements "list" and "list <label>".
+func (c *cli) list(args []string) int {
+	switch len(args) {
+	case 0:
+		fmt.Fprint(c.out, "PID\tStatus\tLabel\n")
+		for _, t := range c.ownDomains() {
+			for _, j := range c.jobs(t) {
+				pid := "-"
+				if j.State == stateRunning && j.PID > 0 {
+					pid = strconv.Itoa(j.PID)
+				}
+				fmt.Fprintf(c.out, "%s\t%d\t%s\n", pid, j.exitDesc(), j.Label)
+			}
+		}
+		return 0
+	case 1:
+		for _, t := range c.ownDomains() {
+			if j := c.st.get(t, args[0]); j != nil {
+				writeListDict(c.out, t, j)
+				return 0
+			}
+		}
+		return c.fail(113, "Could not find service \""+args[0]+"\" in domain for port")
+	}
+	return c.usage("list")
+}
+
+// jobs returns copies of domain t's jobs sorted by label.
+func (c *cli) jobs(t target) []*job {
+	var out []*job
+	c.st.update(t, func(st *domainState) bool {
+		for _, j := range st.Jobs {
+			cp := *j
+			out = append(out, &cp)
+		}
+		return false
+	})
+	sort.Slice(out, func(a, b int) bool { return out[a].Label < out[b].Label })
+	return out
+}
+
+// hidden runs the detached helpers: "__monitor|__teardown <domain> <label>
+// <instance>".
+func (c *cli) hidden(args []string) int {
+	if len(args) != 4 {
+		return exUsage
+	}
+	t, ok := parseTarget(args[1])
+	if !ok {
+		return exUsage
+	}
+	label, instance := args[2], args[3]
+	if args[0] == hiddenMonitor {
+		return c.monitor(t, label, instance)
+	}
+	if j := c.st.get(t, label); j != nil && j.Instance == instance {
+		c.teardown(t, j, 200*time.Millisecond)
+	}
+	return 0
+}

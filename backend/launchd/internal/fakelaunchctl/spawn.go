@@ -1,0 +1,320 @@
+package main
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"howett.net/plist"
+)
+
+// plistSpec holds the launchd.plist keys the fake understands. KeepAlive is
+// not read: the fake never restarts a job.
+type plistSpec struct {
+	Label                  string            `plist:"Label"`
+	Program                string            `plist:"Program"`
+	ProgramArguments       []string          `plist:"ProgramArguments"`
+	WorkingDirectory       string            `plist:"WorkingDirectory"`
+	EnvironmentVariables   map[string]string `plist:"EnvironmentVariables"`
+	StandardOutPath        string            `plist:"StandardOutPath"`
+	StandardErrorPath      string            `plist:"StandardErrorPath"`
+	RunAtLoad              bool              `plist:"RunAtLoad"`
+	ExitTimeOut            *int              `plist:"ExitTimeOut"`
+	AbandonProcessGroup    bool              `plist:"AbandonProcessGroup"`
+	ProcessType            string            `plist:"ProcessType"`
+	LimitLoadToSessionType any               `plist:"LimitLoadToSessionType"` // string or array
+	sessionTypes           []string          // LimitLoadToSessionType as a list
+}
+
+// loadPlist reads and validates the plist at path. With checkPerm it also
+// rejects files that are group/world-writable or not owned by uid, as launchd
+// does. Real launchctl would resolve a relative path; the fake rejects it so
+// backends are forced to pass absolute paths.
+func loadPlist(path string, uid int, checkPerm bool) (*plistSpec, error) {
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("relative plist path %q", path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if checkPerm {
+		if fi.Mode().Perm()&0o022 != 0 {
+			return nil, fmt.Errorf("bad permissions %#o: group/world-writable", fi.Mode().Perm())
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != uid {
+			return nil, fmt.Errorf("bad ownership: owner uid %d, caller %d", st.Uid, uid)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var spec plistSpec
+	if _, err := plist.Unmarshal(data, &spec); err != nil {
+		return nil, fmt.Errorf("unparsable plist: %w", err)
+	}
+	switch v := spec.LimitLoadToSessionType.(type) {
+	case nil:
+	case string:
+		spec.sessionTypes = []string{v}
+	case []any:
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, errors.New("LimitLoadToSessionType: not a string array")
+			}
+			spec.sessionTypes = append(spec.sessionTypes, s)
+		}
+	default:
+		return nil, fmt.Errorf("LimitLoadToSessionType: unexpected %T", v)
+	}
+	if spec.Label == "" {
+		return nil, errors.New("missing Label")
+	}
+	if spec.Program == "" && len(spec.ProgramArguments) == 0 {
+		return nil, errors.New("neither Program nor ProgramArguments")
+	}
+	return &spec, nil
+}
+
+// newJob builds the job record for a freshly bootstrapped spec. With
+// RunAtLoad it is "spawn scheduled", or already failed with 78 when the
+// program cannot be resolved; without it, "not running".
+func newJob(spec *plistSpec, path string) *job {
+	j := &job{
+		Label:               spec.Label,
+		Instance:            strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 10),
+		Plist:               path,
+		Program:             spec.Program,
+		Arguments:           spec.ProgramArguments,
+		WorkingDirectory:    spec.WorkingDirectory,
+		StdoutPath:          spec.StandardOutPath,
+		StderrPath:          spec.StandardErrorPath,
+		Environment:         map[string]string{},
+		ExitTimeout:         defaultExitTimer,
+		AbandonProcessGroup: spec.AbandonProcessGroup,
+		RunAtLoad:           spec.RunAtLoad,
+		ProcessType:         spec.ProcessType,
+		SessionTypes:        spec.sessionTypes,
+		State:               stateNotRunning,
+	}
+	if j.Program == "" {
+		j.Program = j.Arguments[0]
+	}
+	if len(j.Arguments) == 0 {
+		j.Arguments = []string{j.Program}
+	}
+	for k, v := range spec.EnvironmentVariables {
+		j.Environment[k] = v
+	}
+	j.Environment["XPC_SERVICE_NAME"] = j.Label
+	if _, ok := j.Environment["PATH"]; !ok {
+		j.Environment["PATH"] = defaultPath
+	}
+	if spec.ExitTimeOut != nil {
+		j.ExitTimeout = *spec.ExitTimeOut
+	}
+	if !j.RunAtLoad {
+		return j
+	}
+	if p, err := resolveProgram(j.Program, j.WorkingDirectory); err == nil {
+		j.ProgramPath = p
+		j.State = stateSpawning
+	} else {
+		j.markSpawnFailed()
+	}
+	return j
+}
+
+// markSpawnFailed records a spawn that failed the way launchd reports it:
+// one more run, not running, "last exit code = 78: EX_CONFIG".
+func (j *job) markSpawnFailed() {
+	j.State, j.PID, j.MonitorPID = stateNotRunning, 0, 0
+	j.Runs++
+	j.Exited = true
+	j.WaitStatus = exConfig << 8
+}
+
+// resolveProgram finds the executable launchd would run. Absolute names are
+// used as is, names with a slash are relative to the working directory, and
+// bare names are searched only in /usr/bin:/bin:/usr/sbin:/sbin (never the
+// caller's PATH).
+func resolveProgram(name, wd string) (string, error) {
+	var cands []string
+	switch {
+	case filepath.IsAbs(name):
+		cands = []string{name}
+	case strings.Contains(name, "/"):
+		if wd == "" {
+			wd = "/"
+		}
+		cands = []string{filepath.Join(wd, name)}
+	default:
+		for _, d := range filepath.SplitList(defaultPath) {
+			cands = append(cands, filepath.Join(d, name))
+		}
+	}
+	for _, p := range cands {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && unix.Access(p, unix.X_OK) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: not found or not executable", name)
+}
+
+// startDetached re-executes this binary with args in a new session, in /
+// (with the absolute state directory), with stdio on /dev/null and extra (if
+// any) as fd 3, and does not wait.
+func (c *cli) startDetached(extra *os.File, args ...string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Dir, cmd.Env = "/", append(os.Environ(), envState+"="+c.st.dir)
+	if extra != nil {
+		cmd.ExtraFiles = []*os.File{extra}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
+}
+
+// startMonitor starts the job's monitor and returns once the monitor has
+// recorded the pid or the spawn failure (it reports on a pipe, or exits);
+// if the job is still "spawn scheduled" then, it is recorded as failed (78).
+func (c *cli) startMonitor(t target, j *job) {
+	r, w, err := os.Pipe()
+	if err == nil {
+		err = c.startDetached(w, hiddenMonitor, t.domain(), j.Label, j.Instance)
+		w.Close()
+		if err == nil {
+			r.SetReadDeadline(time.Now().Add(30 * time.Second))
+			var buf [8]byte
+			r.Read(buf[:])
+		}
+		r.Close()
+	}
+	c.st.modify(t, j.Label, j.Instance, func(j *job) {
+		if j.State == stateSpawning {
+			c.diag("spawn %s: monitor did not record a pid (%v)", j.Label, err)
+			j.markSpawnFailed()
+		}
+	})
+}
+
+// monitor is the per-job helper (hidden subcommand). It spawns the program,
+// records its pid, reports on fd 3, waits for the exit, SIGTERMs the process
+// group (unless AbandonProcessGroup) and records the wait status.
+func (c *cli) monitor(t target, label, instance string) int {
+	syscall.CloseOnExec(3) // the job must not inherit the report pipe
+	notify := os.NewFile(3, "notify")
+	report := func() {
+		if notify != nil {
+			notify.WriteString("ok\n")
+			notify.Close()
+			notify = nil
+		}
+	}
+	defer report()
+	j := c.st.get(t, label)
+	if j == nil || j.Instance != instance {
+		return 0
+	}
+	cmd, files, err := jobCommand(j)
+	if err == nil {
+		err = cmd.Start()
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		c.diag("spawn %s: %v", label, err)
+		c.st.modify(t, label, instance, (*job).markSpawnFailed)
+		return 0
+	}
+	pid := cmd.Process.Pid
+	if !c.st.modify(t, label, instance, func(j *job) {
+		j.State, j.PID, j.MonitorPID = stateRunning, pid, os.Getpid()
+		j.Runs++
+	}) {
+		unix.Kill(pid, unix.SIGKILL) // booted out while spawning
+	}
+	report()
+	// Wait without reaping: the pid stays ours until we reap it under the
+	// domain lock, so signals sent under that lock never hit a reused pid.
+	var info unix.Siginfo
+	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+	}
+	c.st.update(t, func(st *domainState) bool {
+		if !j.AbandonProcessGroup {
+			unix.Kill(-pid, unix.SIGTERM) // the rest of the group; main is a zombie
+		}
+		cmd.Wait()
+		cur := st.Jobs[label]
+		if cur == nil || cur.Instance != instance {
+			return false
+		}
+		cur.State, cur.PID, cur.MonitorPID = stateNotRunning, 0, 0
+		cur.Exited = true
+		if ps := cmd.ProcessState; ps != nil {
+			cur.WaitStatus = int(ps.Sys().(syscall.WaitStatus))
+		}
+		return true
+	})
+	return 0
+}
+
+// jobCommand prepares the job's process: own session, working directory
+// (launchd's default is /), exact environment, stdin /dev/null, stdout/stderr appended to the log
+// paths (one shared file when they are equal). files must be closed by the
+// caller after Start.
+func jobCommand(j *job) (cmd *exec.Cmd, files []*os.File, err error) {
+	env := make([]string, 0, len(j.Environment))
+	for k, v := range j.Environment {
+		env = append(env, k+"="+v)
+	}
+	sort.Strings(env)
+	cmd = &exec.Cmd{
+		Path:        j.ProgramPath,
+		Args:        j.Arguments,
+		Dir:         cmp.Or(j.WorkingDirectory, "/"),
+		Env:         env,
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
+	}
+	open := func(path string) (*os.File, error) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err == nil {
+			files = append(files, f)
+		}
+		return f, err
+	}
+	if j.StdoutPath != "" {
+		if cmd.Stdout, err = open(j.StdoutPath); err != nil {
+			return cmd, files, err
+		}
+	}
+	if j.StderrPath != "" {
+		if j.StderrPath == j.StdoutPath {
+			cmd.Stderr = cmd.Stdout
+		} else if cmd.Stderr, err = open(j.StderrPath); err != nil {
+			return cmd, files, err
+		}
+	}
+	return cmd, files, nil
+}
