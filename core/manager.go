@@ -20,12 +20,15 @@ type Manager struct {
 	Dirs  Dirs
 	// Backend starts new tasks.
 	Backend Backend
-	// Others are further backends whose tasks may be in state.json; a task
-	// is always stopped and inspected by the backend that started it.
-	Others []Backend
+	// Open returns the backend with the given name, for tasks in
+	// state.json that another backend started: a task is always stopped and
+	// inspected by the backend that started it. It may be nil.
+	Open func(name string) (Backend, error)
 	// OnReplace, when set, is called before a running instance is stopped
 	// to make way for a new one.
 	OnReplace func(old *Task)
+
+	opened map[string]Backend // by Open, nil where it failed
 }
 
 // View is a task with its current status.
@@ -136,16 +139,23 @@ func (m *Manager) backendFor(t *Task) Backend {
 	if name == "" {
 		name = "fork"
 	}
-	for _, b := range m.backends() {
-		if b.Name() == name {
-			return b
+	if name == m.Backend.Name() {
+		return m.Backend
+	}
+	if b, ok := m.opened[name]; ok {
+		return b
+	}
+	var b Backend
+	if m.Open != nil {
+		if ob, err := m.Open(name); err == nil {
+			b = ob
 		}
 	}
-	return nil
-}
-
-func (m *Manager) backends() []Backend {
-	return append([]Backend{m.Backend}, m.Others...)
+	if m.opened == nil {
+		m.opened = map[string]Backend{}
+	}
+	m.opened[name] = b
+	return b
 }
 
 // Status asks t's backend what became of it. A task of another user, or
@@ -162,19 +172,15 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 	return st
 }
 
-// Reconcile brings st in line with the backends: it adopts tasks a backend
-// runs that st lost, records how finished tasks ended, and returns every
+// Reconcile brings st in line with the backends: it adopts tasks that the
+// default backend runs and st lost, records how finished tasks ended, and returns every
 // task with its status, oldest first.
 func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
-	for _, b := range m.backends() {
-		ts, err := b.List(ctx)
-		if err != nil {
-			continue
-		}
+	if ts, err := m.Backend.List(ctx); err == nil {
 		for _, t := range ts {
 			if _, ok := st.Processes[t.Hash]; !ok && ValidHash(t.Hash) {
 				t.UserID = os.Getuid()
-				t.Backend = b.Name()
+				t.Backend = m.Backend.Name()
 				st.Processes[t.Hash] = &t
 			}
 		}
@@ -205,11 +211,11 @@ func (m *Manager) List(ctx context.Context) ([]View, error) {
 	return views, err
 }
 
-// Kill stops the tasks named by hash prefixes (all tasks when prefixes is
-// empty and all is true) and removes them from the state. It returns the
-// tasks that were running when stopped.
-func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]*Task, error) {
-	var killed []*Task
+// Kill stops the tasks named by hash prefixes (every task when all is set)
+// and removes them from the state. It returns the tasks it removed, each
+// with Status.Alive() true when it was running until stopped.
+func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View, error) {
+	var killed []View
 	err := m.Store.Update(func(st *State) error {
 		var ts []*Task
 		if all {
@@ -233,9 +239,11 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]*Tas
 				errs = append(errs, fmt.Errorf("%s: %w", t.Hash, err))
 				continue
 			}
+			v := View{Task: t, Status: Status{State: Gone}}
 			if alive {
-				killed = append(killed, t)
+				v.Status = Status{State: Running, PID: t.PID}
 			}
+			killed = append(killed, v)
 			delete(st.Processes, t.Hash)
 		}
 		return errors.Join(errs...)

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+func newKillCmd(e *env) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "kill <hash>... | --all",
+		Short: "Stop tasks and every process they started",
+		Long: `Stop tasks: each task's whole process tree gets SIGTERM, then SIGKILL after
+2 s. A hash may be any unique prefix of at least 4 characters. Stopped tasks
+leave the list; their logs are kept.`,
+		Example: "  btl kill 93b81d56\n  btl kill --all",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return usageError("give hashes or --all, not both")
+			case !all && len(args) == 0:
+				return usageError("give the hash of the task to kill, or --all (see btl list)")
+			}
+			removed, err := e.mgr.Kill(cmd.Context(), args, all)
+			n := 0
+			for _, v := range removed {
+				switch {
+				case v.Status.Alive():
+					n++
+					if !all {
+						fmt.Fprintf(e.stdout, "[btl] Process killed (PID %d)\n", v.PID)
+					}
+				case !all:
+					fmt.Fprintf(e.stdout, "[btl] Process had already exited (PID %d); removed %s\n", v.PID, v.Hash)
+				}
+			}
+			if all {
+				fmt.Fprintf(e.stdout, "[btl] Killed %d processes\n", n)
+			}
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "stop every task")
+	return cmd
+}

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"btl/core"
+)
+
+const rootHelp = `btl runs a command in the background and returns at once. Running the same
+command again in the same directory replaces the old instance: its whole
+process tree is stopped (SIGTERM, up to 2 s, then SIGKILL) before the new one
+starts. Everything from the first word that is not a btl flag on is the
+command, passed as it is; use -- to run a program named like a btl command.`
+
+const rootExample = `  btl npm run dev                 start (or restart) a dev server
+  btl python3 -m http.server 8080
+  btl list                        what runs, with hashes
+  btl logs 93b8 -f                follow a task's output (any unique prefix)
+  btl kill 93b8                   stop a task and everything it started
+  btl -- list                     run a program called "list"`
+
+// env holds what every command needs, set up once the flags are parsed.
+type env struct {
+	stdout, stderr io.Writer
+	backend        string // --backend or BTL_BACKEND
+	dirs           core.Dirs
+	mgr            *core.Manager
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	e := &env{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:     "btl [flags] <command> [args...]",
+		Short:   "Run commands in the background, one instance per command and directory",
+		Long:    rootHelp,
+		Example: rootExample,
+		Version: version,
+		Args:    cobra.ArbitraryArgs,
+		// The command's own flags belong to the command.
+		TraverseChildren:  false,
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return e.setup(cmd)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				cmd.SetOut(stderr)
+				cmd.Help()
+				return &exitError{code: 2, err: fmt.Errorf("no command given")}
+			}
+			return e.start(cmd, args)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.Flags().SetInterspersed(false)
+	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: auto, fork, systemd or launchd (default $BTL_BACKEND, else auto)")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError("%v (see btl --help)", err)
+	})
+	root.AddCommand(
+		newListCmd(e),
+		newLogsCmd(e),
+		newKillCmd(e),
+		newCleanCmd(e),
+	)
+	return root
+}
+
+// setup refuses root, picks the backend and prepares the state directory.
+// Commands that do not touch tasks (help, completion) skip it.
+func (e *env) setup(cmd *cobra.Command) error {
+	switch cmd.Name() {
+	case "help", "completion", "bash", "zsh", "fish", "powershell":
+		return nil
+	}
+	if os.Geteuid() == 0 {
+		if os.Getenv("BTL_ALLOW_ROOT") != "1" {
+			return &exitError{code: 1, err: fmt.Errorf("btl refuses to run as root for safety\nRun as a regular user instead (or set BTL_ALLOW_ROOT=1 in a container that only has root)")}
+		}
+		fmt.Fprintln(e.stderr, "Warning: running as root because BTL_ALLOW_ROOT=1")
+	}
+	dirs, err := core.DefaultDirs()
+	if err != nil {
+		return err
+	}
+	if err := dirs.Ensure(); err != nil {
+		return err
+	}
+	e.dirs = dirs
+	name := e.backend
+	if name == "" {
+		name = strings.TrimSpace(os.Getenv("BTL_BACKEND"))
+	}
+	b, err := selectBackend(name, dirs)
+	if err != nil {
+		return err
+	}
+	e.mgr = &core.Manager{
+		Store:   &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }},
+		Dirs:    dirs,
+		Backend: b,
+		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs) },
+	}
+	return nil
+}

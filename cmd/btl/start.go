@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"btl/core"
+)
+
+// start runs argv in the background, replacing an instance with the same
+// hash.
+func (e *env) start(cmd *cobra.Command, argv []string) error {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("current directory: %w", err)
+	}
+	spec, err := e.mgr.Prepare(argv, cwd, os.Environ())
+	if err != nil {
+		return err
+	}
+	e.mgr.OnReplace = func(old *core.Task) {
+		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
+	}
+	task, _, err := e.mgr.Run(cmd.Context(), spec)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "[btl] Starting: %s\n", task.Command)
+	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
+	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
+	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
+	return nil
+}
