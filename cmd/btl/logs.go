@@ -260,4 +260,3 @@ func humanSize(n int64) string {
 	}
 	return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
 }
-
