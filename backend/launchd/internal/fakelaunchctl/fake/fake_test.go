@@ -1,4 +1,4 @@
-package main
+package fake
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ import (
 // no "go build" (with its caches) is needed as an unprivileged user.
 func TestMain(m *testing.M) {
 	if os.Getenv("FAKE_LAUNCHCTL_AS_MAIN") == "1" {
-		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+		os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -1032,7 +1032,7 @@ func TestBuiltBinary(t *testing.T) {
 		t.Skip("go toolchain not found")
 	}
 	bin := filepath.Join(t.TempDir(), "launchctl")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goBin, "build", "-o", bin, "..").CombinedOutput(); err != nil {
 		t.Skipf("go build failed here (unwritable caches?): %v\n%s", err, out)
 	}
 	h := newHarness(t)

@@ -1,0 +1,255 @@
+// Package fake is a fake of macOS launchctl(1) for Linux tests of btl's
+// launchd backend. Command fakelaunchctl wraps it; a test binary can
+// impersonate launchctl by calling Main. It keeps launchd's per-user domains
+// as JSON files in a state directory and really runs the jobs it
+// bootstraps, with launchd's process rules: own session (pgid == pid), exact
+// environment, stdin /dev/null, appended log files, exit status or
+// terminating signal recorded, SIGTERM to the rest of the process group when
+// the main process exits.
+//
+// # Invocation
+//
+//	launchctl bootstrap <domain> </abs/path.plist>
+//	launchctl bootout <domain>/<label>
+//	launchctl bootout <domain> </abs/path.plist>
+//	launchctl print <domain>
+//	launchctl print <domain>/<label>
+//	launchctl kill <SIGNAME|NAME|signum> <domain>/<label>
+//	launchctl list
+//	launchctl list <label>
+//
+// <domain> is gui/<uid> or user/<uid>; only the caller's own uid exists.
+// Anything else gets usage text on stderr and exit 64.
+//
+// # Environment
+//
+//	FAKE_LAUNCHCTL_STATE=<dir>          required; state, logs (exit 64 if unset)
+//	FAKE_LAUNCHCTL_NO_GUI=1             no gui domain: print/kill gui/... -> 112,
+//	                                    bootstrap/bootout gui/... -> 125
+//	FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=N a bootout leaves the label "busy": the
+//	                                    next N bootstraps of it fail with 5
+//	FAKE_LAUNCHCTL_BOOTOUT_36=1         bootout of a loaded job returns 36 at once
+//	                                    and tears down in the background (the job
+//	                                    disappears after at least 200ms)
+//
+// # Files in the state directory
+//
+//	calls.log       one line per call (hidden helper calls excluded):
+//	                the arguments after argv[0] joined by single spaces, a tab,
+//	                the decimal exit code, "\n". Example:
+//	                "bootstrap gui/501 /tmp/x/job.plist\t0"
+//	diag.log        free-form reasons for failures, to debug tests
+//	gui-<uid>.json  domain state (and .lock for flock); same for user-<uid>
+//
+// # Exit codes and stderr (first line(s) exact)
+//
+//	bootstrap duplicate / busy / bad plist:  5  "Bootstrap failed: 5: Input/output error"
+//	bootstrap with NO_GUI into gui:        125  "Bootstrap failed: 125: Domain does not support specified action"
+//	bootstrap/bootout in another domain:     1  "Bootstrap failed: 1: Operation not permitted" ("Boot-out failed: ...")
+//	bootout not loaded:                      3  "Boot-out failed: 3: No such process"
+//	bootout with BOOTOUT_36:                36  "Boot-out failed: 36: Operation now in progress"
+//	print/kill missing or foreign domain:  112  "Bad request.\nCould not find domain for user gui: <uid>"
+//	                                            (user/<uid>: "uid: <uid>", system: "system")
+//	print/kill missing service:            113  "Bad request.\nCould not find service \"<label>\" in domain for user gui: <uid>"
+//	                                            (user domain: "... in domain for uid: <uid>")
+//	kill of a job that is not running:       3  "Could not kill service \"<label>\": 3: No such process"
+//	list <label> unknown:                  113  "Could not find service \"<label>\" in domain for port"
+//	usage errors, unknown subcommands:      64
+//
+// Hidden subcommands (__monitor, __teardown) re-execute this binary, found
+// with os.Executable, as detached helpers; they are not part of the contract.
+package fake
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Environment variables read by the fake.
+const (
+	envState         = "FAKE_LAUNCHCTL_STATE"
+	envNoGUI         = "FAKE_LAUNCHCTL_NO_GUI"
+	envBusy          = "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT"
+	envBootout36     = "FAKE_LAUNCHCTL_BOOTOUT_36"
+	hiddenMonitor    = "__monitor"
+	hiddenTeardown   = "__teardown"
+	exUsage          = 64
+	exConfig         = 78 // EX_CONFIG: launchd's code for a job it cannot spawn
+	callsLogName     = "calls.log"
+	diagLogName      = "diag.log"
+	defaultPath      = "/usr/bin:/bin:/usr/sbin:/sbin"
+	defaultExitTimer = 20
+)
+
+// Main executes one launchctl invocation (args excludes argv[0]) and returns
+// its exit code. Every call except the hidden helpers is appended to
+// calls.log. The helpers re-execute os.Executable with the same environment,
+// so a program that calls Main must call it again when re-executed so.
+func Main(args []string, stdout, stderr io.Writer) int {
+	dir, err := filepath.Abs(os.Getenv(envState)) // helpers run in /
+	if os.Getenv(envState) == "" || err != nil {
+		fmt.Fprintf(stderr, "fakelaunchctl: %s is not set\n", envState)
+		return exUsage
+	}
+	c := &cli{st: store{dir: dir}, out: stdout, err: stderr, uid: os.Getuid(),
+		noGUI: os.Getenv(envNoGUI) == "1"}
+	if len(args) > 0 && (args[0] == hiddenMonitor || args[0] == hiddenTeardown) {
+		return c.hidden(args)
+	}
+	code := c.dispatch(args)
+	c.appendLine(callsLogName, strings.Join(args, " ")+"\t"+strconv.Itoa(code))
+	return code
+}
+
+// appendLine appends line and a newline to the named file in the state
+// directory, in one O_APPEND write so concurrent calls do not interleave.
+func (c *cli) appendLine(name, line string) {
+	f, err := os.OpenFile(filepath.Join(c.st.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err == nil {
+		f.WriteString(line + "\n")
+		f.Close()
+	}
+}
+
+// cli carries one invocation's context.
+type cli struct {
+	st    store
+	out   io.Writer
+	err   io.Writer
+	uid   int
+	noGUI bool
+}
+
+func (c *cli) dispatch(args []string) int {
+	if len(args) == 0 {
+		return c.usage("")
+	}
+	rest := args[1:]
+	switch args[0] {
+	case "bootstrap":
+		return c.bootstrap(rest)
+	case "bootout":
+		return c.bootout(rest)
+	case "print":
+		return c.print(rest)
+	case "kill":
+		return c.kill(rest)
+	case "list":
+		return c.list(rest)
+	}
+	fmt.Fprintf(c.err, "Unrecognized subcommand: %s\n", args[0])
+	return c.usage("")
+}
+
+var usages = map[string]string{
+	"bootstrap": "Usage: launchctl bootstrap <domain-target> [service-path service-path2 ...] | <service-target>",
+	"bootout":   "Usage: launchctl bootout <domain-target> [service-path1 service-path2 ...] | <service-target>",
+	"print":     "Usage: launchctl print <service-target|domain-target>",
+	"kill":      "Usage: launchctl kill <signal-number|signal-name> <service-target>",
+	"list":      "Usage: launchctl list [service-name]",
+}
+
+// usage prints the usage of sub (or the general usage) and returns 64.
+func (c *cli) usage(sub string) int {
+	if u, ok := usages[sub]; ok {
+		fmt.Fprintln(c.err, u)
+		return exUsage
+	}
+	fmt.Fprint(c.err, "Usage: launchctl <subcommand> ... | help [subcommand]\n"+
+		"Subcommands (this fake implements only these):\n"+
+		"\tbootstrap       Bootstraps a domain or a service into a domain.\n"+
+		"\tbootout         Tears down a domain or removes a service from a domain.\n"+
+		"\tprint           Prints a description of a domain or service.\n"+
+		"\tkill            Sends a signal to the service instance.\n"+
+		"\tlist            Lists information about services.\n")
+	return exUsage
+}
+
+// fail writes msg and a newline to stderr and returns code.
+func (c *cli) fail(code int, msg string) int {
+	fmt.Fprintln(c.err, msg)
+	return code
+}
+
+// diag appends a debugging reason to diag.log.
+func (c *cli) diag(format string, a ...any) {
+	c.appendLine(diagLogName, fmt.Sprintf(format, a...))
+}
+
+// target is a parsed domain or service specifier such as gui/501/com.x.
+type target struct {
+	kind  string // gui, user or system
+	id    int    // uid; 0 for system
+	label string // empty for a domain target
+}
+
+// parseTarget parses s; ok is false for an unrecognized specifier.
+func parseTarget(s string) (t target, ok bool) {
+	parts := strings.SplitN(s, "/", 3)
+	t.kind = parts[0]
+	switch t.kind {
+	case "system":
+		if len(parts) > 1 {
+			t.label = strings.Join(parts[1:], "/")
+		}
+		return t, true
+	case "gui", "user":
+		if len(parts) < 2 {
+			return t, false
+		}
+		id, err := strconv.Atoi(parts[1])
+		if err != nil || id < 0 {
+			return t, false
+		}
+		t.id = id
+		if len(parts) == 3 {
+			t.label = parts[2]
+		}
+		return t, true
+	}
+	return t, false
+}
+
+// domain returns the domain part, e.g. "gui/501".
+func (t target) domain() string {
+	if t.kind == "system" {
+		return "system"
+	}
+	return t.kind + "/" + strconv.Itoa(t.id)
+}
+
+// desc is how launchctl names the domain in "Could not find ..." messages.
+func (t target) desc() string {
+	switch t.kind {
+	case "gui":
+		return "user gui: " + strconv.Itoa(t.id)
+	case "user":
+		return "uid: " + strconv.Itoa(t.id)
+	}
+	return "system"
+}
+
+// own reports whether t names one of the caller's domains (gui or user).
+func (c *cli) own(t target) bool {
+	return t.kind != "system" && t.id == c.uid
+}
+
+// exists reports whether t's domain exists (own and, for gui, not NO_GUI).
+func (c *cli) exists(t target) bool {
+	return c.own(t) && !(t.kind == "gui" && c.noGUI)
+}
+
+// ownDomains lists the caller's existing domains, gui first.
+func (c *cli) ownDomains() []target {
+	var ds []target
+	for _, k := range []string{"gui", "user"} {
+		if t := (target{kind: k, id: c.uid}); c.exists(t) {
+			ds = append(ds, t)
+		}
+	}
+	return ds
+}
