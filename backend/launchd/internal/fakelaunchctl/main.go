@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command fakelaunchctl is a fake of macOS launchctl(1) for Linux tests of
 // btl's launchd backend. Its behaviour, options and files are described in
 // package btl/backend/launchd/internal/fakelaunchctl/fake.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package fake is a fake of macOS launchctl(1) for Linux tests of btl's
 // launchd backend. Command fakelaunchctl wraps it; a test binary can
 // impersonate launchctl by calling Main. It keeps launchd's per-user domains
