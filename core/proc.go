@@ -14,8 +14,8 @@ import (
 // (clock ticks since boot on Linux, microseconds since the epoch on macOS).
 // A PID alone can be reused; a PID with its start time cannot.
 type Proc struct {
-	PID   int
-	Start uint64
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"`
 }
 
 // ProcInfo is what the kernel says of a live process.

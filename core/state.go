@@ -37,6 +37,7 @@ type Task struct {
 	Token     string    `json:"token,omitempty"`      // value of EnvInstance
 	LogDirect bool      `json:"log_direct,omitempty"` // backend writes LogFile itself
 	Status    *Status   `json:"status,omitempty"`     // how it ended, once known
+	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
 
 	extra map[string]json.RawMessage
 }

@@ -99,6 +99,10 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		repR.Close()
 		return core.Task{}, fmt.Errorf("fork: start supervisor: %w", err)
 	}
+	helper := &core.Proc{PID: cmd.Process.Pid}
+	if info, err := core.LookupProc(helper.PID); err == nil {
+		helper.Start = info.Start
+	}
 	// Reap the supervisor if this process outlives it.
 	go cmd.Wait()
 
@@ -120,6 +124,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		Backend:   Name,
 		LogDirect: true,
 		StartedAt: time.Now().UTC(),
+		Helper:    helper,
 	}, nil
 }
 
@@ -153,12 +158,24 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	if t.Token == "" {
 		return core.Status{State: core.Gone}, nil
 	}
-	st, err := readExit(b.Dirs.Run, t.Token)
-	if errors.Is(err, os.ErrNotExist) {
-		return core.Status{State: core.Gone}, nil
+	// The supervisor records the status right after reaping the task: while
+	// it lives, the record is at most moments away.
+	deadline := time.Now().Add(exitRecordWait)
+	for {
+		st, err := readExit(b.Dirs.Run, t.Token)
+		if !errors.Is(err, os.ErrNotExist) {
+			return st, err
+		}
+		if t.Helper == nil || !t.Helper.Verify() || time.Now().After(deadline) {
+			return core.Status{State: core.Gone}, nil
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return st, err
 }
+
+// exitRecordWait bounds how long Inspect waits for a live supervisor to
+// record the status of a task that has just ended.
+const exitRecordWait = time.Second
 
 // List returns nil: the fork backend has no registry of its own.
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) { return nil, nil }

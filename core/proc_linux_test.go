@@ -1,0 +1,17 @@
+package core
+
+import "testing"
+
+func TestParseStat(t *testing.T) {
+	line := "4242 (a (weird) name) S 1 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 0 0 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+	info, err := parseStat(4242, []byte(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.PPID != 1 || info.PGID != 4242 || info.Start != 987654 || info.Zombie {
+		t.Errorf("parseStat = %+v", info)
+	}
+	if _, err := parseStat(1, []byte("1 (x) S 1")); err == nil {
+		t.Error("short stat parsed")
+	}
+}

@@ -1,0 +1,225 @@
+package core
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary act as a state writer in another process.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("BTL_TEST_STATE_WRITER"); dir != "" {
+		os.Exit(stateWriter(dir, os.Getenv("BTL_TEST_WRITER_ID")))
+	}
+	os.Exit(m.Run())
+}
+
+// stateWriter adds 50 entries, one Update each.
+func stateWriter(dir, id string) int {
+	s := &Store{Dir: dir}
+	for i := range 50 {
+		err := s.Update(func(st *State) error {
+			h := fmt.Sprintf("%08s%08x", id, i)
+			st.Processes[h] = &Task{PID: i + 2, Command: "writer " + id}
+			return nil
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return 0
+}
+
+func TestStoreConcurrentGoroutines(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 25 {
+				err := s.Update(func(st *State) error {
+					st.Processes[fmt.Sprintf("%08x%08x", g, i)] = &Task{PID: 1000 + i}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	st, err := s.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Processes) != 8*25 {
+		t.Fatalf("%d entries, want %d: updates were lost", len(st.Processes), 8*25)
+	}
+}
+
+func TestStoreConcurrentProcesses(t *testing.T) {
+	dir := t.TempDir()
+	var cmds []*exec.Cmd
+	for i := range 6 {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "BTL_TEST_STATE_WRITER="+dir, "BTL_TEST_WRITER_ID="+strconv.Itoa(i), "GORACE=atexit_sleep_ms=0")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, cmd)
+	}
+	for _, c := range cmds {
+		if err := c.Wait(); err != nil {
+			t.Fatalf("writer: %v", err)
+		}
+	}
+	st, err := (&Store{Dir: dir}).Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Processes) != 6*50 {
+		t.Fatalf("%d entries, want %d: updates were lost", len(st.Processes), 6*50)
+	}
+}
+
+// TestStoreCrashMidWrite kills writers at arbitrary moments; the state must
+// always parse, and hold every update that was completed.
+func TestStoreCrashMidWrite(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 20 {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "BTL_TEST_STATE_WRITER="+dir, "BTL_TEST_WRITER_ID="+strconv.Itoa(i), "GORACE=atexit_sleep_ms=0")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i%7) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if _, err := (&Store{Dir: dir}).Read(); err != nil {
+			t.Fatalf("after killing writer %d: %v", i, err)
+		}
+	}
+	// Leftover temporary files are not state.
+	matches, _ := filepath.Glob(filepath.Join(dir, "state.json*"))
+	for _, m := range matches {
+		if strings.Contains(m, "corrupt") {
+			t.Errorf("state was found corrupt: %s", m)
+		}
+	}
+}
+
+func TestStoreCorruptMovedAside(t *testing.T) {
+	for name, write := range map[string]func(p string){
+		"garbage": func(p string) { os.WriteFile(p, []byte("{not json"), 0o600) },
+		"empty":   func(p string) { os.WriteFile(p, nil, 0o600) },
+		"null":    func(p string) { os.WriteFile(p, []byte(`{"processes": {"0123456789abcdef": null}}`), 0o600) },
+		"huge": func(p string) {
+			b := make([]byte, MaxStateSize+10)
+			for i := range b {
+				b[i] = ' '
+			}
+			os.WriteFile(p, b, 0o600)
+		},
+		"symlink": func(p string) {
+			target := filepath.Join(filepath.Dir(p), "elsewhere.json")
+			os.WriteFile(target, []byte(`{"processes": {}}`), 0o600)
+			os.Symlink(target, p)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			var warned []string
+			s := &Store{Dir: dir, Warn: func(m string) { warned = append(warned, m) }}
+			write(s.Path())
+			if _, err := s.Read(); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Read = %v, want ErrCorrupt", err)
+			}
+			err := s.Update(func(st *State) error {
+				if len(st.Processes) != 0 {
+					t.Errorf("corrupt state gave entries")
+				}
+				st.Processes["0123456789abcdef"] = &Task{PID: 5}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warned) != 1 || strings.Contains(warned[0], "\n") {
+				t.Errorf("warnings: %q", warned)
+			}
+			aside, _ := filepath.Glob(s.Path() + ".corrupt-*")
+			if len(aside) != 1 {
+				t.Fatalf("moved aside: %v", aside)
+			}
+			fi, err := os.Lstat(s.Path())
+			if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("new state.json: %v %v", fi, err)
+			}
+			if name == "symlink" {
+				if b, _ := os.ReadFile(filepath.Join(dir, "elsewhere.json")); string(b) != `{"processes": {}}` {
+					t.Errorf("write followed the symlink: %s", b)
+				}
+			}
+		})
+	}
+}
+
+func TestStateRoundTripKeepsUnknown(t *testing.T) {
+	in := `{"extra": {"a": [1, 2]}, "processes": {"0123456789abcdef": {"pid": 5, "user_id": 1000, "command": "c", "cwd": "/", "started_at": "2026-01-02T03:04:05Z", "log_file": "/l", "future": true}}}`
+	var st State
+	if err := json.Unmarshal([]byte(in), &st); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, b any
+	json.Unmarshal([]byte(in), &a)
+	json.Unmarshal(out, &b)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("round trip changed the state:\n in: %s\nout: %s", in, out)
+	}
+	if st.Processes["0123456789abcdef"].Hash != "0123456789abcdef" {
+		t.Error("hash not set from the key")
+	}
+}
+
+func FuzzStateParse(f *testing.F) {
+	f.Add([]byte(`{"processes": {"0123456789abcdef": {"pid": 5, "started_at": "2026-01-02T03:04:05Z"}}}`))
+	f.Add([]byte(`{"processes": null}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		s := &Store{Dir: dir}
+		os.WriteFile(s.Path(), b, 0o600)
+		st, err := s.Read()
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Read: %v is not ErrCorrupt", err)
+			}
+			return
+		}
+		// Whatever parses must save and parse again to the same entries.
+		if err := s.Update(func(*State) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		st2, err := s.Read()
+		if err != nil {
+			t.Fatalf("re-read after save: %v", err)
+		}
+		if len(st2.Processes) != len(st.Processes) {
+			t.Fatalf("entries %d -> %d", len(st.Processes), len(st2.Processes))
+		}
+	})
+}
