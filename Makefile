@@ -1,0 +1,25 @@
+# btl: build, test, install, benchmark.
+GO      ?= go
+PREFIX  ?= $(HOME)/.local
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build test install bench clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/btl ./cmd/btl
+
+# Runs every check and test; as root it also installs and starts what the
+# tests need (see scripts/test).
+test:
+	scripts/test
+
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 bin/btl $(DESTDIR)$(PREFIX)/bin/btl
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin
