@@ -1,0 +1,569 @@
+//go:build linux
+
+package launchd_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"howett.net/plist"
+
+	"btl/backend/launchd"
+	"btl/backend/launchd/internal/fakelaunchctl/fake"
+	"btl/core"
+	"btl/core/coretest"
+)
+
+// TestMain lets the test binary be both the launcher that launchd runs for
+// each task and, with FAKE_LAUNCHCTL_AS_MAIN=1, the fake launchctl itself
+// (reached through a symlink named launchctl). No build step is needed, so
+// the tests run as an unprivileged user.
+//
+// Every task and helper inherits a marker unique to the run; after the
+// tests none may be left.
+func TestMain(m *testing.M) {
+	launchd.MaybeLaunch()
+	if os.Getenv("FAKE_LAUNCHCTL_AS_MAIN") == "1" {
+		os.Exit(fake.Main(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	marker := "BTL_LAUNCHD_TEST_RUN=" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	k, v, _ := strings.Cut(marker, "=")
+	os.Setenv(k, v)
+	code := m.Run()
+	deadline := time.Now().Add(10 * time.Second)
+	for left := carrying(marker); len(left) > 0; left = carrying(marker) {
+		if time.Now().After(deadline) {
+			fmt.Fprintf(os.Stderr, "processes left behind by the tests: %v\n", left)
+			for _, pid := range left {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			code = 1
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	os.Exit(code)
+}
+
+// carrying lists the live processes, other than this one, whose
+// environment holds the entry kv.
+func carrying(kv string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || !coretest.Alive(pid) {
+			continue
+		}
+		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if slices.Contains(strings.Split(string(env), "\x00"), kv) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// fixture is one test's fake launchctl, backend and manager.
+type fixture struct {
+	b     *launchd.Backend
+	dirs  core.Dirs
+	m     *core.Manager
+	state string   // the fake's state directory
+	env   []string // the fake's environment, as the backend passes it
+	uid   string
+}
+
+// newFixture sets up a fake launchctl with the given options, a backend
+// using it and a manager. At cleanup, after the test's own cleanups, it
+// fails the test if any agent is still loaded or any process is left.
+func newFixture(t *testing.T, opts ...string) *fixture {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "launchctl")
+	if err := os.Symlink(exe, bin); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{dirs: core.DirsAt(t.TempDir()), state: t.TempDir(), uid: strconv.Itoa(os.Getuid())}
+	if err := f.dirs.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	// A -race binary sleeps 1s at exit by default; the fake runs a lot.
+	f.env = append([]string{"FAKE_LAUNCHCTL_AS_MAIN=1", "FAKE_LAUNCHCTL_STATE=" + f.state,
+		"GORACE=" + strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0")}, opts...)
+	f.b = f.backend()
+	f.b.Launchctl = bin
+	f.m = f.manager(f.b)
+	t.Cleanup(func() { f.checkClean(t) })
+	return f
+}
+
+// backend returns a new backend on the fixture's fake, as a new btl
+// process would have.
+func (f *fixture) backend() *launchd.Backend {
+	b := launchd.New(f.dirs)
+	b.Env = f.env
+	if f.b != nil {
+		b.Launchctl = f.b.Launchctl
+	}
+	return b
+}
+
+func (f *fixture) manager(b core.Backend) *core.Manager {
+	return &core.Manager{Store: &core.Store{Dir: f.dirs.Data}, Dirs: f.dirs, Backend: b}
+}
+
+// launchctl runs the fake directly and returns its stdout and exit code.
+func (f *fixture) launchctl(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(f.b.Launchctl, args...)
+	cmd.Env = append(os.Environ(), f.env...)
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+// calls returns the lines of the fake's calls.log.
+func (f *fixture) calls() []string {
+	data, _ := os.ReadFile(filepath.Join(f.state, "calls.log"))
+	return strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+}
+
+// checkClean fails t if the fake still has btl agents loaded or runs
+// helpers (a helper lives as long as its job's main process). TestMain
+// checks for any process left by the tests at the end.
+func (f *fixture) checkClean(t *testing.T) {
+	if out, _ := f.launchctl(t, "list"); strings.Contains(out, "\t"+launchd.LabelPrefix) {
+		t.Errorf("agents left loaded:\n%s", out)
+	}
+	coretest.Eventually(t, 10*time.Second, "the fake's helpers to end", func() bool {
+		return len(carrying("FAKE_LAUNCHCTL_STATE="+f.state)) == 0
+	})
+}
+
+// run prepares argv in dir and runs it through the manager.
+func (f *fixture) run(t *testing.T, dir string, argv ...string) *core.Task {
+	t.Helper()
+	s, err := f.m.Prepare(argv, dir, os.Environ())
+	if err != nil {
+		t.Fatalf("prepare %q: %v", argv, err)
+	}
+	task, _, err := f.m.Run(context.Background(), s)
+	if err != nil {
+		t.Fatalf("run %q: %v", argv, err)
+	}
+	t.Cleanup(func() { f.b.Stop(context.Background(), *task, 100*time.Millisecond) })
+	return task
+}
+
+func TestConformance(t *testing.T) {
+	coretest.Run(t, func(t *testing.T) (core.Backend, core.Dirs) {
+		f := newFixture(t)
+		return f.b, f.dirs
+	})
+}
+
+// TestConformanceUserDomain runs the suite where there is no GUI login.
+func TestConformanceUserDomain(t *testing.T) {
+	coretest.Run(t, func(t *testing.T) (core.Backend, core.Dirs) {
+		f := newFixture(t, "FAKE_LAUNCHCTL_NO_GUI=1")
+		return f.b, f.dirs
+	})
+}
+
+// plistutil makes libplist (an independent parser) read the plist at path:
+// it converts it to a binary plist, which is then decoded. plistutil 2.2
+// exits 0 even when it fails, so its output is what counts.
+func plistutil(t *testing.T, path string) (map[string]any, error) {
+	t.Helper()
+	bin, err := exec.LookPath("plistutil")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("plistutil not found: install the Debian package libplist-utils")
+		}
+		t.Skip("plistutil not found; install libplist-utils to check plists with libplist")
+	}
+	out := filepath.Join(t.TempDir(), "out.bplist")
+	msg, err := exec.Command(bin, "-i", path, "-o", out, "-f", "bin").CombinedOutput()
+	data, rerr := os.ReadFile(out)
+	if err != nil || rerr != nil || !bytes.HasPrefix(data, []byte("bplist00")) {
+		return nil, fmt.Errorf("plistutil rejects %s: %v %v %s", path, err, rerr, msg)
+	}
+	var m map[string]any
+	if _, err := plist.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("decode plistutil's output: %w", err)
+	}
+	return m, nil
+}
+
+func TestPlistutilRejectsGarbage(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "bad.plist")
+	os.WriteFile(path, []byte("<?xml version=\"1.0\"?>\n<plist><dict><key>Label</key>"), 0o600)
+	if m, err := plistutil(t, path); err == nil {
+		t.Fatalf("plistutil accepted a truncated plist: %v", m)
+	}
+}
+
+func TestPlist(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		opts    []string
+		domain  string
+		session any
+	}{
+		{"gui", nil, "gui", nil},
+		{"ssh", []string{"FAKE_LAUNCHCTL_NO_GUI=1"}, "user", "Background"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, tc.opts...)
+			dir := t.TempDir()
+			task := f.run(t, dir, "sh", "-c", "env; echo env-done; exec sleep 60")
+			path := filepath.Join(f.dirs.Data, "launchd", task.Hash+".plist")
+			fi, err := os.Stat(path)
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("plist %s: %v, mode %v; want mode 0600", path, err, fi.Mode())
+			}
+			m, err := plistutil(t, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sh, _ := exec.LookPath("sh")
+			env, _ := m["EnvironmentVariables"].(map[string]any)
+			for key, want := range map[string]any{
+				"Label":                  "btl." + task.Hash,
+				"ProgramArguments":       []any{sh, "-c", "env; echo env-done; exec sleep 60"},
+				"WorkingDirectory":       task.Cwd,
+				"StandardOutPath":        task.LogFile,
+				"StandardErrorPath":      task.LogFile,
+				"RunAtLoad":              true,
+				"KeepAlive":              false,
+				"ExitTimeOut":            uint64(2),
+				"ProcessType":            "Interactive",
+				"AbandonProcessGroup":    false,
+				"LimitLoadToSessionType": tc.session,
+			} {
+				if got := m[key]; !equal(got, want) {
+					t.Errorf("%s = %#v, want %#v", key, got, want)
+				}
+			}
+			for _, kv := range os.Environ() {
+				k, v, _ := strings.Cut(kv, "=")
+				if env[k] != v {
+					t.Errorf("EnvironmentVariables[%s] = %v, want the caller's %q", k, env[k], v)
+				}
+			}
+			if env[core.EnvHash] != task.Hash || env[core.EnvInstance] != task.Token {
+				t.Errorf("EnvironmentVariables lack BTL_HASH/BTL_INSTANCE: %v", env)
+			}
+			// The task sees the caller's environment, without the launcher's
+			// report variable, and launchd's service name.
+			log := waitLog(t, task.LogFile, "env-done")
+			if strings.Contains(log, launchd.LaunchEnv) || !strings.Contains(log, "XPC_SERVICE_NAME=btl."+task.Hash+"\n") {
+				t.Errorf("task environment:\n%s", log)
+			}
+			if last := f.calls(); !slices.Contains(last, "bootstrap "+tc.domain+"/"+f.uid+" "+path+"\t0") {
+				t.Errorf("no bootstrap into %s: %q", tc.domain, last)
+			}
+		})
+	}
+}
+
+func equal(a, b any) bool {
+	if ai, ok := a.([]any); ok {
+		bi, ok := b.([]any)
+		return ok && slices.EqualFunc(ai, bi, equal)
+	}
+	return a == b
+}
+
+// waitLog waits until the file contains want and returns its content.
+func waitLog(t *testing.T, path, want string) string {
+	t.Helper()
+	var got string
+	coretest.Eventually(t, 10*time.Second, path+" to contain "+want, func() bool {
+		b, _ := os.ReadFile(path)
+		got = string(b)
+		return strings.Contains(got, want)
+	})
+	return got
+}
+
+// TestCallSequences asserts the launchctl calls each operation makes, from
+// the fake's calls.log. Repeated polls are squeezed to one line, and polls
+// while the task is being launched are dropped.
+func TestCallSequences(t *testing.T) {
+	t.Parallel()
+	sleep := []string{"sleep", "60"}
+	for _, tc := range []struct {
+		name  string
+		opts  []string
+		setup bool // start the task first
+		act   func(t *testing.T, f *fixture, dir string)
+		want  []string // {D} domain, {S} service target, {P} plist
+	}{
+		{"start", nil, false, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
+			"print gui/{U}\t0",
+			"bootout {S}\t3",
+			"bootstrap {D} {P}\t0",
+		}},
+		{"start over ssh", []string{"FAKE_LAUNCHCTL_NO_GUI=1"}, false, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
+			"print gui/{U}\t112",
+			"bootout {S}\t3",
+			"bootstrap {D} {P}\t0",
+		}},
+		{"replace", nil, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
+			"print {S}\t0",
+			"bootout {S}\t0",
+			"print {S}\t113",
+			"bootout {S}\t3",
+			"bootstrap {D} {P}\t0",
+		}},
+		{"replace while launchd is busy", []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2"}, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
+			"print {S}\t0",
+			"bootout {S}\t0",
+			"print {S}\t113",
+			"bootout {S}\t3",
+			"bootstrap {D} {P}\t5",
+			"bootstrap {D} {P}\t0",
+		}},
+		{"replace with bootout in progress", []string{"FAKE_LAUNCHCTL_BOOTOUT_36=1"}, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
+			"print {S}\t0",
+			"bootout {S}\t36",
+			"print {S}\t0",
+			"print {S}\t113",
+			"bootout {S}\t3",
+			"bootstrap {D} {P}\t0",
+		}},
+		{"kill", nil, true, func(t *testing.T, f *fixture, dir string) {
+			s, _ := f.m.Prepare(sleep, dir, os.Environ())
+			if _, err := f.m.Kill(context.Background(), []string{s.Hash}, false); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{
+			"print {S}\t0",
+			"bootout {S}\t0",
+			"print {S}\t113",
+		}},
+		{"list by a new btl process", nil, true, func(t *testing.T, f *fixture, dir string) {
+			if _, err := f.manager(f.backend()).List(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{
+			"list\t0",
+			"print gui/{U}\t0",
+			"print {S}\t0",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, tc.opts...)
+			dir := t.TempDir()
+			if tc.setup {
+				f.run(t, dir, sleep...)
+			}
+			before := len(f.calls())
+			if before == 1 && f.calls()[0] == "" {
+				before = 0
+			}
+			tc.act(t, f, dir)
+			s, _ := f.m.Prepare(sleep, dir, os.Environ())
+			dom, _ := f.b.Domain(context.Background())
+			r := strings.NewReplacer("{U}", f.uid, "{D}", dom, "{S}", dom+"/btl."+s.Hash,
+				"{P}", filepath.Join(f.dirs.Data, "launchd", s.Hash+".plist"))
+			var want []string
+			for _, w := range tc.want {
+				want = append(want, r.Replace(w))
+			}
+			if got := squeeze(f.calls()[before:]); !slices.Equal(got, want) {
+				t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// squeeze drops successful prints right after a successful bootstrap (the
+// backend's polls while the task launches) and repeated lines.
+func squeeze(calls []string) []string {
+	var out []string
+	for _, c := range calls {
+		if len(out) > 0 && c == out[len(out)-1] {
+			continue
+		}
+		if len(out) > 0 && strings.HasPrefix(out[len(out)-1], "bootstrap ") && strings.HasSuffix(out[len(out)-1], "\t0") &&
+			strings.HasPrefix(c, "print ") && strings.HasSuffix(c, "\t0") {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// TestRetriesStartTheTask checks that after the retry paths the new
+// instance runs, the old one is gone, and exactly one agent is loaded.
+func TestRetriesStartTheTask(t *testing.T) {
+	t.Parallel()
+	for _, opt := range []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=3", "FAKE_LAUNCHCTL_BOOTOUT_36=1"} {
+		t.Run(opt, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, opt)
+			dir := t.TempDir()
+			old := f.run(t, dir, "sh", "-c", "echo run; exec sleep 60")
+			cur := f.run(t, dir, "sh", "-c", "echo run; exec sleep 60")
+			if coretest.Alive(old.PID) || !coretest.Alive(cur.PID) {
+				t.Errorf("old %d alive=%v, new %d alive=%v", old.PID, coretest.Alive(old.PID), cur.PID, coretest.Alive(cur.PID))
+			}
+			if st, err := f.b.Inspect(context.Background(), *cur); err != nil || st.State != core.Running || st.PID != cur.PID {
+				t.Errorf("Inspect = %+v, %v; want running %d", st, err, cur.PID)
+			}
+			waitLog(t, cur.LogFile, "run\nrun\n")
+			out, _ := f.launchctl(t, "list")
+			if n := strings.Count(out, "\tbtl."); n != 1 {
+				t.Errorf("%d agents loaded, want 1:\n%s", n, out)
+			}
+		})
+	}
+}
+
+func TestExternalBootoutSeenByInspect(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	task := f.run(t, t.TempDir(), "sleep", "60")
+	if _, code := f.launchctl(t, "bootout", "gui/"+f.uid+"/"+task.Unit); code != 0 {
+		t.Fatalf("bootout: exit %d", code)
+	}
+	if st, err := f.b.Inspect(context.Background(), *task); err != nil || st.State != core.Gone {
+		t.Fatalf("Inspect after external bootout = %+v, %v; want gone", st, err)
+	}
+	views, err := f.m.List(context.Background())
+	if err != nil || len(views) != 1 || views[0].Status.State != core.Gone {
+		t.Fatalf("List = %+v, %v; want the task, gone", views, err)
+	}
+	if coretest.Alive(task.PID) {
+		t.Errorf("task %d alive after bootout", task.PID)
+	}
+}
+
+func TestExitStatusFromLaunchd(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		script string
+		want   core.Status
+	}{
+		{"exit 0", core.Status{State: core.Exited, Code: 0}},
+		{"exit 7", core.Status{State: core.Exited, Code: 7}},
+		{"kill -TERM $$", core.Status{State: core.Signaled, Signal: 15}},
+		{"kill -KILL $$", core.Status{State: core.Signaled, Signal: 9}},
+	} {
+		t.Run(tc.script, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			task := f.run(t, t.TempDir(), "sh", "-c", tc.script)
+			var st core.Status
+			coretest.Eventually(t, 10*time.Second, "task to end", func() bool {
+				st, _ = f.b.Inspect(context.Background(), *task)
+				return st.State != core.Running
+			})
+			if st != tc.want {
+				t.Errorf("Inspect = %+v, want %+v", st, tc.want)
+			}
+		})
+	}
+}
+
+// TestListReadopts loses state.json and checks that a new btl process finds
+// the running task again, with what the user typed, and can kill it.
+func TestListReadopts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := t.TempDir()
+	task := f.run(t, dir, "sh", "-c", `sleep 60 & echo $! > child; echo "it's here"; wait`)
+	if err := os.Remove(f.m.Store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	m := f.manager(f.backend())
+	views, err := m.List(context.Background())
+	if err != nil || len(views) != 1 {
+		t.Fatalf("List = %+v, %v; want one task", views, err)
+	}
+	got := views[0]
+	if got.Hash != task.Hash || got.Command != task.Command || got.Cwd != task.Cwd || got.LogFile != task.LogFile ||
+		got.PID != task.PID || got.ProcStart != task.ProcStart || got.Token != task.Token || got.Backend != launchd.Name ||
+		got.Status.State != core.Running {
+		t.Fatalf("re-adopted %+v (%+v)\nwant %+v", *got.Task, got.Status, *task)
+	}
+	child, _ := strconv.Atoi(strings.TrimSpace(waitLog(t, filepath.Join(dir, "child"), "\n")))
+	killed, err := m.Kill(context.Background(), []string{task.Hash[:6]}, false)
+	if err != nil || len(killed) != 1 {
+		t.Fatalf("Kill = %v, %v", killed, err)
+	}
+	if coretest.Alive(task.PID) || coretest.Alive(child) {
+		t.Errorf("processes survived kill: %d alive=%v, child %d alive=%v", task.PID, coretest.Alive(task.PID), child, coretest.Alive(child))
+	}
+	if views, _ := m.List(context.Background()); len(views) != 0 {
+		t.Errorf("List after kill = %+v", views)
+	}
+}
+
+// TestUnresolvableCommand checks that a command that cannot be run is a
+// 127 (or 126) error before launchctl is ever called.
+func TestUnresolvableCommand(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := t.TempDir()
+	_, err := f.m.Prepare([]string{"btl-no-such-command"}, dir, os.Environ())
+	var ee *core.ExecError
+	if !errors.As(err, &ee) || ee.ExitCode() != 127 {
+		t.Fatalf("Prepare = %v; want an ExecError with exit code 127", err)
+	}
+	s, err := f.m.Prepare([]string{"true"}, dir, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Path = filepath.Join(dir, "vanished")
+	_, err = f.b.Start(context.Background(), s)
+	if !errors.As(err, &ee) || ee.ExitCode() != 127 || ee.Name != "true" {
+		t.Fatalf("Start = %v; want an ExecError for true with exit code 127", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.state, "calls.log")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("launchctl was called: %q", f.calls())
+	}
+}
+
+// TestSpawnFailure makes launchd unable to spawn the task (EX_CONFIG):
+// Start fails with an ExecError and leaves nothing loaded.
+func TestSpawnFailure(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.b.Exe = filepath.Join(t.TempDir(), "no-launcher")
+	s, err := f.m.Prepare([]string{"sleep", "60"}, t.TempDir(), os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.b.Start(context.Background(), s)
+	var ee *core.ExecError
+	if !errors.As(err, &ee) || !errors.Is(err, launchd.ErrSpawn) {
+		t.Fatalf("Start = %v; want an ExecError wrapping ErrSpawn", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dirs.Data, "launchd", s.Hash+".plist")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("plist left behind: %v", err)
+	}
+}

@@ -1,0 +1,87 @@
+package launchd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"btl/core"
+)
+
+// LaunchEnv is set in a task's plist to the file where the launcher reports
+// the task's PID (see MaybeLaunch). The launcher removes it from the
+// environment before it executes the task.
+const LaunchEnv = "_BTL_LAUNCHD_REPORT"
+
+// launchReport is what the launcher writes before it executes the task.
+type launchReport struct {
+	PID   int    `json:"pid"`
+	Start uint64 `json:"start"` // see core.Proc
+}
+
+// MaybeLaunch runs the launcher when the process was started as one by
+// launchd (LaunchEnv is set) and never returns then; otherwise it returns
+// at once. Call it first thing in main (and in TestMain of tests that start
+// tasks).
+//
+// launchd does not tell the PID of a task that ended before anyone asked,
+// and a task may end within a millisecond. So the plist's Program is btl
+// itself: it writes its PID and start time to the report file, then
+// executes ProgramArguments in the same process, which keeps the PID, the
+// session and the process group launchd set up.
+func MaybeLaunch() {
+	report, ok := os.LookupEnv(LaunchEnv)
+	if !ok {
+		return
+	}
+	os.Exit(launch(report))
+}
+
+// launch reports and executes os.Args; it returns only on failure, with
+// the shell's exit code (127 command not found, 126 not executable).
+func launch(report string) int {
+	os.Unsetenv(LaunchEnv)
+	if len(os.Args) == 0 || !filepath.IsAbs(os.Args[0]) {
+		fmt.Fprintf(os.Stderr, "btl: launchd launcher: no absolute program in %q\n", os.Args)
+		return 126
+	}
+	rep := launchReport{PID: os.Getpid()}
+	if info, err := core.LookupProc(rep.PID); err == nil {
+		rep.Start = info.Start
+	}
+	data, err := json.Marshal(rep)
+	if err == nil {
+		err = core.WriteFileAtomic(report, data, 0o600)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
+		return 126
+	}
+	err = syscall.Exec(os.Args[0], os.Args, os.Environ())
+	fmt.Fprintf(os.Stderr, "btl: %s: %v\n", os.Args[0], err)
+	if errors.Is(err, syscall.ENOENT) {
+		return 127
+	}
+	return 126
+}
+
+// reportPath is the launcher's report file for one start of a task.
+func reportPath(dirs core.Dirs, token string) string {
+	return filepath.Join(dirs.Run, token+".launchd")
+}
+
+// readReport reads the launcher's report; an error means there is none yet.
+func readReport(path string) (launchReport, error) {
+	var rep launchReport
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return rep, err
+	}
+	if err := json.Unmarshal(data, &rep); err != nil || rep.PID <= 0 {
+		return rep, fmt.Errorf("launchd: bad launch report %s", path)
+	}
+	return rep, nil
+}

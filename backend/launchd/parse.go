@@ -1,0 +1,79 @@
+package launchd
+
+import (
+	"strconv"
+	"strings"
+
+	"btl/core"
+)
+
+// topLevel returns the "key = value" lines of a `launchctl print` dump that
+// describe the service itself: those with exactly one leading tab. Nested
+// blocks reuse keys such as "state" and "pid" for other things.
+func topLevel(dump string) map[string]string {
+	fields := map[string]string{}
+	for line := range strings.SplitSeq(dump, "\n") {
+		rest, ok := strings.CutPrefix(line, "\t")
+		if !ok || strings.HasPrefix(rest, "\t") {
+			continue
+		}
+		if k, v, ok := strings.Cut(rest, " = "); ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	return fields
+}
+
+// parsePrint turns a `launchctl print <service>` dump into a status:
+// running with its pid, exited with "last exit code = N" (or "N: NAME"),
+// killed with "last terminating signal = Name: N", starting while launchd
+// is spawning it, gone otherwise.
+func parsePrint(dump string) core.Status {
+	f := topLevel(dump)
+	state := f["state"]
+	if pid, err := strconv.Atoi(f["pid"]); state == "running" && err == nil && pid > 0 {
+		return core.Status{State: core.Running, PID: pid}
+	}
+	if v, ok := f["last terminating signal"]; ok {
+		if i := strings.LastIndex(v, ":"); i >= 0 {
+			if sig, err := strconv.Atoi(strings.TrimSpace(v[i+1:])); err == nil {
+				return core.Status{State: core.Signaled, Signal: sig}
+			}
+		}
+	}
+	if v, ok := f["last exit code"]; ok {
+		num, _, _ := strings.Cut(v, ":")
+		if code, err := strconv.Atoi(strings.TrimSpace(num)); err == nil {
+			return core.Status{State: core.Exited, Code: code}
+		}
+	}
+	switch state {
+	case "running", "spawn scheduled", "xpcproxy":
+		return core.Status{State: core.Starting}
+	}
+	return core.Status{State: core.Gone}
+}
+
+// listRow is one row of `launchctl list`.
+type listRow struct {
+	pid    int // 0 when not running ("-")
+	status int // last exit code, or minus the signal
+	label  string
+}
+
+// parseList parses `launchctl list`: a "PID\tStatus\tLabel" header, then
+// one tab-separated row per loaded service.
+func parseList(out string) []listRow {
+	var rows []listRow
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 3 || f[0] == "PID" {
+			continue
+		}
+		row := listRow{label: f[2]}
+		row.pid, _ = strconv.Atoi(f[0])
+		row.status, _ = strconv.Atoi(f[1])
+		rows = append(rows, row)
+	}
+	return rows
+}

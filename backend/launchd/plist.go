@@ -1,0 +1,128 @@
+package launchd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"howett.net/plist"
+
+	"btl/core"
+)
+
+// agent is the launchd.plist of one task.
+type agent struct {
+	Label string `plist:"Label"`
+	// Program is the launcher; it records the task's PID and then executes
+	// ProgramArguments, whose first element is the resolved command.
+	Program              string            `plist:"Program"`
+	ProgramArguments     []string          `plist:"ProgramArguments"`
+	WorkingDirectory     string            `plist:"WorkingDirectory"`
+	EnvironmentVariables map[string]string `plist:"EnvironmentVariables"`
+	StandardOutPath      string            `plist:"StandardOutPath"`
+	StandardErrorPath    string            `plist:"StandardErrorPath"`
+	RunAtLoad            bool              `plist:"RunAtLoad"`
+	KeepAlive            bool              `plist:"KeepAlive"`
+	ExitTimeOut          int               `plist:"ExitTimeOut"`
+	ProcessType          string            `plist:"ProcessType"`
+	AbandonProcessGroup  bool              `plist:"AbandonProcessGroup"`
+	// LimitLoadToSessionType is Background in the user/<uid> domain.
+	LimitLoadToSessionType string `plist:"LimitLoadToSessionType,omitempty"`
+}
+
+// newAgent returns the plist of spec for domain dom, run through the
+// launcher exe, which reports to the file report.
+func newAgent(spec core.Spec, dom, exe, report string) agent {
+	env := make(map[string]string, len(spec.Env)+1)
+	for _, kv := range spec.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+			env[k] = v
+		}
+	}
+	env[LaunchEnv] = report
+	a := agent{
+		Label:                Label(spec.Hash),
+		Program:              exe,
+		ProgramArguments:     append([]string{spec.Path}, spec.Argv[1:]...),
+		WorkingDirectory:     spec.Dir,
+		EnvironmentVariables: env,
+		StandardOutPath:      spec.LogFile,
+		StandardErrorPath:    spec.LogFile,
+		RunAtLoad:            true,
+		KeepAlive:            false,
+		ExitTimeOut:          int(core.Grace / time.Second),
+		ProcessType:          "Interactive",
+		AbandonProcessGroup:  false,
+	}
+	if strings.HasPrefix(dom, "user/") {
+		a.LimitLoadToSessionType = "Background"
+	}
+	return a
+}
+
+// plistPath is where the plist of the task with the given hash lives.
+func (b *Backend) plistPath(hash string) string {
+	return filepath.Join(b.Dirs.Data, "launchd", hash+".plist")
+}
+
+// writePlist writes a as XML, mode 0600, and returns its path.
+func (b *Backend) writePlist(a agent) (string, error) {
+	hash := strings.TrimPrefix(a.Label, LabelPrefix)
+	path := b.plistPath(hash)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("launchd: %w", err)
+	}
+	data, err := plist.MarshalIndent(a, plist.XMLFormat, "\t")
+	if err != nil {
+		return "", fmt.Errorf("launchd: encode plist: %w", err)
+	}
+	if err := core.WriteFileAtomic(path, data, 0o600); err != nil {
+		return "", fmt.Errorf("launchd: %w", err)
+	}
+	return path, nil
+}
+
+// readPlist reads back the plist of the task with the given hash and
+// returns it with its modification time (when the task was started).
+func (b *Backend) readPlist(hash string) (agent, time.Time, error) {
+	var a agent
+	path := b.plistPath(hash)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return a, time.Time{}, fmt.Errorf("launchd: %w", err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return a, time.Time{}, fmt.Errorf("launchd: %w", err)
+	}
+	if _, err := plist.Unmarshal(data, &a); err != nil {
+		return a, time.Time{}, fmt.Errorf("launchd: %s: %w", path, err)
+	}
+	if len(a.ProgramArguments) == 0 {
+		return a, time.Time{}, fmt.Errorf("launchd: %s: no ProgramArguments", path)
+	}
+	return a, fi.ModTime(), nil
+}
+
+// task rebuilds what btl recorded for the agent's task. The plist holds
+// the resolved command path, not argv[0] as typed: when the command's
+// base name gives back the task's hash, that is what the user typed.
+func (a agent) task(hash string) core.Task {
+	argv := a.ProgramArguments
+	if short := append([]string{filepath.Base(argv[0])}, argv[1:]...); core.Hash(a.WorkingDirectory, core.CommandLine(short)) == hash {
+		argv = short
+	}
+	return core.Task{
+		Hash:      hash,
+		Argv:      argv,
+		Command:   core.CommandLine(argv),
+		Cwd:       a.WorkingDirectory,
+		LogFile:   a.StandardOutPath,
+		Token:     a.EnvironmentVariables[core.EnvInstance],
+		Unit:      a.Label,
+		Backend:   Name,
+		LogDirect: true,
+	}
+}
