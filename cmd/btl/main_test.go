@@ -399,6 +399,8 @@ func TestArgsPassedVerbatim(t *testing.T) {
 		{[]string{"sh", "-c", `printf '[%s]' "$@"; echo`, "x", "-m", "--backend", "a b", "", "it's"}, "[-m][--backend][a b][][it's]\n"},
 		{[]string{"--", "list", "-n", "1"}, "program list ran -n 1\n"},
 		{[]string{"--backend", backendUnderTest(), "sh", "-c", "echo $0", "-x"}, "-x\n"},
+		{[]string{"sh", "-c", "echo unbuffered=$PYTHONUNBUFFERED"}, "unbuffered=1\n"},
+		{[]string{"--no-unbuffer", "sh", "-c", "echo unbuffered=${PYTHONUNBUFFERED-unset}."}, "unbuffered=unset.\n"},
 	}
 	for _, c := range cases {
 		s := u.start(dir, c.argv...)

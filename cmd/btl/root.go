@@ -28,6 +28,7 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
 type env struct {
 	stdout, stderr io.Writer
 	backend        string // --backend or BTL_BACKEND
+	noUnbuffer     bool   // --no-unbuffer
 	dirs           core.Dirs
 	mgr            *core.Manager
 }
@@ -62,6 +63,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.Flags().SetInterspersed(false)
 	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: auto, fork, systemd or launchd (default $BTL_BACKEND, else auto)")
+	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see btl --help)", err)
 	})

@@ -16,7 +16,13 @@ func (e *env) start(cmd *cobra.Command, argv []string) error {
 	if err != nil {
 		return fmt.Errorf("current directory: %w", err)
 	}
-	spec, err := e.mgr.Prepare(argv, cwd, os.Environ())
+	env := os.Environ()
+	if _, set := os.LookupEnv("PYTHONUNBUFFERED"); !set && !e.noUnbuffer {
+		// Output goes to a file, not a terminal: without this, Python
+		// programs hold their output back in a buffer.
+		env = append(env, "PYTHONUNBUFFERED=1")
+	}
+	spec, err := e.mgr.Prepare(argv, cwd, env)
 	if err != nil {
 		return err
 	}
