@@ -184,14 +184,15 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("launchd: %w", err)
 	}
 	os.Remove(report)
+	if err := b.bootout(ctx, svc); err != nil {
+		return core.Task{}, fmt.Errorf("launchd: remove stale agent: %w", err)
+	}
 	path, err := b.writePlist(newAgent(spec, dom, exe, report))
 	if err != nil {
 		return core.Task{}, err
 	}
-	if err := b.bootout(ctx, svc); err != nil {
-		return core.Task{}, fmt.Errorf("launchd: remove stale agent: %w", err)
-	}
 	if err := b.bootstrap(ctx, dom, path); err != nil {
+		os.Remove(path)
 		return core.Task{}, err
 	}
 	rep, err := b.awaitLaunch(ctx, svc, spec, report)
@@ -328,7 +329,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		}
 	}
 	if err := core.StopTree(leader, t.Token, grace); err != nil {
-		return err
+		return err // survivors: the agent stays loaded, as the task runs
 	}
 	if err := b.bootout(ctx, svc); err != nil {
 		return err

@@ -56,9 +56,8 @@ func parsePrint(dump string) core.Status {
 
 // listRow is one row of `launchctl list`.
 type listRow struct {
-	pid    int // 0 when not running ("-")
-	status int // last exit code, or minus the signal
-	label  string
+	pid   int // 0 when not running ("-")
+	label string
 }
 
 // parseList parses `launchctl list`: a "PID\tStatus\tLabel" header, then
@@ -72,7 +71,6 @@ func parseList(out string) []listRow {
 		}
 		row := listRow{label: f[2]}
 		row.pid, _ = strconv.Atoi(f[0])
-		row.status, _ = strconv.Atoi(f[1])
 		rows = append(rows, row)
 	}
 	return rows

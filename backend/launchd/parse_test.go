@@ -1,0 +1,67 @@
+package launchd
+
+import (
+	"slices"
+	"testing"
+
+	"btl/core"
+)
+
+// A dump shaped like the real capture in the launchd notes, with nested
+// blocks that reuse "state" and "pid".
+const dumpHead = `gui/501/btl.0123456789abcdef = {
+	active count = 1
+	path = /Users/u/.local/share/btl/launchd/0123456789abcdef.plist
+	type = LaunchAgent
+	spawn monitor = {
+		pid = 4711
+		state = active
+	}
+`
+
+const dumpTail = `	resource coalition = {
+		ID = 4242
+		state = active
+		pid = 99
+	}
+	job state = exited
+}
+`
+
+func TestParsePrint(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines string
+		want  core.Status
+	}{
+		{"running", "\tstate = running\n\tpid = 28474\n\tlast exit code = (never exited)\n", core.Status{State: core.Running, PID: 28474}},
+		{"running again", "\tstate = running\n\truns = 2\n\tpid = 12\n\tlast exit code = 1\n", core.Status{State: core.Running, PID: 12}},
+		{"exited", "\tstate = not running\n\tlast exit code = 3\n", core.Status{State: core.Exited, Code: 3}},
+		{"exited 0", "\tstate = not running\n\tlast exit code = 0\n", core.Status{State: core.Exited}},
+		{"EX_CONFIG", "\tstate = not running\n\tlast exit code = 78: EX_CONFIG\n", core.Status{State: core.Exited, Code: 78}},
+		{"signal", "\tstate = not running\n\tlast terminating signal = Terminated: 15\n", core.Status{State: core.Signaled, Signal: 15}},
+		{"killed", "\tstate = not running\n\tlast terminating signal = Killed: 9\n", core.Status{State: core.Signaled, Signal: 9}},
+		{"spawning", "\tstate = spawn scheduled\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"xpcproxy", "\tstate = xpcproxy\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"never ran", "\tstate = not running\n\tlast exit code = (never exited)\n", core.Status{State: core.Gone}},
+		{"nested pid only", "\tstate = not running\n", core.Status{State: core.Gone}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parsePrint(dumpHead + tc.lines + dumpTail); got != tc.want {
+				t.Errorf("parsePrint = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseList(t *testing.T) {
+	out := "PID\tStatus\tLabel\n" +
+		"-\t0\tcom.apple.something\n" +
+		"28474\t0\tbtl.0123456789abcdef\n" +
+		"-\t-15\tbtl.fedcba9876543210\n" +
+		"garbage line\n"
+	want := []listRow{{0, "com.apple.something"}, {28474, "btl.0123456789abcdef"}, {0, "btl.fedcba9876543210"}}
+	if got := parseList(out); !slices.Equal(got, want) {
+		t.Errorf("parseList = %+v, want %+v", got, want)
+	}
+}
