@@ -317,7 +317,7 @@ func candidates(ts []*Task, lead string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s (%s)", t.Hash, t.Command)
+		fmt.Fprintf(&b, "%s (%q)", t.Hash, t.Command)
 	}
 	return b.String()
 }

@@ -8,6 +8,7 @@ package fork
 
 import (
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,11 +42,12 @@ func New(dirs core.Dirs) *Backend { return &Backend{Dirs: dirs} }
 // Name returns "fork".
 func (b *Backend) Name() string { return Name }
 
-// request is what the supervisor reads on fd 3.
+// request is what the supervisor reads on fd 3, gob-encoded: unlike JSON,
+// gob carries arguments that are not valid UTF-8 unchanged.
 type request struct {
-	Spec    core.Spec `json:"spec"`
-	LogMax  int64     `json:"log_max"`
-	ExitDir string    `json:"exit_dir"`
+	Spec    core.Spec
+	LogMax  int64
+	ExitDir string
 }
 
 // reply is what the supervisor writes on fd 4 once the task is executed.
@@ -107,7 +109,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	go cmd.Wait()
 
 	req := request{Spec: spec, LogMax: logMax, ExitDir: b.Dirs.Run}
-	werr := json.NewEncoder(reqW).Encode(req)
+	werr := gob.NewEncoder(reqW).Encode(req)
 	reqW.Close()
 	out, rerr := io.ReadAll(repR)
 	repR.Close()

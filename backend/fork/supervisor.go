@@ -1,6 +1,7 @@
 package fork
 
 import (
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"io"
@@ -38,7 +39,7 @@ func supervise() int {
 	reqF := os.NewFile(3, "request")
 	repF := os.NewFile(4, "reply")
 	var req request
-	if err := json.NewDecoder(reqF).Decode(&req); err != nil {
+	if err := gob.NewDecoder(reqF).Decode(&req); err != nil {
 		sendReply(repF, reply{Err: "bad request: " + err.Error()})
 		return 1
 	}

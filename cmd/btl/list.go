@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strings"
+	"unicode/utf8"
 	"text/tabwriter"
 	"time"
 
@@ -28,7 +30,7 @@ func newListCmd(e *env) *cobra.Command {
 			fmt.Fprintln(tw, "HASH\tPID\tSTATUS\tSTARTED\tCOMMAND\tCWD")
 			now := time.Now()
 			for _, v := range views {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", v.Hash, v.PID, v.Status, ago(now, v.StartedAt), v.Command, v.Cwd)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", v.Hash, v.PID, v.Status, ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd))
 			}
 			return tw.Flush()
 		},
@@ -50,4 +52,27 @@ func ago(now, t time.Time) string {
 		return fmt.Sprintf("%dh ago", int(d.Hours()))
 	}
 	return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+}
+
+// printable renders s on one line for a terminal: control characters and
+// bytes that are not UTF-8 are shown as Go-style escapes (\n, \x1b, \xff).
+func printable(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }

@@ -86,7 +86,7 @@ func (e *env) listLogs() error {
 	for _, l := range logs {
 		cmd := ""
 		if st != nil && st.Processes[l.hash] != nil {
-			cmd = st.Processes[l.hash].Command
+			cmd = printable(st.Processes[l.hash].Command)
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.hash, humanSize(l.fi.Size()), ago(now, l.fi.ModTime()), cmd)
 	}

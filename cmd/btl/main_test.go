@@ -400,6 +400,8 @@ func TestArgsPassedVerbatim(t *testing.T) {
 		{[]string{"--", "list", "-n", "1"}, "program list ran -n 1\n"},
 		{[]string{"--backend", backendUnderTest(), "sh", "-c", "echo $0", "-x"}, "-x\n"},
 		{[]string{"sh", "-c", "echo unbuffered=$PYTHONUNBUFFERED"}, "unbuffered=1\n"},
+		{[]string{"printf", "%s|%s|", "\xff\xfe", "new\nline"}, "\xff\xfe|new\nline|"},
+		{[]string{"sh", "-c", `printf %s "$1" | wc -c`, "x", strings.Repeat("a", 100000)}, "100000\n"},
 		{[]string{"--no-unbuffer", "sh", "-c", "echo unbuffered=${PYTHONUNBUFFERED-unset}."}, "unbuffered=unset.\n"},
 	}
 	for _, c := range cases {

@@ -33,7 +33,7 @@ func (e *env) start(cmd *cobra.Command, argv []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "[btl] Starting: %s\n", task.Command)
+	fmt.Fprintf(e.stdout, "[btl] Starting: %s\n", printable(task.Command))
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
 	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
 	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
