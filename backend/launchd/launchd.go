@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -75,6 +76,16 @@ func New(dirs core.Dirs) *Backend { return &Backend{UID: os.Getuid(), Dirs: dirs
 
 // Name returns "launchd".
 func (b *Backend) Name() string { return Name }
+
+// Available reports whether tasks can run as launchd agents here: on macOS,
+// with launchctl in PATH.
+func Available() bool {
+	if runtime.GOOS != "darwin" {
+		return false
+	}
+	_, err := exec.LookPath("launchctl")
+	return err == nil
+}
 
 // Label returns the launchd label of the task with the given hash.
 func Label(hash string) string { return LabelPrefix + hash }

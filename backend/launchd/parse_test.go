@@ -1,6 +1,7 @@
 package launchd
 
 import (
+	"runtime"
 	"slices"
 	"testing"
 
@@ -63,5 +64,11 @@ func TestParseList(t *testing.T) {
 	want := []listRow{{0, "com.apple.something"}, {28474, "btl.0123456789abcdef"}, {0, "btl.fedcba9876543210"}}
 	if got := parseList(out); !slices.Equal(got, want) {
 		t.Errorf("parseList = %+v, want %+v", got, want)
+	}
+}
+
+func TestAvailableOnlyOnDarwin(t *testing.T) {
+	if runtime.GOOS != "darwin" && Available() {
+		t.Error("Available on " + runtime.GOOS)
 	}
 }
