@@ -95,20 +95,41 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			}
 			delete(st.Processes, spec.Hash)
 		}
-		t, err := m.Backend.Start(ctx, spec)
-		if err != nil {
+		// Record the intent before anything runs: if btl dies between the
+		// start and the save below, the next btl finds the task by its
+		// token (see adopt) instead of losing sight of it.
+		intent := &Task{
+			Hash:      spec.Hash,
+			UserID:    os.Getuid(),
+			Command:   spec.Command,
+			Cwd:       spec.Dir,
+			Argv:      spec.Argv,
+			LogFile:   spec.LogFile,
+			Token:     spec.Token,
+			Backend:   m.Backend.Name(),
+			StartedAt: time.Now().UTC(),
+			Status:    &Status{State: Starting},
+		}
+		st.Processes[spec.Hash] = intent
+		if err := m.Store.checkpoint(st); err != nil {
+			delete(st.Processes, spec.Hash)
 			return err
 		}
-		t.Hash = spec.Hash
-		t.UserID = os.Getuid()
-		t.Command = spec.Command
-		t.Cwd = spec.Dir
-		t.Argv = spec.Argv
-		t.LogFile = spec.LogFile
-		t.Token = spec.Token
-		t.Backend = m.Backend.Name()
+		t, err := m.Backend.Start(ctx, spec)
+		if err != nil {
+			delete(st.Processes, spec.Hash)
+			return err
+		}
+		t.Hash = intent.Hash
+		t.UserID = intent.UserID
+		t.Command = intent.Command
+		t.Cwd = intent.Cwd
+		t.Argv = intent.Argv
+		t.LogFile = intent.LogFile
+		t.Token = intent.Token
+		t.Backend = intent.Backend
 		if t.StartedAt.IsZero() {
-			t.StartedAt = time.Now().UTC()
+			t.StartedAt = intent.StartedAt
 		}
 		st.Processes[spec.Hash] = &t
 		started = &t
@@ -124,6 +145,7 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 	if b == nil || t.UserID != os.Getuid() {
 		return false, nil
 	}
+	adopt(t)
 	st, err := b.Inspect(ctx, *t)
 	if err != nil {
 		return false, err
@@ -158,6 +180,20 @@ func (m *Manager) backendFor(t *Task) Backend {
 	return b
 }
 
+// adopt completes a task whose start was recorded but not confirmed (btl
+// died in between): its main process is found by the task's token.
+func adopt(t *Task) {
+	if t.Status == nil || t.Status.State != Starting || t.Token == "" {
+		return
+	}
+	if p, ok := FindByToken(t.Token); ok {
+		t.PID, t.ProcStart = p.PID, p.Start
+		t.Status = nil
+		return
+	}
+	t.Status = &Status{State: Gone}
+}
+
 // Status asks t's backend what became of it. A task of another user, or
 // of a backend not available here, is reported as gone.
 func (m *Manager) Status(ctx context.Context, t *Task) Status {
@@ -165,6 +201,7 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 	if b == nil || t.UserID != os.Getuid() {
 		return Status{State: Gone}
 	}
+	adopt(t)
 	st, err := b.Inspect(ctx, *t)
 	if err != nil {
 		return Status{State: Gone}

@@ -144,3 +144,24 @@ func treeMembers(leader Proc, token string) []Proc {
 	}
 	return out
 }
+
+// FindByToken returns the main process of the task whose instance token is
+// token: among the caller's live processes carrying it, the one that leads
+// its own process group, else the oldest.
+func FindByToken(token string) (Proc, bool) {
+	var best *ProcInfo
+	uid := os.Getuid()
+	for _, info := range userProcs(uid) {
+		if info.Zombie || info.UID != uid || !hasEnv(info.PID, EnvInstance+"="+token) {
+			continue
+		}
+		leads := info.PGID == info.PID
+		if best == nil || leads && best.PGID != best.PID || leads == (best.PGID == best.PID) && info.Start < best.Start {
+			best = &info
+		}
+	}
+	if best == nil {
+		return Proc{}, false
+	}
+	return Proc{PID: best.PID, Start: best.Start}, true
+}

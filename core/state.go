@@ -66,7 +66,8 @@ func (t *Task) MarshalJSON() ([]byte, error) {
 type State struct {
 	Processes map[string]*Task `json:"processes"`
 
-	extra map[string]json.RawMessage
+	extra        map[string]json.RawMessage
+	checkpointed bool // saved in the middle of an Update
 }
 
 type plainState State
@@ -187,8 +188,18 @@ func (s *Store) Update(fn func(*State) error) error {
 		return err
 	}
 	if err := fn(st); err != nil {
+		if st.checkpointed {
+			// fn saved an intermediate state and then undid it in memory.
+			s.save(st)
+		}
 		return err
 	}
+	return s.save(st)
+}
+
+// checkpoint saves st in the middle of an Update, while the lock is held.
+func (s *Store) checkpoint(st *State) error {
+	st.checkpointed = true
 	return s.save(st)
 }
 

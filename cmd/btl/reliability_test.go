@@ -1,0 +1,260 @@
+package main
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"btl/core"
+	"btl/core/coretest"
+)
+
+// tokenProcs returns the live processes of this user whose environment
+// carries BTL_INSTANCE=<token> for one of this test's tasks (HOME marks
+// them), by token.
+func tokenProcs(t *testing.T, home string) map[string][]int {
+	t.Helper()
+	out := map[string][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || !coretest.Alive(pid) {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(env, []byte("\x00HOME="+home+"\x00")) && !bytes.HasPrefix(env, []byte("HOME="+home+"\x00")) {
+			continue
+		}
+		for kv := range bytes.SplitSeq(env, []byte{0}) {
+			if tok, ok := bytes.CutPrefix(kv, []byte(core.EnvInstance+"=")); ok {
+				out[string(tok)] = append(out[string(tok)], pid)
+			}
+		}
+	}
+	return out
+}
+
+func TestConcurrentSameCommand(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	const n = 8
+	var wg sync.WaitGroup
+	results := make([]result, n)
+	for i := range n {
+		wg.Go(func() { results[i] = u.btl(dir, "sh", "-c", `echo $$ >> pids; exec sleep 100`) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		if r.code != 0 {
+			t.Fatalf("start %d: %+v", i, r)
+		}
+	}
+	pids := pids(t, waitFileLines(t, filepath.Join(dir, "pids"), n))
+	alive := 0
+	for _, p := range pids {
+		if coretest.Alive(p) {
+			alive++
+		}
+	}
+	if alive != 1 {
+		t.Errorf("%d instances alive after %d concurrent starts, want 1", alive, n)
+	}
+	if got := len(u.state().Processes); got != 1 {
+		t.Errorf("%d entries, want 1", got)
+	}
+}
+
+func TestConcurrentDistinctCommands(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	const n = 10
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if r := u.btl(dir, "sleep", strconv.Itoa(200+i)); r.code != 0 {
+				t.Errorf("start %d: %+v", i, r)
+			}
+		})
+	}
+	wg.Wait()
+	st := u.state()
+	if len(st.Processes) != n {
+		t.Fatalf("%d entries after %d concurrent distinct starts: updates were lost", len(st.Processes), n)
+	}
+	for _, e := range st.Processes {
+		if !coretest.Alive(e.PID) {
+			t.Errorf("entry %s: PID %d not running", e.Hash, e.PID)
+		}
+	}
+}
+
+// TestKilledMidway kills btl with SIGKILL at random moments of start,
+// replace, kill and clean. Afterwards state.json must parse, and every
+// process a task started must be visible to btl (and so stoppable).
+func TestKilledMidway(t *testing.T) {
+	u := newUser(t)
+	dirs := []string{t.TempDir(), t.TempDir()}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	cmds := [][]string{
+		{"sh", "-c", "sleep 100 & exec sleep 101"},
+		{"sleep", "102"},
+		{"kill", "--all"},
+		{"clean"},
+	}
+	for i := range 60 {
+		args := cmds[rng.IntN(len(cmds))]
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Dir, cmd.Env = dirs[rng.IntN(len(dirs))], u.env
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.IntN(15000)) * time.Microsecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if i%10 == 9 {
+			checkAllVisible(t, u)
+		}
+	}
+	checkAllVisible(t, u)
+	u.ok(dirs[0], "kill", "--all")
+	if left := tokenProcs(t, u.home); len(left) > 0 {
+		t.Fatalf("processes left after kill --all: %v", left)
+	}
+}
+
+func checkAllVisible(t *testing.T, u *user) {
+	t.Helper()
+	r := u.btl(t.TempDir(), "list")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("list after a killed btl: %+v", r)
+	}
+	st := u.state()
+	tokens := map[string]*core.Task{}
+	for _, e := range st.Processes {
+		tokens[e.Token] = e
+	}
+	for tok, ps := range tokenProcs(t, u.home) {
+		e := tokens[tok]
+		if e == nil {
+			t.Fatalf("processes %v of instance %s run, but btl does not track them; list:\n%s", ps, tok, r.stdout)
+		}
+	}
+}
+
+func TestReadOnlyStateDir(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	keep := u.start(dir, "sleep", "100")
+	before, _ := os.ReadFile(filepath.Join(u.dataDir(), "state.json"))
+	os.Chmod(u.dataDir(), 0o500)
+	defer os.Chmod(u.dataDir(), 0o700)
+	r := u.btl(dir, "sh", "-c", "echo $$ > started; exec sleep 100")
+	if r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "Error: ") {
+		t.Errorf("start with a read-only state dir: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+		t.Error("the task ran although its start could not be recorded")
+	}
+	os.Chmod(u.dataDir(), 0o700)
+	after, _ := os.ReadFile(filepath.Join(u.dataDir(), "state.json"))
+	if !bytes.Equal(before, after) {
+		t.Errorf("state changed:\n%s\n%s", before, after)
+	}
+	if !coretest.Alive(keep.pid) {
+		t.Error("another task was harmed")
+	}
+}
+
+func TestUnwritableLogDir(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	u.start(dir, "sleep", "100")
+	before, _ := os.ReadFile(filepath.Join(u.dataDir(), "state.json"))
+	logs := filepath.Join(u.dataDir(), "logs")
+	os.Chmod(logs, 0o500)
+	defer os.Chmod(logs, 0o700)
+	r := u.btl(dir, "sh", "-c", "echo $$ > started; exec sleep 100")
+	if r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "permission denied") {
+		t.Errorf("start with an unwritable log dir: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+		t.Error("the task ran although its log could not be opened")
+	}
+	after, _ := os.ReadFile(filepath.Join(u.dataDir(), "state.json"))
+	if !bytes.Equal(before, after) {
+		t.Errorf("state changed:\n%s\n%s", before, after)
+	}
+}
+
+func TestLogSymlinkRefused(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", "echo secret-output; exec sleep 100"}
+	s := u.start(dir, argv...)
+	u.ok(dir, "kill", s.hash)
+	target := filepath.Join(t.TempDir(), "victim")
+	os.WriteFile(target, []byte("precious\n"), 0o600)
+	os.Remove(s.log)
+	os.Symlink(target, s.log)
+	r := u.btl(dir, argv...)
+	if r.code == 0 || !strings.Contains(r.stderr, "symbolic link") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("start through a symlinked log: %+v", r)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious\n" {
+		t.Errorf("write went through the symlink: %q", b)
+	}
+}
+
+func TestUnsafeDataDir(t *testing.T) {
+	u := newUser(t)
+	os.MkdirAll(u.dataDir(), 0o700)
+	os.Chmod(u.dataDir(), 0o777)
+	r := u.btl(t.TempDir(), "list")
+	if r.code != 1 || !strings.Contains(r.stderr, "writable by group or others") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("list with a world-writable data dir: %+v", r)
+	}
+}
+
+func TestLogCap(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	const max = 32 << 10
+	script := `i=0; while [ $i -lt 20000 ]; do echo "line $i"; i=$((i+1)); done; echo last line`
+	r := u.btlEnv(dir, []string{"BTL_LOG_MAX=32K"}, "sh", "-c", script)
+	if r.code != 0 {
+		t.Fatalf("start: %+v", r)
+	}
+	m := startRE.FindStringSubmatch(r.stdout)
+	logf := m[6]
+	coretest.Eventually(t, 30*time.Second, "the last line", func() bool {
+		b, _ := os.ReadFile(logf)
+		return bytes.HasSuffix(b, []byte("last line\n"))
+	})
+	for _, f := range []string{logf, logf + ".1"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > max {
+			t.Errorf("%s is %d bytes, over the %d cap", f, fi.Size(), max)
+		}
+	}
+	old, _ := os.ReadFile(logf + ".1")
+	cur, _ := os.ReadFile(logf)
+	all := string(old) + string(cur)
+	if !strings.Contains(all, "line 19999\nlast line\n") || strings.Contains(all, "line 0\n") {
+		t.Errorf("rotation did not keep the newest output")
+	}
+	r = u.btlEnv(dir, []string{"BTL_LOG_MAX=lots"}, "true")
+	if r.code != 1 || !strings.Contains(r.stderr, "BTL_LOG_MAX") {
+		t.Errorf("bad BTL_LOG_MAX: %+v", r)
+	}
+}
