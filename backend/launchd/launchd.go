@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"btl/core"
 )
@@ -162,6 +163,11 @@ func (b *Backend) service(ctx context.Context, t core.Task) (string, error) {
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
 	if len(spec.Argv) == 0 {
 		return core.Task{}, errors.New("launchd: no command given")
+	}
+	for i, a := range spec.Argv {
+		if !utf8.ValidString(a) {
+			return core.Task{}, fmt.Errorf("launchd: argument %d is not valid UTF-8, which a launchd property list cannot carry (use --backend fork)", i)
+		}
 	}
 	// launchd spawns what it cannot run anyway and reports 78 later: check
 	// first, and in the caller's terms.

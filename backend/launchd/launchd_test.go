@@ -3,6 +3,7 @@
 package launchd_test
 
 import (
+	"btl/internal/logpump"
 	"bytes"
 	"context"
 	"errors"
@@ -20,9 +21,9 @@ import (
 	"howett.net/plist"
 
 	"btl/backend/launchd"
-	"btl/backend/launchd/internal/fakelaunchctl/fake"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/fakelaunchctl/fake"
 )
 
 // TestMain lets the test binary be both the launcher that launchd runs for
@@ -34,6 +35,7 @@ import (
 // tests none may be left.
 func TestMain(m *testing.M) {
 	launchd.MaybeLaunch()
+	logpump.MaybeRun()
 	if os.Getenv("FAKE_LAUNCHCTL_AS_MAIN") == "1" {
 		os.Exit(fake.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}

@@ -8,13 +8,21 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"btl/core"
+	"btl/internal/logpump"
 )
 
 // LaunchEnv is set in a task's plist to the file where the launcher reports
 // the task's PID (see MaybeLaunch). The launcher removes it from the
 // environment before it executes the task.
 const LaunchEnv = "_BTL_LAUNCHD_REPORT"
+
+// LogEnv is set in a task's plist to the task's log file. Unless the log has
+// no size limit, the launcher routes the task's output through a log pump
+// (see internal/logpump) that keeps the file under BTL_LOG_MAX.
+const LogEnv = "_BTL_LAUNCHD_LOG"
 
 // launchReport is what the launcher writes before it executes the task.
 type launchReport struct {
@@ -44,6 +52,8 @@ func MaybeLaunch() {
 // the shell's exit code (127 command not found, 126 not executable).
 func launch(report string) int {
 	os.Unsetenv(LaunchEnv)
+	logFile, pump := os.LookupEnv(LogEnv)
+	os.Unsetenv(LogEnv)
 	if len(os.Args) == 0 || !filepath.IsAbs(os.Args[0]) {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: no absolute program in %q\n", os.Args)
 		return 126
@@ -60,12 +70,32 @@ func launch(report string) int {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
 		return 126
 	}
+	if max, err := core.LogMax(os.Environ()); pump && err == nil && max > 0 {
+		if err := pipeOutput(logFile, max); err != nil {
+			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)
+		}
+	}
 	err = syscall.Exec(os.Args[0], os.Args, os.Environ())
 	fmt.Fprintf(os.Stderr, "btl: %s: %v\n", os.Args[0], err)
 	if errors.Is(err, syscall.ENOENT) {
 		return 127
 	}
 	return 126
+}
+
+// pipeOutput points stdout and stderr at a new log pump for logFile.
+func pipeOutput(logFile string, max int64) error {
+	w, err := logpump.Start("", logFile, max)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for _, fd := range []int{1, 2} {
+		if err := unix.Dup2(int(w.Fd()), fd); err != nil {
+			return fmt.Errorf("redirect output: %w", err)
+		}
+	}
+	return nil
 }
 
 // reportPath is the launcher's report file for one start of a task.

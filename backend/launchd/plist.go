@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"howett.net/plist"
 
@@ -37,11 +38,13 @@ type agent struct {
 func newAgent(spec core.Spec, dom, exe, report string) agent {
 	env := make(map[string]string, len(spec.Env)+1)
 	for _, kv := range spec.Env {
-		if k, v, ok := strings.Cut(kv, "="); ok && k != "" {
+		// A property list is XML: variables that are not UTF-8 cannot go in.
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" && utf8.ValidString(kv) {
 			env[k] = v
 		}
 	}
 	env[LaunchEnv] = report
+	env[LogEnv] = spec.LogFile
 	a := agent{
 		Label:                Label(spec.Hash),
 		Program:              exe,

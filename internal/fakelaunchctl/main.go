@@ -2,13 +2,13 @@
 
 // Command fakelaunchctl is a fake of macOS launchctl(1) for Linux tests of
 // btl's launchd backend. Its behaviour, options and files are described in
-// package btl/backend/launchd/internal/fakelaunchctl/fake.
+// package btl/internal/fakelaunchctl/fake.
 package main
 
 import (
 	"os"
 
-	"btl/backend/launchd/internal/fakelaunchctl/fake"
+	"btl/internal/fakelaunchctl/fake"
 )
 
 func main() {
