@@ -44,6 +44,9 @@ func (m *Manager) Prepare(argv []string, dir string, env []string) (Spec, error)
 	if len(argv) == 0 {
 		return Spec{}, errors.New("no command given")
 	}
+	if _, err := LogMax(env); err != nil {
+		return Spec{}, err
+	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return Spec{}, fmt.Errorf("working directory: %w", err)

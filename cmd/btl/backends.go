@@ -1,15 +1,23 @@
 package main
 
 import (
+	"fmt"
+	"os/exec"
+
 	"btl/backend/fork"
+	"btl/backend/launchd"
 	"btl/core"
 )
 
 // selectBackend returns the backend named by --backend or BTL_BACKEND;
-// "" and "auto" pick the best one available here.
+// "" and "auto" pick the best one available here: launchd on macOS, else
+// fork.
 func selectBackend(name string, dirs core.Dirs) (core.Backend, error) {
 	switch name {
 	case "", "auto":
+		if launchd.Available() {
+			return launchd.New(dirs), nil
+		}
 		return fork.New(dirs), nil
 	}
 	return openBackend(name, dirs)
@@ -21,6 +29,11 @@ func openBackend(name string, dirs core.Dirs) (core.Backend, error) {
 	switch name {
 	case fork.Name:
 		return fork.New(dirs), nil
+	case launchd.Name:
+		if _, err := exec.LookPath("launchctl"); err != nil {
+			return nil, fmt.Errorf("backend launchd: launchctl not found (launchd is macOS's service manager)")
+		}
+		return launchd.New(dirs), nil
 	}
 	return nil, usageError("unknown backend %q (want auto, fork, systemd or launchd)", name)
 }

@@ -13,7 +13,9 @@ import (
 	"syscall"
 
 	"btl/backend/fork"
+	"btl/backend/launchd"
 	"btl/core"
+	"btl/internal/logpump"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -21,6 +23,8 @@ var version = "dev"
 
 func main() {
 	fork.MaybeSupervise()
+	launchd.MaybeLaunch()
+	logpump.MaybeRun()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

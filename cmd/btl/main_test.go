@@ -11,16 +11,22 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"btl/backend/fork"
+	"btl/backend/launchd"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/logpump"
 )
 
 // The test binary is btl itself when BTL_TEST_MAIN=1: tests drive the real
 // main, as a separate process, the way a user does.
 func TestMain(m *testing.M) {
 	fork.MaybeSupervise()
+	launchd.MaybeLaunch()
+	logpump.MaybeRun()
+	maybeFakeLaunchctl()
 	if os.Getenv("BTL_TEST_MAIN") == "1" {
 		main()
 	}
@@ -55,9 +61,24 @@ func newUser(t *testing.T) *user {
 			env = append(env, k+"="+v)
 		}
 	}
+	if backendUnderTest() == launchd.Name {
+		env = append(env, fakeLaunchctl(t)...)
+	}
 	u := &user{t: t, home: home, env: env}
 	t.Cleanup(func() { u.btl(t.TempDir(), "kill", "--all") })
 	return u
+}
+
+// fakeLaunchctl puts a launchctl first on PATH that runs this test binary
+// as the fake launchctl (see internal/fakelaunchctl), with its own state,
+// and returns the environment entries that do it.
+func fakeLaunchctl(t *testing.T) []string {
+	bin := t.TempDir()
+	script := "#!/bin/sh\nFAKE_LAUNCHCTL_AS_MAIN=1 exec " + core.Quote(os.Args[0]) + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "launchctl"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"PATH=" + bin + ":" + os.Getenv("PATH"), "FAKE_LAUNCHCTL_STATE=" + t.TempDir()}
 }
 
 // backendUnderTest is the backend the CLI tests use: BTL_TEST_BACKEND, or fork.
@@ -391,7 +412,7 @@ func TestArgsPassedVerbatim(t *testing.T) {
 	bin := t.TempDir()
 	// A program called "list": `btl -- list` must run it, not btl list.
 	os.WriteFile(filepath.Join(bin, "list"), []byte("#!/bin/sh\necho program list ran \"$@\"\n"), 0o755)
-	u.env = append(u.env, "PATH="+bin+":"+os.Getenv("PATH"))
+	u.env = append(u.env, "PATH="+bin+":"+core.Getenv(u.env, "PATH"))
 	cases := []struct {
 		argv []string
 		want string
@@ -405,6 +426,13 @@ func TestArgsPassedVerbatim(t *testing.T) {
 		{[]string{"--no-unbuffer", "sh", "-c", "echo unbuffered=${PYTHONUNBUFFERED-unset}."}, "unbuffered=unset.\n"},
 	}
 	for _, c := range cases {
+		if backendUnderTest() == launchd.Name && !utf8.ValidString(strings.Join(c.argv, "")) {
+			r := u.btl(dir, c.argv...)
+			if r.code != 1 || !strings.Contains(r.stderr, "not valid UTF-8") {
+				t.Errorf("launchd with a non-UTF-8 argument: %+v", r)
+			}
+			continue
+		}
 		s := u.start(dir, c.argv...)
 		coretest.Eventually(t, 10*time.Second, "output of "+s.command, func() bool {
 			b, _ := os.ReadFile(s.log)
