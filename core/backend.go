@@ -59,6 +59,14 @@ type LogSyncer interface {
 	SyncLog(ctx context.Context, t Task) error
 }
 
+// Releaser is implemented by backends that keep a record of a task after it
+// ended (a loaded launchd agent, a failed systemd unit). Release drops that
+// record when btl forgets the task; it is only called for tasks that are
+// not running.
+type Releaser interface {
+	Release(ctx context.Context, t Task) error
+}
+
 // RunState says whether a task runs.
 type RunState string
 

@@ -302,6 +302,8 @@ func (m *Manager) Clean(ctx context.Context, all bool) (removed, running int, er
 					continue
 				}
 				running++
+			} else if r, ok := m.backendFor(v.Task).(Releaser); ok && v.UserID == os.Getuid() {
+				r.Release(ctx, *v.Task)
 			}
 			delete(st.Processes, v.Hash)
 			removed++

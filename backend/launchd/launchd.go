@@ -69,7 +69,10 @@ type Backend struct {
 	domain string // gui/<uid> or user/<uid>, once probed
 }
 
-var _ core.Backend = (*Backend)(nil)
+var (
+	_ core.Backend  = (*Backend)(nil)
+	_ core.Releaser = (*Backend)(nil)
+)
 
 // New returns a launchd backend for the calling user that keeps its files
 // in dirs.
@@ -347,6 +350,25 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	if err := core.StopTree(leader, t.Token, grace); err != nil {
 		return err // survivors: the agent stays loaded, as the task runs
+	}
+	if err := b.bootout(ctx, svc); err != nil {
+		return err
+	}
+	if t.Hash != "" {
+		os.Remove(b.plistPath(t.Hash))
+	}
+	return nil
+}
+
+// Release boots out the agent of a task that has ended (launchd keeps it
+// loaded until then) and removes its plist.
+func (b *Backend) Release(ctx context.Context, t core.Task) error {
+	svc, err := b.service(ctx, t)
+	if err != nil {
+		return err
+	}
+	if st, err := b.inspect(ctx, svc); err == nil && st.Alive() {
+		return nil
 	}
 	if err := b.bootout(ctx, svc); err != nil {
 		return err

@@ -569,3 +569,30 @@ func TestSpawnFailure(t *testing.T) {
 		t.Errorf("plist left behind: %v", err)
 	}
 }
+
+func TestCleanBootsOutEndedAgents(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ended := f.run(t, t.TempDir(), "sh", "-c", "exit 4")
+	running := f.run(t, t.TempDir(), "sleep", "60")
+	coretest.Eventually(t, 10*time.Second, "the short task to end", func() bool {
+		st, _ := f.b.Inspect(context.Background(), *ended)
+		return st.State == core.Exited
+	})
+	if out, _ := f.launchctl(t, "list"); !strings.Contains(out, "\t"+ended.Unit) {
+		t.Fatalf("launchd should still hold the ended agent before clean:\n%s", out)
+	}
+	if removed, stillRunning, err := f.m.Clean(context.Background(), false); err != nil || removed != 1 || stillRunning != 0 {
+		t.Fatalf("Clean = %d, %d, %v", removed, stillRunning, err)
+	}
+	out, _ := f.launchctl(t, "list")
+	if strings.Contains(out, "\t"+ended.Unit) {
+		t.Errorf("clean left the ended agent loaded:\n%s", out)
+	}
+	if !strings.Contains(out, "\t"+running.Unit) {
+		t.Errorf("clean unloaded the running agent:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(f.dirs.Data, "launchd", ended.Hash+".plist")); !os.IsNotExist(err) {
+		t.Errorf("plist of the ended agent left: %v", err)
+	}
+}
