@@ -1,0 +1,8 @@
+package systemd
+
+// SetJournalArgs makes b run journalctl with args added, such as
+// "-D", dir to read another journal directory, and probes it anew.
+func SetJournalArgs(b *Backend, args ...string) {
+	b.journalArgs = args
+	b.probed = false
+}

@@ -1,0 +1,387 @@
+package systemd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"btl/core"
+)
+
+// journal copies one task unit's journal entries into the task's log file.
+// It is what SyncLog runs and, serialised into MirrorEnv, what configures a
+// mirror process.
+type journal struct {
+	Journalctl string   `json:"journalctl"`     // absolute path of journalctl
+	Args       []string `json:"args,omitempty"` // extra journalctl arguments (tests: -D dir)
+	UID        int      `json:"uid"`
+	Ident      string   `json:"ident"`    // the task unit's SyslogIdentifier
+	LogFile    string   `json:"log_file"` // where the lines go
+	LogMax     int64    `json:"log_max"`  // rotate the log file past this size
+	Cursor     string   `json:"cursor"`   // file holding the last copied entry's cursor
+	Lock       string   `json:"lock"`     // file flocked while copying
+
+	// The task's main process; a mirror exits once it has gone.
+	PID   int    `json:"pid,omitempty"`
+	Start uint64 `json:"start,omitempty"`
+}
+
+// journalFor returns the journal copier of the task with the given hash.
+func (b *Backend) journalFor(hash, logFile string, logMax int64) *journal {
+	return &journal{
+		Journalctl: b.journalctl,
+		Args:       b.journalArgs,
+		UID:        os.Getuid(),
+		Ident:      syslogIdent(hash),
+		LogFile:    logFile,
+		LogMax:     logMax,
+		Cursor:     filepath.Join(b.dirs.Run, hash+".cursor"),
+		Lock:       filepath.Join(b.dirs.Run, hash+".log.lock"),
+	}
+}
+
+// command returns journalctl with args, after the common options.
+func (j *journal) command(ctx context.Context, args ...string) *exec.Cmd {
+	all := append([]string{"--quiet", "--no-pager"}, j.Args...)
+	cmd := exec.CommandContext(ctx, j.Journalctl, append(all, args...)...)
+	cmd.Env = append(os.Environ(), "SYSTEMD_COLORS=0", "SYSTEMD_PAGER=")
+	return cmd
+}
+
+// matches select the task unit's own output: its stdout and stderr carry
+// the unit's SyslogIdentifier, which journald takes from the stream itself.
+// _SYSTEMD_USER_UNIT is not used: journald finds it in /proc, and misses it
+// for a process that exits at once.
+func (j *journal) matches() []string {
+	return []string{"SYSLOG_IDENTIFIER=" + j.Ident, "_UID=" + strconv.Itoa(j.UID)}
+}
+
+// syslogIdent is the SyslogIdentifier of the task unit of hash.
+func syslogIdent(hash string) string { return "btl-" + hash }
+
+// entry is one journal entry as `journalctl -o json` prints it.
+type entry struct {
+	Cursor  string          `json:"__CURSOR"`
+	Message json.RawMessage `json:"MESSAGE"`
+}
+
+// decodeMessage returns MESSAGE, which journalctl prints as a string, as an
+// array of bytes when it is not valid UTF-8 or holds control characters,
+// or as null when it is missing.
+func decodeMessage(raw json.RawMessage) ([]byte, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, false
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return []byte(s), true
+	}
+	var bs []int
+	if err := json.Unmarshal(raw, &bs); err != nil {
+		return nil, false
+	}
+	out := make([]byte, len(bs))
+	for i, c := range bs {
+		out[i] = byte(c)
+	}
+	return out, true
+}
+
+// lock takes the per-hash copy lock.
+func (j *journal) lock() (func(), error) {
+	f, err := os.OpenFile(j.Lock, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("systemd: lock log: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("systemd: lock log: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// progress is what the cursor file holds: the cursor of the last entry
+// copied and, while a copy is under way, the log file's identity and size
+// before it. A copier killed between appending lines and saving the cursor
+// leaves Busy set; the next copy then skips the bytes already appended
+// instead of writing them twice.
+type progress struct {
+	Cursor string `json:"cursor,omitempty"`
+	Busy   bool   `json:"busy,omitempty"`
+	Dev    uint64 `json:"dev,omitempty"`
+	Ino    uint64 `json:"ino,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+}
+
+func (j *journal) progress() progress {
+	var p progress
+	if b, err := os.ReadFile(j.Cursor); err == nil {
+		json.Unmarshal(b, &p)
+	}
+	return p
+}
+
+func (j *journal) readCursor() string { return j.progress().Cursor }
+
+// saveProgress replaces the cursor file atomically (a killed process
+// leaves the old or the new one, never a mix).
+func (j *journal) saveProgress(p progress) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	tmp := j.Cursor + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("systemd: save log cursor: %w", err)
+	}
+	if err := os.Rename(tmp, j.Cursor); err != nil {
+		return fmt.Errorf("systemd: save log cursor: %w", err)
+	}
+	return nil
+}
+
+// maxResume bounds how much of an interrupted copy is compared when resuming.
+const maxResume = 16 << 20
+
+// sync appends the entries after the saved cursor to the log file and
+// saves the cursor of the last one, under the lock: every entry is copied
+// once, whoever calls sync and however often.
+func (j *journal) sync(ctx context.Context) error {
+	unlock, err := j.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	p := j.progress()
+	args := []string{"--all", "--output=json", "--output-fields=MESSAGE"}
+	if p.Cursor != "" {
+		args = append(args, "--after-cursor="+p.Cursor)
+	}
+	cmd := j.command(ctx, append(args, j.matches()...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("systemd: journalctl: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("systemd: journalctl: %w", err)
+	}
+	c := &copier{j: j, prev: p, skip: j.interrupted(p)}
+	c.resume = c.skip != nil
+	copyErr := c.copy(out)
+	waitErr := cmd.Wait()
+	if err := c.close(); err != nil && copyErr == nil {
+		copyErr = err
+	}
+	if c.last != "" || p.Busy {
+		cur := c.last
+		if cur == "" {
+			cur = p.Cursor
+		}
+		if err := j.saveProgress(progress{Cursor: cur}); err != nil {
+			return err
+		}
+	}
+	if copyErr != nil {
+		return copyErr
+	}
+	if waitErr != nil {
+		return fmt.Errorf("systemd: journalctl: %w: %s", waitErr, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// interrupted returns what an interrupted copy already appended to the log
+// file: the bytes past the size the progress record noted, when the file
+// is still the same one.
+func (j *journal) interrupted(p progress) []byte {
+	if !p.Busy {
+		return nil
+	}
+	f, err := os.Open(j.LogFile)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Dev != p.Dev || st.Ino != p.Ino || st.Size <= p.Size || st.Size-p.Size > maxResume {
+		return nil
+	}
+	b := make([]byte, st.Size-p.Size)
+	if _, err := f.ReadAt(b, p.Size); err != nil {
+		return nil
+	}
+	return b
+}
+
+// copier appends journal messages to the log file.
+type copier struct {
+	j      *journal
+	prev   progress // the progress record before this copy
+	skip   []byte   // bytes an interrupted copy already appended
+	resume bool     // whether skip was set at the start
+	last   string   // cursor of the last entry written
+
+	w  *core.LogWriter
+	bw *bufio.Writer
+}
+
+// copy reads `journalctl -o json` output from r and appends each message
+// as a line.
+func (c *copier) copy(r io.Reader) error {
+	defer io.Copy(io.Discard, r)
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, rerr := br.ReadBytes('\n')
+		if len(bytes.TrimSpace(line)) > 0 {
+			var e entry
+			if err := json.Unmarshal(line, &e); err != nil {
+				return fmt.Errorf("systemd: journalctl output: %w", err)
+			}
+			if msg, ok := decodeMessage(e.Message); ok {
+				if err := c.write(append(msg, '\n')); err != nil {
+					return err
+				}
+			}
+			c.last = e.Cursor
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// write appends b, less what an interrupted copy already wrote of it. The
+// first write notes the log file's size in the progress record.
+func (c *copier) write(b []byte) error {
+	if len(c.skip) > 0 {
+		n := min(len(b), len(c.skip))
+		if bytes.Equal(b[:n], c.skip[:n]) {
+			b, c.skip = b[n:], c.skip[n:]
+		} else {
+			c.skip = nil // not ours after all: write everything
+		}
+		if len(b) == 0 {
+			return nil
+		}
+	}
+	if c.w == nil {
+		w, err := core.NewLogWriter(c.j.LogFile, c.j.LogMax)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(c.j.LogFile)
+		if err != nil {
+			w.Close()
+			return err
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		busy := progress{Cursor: c.prev.Cursor, Busy: true, Dev: uint64(st.Dev), Ino: st.Ino, Size: fi.Size()}
+		if c.resume {
+			// Resuming an interrupted copy: it started at the same cursor
+			// and size, and so does this one.
+			busy = c.prev
+		}
+		if err := c.j.saveProgress(busy); err != nil {
+			w.Close()
+			return err
+		}
+		c.w, c.bw = w, bufio.NewWriterSize(w, 32<<10)
+	}
+	_, err := c.bw.Write(b)
+	return err
+}
+
+func (c *copier) close() error {
+	if c.w == nil {
+		return nil
+	}
+	err := c.bw.Flush()
+	if cerr := c.w.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// tailCursor returns the cursor of the unit's newest entry, or "".
+func (j *journal) tailCursor(ctx context.Context) string {
+	out, err := j.command(ctx, append([]string{"--lines=1", "--output=json", "--output-fields=MESSAGE"}, j.matches()...)...).Output()
+	if err != nil {
+		return ""
+	}
+	var e entry
+	if json.Unmarshal(bytes.TrimSpace(out), &e) != nil {
+		return ""
+	}
+	return e.Cursor
+}
+
+// startAt makes a task whose hash has no cursor yet start copying after the
+// unit's newest entry, so that the journal of an earlier btl data directory
+// is not copied again.
+func (j *journal) startAt(ctx context.Context) error {
+	if _, err := os.Stat(j.Cursor); err == nil {
+		return nil
+	}
+	if c := j.tailCursor(ctx); c != "" {
+		return j.saveProgress(progress{Cursor: c})
+	}
+	return nil
+}
+
+// errJournalUnreadable reports that the caller cannot read its own units'
+// journal entries.
+var errJournalUnreadable = errors.New("journal not readable")
+
+// journalReadable is readable, probed once per Backend.
+func (b *Backend) journalReadable(ctx context.Context) error {
+	if !b.probed {
+		b.readableErr = b.readable(ctx)
+		b.probed = true
+	}
+	return b.readableErr
+}
+
+// readable checks that journald runs and that the caller can read its own
+// entries (the user manager logs some when it starts): with volatile
+// storage, journald keeps them in the system journal that only members of
+// systemd-journal may read.
+func (b *Backend) readable(ctx context.Context) error {
+	if !isSocket(b.journalSocket) {
+		return fmt.Errorf("%w: journald is not running (no %s)", errJournalUnreadable, b.journalSocket)
+	}
+	j := b.journalFor("", "", 0)
+	cmd := j.command(ctx, "--lines=1", "--output=json", "--output-fields=MESSAGE", "_UID="+strconv.Itoa(j.UID))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%w: %v: %s", errJournalUnreadable, err, strings.TrimSpace(stderr.String()))
+	}
+	if len(bytes.TrimSpace(out)) == 0 {
+		return fmt.Errorf("%w: no entries of uid %d are visible", errJournalUnreadable, j.UID)
+	}
+	return nil
+}

@@ -1,0 +1,73 @@
+// Package systemd runs btl tasks as transient systemd --user units: one
+// unit, btl-<hash>.service, per task, started over D-Bus with
+// StartTransientUnit, so that `systemctl --user` and `journalctl --user`
+// show btl's tasks and systemd's cgroup tracking guarantees that stopping a
+// task stops every process it spawned, including those that called setsid.
+//
+// # Logs
+//
+// A task's stdout and stderr go to the journal. A small mirror unit per
+// task, btllog-<hash>.service, runs the btl binary re-executed (see
+// MaybeMirror); it follows the journal and appends the task's lines to the
+// task's log file, so that the file is live while the task runs. The mirror
+// and Backend.SyncLog share one routine: under a per-hash lock, read the
+// cursor file, run `journalctl -o json --after-cursor`, append, save the
+// new cursor. Every line therefore reaches the file exactly once and in
+// order, whoever copies it, across replacements and restarts of the mirror.
+// The follower (`journalctl -f`) only wakes the mirror up; it never writes.
+// Where the user cannot read the journal (volatile storage without
+// membership of systemd-journal, no journald), the task is started with
+// StandardOutput=append:<log file> instead and the task is marked LogDirect.
+//
+// # Exit status
+//
+// systemd forgets a transient unit as soon as it is inactive (CollectMode=
+// inactive), so a task that exited with 0 would leave no trace. Each task
+// unit therefore has an ExecStopPost= command that writes how the main
+// process ended ($EXIT_CODE $EXIT_STATUS) to <run dir>/<token>.exit.
+// Inspect reads the unit while systemd has it (running, or failed: a unit
+// that exits non-zero stays loaded and visible in `systemctl --user
+// --failed` until btl replaces or kills it) and that record afterwards, so
+// `btl list` shows `exited N` and `killed (SIGTERM)` as with the fork
+// backend.
+package systemd
+
+import (
+	"errors"
+	"strings"
+
+	"btl/core"
+)
+
+// Name is the backend's name in state.json and on the command line.
+const Name = "systemd"
+
+// ErrUnavailable reports that no systemd user manager can be reached: no
+// user bus, no manager on it, or not a Linux system.
+var ErrUnavailable = errors.New("systemd: no systemd user manager reachable")
+
+// ErrNotUTF8 reports a command or directory that is not valid UTF-8, which
+// D-Bus cannot carry: such a task needs the fork backend.
+var ErrNotUTF8 = errors.New("systemd: command or directory is not valid UTF-8 (use --backend fork)")
+
+// MirrorEnv is set in the environment of the re-executed btl binary to make
+// it run as a task's log mirror (see MaybeMirror).
+const MirrorEnv = "_BTL_SYSTEMD_MIRROR"
+
+// UnitName is the name of the unit that runs the task with the given hash.
+func UnitName(hash string) string { return "btl-" + hash + ".service" }
+
+// MirrorUnitName is the name of the unit that mirrors the task's journal
+// into its log file. It does not match `btl-*`, so that listing btl's units
+// shows tasks only.
+func MirrorUnitName(hash string) string { return "btllog-" + hash + ".service" }
+
+// hashOfUnit returns the hash of a task unit name, and whether name is one.
+func hashOfUnit(name string) (string, bool) {
+	h, ok := strings.CutPrefix(name, "btl-")
+	if !ok {
+		return "", false
+	}
+	h, ok = strings.CutSuffix(h, ".service")
+	return h, ok && core.ValidHash(h)
+}

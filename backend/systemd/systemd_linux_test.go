@@ -1,0 +1,604 @@
+package systemd_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"btl/backend/fork"
+	"btl/backend/systemd"
+	"btl/core"
+	"btl/core/coretest"
+)
+
+func TestMain(m *testing.M) {
+	systemd.MaybeMirror()
+	fork.MaybeSupervise()
+	os.Exit(m.Run())
+}
+
+// newBackend connects to the user manager, or skips the test when there is
+// none (fails it under BTL_REQUIRE_SYSTEMD=1).
+func newBackend(t *testing.T) (*systemd.Backend, core.Dirs) {
+	t.Helper()
+	dirs := core.DirsAt(t.TempDir())
+	if err := dirs.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := systemd.New(dirs)
+	if err != nil {
+		if !errors.Is(err, systemd.ErrUnavailable) {
+			t.Fatalf("New returned %v, which does not wrap ErrUnavailable", err)
+		}
+		msg := fmt.Sprintf("no systemd user manager: %v (as root: scripts/systemd-session start, then go test -exec scripts/asuser)", err)
+		if os.Getenv("BTL_REQUIRE_SYSTEMD") == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b, dirs
+}
+
+// manager returns a Manager starting tasks with b that can also stop and
+// inspect tasks of the others.
+func manager(b core.Backend, dirs core.Dirs, others ...core.Backend) *core.Manager {
+	open := func(name string) (core.Backend, error) {
+		for _, o := range others {
+			if o.Name() == name {
+				return o, nil
+			}
+		}
+		return nil, fmt.Errorf("no backend %q", name)
+	}
+	return &core.Manager{Store: &core.Store{Dir: dirs.Data}, Dirs: dirs, Backend: b, Open: open}
+}
+
+// run starts argv in dir through the manager, as `btl` does, and stops the
+// task and checks that no unit is left at cleanup.
+func run(t *testing.T, m *core.Manager, dir string, env []string, argv ...string) *core.Task {
+	t.Helper()
+	s, err := m.Prepare(argv, dir, append(os.Environ(), env...))
+	if err != nil {
+		t.Fatalf("prepare %q: %v", argv, err)
+	}
+	noUnitsLeft(t, s.Hash)
+	task, _, err := m.Run(context.Background(), s)
+	if err != nil {
+		t.Fatalf("run %q: %v", argv, err)
+	}
+	t.Cleanup(func() { m.Backend.Stop(context.Background(), *task, 100*time.Millisecond) })
+	return task
+}
+
+// noUnitsLeft registers a check, run after the test's other cleanups, that
+// neither the task unit of hash nor its mirror is left running.
+func noUnitsLeft(t *testing.T, hash string) {
+	t.Cleanup(func() {
+		for _, u := range []string{systemd.UnitName(hash), systemd.MirrorUnitName(hash)} {
+			var p map[string]string
+			coretest.Eventually(t, 5*time.Second, u+" to be gone", func() bool {
+				p = show(t, u, "ActiveState")
+				return p["ActiveState"] == "inactive" || p["ActiveState"] == "failed"
+			})
+		}
+	})
+}
+
+// systemctl runs `systemctl --user args...` as a user would.
+func systemctl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("systemctl", append([]string{"--user"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemctl --user %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// show returns properties of unit as `systemctl --user show` prints them.
+func show(t *testing.T, unit string, props ...string) map[string]string {
+	t.Helper()
+	args := []string{"show", unit}
+	for _, p := range props {
+		args = append(args, "-p", p)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(systemctl(t, args...), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// viewOf returns the view of the task with the given hash: other tests'
+// units run under the same user manager, and List adopts them too.
+func viewOf(t *testing.T, views []core.View, hash string) core.View {
+	t.Helper()
+	for _, v := range views {
+		if v.Hash == hash {
+			return v
+		}
+	}
+	t.Fatalf("no task %s among %d listed", hash, len(views))
+	return core.View{}
+}
+
+// journal returns the unit's messages as `journalctl --user -u` shows them.
+func journal(t *testing.T, unit string) string {
+	t.Helper()
+	out, err := exec.Command("journalctl", "--user", "-q", "--no-pager", "-o", "cat", "-u", unit).Output()
+	if err != nil {
+		t.Fatalf("journalctl --user -u %s: %v", unit, err)
+	}
+	return string(out)
+}
+
+func readLog(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func waitFile(t *testing.T, path, want string) string {
+	t.Helper()
+	var got string
+	coretest.Eventually(t, 10*time.Second, path+" to contain "+strconv.Quote(want), func() bool {
+		got = readLog(t, path)
+		return strings.Contains(got, want)
+	})
+	return got
+}
+
+func TestConformance(t *testing.T) {
+	coretest.Run(t, func(t *testing.T) (core.Backend, core.Dirs) {
+		b, dirs := newBackend(t)
+		return b, dirs
+	})
+}
+
+func TestUnitVisible(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	dir := t.TempDir()
+	task := run(t, manager(b, dirs), dir, nil, "sleep", "100")
+	p := show(t, task.Unit, "Description", "ActiveState", "MainPID", "WorkingDirectory", "KillMode", "Type")
+	want := map[string]string{
+		"Description":      "sleep 100",
+		"ActiveState":      "active",
+		"MainPID":          strconv.Itoa(task.PID),
+		"WorkingDirectory": task.Cwd,
+		"KillMode":         "control-group",
+		"Type":             "exec",
+	}
+	for k, v := range want {
+		if p[k] != v {
+			t.Errorf("systemctl --user show %s: %s=%q, want %q", task.Unit, k, p[k], v)
+		}
+	}
+	if task.Unit != "btl-"+task.Hash+".service" {
+		t.Errorf("Task.Unit = %q", task.Unit)
+	}
+	if out := systemctl(t, "list-units", "--plain", "--no-legend", "btl-*"); !strings.Contains(out, task.Unit) || !strings.Contains(out, "sleep 100") {
+		t.Errorf("systemctl --user list-units 'btl-*' lacks the task:\n%s", out)
+	}
+}
+
+func TestCallerPathEnvAndArgs(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	bin := t.TempDir()
+	tool := filepath.Join(bin, "btl-test-tool")
+	script := "#!/bin/sh\nfor a in \"$@\"; do printf 'arg=%s\\n' \"$a\"; done\necho \"path=$PATH\"\necho \"cwd=$(pwd)\"\nexec sleep 100\n"
+	if err := os.WriteFile(tool, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := bin + ":" + os.Getenv("PATH")
+	dir := t.TempDir()
+	args := []string{"$HOME", "${HOME}", "$$", "%h", "a b"}
+	task := run(t, manager(b, dirs), dir, []string{"PATH=" + path}, append([]string{"btl-test-tool"}, args...)...)
+	got := waitFile(t, task.LogFile, "cwd=")
+	for _, a := range args {
+		if !strings.Contains(got, "arg="+a+"\n") {
+			t.Errorf("argument %q did not reach the program unchanged; log:\n%s", a, got)
+		}
+	}
+	for _, want := range []string{"path=" + path + "\n", "cwd=" + dir + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %q; log:\n%s", want, got)
+		}
+	}
+}
+
+func TestExecFailureRecordsNothing(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec")
+	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
+	for _, tc := range []struct {
+		argv0 string
+		code  int
+	}{
+		{"btl-no-such-command", 127},
+		{"./noexec", 126},
+		{dir, 126},
+	} {
+		argv := []string{tc.argv0, "x"}
+		_, err := m.Prepare(argv, dir, os.Environ())
+		var ee *core.ExecError
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+			t.Errorf("%s: Prepare = %v; want *core.ExecError with exit code %d", tc.argv0, err, tc.code)
+			continue
+		}
+		// The backend checks too: a Spec whose program vanished.
+		s, err := m.Prepare([]string{"true"}, dir, os.Environ())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Argv[0], s.Path = tc.argv0, filepath.Join(dir, tc.argv0)
+		if filepath.IsAbs(tc.argv0) {
+			s.Path = tc.argv0
+		}
+		noUnitsLeft(t, s.Hash)
+		_, _, err = m.Run(context.Background(), s)
+		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
+			t.Errorf("%s: Run = %v; want *core.ExecError with exit code %d", tc.argv0, err, tc.code)
+		}
+		st, _ := m.Store.Read()
+		if len(st.Processes) != 0 {
+			t.Errorf("%s: state records %d tasks after a failed start", tc.argv0, len(st.Processes))
+		}
+		if p := show(t, systemd.UnitName(s.Hash), "LoadState"); p["LoadState"] == "loaded" {
+			t.Errorf("%s: unit left loaded after a failed start", tc.argv0)
+		}
+	}
+}
+
+func TestStopEmptiesCgroup(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	dir := t.TempDir()
+	task := run(t, manager(b, dirs), dir, nil, "sh", "-c", "setsid sleep 100 & echo $! > pid; sleep 100")
+	pid := 0
+	coretest.Eventually(t, 10*time.Second, "setsid child's PID", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "pid"))
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid > 0
+	})
+	cg := show(t, task.Unit, "ControlGroup")["ControlGroup"]
+	if cg == "" {
+		t.Fatal("unit has no ControlGroup")
+	}
+	if info, err := core.LookupProc(pid); err != nil || info.PGID == task.PID {
+		t.Fatalf("child %d did not leave the task's process group (%+v, %v)", pid, info, err)
+	}
+	if err := b.Stop(context.Background(), *task, core.Grace); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	for _, p := range []int{pid, task.PID} {
+		if coretest.Alive(p) {
+			t.Errorf("process %d survived Stop", p)
+		}
+	}
+	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup"} {
+		procs, err := os.ReadFile(filepath.Join(root, cg, "cgroup.procs"))
+		if err == nil && len(bytes.TrimSpace(procs)) > 0 {
+			t.Errorf("cgroup %s%s still holds %q", root, cg, procs)
+		}
+	}
+}
+
+func TestExitStatusOutlivesUnit(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	for _, tc := range []struct {
+		script string
+		want   core.Status
+	}{
+		{"exit 0", core.Status{State: core.Exited, Code: 0}},
+		{"exit 4", core.Status{State: core.Exited, Code: 4}},
+		{"kill -KILL $$", core.Status{State: core.Signaled, Signal: 9}},
+	} {
+		task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", tc.script)
+		var st core.Status
+		coretest.Eventually(t, 10*time.Second, tc.script+" to end", func() bool {
+			st, _ = b.Inspect(context.Background(), *task)
+			return st.State != core.Running
+		})
+		if st != tc.want {
+			t.Errorf("%s: Inspect = %+v, want %+v", tc.script, st, tc.want)
+		}
+		if tc.want.Code == 0 && tc.want.Signal == 0 {
+			// A clean exit: systemd forgets the unit; the status remains.
+			coretest.Eventually(t, 10*time.Second, "unit to be collected", func() bool {
+				return show(t, task.Unit, "LoadState")["LoadState"] == "not-found"
+			})
+			if st, _ := b.Inspect(context.Background(), *task); st != tc.want {
+				t.Errorf("%s: Inspect after the unit was collected = %+v, want %+v", tc.script, st, tc.want)
+			}
+		}
+	}
+}
+
+func TestJournalMirroredOnce(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", `for i in $(seq 1 50); do echo "line $i"; done; echo "bytes \033[1mbold\033[0m"; echo to-stderr >&2; exec sleep 100`)
+	var want strings.Builder
+	for i := 1; i <= 50; i++ {
+		fmt.Fprintf(&want, "line %d\n", i)
+	}
+	want.WriteString("bytes \033[1mbold\033[0m\nto-stderr\n")
+	coretest.Eventually(t, 10*time.Second, "all lines in the journal", func() bool {
+		return strings.HasSuffix(journal(t, task.Unit), "to-stderr\n")
+	})
+	for range 5 {
+		if err := b.SyncLog(context.Background(), *task); err != nil {
+			t.Fatalf("SyncLog: %v", err)
+		}
+	}
+	if got := readLog(t, task.LogFile); got != want.String() {
+		t.Errorf("log after 5 syncs:\n%q\nwant:\n%q", got, want.String())
+	}
+	if got, j := readLog(t, task.LogFile), journal(t, task.Unit); got != j {
+		t.Errorf("log differs from journalctl --user -u:\nlog:\n%q\njournal:\n%q", got, j)
+	}
+}
+
+func TestLiveLineWithinASecond(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	dir := t.TempDir()
+	// The task prints live-N as soon as the file goN appears.
+	task := run(t, manager(b, dirs), dir, nil, "sh", "-c", `echo started; i=0; while :; do if [ -e go$i ]; then echo live-$i; i=$((i+1)); fi; sleep 0.01; done`)
+	waitFile(t, task.LogFile, "started\n")
+	var worst time.Duration
+	for i := range 5 {
+		line := fmt.Sprintf("live-%d\n", i)
+		t0 := time.Now()
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("go%d", i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Only the file is read: no btl call copies anything.
+		coretest.Eventually(t, 5*time.Second, line+" in the log with no btl call", func() bool {
+			return strings.Contains(readLog(t, task.LogFile), line)
+		})
+		d := time.Since(t0)
+		worst = max(worst, d)
+		t.Logf("%s reached the log file in %v", strings.TrimSpace(line), d.Round(time.Millisecond))
+	}
+	if worst > 1200*time.Millisecond {
+		t.Errorf("a live line took %v to reach the log file; want about a second at most", worst)
+	}
+}
+
+func TestNoLossNoDupAcrossReplacementsAndMirrorRestarts(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	dir := t.TempDir()
+	var want strings.Builder
+	for n := range 3 {
+		// Each instance prints 20 numbered lines, the last while SIGTERM is
+		// handled, so replacing it must copy its final words too.
+		script := `trap 'echo run$RUN-term; exit 0' TERM; for i in $(seq 1 20); do echo run$RUN-$i; done; echo run$RUN-ready; sleep 100 & wait`
+		task := run(t, m, dir, []string{"RUN=" + strconv.Itoa(n)}, "sh", "-c", script)
+		for i := 1; i <= 20; i++ {
+			fmt.Fprintf(&want, "run%d-%d\n", n, i)
+		}
+		fmt.Fprintf(&want, "run%d-ready\n", n)
+		waitFile(t, task.LogFile, fmt.Sprintf("run%d-ready\n", n))
+		if n == 1 {
+			// Kill the mirror: systemd restarts it (Restart=on-failure),
+			// and it must go on from the cursor.
+			systemctl(t, "kill", "--signal=KILL", systemd.MirrorUnitName(task.Hash))
+			coretest.Eventually(t, 10*time.Second, "mirror to be restarted", func() bool {
+				p := show(t, systemd.MirrorUnitName(task.Hash), "ActiveState", "NRestarts")
+				return p["ActiveState"] == "active" && p["NRestarts"] == "1"
+			})
+		}
+		if n > 0 {
+			// SyncLog racing the mirror must not duplicate anything.
+			b.SyncLog(context.Background(), *task)
+		}
+		if n < 2 {
+			fmt.Fprintf(&want, "run%d-term\n", n)
+		}
+	}
+	st, err := m.Store.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var task *core.Task
+	for _, tk := range st.Processes {
+		task = tk
+	}
+	if err := b.SyncLog(context.Background(), *task); err != nil {
+		t.Fatal(err)
+	}
+	if got := readLog(t, task.LogFile); got != want.String() {
+		ents, _ := os.ReadDir(filepath.Dir(task.LogFile))
+		var names []string
+		for _, e := range ents {
+			fi, _ := e.Info()
+			names = append(names, fmt.Sprintf("%s (%d bytes)", e.Name(), fi.Size()))
+		}
+		t.Errorf("log %s:\n%s\nwant:\n%s\nlog directory: %s", task.LogFile, got, want.String(), strings.Join(names, ", "))
+	}
+}
+
+func TestJournalUnreadableFallback(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	// journalctl pointed at a directory whose only journal file the user
+	// may not read fails exactly as it does with volatile storage.
+	jdir := t.TempDir()
+	f := filepath.Join(jdir, "system.journal")
+	if err := os.WriteFile(f, []byte("LPKSHHRH"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	systemd.SetJournalArgs(b, "--directory="+jdir)
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "echo direct-out; echo direct-err >&2; exec sleep 100")
+	if !task.LogDirect {
+		t.Fatalf("task not marked LogDirect with an unreadable journal: %+v", task)
+	}
+	got := waitFile(t, task.LogFile, "direct-err\n")
+	if got != "direct-out\ndirect-err\n" {
+		t.Errorf("log = %q", got)
+	}
+	if p := show(t, task.Unit, "StandardOutput", "StandardError"); p["StandardOutput"] != "append" || p["StandardError"] != "append" {
+		t.Errorf("StandardOutput=%q StandardError=%q, want append (to the log file)", p["StandardOutput"], p["StandardError"])
+	}
+	if j := journal(t, task.Unit); j != "" {
+		t.Errorf("output of a direct task reached the journal: %q", j)
+	}
+	if p := show(t, systemd.MirrorUnitName(task.Hash), "LoadState"); p["LoadState"] == "loaded" {
+		t.Errorf("a mirror runs for a task whose log is direct")
+	}
+	if err := b.SyncLog(context.Background(), *task); err != nil {
+		t.Errorf("SyncLog of a direct task: %v", err)
+	}
+	if got := readLog(t, task.LogFile); got != "direct-out\ndirect-err\n" {
+		t.Errorf("log after SyncLog = %q", got)
+	}
+}
+
+func TestExternalStopSeen(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	task := run(t, m, t.TempDir(), nil, "sleep", "100")
+	systemctl(t, "stop", task.Unit)
+	views, err := m.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := viewOf(t, views, task.Hash)
+	if v.Status.Alive() {
+		t.Fatalf("after systemctl --user stop, list shows %+v", v.Status)
+	}
+	if got := v.Status.String(); got != "killed (SIGTERM)" {
+		t.Errorf("status = %q, want killed (SIGTERM)", got)
+	}
+	if coretest.Alive(task.PID) {
+		t.Errorf("PID %d alive after systemctl --user stop", task.PID)
+	}
+}
+
+func TestListReadoptsAfterStateLoss(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	dir := t.TempDir()
+	task := run(t, m, dir, nil, "sh", "-c", "echo 'it''s $HOME'; exec sleep 100")
+	if err := os.Remove(m.Store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	views, err := m.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := viewOf(t, views, task.Hash)
+	if !got.Status.Alive() || got.Hash != task.Hash || got.PID != task.PID || got.Command != task.Command ||
+		got.Cwd != dir || strings.Join(got.Argv, "\x00") != strings.Join(task.Argv, "\x00") ||
+		got.Token != task.Token || got.LogFile != task.LogFile || got.Backend != systemd.Name || got.ProcStart != task.ProcStart {
+		t.Errorf("re-adopted %+v (%v)\nwant %+v", *got.Task, got.Status, *task)
+	}
+	// btl with another data directory does not adopt it.
+	other, _ := newBackend(t)
+	ts, err := other.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range ts {
+		if o.Hash == task.Hash {
+			t.Errorf("a backend with another data directory adopted %s", task.Unit)
+		}
+	}
+	killed, err := m.Kill(context.Background(), []string{task.Hash[:6]}, false)
+	if err != nil || len(killed) != 1 || !killed[0].Status.Alive() {
+		t.Fatalf("kill of the re-adopted task = %v, %v", killed, err)
+	}
+	if coretest.Alive(task.PID) {
+		t.Errorf("PID %d alive after kill", task.PID)
+	}
+}
+
+func TestReplaceAcrossBackends(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		forkIsFirst bool
+	}{
+		{"fork then systemd", true},
+		{"systemd then fork", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb, dirs := newBackend(t)
+			fb := fork.New(dirs)
+			forkIsFirst := tc.forkIsFirst
+			tc := struct{ first, second core.Backend }{sb, fb}
+			if forkIsFirst {
+				tc.first, tc.second = fb, sb
+			}
+			dir := t.TempDir()
+			script := `echo "run $RUN"; echo $$ >> pids; exec sleep 100`
+			first := run(t, manager(tc.first, dirs, tc.second), dir, []string{"RUN=1"}, "sh", "-c", script)
+			waitFile(t, first.LogFile, "run 1\n")
+			second := run(t, manager(tc.second, dirs, tc.first), dir, []string{"RUN=2"}, "sh", "-c", script)
+			if first.Hash != second.Hash {
+				t.Fatalf("hashes differ: %s, %s", first.Hash, second.Hash)
+			}
+			if coretest.Alive(first.PID) {
+				t.Errorf("%s instance %d survived its replacement", tc.first.Name(), first.PID)
+			}
+			if st, err := tc.second.Inspect(context.Background(), *second); err != nil || !st.Alive() {
+				t.Errorf("%s instance not running: %+v, %v", tc.second.Name(), st, err)
+			}
+			if ls, ok := tc.second.(core.LogSyncer); ok {
+				ls.SyncLog(context.Background(), *second)
+			}
+			got := waitFile(t, second.LogFile, "run 2\n")
+			if got != "run 1\nrun 2\n" {
+				t.Errorf("log = %q, want both runs once", got)
+			}
+			st, _ := manager(tc.second, dirs).Store.Read()
+			if len(st.Processes) != 1 || st.Processes[second.Hash].Backend != tc.second.Name() {
+				t.Errorf("state = %+v", st.Processes)
+			}
+		})
+	}
+}
+
+func TestCleanReleasesFailedUnit(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	task := run(t, m, t.TempDir(), nil, "sh", "-c", "echo failing; sleep 0.1; exit 5")
+	coretest.Eventually(t, 10*time.Second, "unit to fail", func() bool {
+		return show(t, task.Unit, "ActiveState")["ActiveState"] == "failed"
+	})
+	if out := systemctl(t, "list-units", "--failed", "--plain", "--no-legend", task.Unit); !strings.Contains(out, task.Unit) {
+		t.Errorf("systemctl --user list-units --failed lacks %s:\n%s", task.Unit, out)
+	}
+	removed, _, err := m.Clean(context.Background(), false)
+	if err != nil || removed < 1 {
+		t.Fatalf("Clean = %d, %v", removed, err)
+	}
+	coretest.Eventually(t, 5*time.Second, "unit to be forgotten", func() bool {
+		return show(t, task.Unit, "LoadState")["LoadState"] == "not-found"
+	})
+}

@@ -1,0 +1,282 @@
+package systemd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+
+	"btl/core"
+)
+
+// execCommand is one entry of ExecStart= and friends on D-Bus, a(sasb):
+// the program, its argv, and whether a failure is ignored.
+type execCommand struct {
+	Path         string
+	Args         []string
+	IgnoreErrors bool
+}
+
+func prop(name string, v any) sd.Property { return sd.Property{Name: name, Value: dbus.MakeVariant(v)} }
+
+// escapeArgs protects arguments from systemd's own $VAR and ${VAR}
+// expansion of Exec*= lines: "$$" is systemd's literal dollar.
+func escapeArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, "$", "$$")
+	}
+	return out
+}
+
+// unescapeArgs undoes escapeArgs.
+func unescapeArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, "$$", "$")
+	}
+	return out
+}
+
+// validEnv keeps the NAME=value entries systemd accepts (a shell variable
+// name, a UTF-8 value), the last one of each name, in order.
+func validEnv(env []string) []string {
+	last := map[string]int{}
+	for i, e := range env {
+		name, value, ok := strings.Cut(e, "=")
+		if ok && validName(name) && utf8.ValidString(value) && !strings.ContainsRune(value, 0) {
+			last[name] = i
+		}
+	}
+	var out []string
+	for i, e := range env {
+		name, _, _ := strings.Cut(e, "=")
+		if j, ok := last[name]; ok && j == i {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// exitRecorder is the ExecStopPost= script: it writes how the main process
+// ended, e.g. "exited 3" or "killed TERM", to the file named by $0.
+const exitRecorder = `echo "$EXIT_CODE $EXIT_STATUS" > "$0"`
+
+// taskProps are the properties of a task's unit.
+func taskProps(spec core.Spec, exitFile string, direct, addRef bool) []sd.Property {
+	usec := func(d time.Duration) uint64 { return uint64(d / time.Microsecond) }
+	props := []sd.Property{
+		sd.PropDescription(spec.Command),
+		prop("ExecStart", []execCommand{{Path: spec.Path, Args: escapeArgs(spec.Argv)}}),
+		prop("WorkingDirectory", spec.Dir),
+		prop("Environment", validEnv(spec.Env)),
+		sd.PropType("exec"),
+		prop("KillMode", "control-group"),
+		prop("TimeoutStopUSec", usec(core.Grace)),
+		prop("SendSIGKILL", true),
+	}
+	if exitFile != "" {
+		props = append(props, prop("ExecStopPost", []execCommand{{
+			Path:         "/bin/sh",
+			Args:         escapeArgs([]string{"/bin/sh", "-c", exitRecorder, exitFile}),
+			IgnoreErrors: true,
+		}}))
+	}
+	if direct {
+		props = append(props,
+			prop("StandardOutputFileToAppend", spec.LogFile),
+			prop("StandardErrorFileToAppend", spec.LogFile))
+	} else {
+		props = append(props,
+			prop("StandardOutput", "journal"),
+			prop("StandardError", "journal"),
+			prop("SyslogIdentifier", syslogIdent(spec.Hash)))
+	}
+	if addRef {
+		// Keep the unit loaded until Start has read its main PID, even if
+		// the program exits at once.
+		props = append(props, prop("AddRef", true))
+	}
+	return props
+}
+
+// mirrorProps are the properties of a task's log mirror unit. The mirror is
+// PartOf the task (stopping the task stops it) and ordered Before it, so
+// that it is stopped after the task and copies the task's last lines; it
+// does not pull the task in, so it can never restart a task that ended.
+func mirrorProps(hash, exe, config string) []sd.Property {
+	task := UnitName(hash)
+	return []sd.Property{
+		sd.PropDescription("btl log mirror for " + task),
+		prop("ExecStart", []execCommand{{Path: exe, Args: escapeArgs([]string{exe})}}),
+		prop("Environment", []string{MirrorEnv + "=" + config}),
+		prop("PartOf", []string{task}),
+		sd.PropBefore(task),
+		prop("KillMode", "mixed"),
+		prop("TimeoutStopUSec", uint64(5*time.Second/time.Microsecond)),
+		prop("Restart", "on-failure"),
+		prop("CollectMode", "inactive-or-failed"),
+	}
+}
+
+// unitInfo is what btl reads back from a task's unit.
+type unitInfo struct {
+	Loaded         bool   // LoadState=loaded
+	ActiveState    string // active, failed, inactive, ...
+	Description    string
+	MainPID        int
+	ExecMainPID    int
+	ExecMainCode   int // CLD_EXITED, CLD_KILLED, CLD_DUMPED, or 0
+	ExecMainStatus int // exit code or signal number
+	Result         string
+	Token          string // BTL_INSTANCE in the unit's Environment
+	Path           string // ExecStart program
+	Argv           []string
+	Dir            string    // WorkingDirectory
+	ExitFile       string    // where ExecStopPost records the exit status
+	Direct         bool      // output appended to a file, not the journal
+	StartedAt      time.Time // ExecMainStartTimestamp
+}
+
+// running reports whether the unit's main process is alive.
+func (u unitInfo) running() bool {
+	return u.Loaded && u.MainPID != 0 && u.ActiveState != "inactive" && u.ActiveState != "failed"
+}
+
+// owns reports whether the unit is, or last ran, the instance t.
+func (u unitInfo) owns(t core.Task) bool {
+	switch {
+	case !u.Loaded:
+		return false
+	case t.Token != "":
+		return u.Token == t.Token
+	}
+	return t.PID != 0 && (u.MainPID == t.PID || u.ExecMainPID == t.PID)
+}
+
+// How a process ended (ExecMainCode), as in waitid(2).
+const cldExited, cldKilled, cldDumped = 1, 2, 3
+
+// The exit codes systemd's child uses when it fails to set up or execute
+// the program (EXIT_CHDIR ... EXIT_CREDENTIALS are 200..243).
+const (
+	exitChdir      = 200
+	exitExec       = 203
+	exitSetupFirst = 200
+	exitSetupLast  = 243
+)
+
+// ranAndEnded reports whether the program was executed and has already
+// ended: a start job fails when a Type=exec program exits non-zero at once,
+// yet btl did start it.
+func (u unitInfo) ranAndEnded() bool {
+	switch u.ExecMainCode {
+	case cldKilled, cldDumped:
+		return u.ExecMainPID != 0
+	case cldExited:
+		return u.ExecMainPID != 0 && (u.ExecMainStatus < exitSetupFirst || u.ExecMainStatus > exitSetupLast)
+	}
+	return false
+}
+
+// exitStatus is how the main process ended, as systemd recorded it.
+func (u unitInfo) exitStatus() (core.Status, bool) {
+	switch u.ExecMainCode {
+	case cldExited:
+		return core.Status{State: core.Exited, Code: u.ExecMainStatus}, true
+	case cldKilled, cldDumped:
+		return core.Status{State: core.Signaled, Signal: u.ExecMainStatus}, true
+	}
+	if u.Result != "" && u.Result != "success" {
+		return core.Status{State: core.Failed}, true
+	}
+	return core.Status{}, false
+}
+
+// unitInfo reads the unit's state. A unit systemd does not know reads as
+// not loaded.
+func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
+	up, err := b.conn.GetUnitPropertiesContext(ctx, unit)
+	if err != nil {
+		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
+	}
+	u := unitInfo{
+		Loaded:      asString(up["LoadState"]) == "loaded",
+		ActiveState: asString(up["ActiveState"]),
+		Description: asString(up["Description"]),
+	}
+	if !u.Loaded {
+		return u, nil
+	}
+	sp, err := b.conn.GetUnitTypePropertiesContext(ctx, unit, "Service")
+	if err != nil {
+		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
+	}
+	u.MainPID = asInt(sp["MainPID"])
+	u.ExecMainPID = asInt(sp["ExecMainPID"])
+	u.ExecMainCode = asInt(sp["ExecMainCode"])
+	u.ExecMainStatus = asInt(sp["ExecMainStatus"])
+	u.Result = asString(sp["Result"])
+	u.Dir = asString(sp["WorkingDirectory"])
+	if env, ok := sp["Environment"].([]string); ok {
+		u.Token = core.Getenv(env, core.EnvInstance)
+	}
+	u.Path, u.Argv = firstExec(sp["ExecStart"])
+	u.Argv = unescapeArgs(u.Argv)
+	if _, post := firstExec(sp["ExecStopPost"]); len(post) == 4 && post[2] == escapeArgs([]string{exitRecorder})[0] {
+		u.ExitFile = unescapeArgs(post)[3]
+	}
+	u.Direct = strings.HasPrefix(asString(sp["StandardOutput"]), "append")
+	if us := asInt(sp["ExecMainStartTimestamp"]); us > 0 {
+		u.StartedAt = time.UnixMicro(int64(us)).UTC()
+	}
+	return u, nil
+}
+
+func asString(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func asInt(v any) int {
+	switch n := v.(type) {
+	case uint32:
+		return int(n)
+	case int32:
+		return int(n)
+	case uint64:
+		return int(n)
+	case int64:
+		return int(n)
+	}
+	return 0
+}
+
+// firstExec decodes the program and argv of the first entry of an ExecStart
+// property, a(sasbttttuii).
+func firstExec(v any) (string, []string) {
+	cmds, ok := v.([][]any)
+	if !ok || len(cmds) == 0 || len(cmds[0]) < 2 {
+		return "", nil
+	}
+	path, _ := cmds[0][0].(string)
+	argv, _ := cmds[0][1].([]string)
+	return path, argv
+}
