@@ -136,6 +136,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		}
 		st.Processes[spec.Hash] = &t
 		started = &t
+		// The task runs; not being able to restart it exactly is no reason
+		// to report its start as failed.
+		m.Dirs.saveEnv(spec.Hash, spec.Env)
 		return nil
 	})
 	return started, replaced, err
@@ -295,8 +298,36 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 // without stopping any). It returns how many entries it removed and how
 // many of those were still running.
 func (m *Manager) Clean(ctx context.Context, all bool) (removed, running int, err error) {
+	return m.clean(ctx, nil, all)
+}
+
+// Forget removes the ended tasks named by hash prefixes. A named task that
+// still runs is an error wrapping ErrRunning, and nothing is removed then.
+func (m *Manager) Forget(ctx context.Context, prefixes []string) (removed int, err error) {
+	removed, _, err = m.clean(ctx, prefixes, false)
+	return removed, err
+}
+
+func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (removed, running int, err error) {
 	err = m.Store.Update(func(st *State) error {
-		for _, v := range m.Reconcile(ctx, st) {
+		views := m.Reconcile(ctx, st)
+		if len(prefixes) > 0 {
+			named := map[*Task]bool{}
+			for _, p := range prefixes {
+				t, err := Find(st, p)
+				if err != nil {
+					return err
+				}
+				named[t] = true
+			}
+			views = slices.DeleteFunc(views, func(v View) bool { return !named[v.Task] })
+			for _, v := range views {
+				if v.Status.Alive() {
+					return fmt.Errorf("%w: %s (btl kill %s stops it)", ErrRunning, v.Hash, v.Hash)
+				}
+			}
+		}
+		for _, v := range views {
 			if v.Status.Alive() {
 				if !all {
 					continue
@@ -322,6 +353,7 @@ var (
 	ErrNoTask    = errors.New("no task matches")
 	ErrAmbiguous = errors.New("ambiguous hash prefix")
 	ErrBadHash   = errors.New("invalid hash")
+	ErrRunning   = errors.New("task still runs")
 )
 
 // Find returns the task whose hash starts with prefix.

@@ -13,3 +13,6 @@ func signalName(sig int) string {
 	}
 	return "signal " + strings.TrimPrefix(unix.Signal(sig).String(), "signal ")
 }
+
+// SignalName returns the name of signal sig, such as "SIGTERM".
+func SignalName(sig int) string { return signalName(sig) }

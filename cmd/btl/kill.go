@@ -14,7 +14,8 @@ func newKillCmd(e *env) *cobra.Command {
 		Long: `Stop tasks: each task's whole process tree gets SIGTERM, then SIGKILL after
 2 s. A hash may be any unique prefix of at least 4 characters. Stopped tasks
 leave the list; their logs are kept.`,
-		Example: "  btl kill 93b81d56\n  btl kill --all",
+		Example:           "  btl kill 93b81d56\n  btl kill 93b8 7c38\n  btl kill --all",
+		ValidArgsFunction: e.completeHashes,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
 			case all && len(args) > 0:

@@ -27,6 +27,12 @@ of at least 4 characters), print that task's log; -n prints only the last
 lines, -f keeps printing what the task writes until interrupted.`,
 		Example: "  btl logs\n  btl logs 93b8\n  btl logs 93b8 -n 50 -f",
 		Args:    cobra.MaximumNArgs(1),
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			if len(args) > 0 {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+			return e.completeHashes(cmd, args, prefix)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				if follow || cmd.Flags().Changed("lines") {

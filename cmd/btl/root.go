@@ -72,6 +72,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newLogsCmd(e),
 		newKillCmd(e),
 		newCleanCmd(e),
+		newShowCmd(e),
+		newRestartCmd(e),
 	)
 	return root
 }
@@ -80,7 +82,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 // Commands that do not touch tasks (help, completion) skip it.
 func (e *env) setup(cmd *cobra.Command) error {
 	switch cmd.Name() {
-	case "help", "completion", "bash", "zsh", "fish", "powershell":
+	case "help", "completion", "bash", "zsh", "fish", "powershell", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
 		return nil
 	}
 	if os.Geteuid() == 0 {

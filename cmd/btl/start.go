@@ -9,12 +9,12 @@ import (
 	"btl/core"
 )
 
-// start runs argv in the background, replacing an instance with the same
-// hash.
+// start runs argv from the current directory in the background, replacing
+// an instance with the same hash.
 func (e *env) start(cmd *cobra.Command, argv []string) error {
 	cwd, err := os.Getwd()
 	if err != nil {
-		return fmt.Errorf("current directory: %w", err)
+		return fmt.Errorf("current directory: %w (cd to an existing directory)", err)
 	}
 	env := os.Environ()
 	if _, set := os.LookupEnv("PYTHONUNBUFFERED"); !set && !e.noUnbuffer {
@@ -22,7 +22,12 @@ func (e *env) start(cmd *cobra.Command, argv []string) error {
 		// programs hold their output back in a buffer.
 		env = append(env, "PYTHONUNBUFFERED=1")
 	}
-	spec, err := e.mgr.Prepare(argv, cwd, env)
+	return e.run(cmd, argv, cwd, env)
+}
+
+// run runs argv in dir with env and prints what btl did.
+func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) error {
+	spec, err := e.mgr.Prepare(argv, dir, env)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"btl/core"
+	"btl/core/coretest"
+)
+
+func TestListFormats(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	run := u.start(dir, "sleep", "100")
+	ended := u.start(dir, "sh", "-c", "exit 5")
+	killed := u.start(dir, "sh", "-c", "kill -TERM $$")
+	coretest.Eventually(t, 10*time.Second, "tasks to end", func() bool {
+		out := u.ok(dir, "list")
+		return strings.Contains(out, "exited 5") && strings.Contains(out, "killed (SIGTERM)")
+	})
+	var got []map[string]any
+	out := u.ok(dir, "list", "-o", "json")
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 3 {
+		t.Fatalf("list -o json: %v\n%s", err, out)
+	}
+	if out2 := u.ok(dir, "list", "--json"); out2 != out {
+		t.Errorf("--json differs from -o json")
+	}
+	byHash := map[string]map[string]any{}
+	for _, g := range got {
+		for _, k := range []string{"hash", "pid", "status", "exit_code", "command", "argv", "cwd", "started_at", "backend", "log_file", "inspect"} {
+			if _, ok := g[k]; !ok {
+				t.Errorf("JSON entry lacks %q: %v", k, g)
+			}
+		}
+		byHash[g["hash"].(string)] = g
+	}
+	if g := byHash[run.hash]; g["status"] != "running" || g["pid"] != float64(run.pid) || g["exit_code"] != nil || g["backend"] != backendUnderTest() {
+		t.Errorf("running task in JSON: %v", g)
+	}
+	if g := byHash[ended.hash]; g["status"] != "exited" || g["exit_code"] != float64(5) {
+		t.Errorf("exited task in JSON: %v", g)
+	}
+	if g := byHash[killed.hash]; g["status"] != "killed" || g["signal"] != "SIGTERM" {
+		t.Errorf("killed task in JSON: %v", g)
+	}
+	if _, err := time.Parse(time.RFC3339, byHash[run.hash]["started_at"].(string)); err != nil {
+		t.Errorf("started_at: %v", err)
+	}
+	wide := u.ok(dir, "ls", "-o", "wide")
+	if !regexp.MustCompile(`(?m)^HASH +PID +STATUS +STARTED +COMMAND +CWD +BACKEND +UNIT$`).MatchString(wide) ||
+		!regexp.MustCompile(`(?m)^`+run.hash+` .* `+backendUnderTest()+` +\S+$`).MatchString(wide) {
+		t.Errorf("list -o wide:\n%s", wide)
+	}
+	if strings.Contains(wide+out, "\x1b[") {
+		t.Errorf("colours in output that is not a terminal")
+	}
+	if r := u.btl(dir, "list", "-o", "yaml"); r.code != 2 {
+		t.Errorf("list -o yaml: %+v", r)
+	}
+	t.Run("empty", func(t *testing.T) {
+		if out := newUser(t).ok(t.TempDir(), "list", "--json"); out != "[]\n" {
+			t.Errorf("empty JSON list: %q", out)
+		}
+	})
+}
+
+func TestListColoursOnlyOnATerminal(t *testing.T) {
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Fatal("script(1) from util-linux is needed to give btl a terminal")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	u.start(dir, "sleep", "100")
+	onTTY := func(env ...string) string {
+		cmd := exec.Command(script, "-qec", core.Quote(os.Args[0])+" list", "/dev/null")
+		cmd.Dir, cmd.Env = dir, append(append([]string{"TERM=xterm"}, u.env...), env...)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("btl list on a terminal: %v", err)
+		}
+		return string(out)
+	}
+	if out := onTTY(); !strings.Contains(out, "\x1b[32m") {
+		t.Errorf("no colour on a terminal: %q", out)
+	}
+	if out := onTTY("NO_COLOR=1"); strings.Contains(out, "\x1b[") {
+		t.Errorf("colour despite NO_COLOR: %q", out)
+	}
+}
+
+func TestShow(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sh", "-c", "echo hi; exec sleep 100")
+	out := u.ok(dir, "show", s.hash[:5])
+	for _, want := range []string{
+		"Hash:      " + s.hash + "\n",
+		"Command:   sh -c 'echo hi; exec sleep 100'\n",
+		`Argv:      ["sh", "-c", "echo hi; exec sleep 100"]` + "\n",
+		"Directory: " + mustReal(t, dir) + "\n",
+		"Status:    running\n",
+		"PID:       " + strconv.Itoa(s.pid) + "\n",
+		"Backend:   " + backendUnderTest() + "\n",
+		"Log:       " + s.log,
+		"Inspect:   ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	if r := u.btl(dir, "show"); r.code != 2 {
+		t.Errorf("show without a hash: %+v", r)
+	}
+}
+
+func TestRestart(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	r := u.btlEnv(dir, []string{"GREETING=from the first start"}, "sh", "-c", `echo "$GREETING in $(pwd)"; echo $$ >> pids; exec sleep 100`)
+	if r.code != 0 {
+		t.Fatalf("start: %+v", r)
+	}
+	first := startRE.FindStringSubmatch(r.stdout)
+	hash := first[5]
+	firstPID, _ := strconv.Atoi(first[4])
+	waitFileLines(t, filepath.Join(dir, "pids"), 1)
+	// Elsewhere, with another environment.
+	out := u.ok(t.TempDir(), "restart", hash[:4])
+	m := startRE.FindStringSubmatch(out)
+	if m == nil || m[5] != hash || m[2] != strconv.Itoa(firstPID) {
+		t.Fatalf("restart printed:\n%s", out)
+	}
+	lines := waitFileLines(t, filepath.Join(dir, "pids"), 2)
+	if coretest.Alive(firstPID) {
+		t.Error("restart left the old instance running")
+	}
+	newPID, _ := strconv.Atoi(lines[1])
+	if !coretest.Alive(newPID) {
+		t.Error("restarted instance not running")
+	}
+	want := "from the first start in " + mustReal(t, dir) + "\n"
+	coretest.Eventually(t, 10*time.Second, "second greeting", func() bool {
+		b, _ := os.ReadFile(first[6])
+		return strings.Count(string(b), want) == 2
+	})
+	if r := u.btl(dir, "restart", "ffff"); r.code != 1 || !strings.Contains(r.stderr, "no task matches") {
+		t.Errorf("restart of an unknown hash: %+v", r)
+	}
+}
+
+func TestCleanNamed(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	a := u.start(dir, "sh", "-c", "exit 0")
+	b := u.start(dir, "sh", "-c", "exit 1")
+	run := u.start(dir, "sleep", "100")
+	coretest.Eventually(t, 10*time.Second, "tasks to end", func() bool {
+		return strings.Count(u.ok(dir, "list"), "exited") == 2
+	})
+	r := u.btl(dir, "clean", a.hash, run.hash)
+	if r.code != 1 || !strings.Contains(r.stderr, "still runs") || !strings.Contains(r.stderr, "btl kill "+run.hash) {
+		t.Errorf("clean of a running task: %+v", r)
+	}
+	if n := len(u.state().Processes); n != 3 {
+		t.Fatalf("a refused clean removed entries (%d left)", n)
+	}
+	if out := u.ok(dir, "clean", a.hash[:6]); out != "[btl] Removed 1 dead process entries\n" {
+		t.Errorf("clean <hash>: %q", out)
+	}
+	st := u.state()
+	if st.Processes[a.hash] != nil || st.Processes[b.hash] == nil || st.Processes[run.hash] == nil {
+		t.Errorf("clean <hash> removed the wrong entries: %v", st.Processes)
+	}
+}
+
+func TestCompletionOffersHashes(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sleep", "100")
+	for _, sub := range []string{"kill", "logs", "show", "restart", "clean"} {
+		out := u.btl(dir, "__complete", sub, "").stdout
+		if !strings.Contains(out, s.hash+"\tsleep 100\n") {
+			t.Errorf("completion of %s:\n%s", sub, out)
+		}
+	}
+	out := u.btl(dir, "__complete", "kill", s.hash[:3]).stdout
+	if !strings.HasPrefix(out, s.hash+"\t") {
+		t.Errorf("completion of a prefix:\n%s", out)
+	}
+	for _, sh := range []string{"bash", "zsh", "fish"} {
+		if out := u.ok(dir, "completion", sh); !strings.Contains(out, "btl") {
+			t.Errorf("completion %s printed %q", sh, out)
+		}
+	}
+}
+
+func TestHelpHasExamples(t *testing.T) {
+	u := newUser(t)
+	for _, sub := range []string{"list", "logs", "kill", "clean", "show", "restart"} {
+		out := u.ok(t.TempDir(), sub, "--help")
+		if !strings.Contains(out, "Examples:\n  btl ") {
+			t.Errorf("btl %s --help has no example:\n%s", sub, out)
+		}
+	}
+	if out := u.ok(t.TempDir(), "--version"); !strings.HasPrefix(out, "btl version ") {
+		t.Errorf("--version: %q", out)
+	}
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"btl/core"
+)
+
+func newRestartCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "restart <hash>",
+		Short: "Run a task again, as it was started",
+		Long: `Run a task again with the arguments, directory and environment it was started
+with, replacing the running instance if there is one. Works from any
+directory.`,
+		Example:           "  btl restart 93b8",
+		Args:              exactlyOneHash,
+		ValidArgsFunction: e.completeHashes,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := e.mgr.Store.Read()
+			if err != nil {
+				return err
+			}
+			t, err := core.Find(st, args[0])
+			if err != nil {
+				return err
+			}
+			if len(t.Argv) == 0 {
+				return fmt.Errorf("task %s has no recorded arguments; run it again from %s", t.Hash, t.Cwd)
+			}
+			env, err := e.dirs.LoadEnv(t.Hash)
+			if errors.Is(err, os.ErrNotExist) {
+				fmt.Fprintf(e.stderr, "Warning: no recorded environment for %s; using the current one\n", t.Hash)
+				env = os.Environ()
+			} else if err != nil {
+				return err
+			}
+			return e.run(cmd, t.Argv, t.Cwd, env)
+		},
+	}
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"btl/backend/launchd"
+	"btl/core"
+)
+
+func newShowCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:               "show <hash>",
+		Short:             "Show everything btl knows about a task",
+		Example:           "  btl show 93b8",
+		Args:              exactlyOneHash,
+		ValidArgsFunction: e.completeHashes,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var v *core.View
+			err := e.mgr.Store.Update(func(st *core.State) error {
+				views := e.mgr.Reconcile(cmd.Context(), st)
+				t, err := core.Find(st, args[0])
+				if err != nil {
+					return err
+				}
+				for i := range views {
+					if views[i].Task == t {
+						v = &views[i]
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			return e.writeShow(cmd.Context(), *v)
+		},
+	}
+}
+
+func exactlyOneHash(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usageError("%s takes one hash (see btl list)", cmd.Name())
+	}
+	return nil
+}
+
+func (e *env) writeShow(ctx context.Context, v core.View) error {
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
+	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
+	row("Hash", v.Hash)
+	row("Command", printable(v.Command))
+	if len(v.Argv) > 0 {
+		q := make([]string, len(v.Argv))
+		for i, a := range v.Argv {
+			q[i] = strconv.Quote(a)
+		}
+		row("Argv", "["+strings.Join(q, ", ")+"]")
+	}
+	row("Directory", printable(v.Cwd))
+	row("Status", v.Status.String())
+	row("PID", strconv.Itoa(v.PID))
+	if !v.StartedAt.IsZero() {
+		row("Started", v.StartedAt.Local().Format("2006-01-02 15:04:05 MST")+" ("+ago(time.Now(), v.StartedAt)+")")
+	}
+	row("Backend", backendName(v.Task))
+	if v.Unit != "" {
+		row("Unit", v.Unit)
+	}
+	logInfo := v.LogFile
+	if fi, err := os.Stat(v.LogFile); err == nil {
+		logInfo += " (" + humanSize(fi.Size()) + ")"
+	}
+	row("Log", logInfo)
+	row("Inspect", e.nativeCommand(ctx, v.Task))
+	return tw.Flush()
+}
+
+// nativeCommand is the command that shows the task with its backend's own
+// tools.
+func (e *env) nativeCommand(ctx context.Context, t *core.Task) string {
+	switch backendName(t) {
+	case "systemd":
+		return "systemctl --user status " + t.Unit
+	case launchd.Name:
+		dom := "gui/" + strconv.Itoa(os.Getuid())
+		if b, ok := e.mgr.Backend.(*launchd.Backend); ok {
+			if d, err := b.Domain(ctx); err == nil {
+				dom = d
+			}
+		}
+		return "launchctl print " + dom + "/" + t.Unit
+	}
+	return "ps -o pid,pgid,stat,etime,args -s " + strconv.Itoa(t.PID)
+}

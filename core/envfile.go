@@ -1,0 +1,48 @@
+package core
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// EnvFile is where the environment of the task with the given hash is
+// recorded, so that btl restart can run it again as it was started.
+func (d Dirs) EnvFile(hash string) string { return filepath.Join(d.Run, hash+".env") }
+
+// saveEnv records env (without btl's own per-start variables) for hash, as
+// NUL-separated entries, mode 0600. It is not synced: losing it in a crash
+// costs only a restart's exact environment.
+func (d Dirs) saveEnv(hash string, env []string) error {
+	var b bytes.Buffer
+	for _, kv := range env {
+		if strings.HasPrefix(kv, EnvHash+"=") || strings.HasPrefix(kv, EnvInstance+"=") {
+			continue
+		}
+		b.WriteString(kv)
+		b.WriteByte(0)
+	}
+	tmp := d.EnvFile(hash) + ".tmp"
+	if err := os.WriteFile(tmp, b.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("record environment: %w", err)
+	}
+	return os.Rename(tmp, d.EnvFile(hash))
+}
+
+// LoadEnv returns the environment recorded when the task with the given
+// hash was last started.
+func (d Dirs) LoadEnv(hash string) ([]string, error) {
+	b, err := os.ReadFile(d.EnvFile(hash))
+	if err != nil {
+		return nil, err
+	}
+	var env []string
+	for kv := range bytes.SplitSeq(bytes.TrimSuffix(b, []byte{0}), []byte{0}) {
+		if len(kv) > 0 {
+			env = append(env, string(kv))
+		}
+	}
+	return env, nil
+}
