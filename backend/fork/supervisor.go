@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"btl/core"
 )
@@ -80,6 +81,7 @@ func supervise() int {
 	if info, err := core.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
 	}
+	io.WriteString(log, core.StartMarker(time.Now(), rep.PID, spec.Command))
 	sendReply(repF, rep)
 
 	copied := make(chan struct{})

@@ -298,12 +298,14 @@ func equal(a, b any) bool {
 }
 
 // waitLog waits until the file contains want and returns its content.
+// waitLog waits until the task output in the log at path (start markers
+// left out) contains want, and returns that output.
 func waitLog(t *testing.T, path, want string) string {
 	t.Helper()
 	var got string
 	coretest.Eventually(t, 10*time.Second, path+" to contain "+want, func() bool {
 		b, _ := os.ReadFile(path)
-		got = string(b)
+		got = coretest.TaskOutput(string(b))
 		return strings.Contains(got, want)
 	})
 	return got

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -23,6 +24,10 @@ const LaunchEnv = "_BTL_LAUNCHD_REPORT"
 // no size limit, the launcher routes the task's output through a log pump
 // (see internal/logpump) that keeps the file under BTL_LOG_MAX.
 const LogEnv = "_BTL_LAUNCHD_LOG"
+
+// CommandEnv is set in a task's plist to the task's command line as btl
+// shows it, for the start marker the launcher writes to the log.
+const CommandEnv = "_BTL_LAUNCHD_COMMAND"
 
 // launchReport is what the launcher writes before it executes the task.
 type launchReport struct {
@@ -54,6 +59,11 @@ func launch(report string) int {
 	os.Unsetenv(LaunchEnv)
 	logFile, pump := os.LookupEnv(LogEnv)
 	os.Unsetenv(LogEnv)
+	command, ok := os.LookupEnv(CommandEnv)
+	if !ok {
+		command = core.CommandLine(os.Args)
+	}
+	os.Unsetenv(CommandEnv)
 	if len(os.Args) == 0 || !filepath.IsAbs(os.Args[0]) {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: no absolute program in %q\n", os.Args)
 		return 126
@@ -75,6 +85,7 @@ func launch(report string) int {
 			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)
 		}
 	}
+	os.Stdout.WriteString(core.StartMarker(time.Now(), rep.PID, command))
 	err = syscall.Exec(os.Args[0], os.Args, os.Environ())
 	fmt.Fprintf(os.Stderr, "btl: %s: %v\n", os.Args[0], err)
 	if errors.Is(err, syscall.ENOENT) {

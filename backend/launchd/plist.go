@@ -45,6 +45,7 @@ func newAgent(spec core.Spec, dom, exe, report string) agent {
 	}
 	env[LaunchEnv] = report
 	env[LogEnv] = spec.LogFile
+	env[CommandEnv] = spec.Command
 	a := agent{
 		Label:                Label(spec.Hash),
 		Program:              exe,

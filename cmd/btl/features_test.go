@@ -215,3 +215,77 @@ func TestHelpHasExamples(t *testing.T) {
 		t.Errorf("--version: %q", out)
 	}
 }
+
+func TestLogsFollowAcrossReplaceAndKill(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", `echo "run $$"; exec sleep 100`}
+	first := u.start(dir, argv...)
+	cmd := exec.Command(os.Args[0], "logs", "-f", first.hash)
+	cmd.Dir, cmd.Env = dir, u.env
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	want1 := "run " + strconv.Itoa(first.pid) + "\n"
+	coretest.Eventually(t, 10*time.Second, "first run's output", func() bool { return strings.Contains(out.String(), want1) })
+	second := u.start(dir, argv...)
+	want2 := "started PID " + strconv.Itoa(second.pid) + ": " + second.command + "\nrun " + strconv.Itoa(second.pid) + "\n"
+	coretest.Eventually(t, 10*time.Second, "the replacement's marker and output", func() bool { return strings.Contains(out.String(), want2) })
+	u.ok(dir, "kill", second.hash)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("logs -f ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("logs -f did not stop when the task was killed")
+	}
+	if got := strings.Count(out.String(), "started PID "); got != 2 {
+		t.Errorf("%d start markers followed, want 2:\n%s", got, out.String())
+	}
+}
+
+func TestLogsSince(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	// A log of a task no longer tracked, with runs at known times.
+	logs := filepath.Join(u.dataDir(), "logs")
+	os.MkdirAll(logs, 0o700)
+	now := time.Now()
+	hash := "00c0ffee00c0ffee"
+	content := core.StartMarker(now.Add(-3*time.Hour), 10, "serve") + "old output\n" +
+		core.StartMarker(now.Add(-30*time.Minute), 11, "serve") + "newer output\n" +
+		core.StartMarker(now.Add(-time.Minute), 12, "serve") + "newest output\nlast line\n"
+	os.WriteFile(filepath.Join(logs, hash+".log"), []byte(content), 0o600)
+	for _, c := range []struct {
+		args []string
+		want []string
+		not  []string
+	}{
+		{[]string{"--since", "1h"}, []string{"PID 11", "newer output", "newest output"}, []string{"old output"}},
+		{[]string{"--since", "5m"}, []string{"PID 12", "newest output"}, []string{"newer output"}},
+		{[]string{"--since", now.Add(-4 * time.Hour).Format(time.RFC3339)}, []string{"old output"}, nil},
+		{[]string{"--since", "1s"}, nil, []string{"output"}},
+		{[]string{"--since", "1h", "-n", "1"}, []string{"last line"}, []string{"newest output"}},
+	} {
+		out := u.ok(dir, append([]string{"logs", hash[:6]}, c.args...)...)
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("logs %v lacks %q:\n%s", c.args, w, out)
+			}
+		}
+		for _, n := range c.not {
+			if strings.Contains(out, n) {
+				t.Errorf("logs %v has %q:\n%s", c.args, n, out)
+			}
+		}
+	}
+	if r := u.btl(dir, "logs", hash, "--since", "yesterday"); r.code != 2 || !strings.Contains(r.stderr, "--since") {
+		t.Errorf("bad --since: %+v", r)
+	}
+}

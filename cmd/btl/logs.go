@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,13 +20,19 @@ import (
 func newLogsCmd(e *env) *cobra.Command {
 	var lines int
 	var follow bool
+	var since string
 	cmd := &cobra.Command{
 		Use:   "logs [hash]",
 		Short: "List log files, or print one task's log",
 		Long: `Without a hash, list the log files btl keeps. With a hash (any unique prefix
-of at least 4 characters), print that task's log; -n prints only the last
-lines, -f keeps printing what the task writes until interrupted.`,
-		Example: "  btl logs\n  btl logs 93b8\n  btl logs 93b8 -n 50 -f",
+of at least 4 characters), print that task's log. Each run starts with a
+line "[btl] <time> started PID <pid>: <command>".
+
+-n prints only the last lines. --since prints the runs started since a time
+(RFC 3339, "2006-01-02 15:04") or for a duration ("10m", "2h"). -f keeps
+printing what the task writes, across replacements, until the task is
+killed or you interrupt it.`,
+		Example: "  btl logs\n  btl logs 93b8\n  btl logs 93b8 -n 50 -f\n  btl logs 93b8 --since 1h",
 		Args:    cobra.MaximumNArgs(1),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
 			if len(args) > 0 {
@@ -35,19 +42,27 @@ lines, -f keeps printing what the task writes until interrupted.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
-				if follow || cmd.Flags().Changed("lines") {
-					return usageError("-n and -f need a hash (see btl logs)")
+				if follow || cmd.Flags().Changed("lines") || since != "" {
+					return usageError("-n, -f and --since need a hash (see btl logs)")
 				}
 				return e.listLogs()
 			}
 			if lines < 0 {
 				return usageError("-n takes a number of lines, 0 or more")
 			}
-			return e.printLog(cmd.Context(), args[0], lines, cmd.Flags().Changed("lines"), follow)
+			var from time.Time
+			if since != "" {
+				var err error
+				if from, err = parseSince(since, time.Now()); err != nil {
+					return err
+				}
+			}
+			return e.printLog(cmd.Context(), args[0], logOptions{lines: lines, tail: cmd.Flags().Changed("lines"), since: from, follow: follow})
 		},
 	}
 	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until interrupted")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the task is killed or you interrupt")
+	cmd.Flags().StringVar(&since, "since", "", "print the runs started since a time or for a duration (10m, 2h)")
 	return cmd
 }
 
@@ -129,7 +144,15 @@ func (e *env) findLog(prefix string) (*core.Task, string, error) {
 	return nil, "", fmt.Errorf("%w %q; candidates: %s", core.ErrAmbiguous, prefix, strings.Join(match, ", "))
 }
 
-func (e *env) printLog(ctx context.Context, prefix string, n int, tailOnly, follow bool) error {
+// logOptions say what part of a log to print.
+type logOptions struct {
+	lines  int       // with tail: how many last lines
+	tail   bool      // print only the last lines
+	since  time.Time // non-zero: start at the first run started since
+	follow bool      // keep printing until the task is killed
+}
+
+func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	t, path, err := e.findLog(prefix)
 	if err != nil {
 		return err
@@ -142,25 +165,79 @@ func (e *env) printLog(ctx context.Context, prefix string, n int, tailOnly, foll
 		}
 	}
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) && follow {
+	if errors.Is(err, os.ErrNotExist) && o.follow {
 		f, err = waitFile(ctx, path)
 	}
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
 	defer func() { f.Close() }()
-	if tailOnly {
-		if err := seekLastLines(f, n); err != nil {
+	start := int64(0)
+	if !o.since.IsZero() {
+		if start, err = runsSince(f, o.since); err != nil {
 			return err
 		}
+		f.Seek(start, io.SeekStart)
+	}
+	if o.tail {
+		if err := seekLastLines(f, o.lines); err != nil {
+			return err
+		}
+	}
+	if pos, _ := f.Seek(0, io.SeekCurrent); pos < start {
+		f.Seek(start, io.SeekStart)
 	}
 	if _, err := io.Copy(e.stdout, f); err != nil {
 		return err
 	}
-	if !follow {
+	if !o.follow {
 		return nil
 	}
-	return followFile(ctx, &f, path, e.stdout)
+	killed := func() bool { return false }
+	if t != nil {
+		hash := t.Hash
+		killed = func() bool {
+			st, err := e.mgr.Store.Read()
+			return err == nil && st.Processes[hash] == nil
+		}
+	}
+	return followFile(ctx, &f, path, e.stdout, killed)
+}
+
+// parseSince reads --since: a duration before now, or a time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, usageError("--since %q: want a duration such as 10m or 2h, or a time such as 2026-01-02 15:04", s)
+}
+
+// runsSince returns the offset of the first start marker in f at or after
+// t; the file's size when no run started since.
+func runsSince(f *os.File, t time.Time) (int64, error) {
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(f)
+	var off int64
+	for {
+		line, err := r.ReadString('\n')
+		if at, ok := core.ParseStartMarker(line); ok && !at.Before(t.Truncate(time.Second)) {
+			return off, nil
+		}
+		off += int64(len(line))
+		if err == io.EOF {
+			return off, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
 }
 
 // waitFile waits for path to appear.
@@ -178,19 +255,25 @@ func waitFile(ctx context.Context, path string) (*os.File, error) {
 	}
 }
 
-// followFile copies what is appended to *f to w until ctx is done. When
-// the log is rotated, it finishes the old file and goes on with the new.
-func followFile(ctx context.Context, f **os.File, path string, w io.Writer) error {
+// followFile copies what is appended to *f to w until ctx is done or, a
+// final copy later, killed reports true. When the log is rotated, it
+// finishes the old file and goes on with the new; a replacement of the
+// task goes on in the same file, after its start marker.
+func followFile(ctx context.Context, f **os.File, path string, w io.Writer, killed func() bool) error {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for {
+	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
+		done := n%5 == 4 && killed()
 		if _, err := io.Copy(w, *f); err != nil {
 			return err
+		}
+		if done {
+			return nil
 		}
 		cur, err := (*f).Stat()
 		if err != nil {

@@ -207,7 +207,7 @@ func TestStartOutputAndHash(t *testing.T) {
 	}
 	coretest.Eventually(t, 10*time.Second, "output in the log", func() bool {
 		b, _ := os.ReadFile(s.log)
-		return string(b) == "hello from btl\n"
+		return coretest.TaskOutput(string(b)) == "hello from btl\n"
 	})
 	e := u.state().Processes[s.hash]
 	if e == nil || e.PID != s.pid || e.Cwd != real || e.UserID != os.Getuid() || e.Command != s.command || e.LogFile != s.log {
@@ -360,20 +360,28 @@ func TestLogs(t *testing.T) {
 	}
 	s := u.start(dir, "sh", "-c", `for i in 1 2 3 4 5; do echo line $i; done; echo err >&2; exec sleep 100`)
 	want := "line 1\nline 2\nline 3\nline 4\nline 5\nerr\n"
-	coretest.Eventually(t, 10*time.Second, "output", func() bool { return u.ok(dir, "logs", s.hash) == want })
+	marker := regexp.MustCompile(`^\[btl\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ started PID ` + strconv.Itoa(s.pid) + `: ` + regexp.QuoteMeta(s.command) + "\n")
+	var full string
+	coretest.Eventually(t, 10*time.Second, "output", func() bool {
+		full = u.ok(dir, "logs", s.hash)
+		return coretest.TaskOutput(full) == want
+	})
+	if !marker.MatchString(full) || marker.ReplaceAllString(full, "") != want {
+		t.Errorf("log is not the start marker and the output:\n%s", full)
+	}
 	if out := u.ok(dir, "logs", s.hash[:4], "-n", "2"); out != "line 5\nerr\n" {
 		t.Errorf("logs -n 2: %q", out)
 	}
-	if out := u.ok(dir, "logs", s.hash, "-n", "100"); out != want {
+	if out := u.ok(dir, "logs", s.hash, "-n", "100"); out != full {
 		t.Errorf("logs -n 100: %q", out)
 	}
 	out := u.ok(dir, "logs")
-	if !regexp.MustCompile(`^Available logs:\n  ` + s.hash + ` +39B +\d+s ago +` + regexp.QuoteMeta(s.command) + `\n$`).MatchString(out) {
+	if !regexp.MustCompile(`^Available logs:\n  ` + s.hash + ` +` + strconv.Itoa(len(full)) + `B +\d+s ago +` + regexp.QuoteMeta(s.command) + `\n$`).MatchString(out) {
 		t.Errorf("logs listing:\n%s", out)
 	}
 	// Killed tasks leave the list; their logs stay readable.
 	u.ok(dir, "kill", s.hash)
-	if out := u.ok(dir, "logs", s.hash[:5]); out != want {
+	if out := u.ok(dir, "logs", s.hash[:5]); out != full {
 		t.Errorf("log after kill: %q", out)
 	}
 }
@@ -390,9 +398,9 @@ func TestLogsFollow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	coretest.Eventually(t, 10*time.Second, "first line", func() bool { return out.String() == "first\n" })
+	coretest.Eventually(t, 10*time.Second, "first line", func() bool { return coretest.TaskOutput(out.String()) == "first\n" })
 	os.WriteFile(filepath.Join(dir, "go"), nil, 0o644)
-	coretest.Eventually(t, 10*time.Second, "followed line", func() bool { return out.String() == "first\nsecond\n" })
+	coretest.Eventually(t, 10*time.Second, "followed line", func() bool { return coretest.TaskOutput(out.String()) == "first\nsecond\n" })
 	cmd.Process.Signal(os.Interrupt)
 	done := make(chan error)
 	go func() { done <- cmd.Wait() }()
@@ -436,7 +444,7 @@ func TestArgsPassedVerbatim(t *testing.T) {
 		s := u.start(dir, c.argv...)
 		coretest.Eventually(t, 10*time.Second, "output of "+s.command, func() bool {
 			b, _ := os.ReadFile(s.log)
-			return string(b) == c.want
+			return coretest.TaskOutput(string(b)) == c.want
 		})
 	}
 	st := u.state()

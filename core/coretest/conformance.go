@@ -118,6 +118,18 @@ func (h *harness) waitLog(t *testing.T, task core.Task, want string) string {
 	return got
 }
 
+// TaskOutput returns a log's content without btl's start markers: what the
+// task itself wrote.
+func TaskOutput(log string) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(log, "\n") {
+		if _, ok := core.ParseStartMarker(line); !ok {
+			b.WriteString(line)
+		}
+	}
+	return b.String()
+}
+
 // Eventually polls cond every few milliseconds until it holds, and fails
 // the test when it does not within d.
 func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
@@ -157,7 +169,10 @@ func readPIDs(t *testing.T, file string, n int) []int {
 func testStartEnvCwdAndLog(t *testing.T, h *harness) {
 	s := h.specEnv(t, []string{"BTL_CONFORMANCE=caller's value"}, "sh", "-c", `echo "cwd=$(pwd)"; echo "var=$BTL_CONFORMANCE"; echo "hash=$BTL_HASH"; echo oops >&2; exec sleep 60`)
 	task := h.start(t, s)
-	got := h.waitLog(t, task, "oops")
+	got := h.waitLog(t, task, "oops\n")
+	if !strings.HasPrefix(got, core.MarkerPrefix) || !strings.Contains(strings.SplitN(got, "\n", 2)[0], " started PID "+strconv.Itoa(task.PID)+": "+s.Command) {
+		t.Errorf("log does not start with the run's start marker; log:\n%s", got)
+	}
 	for _, want := range []string{"cwd=" + s.Dir + "\n", "var=caller's value\n", "hash=" + s.Hash + "\n", "oops\n"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("log lacks %q; log:\n%s", want, got)
