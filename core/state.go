@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,10 +50,7 @@ type plainTask Task
 
 // UnmarshalJSON decodes a task and keeps the fields btl does not know.
 func (t *Task) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, (*plainTask)(t)); err != nil {
-		return err
-	}
-	extra, err := unknownFields(b, reflect.TypeFor[plainTask]())
+	extra, err := decodeKeeping(b, (*plainTask)(t), reflect.TypeFor[plainTask]())
 	t.extra = extra
 	return err
 }
@@ -67,25 +65,26 @@ type State struct {
 	Processes map[string]*Task `json:"processes"`
 
 	extra        map[string]json.RawMessage
-	checkpointed bool // saved in the middle of an Update
+	checkpointed bool   // saved in the middle of an Update
+	saved        []byte // the file's content as read or last written
 }
 
 type plainState State
 
 // UnmarshalJSON decodes the state and keeps the fields btl does not know.
 func (s *State) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, (*plainState)(s)); err != nil {
+	extra, err := decodeKeeping(b, (*plainState)(s), reflect.TypeFor[plainState]())
+	if err != nil {
 		return err
 	}
+	s.extra = extra
 	for h, t := range s.Processes {
 		if t == nil {
 			return fmt.Errorf("entry %q is null", h)
 		}
 		t.Hash = h
 	}
-	extra, err := unknownFields(b, reflect.TypeFor[plainState]())
-	s.extra = extra
-	return err
+	return nil
 }
 
 // MarshalJSON encodes the state with the unknown fields it was read with.
@@ -123,6 +122,24 @@ func jsonNames(typ reflect.Type) map[string]bool {
 	}
 	knownFields.Store(typ, names)
 	return names
+}
+
+// decodeKeeping decodes b into v (of type typ) and returns the fields v has
+// no place for. The usual case, no such field, costs one pass.
+func decodeKeeping(b []byte, v any, typ reflect.Type) (map[string]json.RawMessage, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	err := d.Decode(v)
+	if err == nil {
+		return nil, nil
+	}
+	if !strings.HasPrefix(err.Error(), "json: unknown field ") {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, err
+	}
+	return unknownFields(b, typ)
 }
 
 func unknownFields(b []byte, typ reflect.Type) (map[string]json.RawMessage, error) {
@@ -268,6 +285,7 @@ func (s *Store) parse() (*State, error) {
 	if err := json.Unmarshal(b, st); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, s.Path(), err)
 	}
+	st.saved = b
 	if st.Processes == nil {
 		st.Processes = map[string]*Task{}
 	}
@@ -285,7 +303,14 @@ func (s *Store) save(st *State) error {
 		return fmt.Errorf("encode state: %w", err)
 	}
 	b = append(b, '\n')
-	return WriteFileAtomic(s.Path(), b, 0o600)
+	if bytes.Equal(b, st.saved) {
+		return nil // unchanged: spare the write and the fsync
+	}
+	if err := WriteFileAtomic(s.Path(), b, 0o600); err != nil {
+		return err
+	}
+	st.saved = b
+	return nil
 }
 
 // WriteFileAtomic replaces path with data: it writes a temporary file in the
