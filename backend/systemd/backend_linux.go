@@ -95,15 +95,15 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err := os.MkdirAll(b.dirs.Run, 0o700); err != nil {
 		return core.Task{}, fmt.Errorf("systemd: %w", err)
 	}
+	logMax, err := core.LogMax(spec.Env)
+	if err != nil {
+		return core.Task{}, err
+	}
 	if err := b.stopUnits(ctx, spec.Hash, spec.LogFile, core.Grace); err != nil {
 		return core.Task{}, fmt.Errorf("stop previous instance: %w", err)
 	}
 
 	direct := b.journalReadable(ctx) != nil
-	logMax, err := core.LogMax(spec.Env)
-	if err != nil {
-		return core.Task{}, err
-	}
 	j := b.journalFor(spec.Hash, spec.LogFile, logMax)
 	if !direct {
 		if err := j.startAt(ctx); err != nil {
@@ -115,6 +115,18 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if spec.Token != "" {
 		exitFile = b.exitFile(spec.Token)
 		os.Remove(exitFile)
+	}
+	// Hold the copy lock from before the start until the start marker is
+	// in the log, so that the marker precedes every line of the new run.
+	// (With a direct log, systemd appends itself: a line the task prints
+	// at once may precede the marker.)
+	unlock, err := j.lock()
+	if err != nil {
+		return core.Task{}, err
+	}
+	defer func() { unlock() }()
+	if !direct {
+		j.syncLocked(ctx)
 	}
 	addRef := !b.conn.private
 	result, err := b.startTransient(ctx, unit, taskProps(spec, exitFile, direct, addRef))
@@ -149,6 +161,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if p, err := core.LookupProc(pid); err == nil {
 		t.ProcStart = p.Start
 	}
+	j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
+	unlock()
+	unlock = func() {}
 	if !direct {
 		j.PID, j.Start = t.PID, t.ProcStart
 		if err := b.startMirror(ctx, spec.Hash, j); err != nil {

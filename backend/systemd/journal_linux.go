@@ -170,6 +170,11 @@ func (j *journal) sync(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	return j.syncLocked(ctx)
+}
+
+// syncLocked is sync for a caller that holds the lock.
+func (j *journal) syncLocked(ctx context.Context) error {
 	p := j.progress()
 	args := []string{"--all", "--output=json", "--output-fields=MESSAGE"}
 	if p.Cursor != "" {
@@ -384,4 +389,18 @@ func (b *Backend) readable(ctx context.Context) error {
 		return fmt.Errorf("%w: no entries of uid %d are visible", errJournalUnreadable, j.UID)
 	}
 	return nil
+}
+
+// appendLocked appends b to the log file, for a caller that holds the lock
+// and has just synced (so that no interrupted copy is pending).
+func (j *journal) appendLocked(b []byte) error {
+	w, err := core.NewLogWriter(j.LogFile, j.LogMax)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -19,7 +19,7 @@ const (
 	// chatty task costs at most a few journalctl runs a second.
 	mirrorMinGap = 100 * time.Millisecond
 	// mirrorSafety is how often a mirror copies even without a wake-up.
-	mirrorSafety = 5 * time.Second
+	mirrorSafety = 30 * time.Second
 	// mirrorDrain is how long a mirror keeps copying once the task has
 	// ended: journald may still be writing the task's last lines.
 	mirrorDrain = 700 * time.Millisecond

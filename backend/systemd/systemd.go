@@ -6,18 +6,21 @@
 //
 // # Logs
 //
-// A task's stdout and stderr go to the journal. A small mirror unit per
-// task, btllog-<hash>.service, runs the btl binary re-executed (see
-// MaybeMirror); it follows the journal and appends the task's lines to the
-// task's log file, so that the file is live while the task runs. The mirror
-// and Backend.SyncLog share one routine: under a per-hash lock, read the
-// cursor file, run `journalctl -o json --after-cursor`, append, save the
-// new cursor. Every line therefore reaches the file exactly once and in
-// order, whoever copies it, across replacements and restarts of the mirror.
-// The follower (`journalctl -f`) only wakes the mirror up; it never writes.
-// Where the user cannot read the journal (volatile storage without
-// membership of systemd-journal, no journald), the task is started with
-// StandardOutput=append:<log file> instead and the task is marked LogDirect.
+// A task's stdout and stderr go to the journal, tagged with the unit's
+// SyslogIdentifier=btl-<hash> (journald takes it from the stream itself;
+// the _SYSTEMD_USER_UNIT field it looks up in /proc is missing for
+// processes that exit at once). A small mirror unit per task,
+// btllog-<hash>.service, runs the btl binary re-executed (see MaybeMirror):
+// `journalctl -f` wakes it when the task logs, and it copies the new
+// entries into the task's log file, so the file is live while the task
+// runs. The mirror and Backend.SyncLog share one routine: under a per-hash
+// lock, read the cursor file, run `journalctl -o json --after-cursor`,
+// append, save the new cursor. Every line therefore reaches the file once
+// and in order, whoever copies it, across replacements and restarts of the
+// mirror; a copy killed half-way is resumed where it stopped. Where the
+// user cannot read the journal (volatile storage without membership of
+// systemd-journal, no journald), the task is started with
+// StandardOutput=append:<log file> instead and marked LogDirect.
 //
 // # Exit status
 //
@@ -27,9 +30,10 @@
 // process ended ($EXIT_CODE $EXIT_STATUS) to <run dir>/<token>.exit.
 // Inspect reads the unit while systemd has it (running, or failed: a unit
 // that exits non-zero stays loaded and visible in `systemctl --user
-// --failed` until btl replaces or kills it) and that record afterwards, so
-// `btl list` shows `exited N` and `killed (SIGTERM)` as with the fork
-// backend.
+// --failed` until btl replaces, kills or cleans it) and that record
+// afterwards, so `btl list` shows `exited N` and `killed (SIGTERM)` as with
+// the fork backend. The record's path also tells which btl data directory
+// started a unit: List re-adopts only the units of its own.
 package systemd
 
 import (

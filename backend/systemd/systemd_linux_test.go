@@ -151,6 +151,17 @@ func readLog(t *testing.T, path string) string {
 	return string(b)
 }
 
+// withoutMarkers drops the lines btl itself writes into logs ("[btl] ...").
+func withoutMarkers(log string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(log, "\n") {
+		if !strings.HasPrefix(l, "[btl] ") {
+			b.WriteString(l)
+		}
+	}
+	return b.String()
+}
+
 func waitFile(t *testing.T, path, want string) string {
 	t.Helper()
 	var got string
@@ -172,7 +183,9 @@ func TestUnitVisible(t *testing.T) {
 	t.Parallel()
 	b, dirs := newBackend(t)
 	dir := t.TempDir()
+	t0 := time.Now()
 	task := run(t, manager(b, dirs), dir, nil, "sleep", "100")
+	t.Logf("start took %v", time.Since(t0).Round(time.Millisecond))
 	p := show(t, task.Unit, "Description", "ActiveState", "MainPID", "WorkingDirectory", "KillMode", "Type")
 	want := map[string]string{
 		"Description":      "sleep 100",
@@ -192,6 +205,14 @@ func TestUnitVisible(t *testing.T) {
 	}
 	if out := systemctl(t, "list-units", "--plain", "--no-legend", "btl-*"); !strings.Contains(out, task.Unit) || !strings.Contains(out, "sleep 100") {
 		t.Errorf("systemctl --user list-units 'btl-*' lacks the task:\n%s", out)
+	}
+	t0 = time.Now()
+	if err := b.Stop(context.Background(), *task, core.Grace); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("stop took %v", time.Since(t0).Round(time.Millisecond))
+	if coretest.Alive(task.PID) {
+		t.Errorf("PID %d alive after Stop", task.PID)
 	}
 }
 
@@ -228,19 +249,24 @@ func TestExecFailureRecordsNothing(t *testing.T) {
 	dir := t.TempDir()
 	noexec := filepath.Join(dir, "noexec")
 	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
+	// Executable, but not a format the kernel runs: only systemd's exec
+	// fails (status 203/EXEC), so the start job reports it.
+	os.WriteFile(filepath.Join(dir, "badformat"), []byte("\x7fELF not really\n"), 0o755)
 	for _, tc := range []struct {
-		argv0 string
-		code  int
+		argv0       string
+		code        int
+		prepareFail bool
 	}{
-		{"btl-no-such-command", 127},
-		{"./noexec", 126},
-		{dir, 126},
+		{"btl-no-such-command", 127, true},
+		{"./noexec", 126, true},
+		{dir, 126, true},
+		{"./badformat", 126, false},
 	} {
 		argv := []string{tc.argv0, "x"}
 		_, err := m.Prepare(argv, dir, os.Environ())
 		var ee *core.ExecError
-		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
-			t.Errorf("%s: Prepare = %v; want *core.ExecError with exit code %d", tc.argv0, err, tc.code)
+		if tc.prepareFail != (err != nil) || err != nil && (!errors.As(err, &ee) || ee.ExitCode() != tc.code) {
+			t.Errorf("%s: Prepare = %v; want *core.ExecError with exit code %d: %v", tc.argv0, err, tc.code, tc.prepareFail)
 			continue
 		}
 		// The backend checks too: a Spec whose program vanished.
@@ -350,10 +376,14 @@ func TestJournalMirroredOnce(t *testing.T) {
 			t.Fatalf("SyncLog: %v", err)
 		}
 	}
-	if got := readLog(t, task.LogFile); got != want.String() {
+	log := readLog(t, task.LogFile)
+	if marker := fmt.Sprintf(" started PID %d: %s\n", task.PID, task.Command); !strings.HasPrefix(log, "[btl] ") || !strings.Contains(strings.SplitAfterN(log, "\n", 2)[0], marker) {
+		t.Errorf("log does not start with the start marker; log:\n%s", log)
+	}
+	if got := withoutMarkers(log); got != want.String() {
 		t.Errorf("log after 5 syncs:\n%q\nwant:\n%q", got, want.String())
 	}
-	if got, j := readLog(t, task.LogFile), journal(t, task.Unit); got != j {
+	if got, j := withoutMarkers(readLog(t, task.LogFile)), journal(t, task.Unit); got != j {
 		t.Errorf("log differs from journalctl --user -u:\nlog:\n%q\njournal:\n%q", got, j)
 	}
 }
@@ -429,7 +459,11 @@ func TestNoLossNoDupAcrossReplacementsAndMirrorRestarts(t *testing.T) {
 	if err := b.SyncLog(context.Background(), *task); err != nil {
 		t.Fatal(err)
 	}
-	if got := readLog(t, task.LogFile); got != want.String() {
+	log := readLog(t, task.LogFile)
+	if n := strings.Count(log, "[btl] "); n != 3 {
+		t.Errorf("log has %d start markers, want 3", n)
+	}
+	if got := withoutMarkers(log); got != want.String() {
 		ents, _ := os.ReadDir(filepath.Dir(task.LogFile))
 		var names []string
 		for _, e := range ents {
@@ -456,7 +490,10 @@ func TestJournalUnreadableFallback(t *testing.T) {
 		t.Fatalf("task not marked LogDirect with an unreadable journal: %+v", task)
 	}
 	got := waitFile(t, task.LogFile, "direct-err\n")
-	if got != "direct-out\ndirect-err\n" {
+	if !strings.Contains(got, fmt.Sprintf(" started PID %d: ", task.PID)) {
+		t.Errorf("log lacks the start marker: %q", got)
+	}
+	if got := withoutMarkers(got); got != "direct-out\ndirect-err\n" {
 		t.Errorf("log = %q", got)
 	}
 	if p := show(t, task.Unit, "StandardOutput", "StandardError"); p["StandardOutput"] != "append" || p["StandardError"] != "append" {
@@ -471,7 +508,7 @@ func TestJournalUnreadableFallback(t *testing.T) {
 	if err := b.SyncLog(context.Background(), *task); err != nil {
 		t.Errorf("SyncLog of a direct task: %v", err)
 	}
-	if got := readLog(t, task.LogFile); got != "direct-out\ndirect-err\n" {
+	if got := withoutMarkers(readLog(t, task.LogFile)); got != "direct-out\ndirect-err\n" {
 		t.Errorf("log after SyncLog = %q", got)
 	}
 }
@@ -571,7 +608,7 @@ func TestReplaceAcrossBackends(t *testing.T) {
 			if ls, ok := tc.second.(core.LogSyncer); ok {
 				ls.SyncLog(context.Background(), *second)
 			}
-			got := waitFile(t, second.LogFile, "run 2\n")
+			got := withoutMarkers(waitFile(t, second.LogFile, "run 2\n"))
 			if got != "run 1\nrun 2\n" {
 				t.Errorf("log = %q, want both runs once", got)
 			}

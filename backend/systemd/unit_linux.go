@@ -3,6 +3,7 @@ package systemd
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -123,10 +124,15 @@ func taskProps(spec core.Spec, exitFile string, direct, addRef bool) []sd.Proper
 // does not pull the task in, so it can never restart a task that ended.
 func mirrorProps(hash, exe, config string) []sd.Property {
 	task := UnitName(hash)
+	env := []string{MirrorEnv + "=" + config}
+	if v, ok := os.LookupEnv("GORACE"); ok {
+		// A race-enabled btl (tests) otherwise sleeps a second at exit.
+		env = append(env, "GORACE="+v)
+	}
 	return []sd.Property{
 		sd.PropDescription("btl log mirror for " + task),
 		prop("ExecStart", []execCommand{{Path: exe, Args: escapeArgs([]string{exe})}}),
-		prop("Environment", []string{MirrorEnv + "=" + config}),
+		prop("Environment", env),
 		prop("PartOf", []string{task}),
 		sd.PropBefore(task),
 		prop("KillMode", "mixed"),
