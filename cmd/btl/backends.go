@@ -6,15 +6,21 @@ import (
 
 	"btl/backend/fork"
 	"btl/backend/launchd"
+	"btl/backend/systemd"
 	"btl/core"
 )
 
 // selectBackend returns the backend named by --backend or BTL_BACKEND;
-// "" and "auto" pick the best one available here: launchd on macOS, else
-// fork.
+// "" and "auto" pick the best one available here: systemd where a user
+// manager answers, launchd on macOS, else fork.
 func selectBackend(name string, dirs core.Dirs) (core.Backend, error) {
 	switch name {
 	case "", "auto":
+		if systemd.Available() {
+			if b, err := systemd.New(dirs); err == nil {
+				return b, nil
+			}
+		}
 		if launchd.Available() {
 			return launchd.New(dirs), nil
 		}
@@ -29,6 +35,12 @@ func openBackend(name string, dirs core.Dirs) (core.Backend, error) {
 	switch name {
 	case fork.Name:
 		return fork.New(dirs), nil
+	case systemd.Name:
+		b, err := systemd.New(dirs)
+		if err != nil {
+			return nil, fmt.Errorf("backend systemd: %w", err)
+		}
+		return b, nil
 	case launchd.Name:
 		if _, err := exec.LookPath("launchctl"); err != nil {
 			return nil, fmt.Errorf("backend launchd: launchctl not found (launchd is macOS's service manager)")

@@ -14,6 +14,7 @@ import (
 
 	"btl/backend/fork"
 	"btl/backend/launchd"
+	"btl/backend/systemd"
 	"btl/core"
 	"btl/internal/logpump"
 )
@@ -24,6 +25,7 @@ var version = "dev"
 func main() {
 	fork.MaybeSupervise()
 	launchd.MaybeLaunch()
+	systemd.MaybeMirror()
 	logpump.MaybeRun()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

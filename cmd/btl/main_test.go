@@ -15,6 +15,7 @@ import (
 
 	"btl/backend/fork"
 	"btl/backend/launchd"
+	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
 	"btl/internal/logpump"
@@ -25,6 +26,7 @@ import (
 func TestMain(m *testing.M) {
 	fork.MaybeSupervise()
 	launchd.MaybeLaunch()
+	systemd.MaybeMirror()
 	logpump.MaybeRun()
 	maybeFakeLaunchctl()
 	if os.Getenv("BTL_TEST_MAIN") == "1" {
@@ -434,10 +436,11 @@ func TestArgsPassedVerbatim(t *testing.T) {
 		{[]string{"--no-unbuffer", "sh", "-c", "echo unbuffered=${PYTHONUNBUFFERED-unset}."}, "unbuffered=unset.\n"},
 	}
 	for _, c := range cases {
-		if backendUnderTest() == launchd.Name && !utf8.ValidString(strings.Join(c.argv, "")) {
+		if backendUnderTest() != fork.Name && !utf8.ValidString(strings.Join(c.argv, "")) {
+			// Property lists and D-Bus carry only UTF-8.
 			r := u.btl(dir, c.argv...)
-			if r.code != 1 || !strings.Contains(r.stderr, "not valid UTF-8") {
-				t.Errorf("launchd with a non-UTF-8 argument: %+v", r)
+			if r.code != 1 || !strings.Contains(r.stderr, "not valid UTF-8") || strings.Count(r.stderr, "\n") != 1 {
+				t.Errorf("%s with a non-UTF-8 argument: %+v", backendUnderTest(), r)
 			}
 			continue
 		}
