@@ -289,3 +289,45 @@ func TestLogsSince(t *testing.T) {
 		t.Errorf("bad --since: %+v", r)
 	}
 }
+
+func TestLingerHintOverSSH(t *testing.T) {
+	if backendUnderTest() != "systemd" {
+		t.Skip("the hint is for the systemd backend; BTL_TEST_BACKEND=systemd runs this")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	ssh := []string{"SSH_CONNECTION=10.0.0.1 50000 10.0.0.2 22"}
+	r := u.btlEnv(dir, ssh, "sleep", "101")
+	if r.code != 0 || !strings.HasPrefix(r.stderr, "Hint: systemd ends your tasks when you log out of ssh") || !strings.Contains(r.stderr, "loginctl enable-linger ") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("first start over ssh: %+v", r)
+	}
+	if r := u.btlEnv(dir, ssh, "sleep", "102"); r.code != 0 || r.stderr != "" {
+		t.Errorf("the hint came twice: %+v", r)
+	}
+	if r := u.btl(dir, "sleep", "103"); r.stderr != "" {
+		t.Errorf("hint without ssh: %+v", r)
+	}
+}
+
+// TestReplaceRebindsPort replaces a server in a loop: each new instance
+// must bind the same port, so the old one must be gone when btl reports
+// the new start.
+func TestReplaceRebindsPort(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is needed to run a real server")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	port := strconv.Itoa(20000 + os.Getpid()%20000)
+	for i := range 5 {
+		s := u.start(dir, py, "-m", "http.server", "--bind", "127.0.0.1", port)
+		coretest.Eventually(t, 10*time.Second, "server "+strconv.Itoa(i)+" to serve", func() bool {
+			b, _ := os.ReadFile(s.log)
+			return strings.Contains(string(b), "started PID "+strconv.Itoa(s.pid)+":") && strings.HasSuffix(string(b), "Serving HTTP on 127.0.0.1 port "+port+" (http://127.0.0.1:"+port+"/) ...\n")
+		})
+		if b, _ := os.ReadFile(s.log); strings.Contains(string(b), "Address already in use") {
+			t.Fatalf("replacement %d could not bind the port:\n%s", i, b)
+		}
+	}
+}

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	osuser "os/user"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"btl/backend/systemd"
 	"btl/core"
 )
 
@@ -42,5 +45,29 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
 	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
 	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
+	if task.Backend == systemd.Name {
+		e.lingerHint()
+	}
 	return nil
+}
+
+// lingerHint tells, once, a user on ssh whose systemd tasks would end at
+// logout how to keep them.
+func (e *env) lingerHint() {
+	if os.Getenv("SSH_CONNECTION") == "" && os.Getenv("SSH_TTY") == "" {
+		return
+	}
+	u, err := osuser.Current()
+	if err != nil {
+		return
+	}
+	if _, err := os.Stat(filepath.Join("/var/lib/systemd/linger", u.Username)); err == nil {
+		return
+	}
+	seen := filepath.Join(e.dirs.Data, "linger-hint-shown")
+	if _, err := os.Stat(seen); err == nil {
+		return
+	}
+	fmt.Fprintln(e.stderr, "Hint: systemd ends your tasks when you log out of ssh; to keep them running, run: loginctl enable-linger "+u.Username)
+	os.WriteFile(seen, nil, 0o600)
 }
