@@ -1,6 +1,7 @@
 package core
 
 import (
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -32,5 +33,18 @@ func TestVerifyAndStopTree(t *testing.T) {
 	}
 	if !good.Verify() {
 		t.Fatal("StopTree with a wrong identity signalled the process")
+	}
+}
+
+func TestVerifyRefusesOtherUsers(t *testing.T) {
+	if os.Getuid() == 0 {
+		t.Skip("root's own processes include PID 1; the tests run as a regular user")
+	}
+	info, err := LookupProc(1)
+	if err != nil {
+		t.Skip("no PID 1 visible")
+	}
+	if (Proc{PID: 1, Start: info.Start}).Verify() {
+		t.Fatal("another user's process, with its true start time, verifies")
 	}
 }

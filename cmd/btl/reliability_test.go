@@ -274,3 +274,96 @@ func TestLogCap(t *testing.T) {
 		t.Errorf("bad BTL_LOG_MAX: %+v", r)
 	}
 }
+
+// TestDiskFull runs btl with its data on a small file system that is full.
+// make test (as root) mounts one and names it in BTL_TEST_FULLFS.
+func TestDiskFull(t *testing.T) {
+	fs := os.Getenv("BTL_TEST_FULLFS")
+	if fs == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
+		}
+		t.Skip("BTL_TEST_FULLFS is not set (make test as root mounts a small tmpfs for it)")
+	}
+	u := newUser(t)
+	data := filepath.Join(fs, "data-"+strconv.Itoa(os.Getpid()))
+	t.Cleanup(func() { os.RemoveAll(data) })
+	env := []string{"XDG_DATA_HOME=" + data}
+	dir := t.TempDir()
+	r := u.btlEnv(dir, env, "sleep", "101")
+	if r.code != 0 {
+		t.Fatalf("start before the disk is full: %+v", r)
+	}
+	state := filepath.Join(data, "btl", "state.json")
+	before, _ := os.ReadFile(state)
+	filler := filepath.Join(fs, "filler-"+strconv.Itoa(os.Getpid()))
+	t.Cleanup(func() { os.Remove(filler) })
+	f, _ := os.Create(filler)
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	r = u.btlEnv(dir, env, "sh", "-c", "echo $$ > started; exec sleep 100")
+	if r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "no space left on device") {
+		t.Errorf("start on a full disk: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+		t.Error("the task ran although its start could not be recorded")
+	}
+	if after, _ := os.ReadFile(state); !bytes.Equal(before, after) {
+		t.Errorf("state changed on a full disk:\n%s\n%s", before, after)
+	}
+	if r := u.btlEnv(dir, env, "list"); r.code != 0 || !strings.Contains(r.stdout, "sleep 101") {
+		t.Errorf("list on a full disk: %+v", r)
+	}
+	os.Remove(filler)
+	u.btlEnv(dir, env, "kill", "--all")
+}
+
+func TestDeletedDirectories(t *testing.T) {
+	u := newUser(t)
+	gone := t.TempDir()
+	s := u.start(gone, "sleep", "100")
+	os.Remove(gone)
+	// Run from a directory that no longer exists.
+	cmd := exec.Command(os.Args[0], "sleep", "5")
+	cmd.Dir, cmd.Env = gone, u.env
+	if err := cmd.Start(); err == nil {
+		t.Fatal("started a process in a deleted directory")
+	}
+	sh := exec.Command("sh", "-c", `mkdir d && cd d && rmdir ../d && exec "$0" sleep 5`, os.Args[0])
+	sh.Dir, sh.Env = t.TempDir(), u.env
+	out, err := sh.CombinedOutput()
+	if code := sh.ProcessState.ExitCode(); err == nil || code != 1 || !strings.HasPrefix(string(out), "Error: current directory: ") || strings.Count(string(out), "\n") != 1 {
+		t.Errorf("btl from a deleted directory: exit %d, %q", code, out)
+	}
+	// The task's own directory is gone: list and kill still work; restart
+	// says why it cannot.
+	if out := u.ok(t.TempDir(), "list"); !strings.Contains(out, s.hash) {
+		t.Errorf("list: %s", out)
+	}
+	r := u.btl(t.TempDir(), "restart", s.hash)
+	if r.code != 1 || !strings.Contains(r.stderr, "working directory") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("restart in a deleted directory: %+v", r)
+	}
+	u.ok(t.TempDir(), "kill", s.hash)
+}
+
+func TestFileModes(t *testing.T) {
+	u := newUser(t)
+	s := u.start(t.TempDir(), "sleep", "100")
+	for path, want := range map[string]os.FileMode{
+		u.dataDir():                              0o700 | os.ModeDir,
+		filepath.Join(u.dataDir(), "logs"):       0o700 | os.ModeDir,
+		filepath.Join(u.dataDir(), "state.json"): 0o600,
+		s.log:                                    0o600,
+	} {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode() != want {
+			t.Errorf("%s: mode %v, %v; want %v", path, fi.Mode(), err, want)
+		}
+	}
+}

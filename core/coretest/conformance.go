@@ -30,6 +30,7 @@ func Run(t *testing.T, setup Setup) {
 		{"ExitCode", testExitCode},
 		{"StopTree", testStopTree},
 		{"StopSetsidGrandchild", testStopSetsidGrandchild},
+		{"StopDaemonized", testStopDaemonized},
 		{"StopIgnoresTERM", testStopIgnoresTERM},
 		{"StopExited", testStopExited},
 		{"ReplaceLeavesOne", testReplaceLeavesOne},
@@ -250,6 +251,20 @@ func testStopSetsidGrandchild(t *testing.T, h *harness) {
 	}
 	if Alive(pids[0]) {
 		t.Errorf("grandchild %d that called setsid survived Stop", pids[0])
+	}
+}
+
+// testStopDaemonized stops a task whose child daemonized the classic way:
+// fork, setsid, fork again, parent exits, stdio closed.
+func testStopDaemonized(t *testing.T, h *harness) {
+	s := h.spec(t, "sh", "-c", `(setsid sh -c 'sh -c "echo \$\$ > pids; exec sleep 100" </dev/null >/dev/null 2>&1 &' &); exec sleep 100`)
+	task := h.start(t, s)
+	pids := readPIDs(t, filepath.Join(s.Dir, "pids"), 1)
+	if err := h.b.Stop(context.Background(), task, core.Grace); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if Alive(pids[0]) {
+		t.Errorf("daemonized descendant %d survived Stop", pids[0])
 	}
 }
 
