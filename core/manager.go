@@ -83,6 +83,14 @@ func randomHex(n int) string {
 // new task once the old tree is gone and the new one runs. The stopped
 // instance, if it was running, is returned as well.
 func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, err error) {
+	// The log is created by btl (mode 0600, never through a symbolic
+	// link), and a log that cannot be opened stops the start before the
+	// old instance is touched.
+	lf, err := OpenLogFile(spec.LogFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	lf.Close()
 	err = m.Store.Update(func(st *State) error {
 		if old := st.Processes[spec.Hash]; old != nil {
 			alive, err := m.stop(ctx, old, func() {

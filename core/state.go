@@ -225,9 +225,20 @@ func (s *Store) checkpoint(st *State) error {
 func (s *Store) Read() (*State, error) { return s.load(false) }
 
 func (s *Store) lock() (func(), error) {
-	f, err := os.OpenFile(filepath.Join(s.Dir, "state.lock"), os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	unlock, err := LockFile(filepath.Join(s.Dir, "state.lock"))
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
+	}
+	return unlock, nil
+}
+
+// LockFile takes an exclusive flock on path (created 0600 if missing, never
+// through a symbolic link), waiting for it, and returns the function that
+// releases it. The lock also ends with the process.
+func LockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
@@ -237,7 +248,7 @@ func (s *Store) lock() (func(), error) {
 	}
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("lock state: %w", err)
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }

@@ -65,18 +65,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err != nil {
 		return core.Task{}, err
 	}
-	// Fail early, and in the caller's terms, when the log cannot be opened.
-	lf, err := core.OpenLogFile(spec.LogFile)
+	exe, err := core.SelfExe(b.Exe)
 	if err != nil {
-		return core.Task{}, err
-	}
-	lf.Close()
-
-	exe := b.Exe
-	if exe == "" {
-		if exe, err = os.Executable(); err != nil {
-			return core.Task{}, fmt.Errorf("fork: find own executable: %w", err)
-		}
+		return core.Task{}, fmt.Errorf("fork: %w", err)
 	}
 	reqR, reqW, err := os.Pipe()
 	if err != nil {

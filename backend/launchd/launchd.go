@@ -181,17 +181,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		}
 		return core.Task{}, err
 	}
-	// launchd would create the log itself, with its own mode.
-	lf, err := core.OpenLogFile(spec.LogFile)
+	exe, err := core.SelfExe(b.Exe)
 	if err != nil {
-		return core.Task{}, err
-	}
-	lf.Close()
-	exe := b.Exe
-	if exe == "" {
-		if exe, err = os.Executable(); err != nil {
-			return core.Task{}, fmt.Errorf("launchd: find own executable: %w", err)
-		}
+		return core.Task{}, fmt.Errorf("launchd: %w", err)
 	}
 	dom, err := b.Domain(ctx)
 	if err != nil {

@@ -87,11 +87,6 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		}
 		return core.Task{}, err
 	}
-	lf, err := core.OpenLogFile(spec.LogFile)
-	if err != nil {
-		return core.Task{}, err
-	}
-	lf.Close()
 	if err := os.MkdirAll(b.dirs.Run, 0o700); err != nil {
 		return core.Task{}, fmt.Errorf("systemd: %w", err)
 	}
@@ -229,11 +224,9 @@ func waitJob(ctx context.Context, ch <-chan string, unit string) (string, error)
 // startMirror starts the task's log mirror unit.
 func (b *Backend) startMirror(ctx context.Context, hash string, j *journal) error {
 	exe := b.exe
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return fmt.Errorf("systemd: find own executable: %w", err)
-		}
+	exe, err := core.SelfExe(exe)
+	if err != nil {
+		return fmt.Errorf("systemd: %w", err)
 	}
 	cfg, err := json.Marshal(j)
 	if err != nil {

@@ -101,21 +101,11 @@ func decodeMessage(raw json.RawMessage) ([]byte, bool) {
 
 // lock takes the per-hash copy lock.
 func (j *journal) lock() (func(), error) {
-	f, err := os.OpenFile(j.Lock, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	unlock, err := core.LockFile(j.Lock)
 	if err != nil {
 		return nil, fmt.Errorf("systemd: lock log: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("systemd: lock log: %w", err)
-	}
-	return func() { f.Close() }, nil
+	return unlock, nil
 }
 
 // progress is what the cursor file holds: the cursor of the last entry

@@ -50,11 +50,9 @@ func MaybeRun() {
 // BTL_* variables, so stopping the task's tree does not stop it; it exits
 // once every copy of the returned file is closed.
 func Start(exe, path string, max int64) (*os.File, error) {
-	if exe == "" {
-		var err error
-		if exe, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("log pump: %w", err)
-		}
+	exe, err := core.SelfExe(exe)
+	if err != nil {
+		return nil, fmt.Errorf("log pump: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
