@@ -418,12 +418,10 @@ func (b *Backend) SyncLog(ctx context.Context, t core.Task) error {
 	return b.journalFor(t.Hash, logFileOf(b.dirs, t), logMax()).sync(ctx)
 }
 
-func unitOf(t core.Task) string {
-	if t.Unit != "" {
-		return t.Unit
-	}
-	return UnitName(t.Hash)
-}
+// unitOf is the unit of t. It is derived from the hash, never taken from
+// state.json's unit field: an edited state must not lead btl to stop a
+// unit that is not one of its own.
+func unitOf(t core.Task) string { return UnitName(t.Hash) }
 
 func logFileOf(dirs core.Dirs, t core.Task) string {
 	if t.LogFile != "" {

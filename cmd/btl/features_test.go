@@ -331,3 +331,41 @@ func TestReplaceRebindsPort(t *testing.T) {
 		}
 	}
 }
+
+// TestEditedStateNeverStopsForeignUnit points a state entry at a unit btl
+// did not start; kill and replace must leave it running.
+func TestEditedStateNeverStopsForeignUnit(t *testing.T) {
+	if backendUnderTest() != "systemd" {
+		t.Skip("BTL_TEST_BACKEND=systemd runs this")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	victim := "victim-" + strconv.Itoa(os.Getpid()) + ".service"
+	run := exec.Command("systemd-run", "--user", "--quiet", "--unit="+victim, "sleep", "100")
+	run.Env = u.env
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("systemd-run: %v\n%s", err, out)
+	}
+	t.Cleanup(func() {
+		stop := exec.Command("systemctl", "--user", "stop", victim)
+		stop.Env = u.env
+		stop.Run()
+	})
+	show := exec.Command("systemctl", "--user", "show", "-p", "MainPID", "--value", victim)
+	show.Env = u.env
+	out, _ := show.Output()
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	argv := []string{"sleep", "100"}
+	hash := core.Hash(mustReal(t, dir), core.CommandLine(argv))
+	entry := fmtSprintf(`{"processes": {"%s": {"pid": %d, "user_id": %d, "command": "sleep 100", "cwd": %q, "backend": "systemd", "unit": %q}}}`, hash, pid, os.Getuid(), mustReal(t, dir), victim)
+	os.MkdirAll(u.dataDir(), 0o700)
+	os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+	u.ok(dir, "kill", hash)
+	os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+	u.start(dir, argv...)
+	active := exec.Command("systemctl", "--user", "is-active", victim)
+	active.Env = u.env
+	if out, _ := active.Output(); strings.TrimSpace(string(out)) != "active" || !coretest.Alive(pid) {
+		t.Fatalf("btl stopped a unit it did not start (%s)", out)
+	}
+}
