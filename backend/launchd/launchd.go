@@ -158,7 +158,9 @@ func (b *Backend) service(ctx context.Context, t core.Task) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return dom + "/" + cmp.Or(t.Unit, Label(t.Hash)), nil
+	// The label comes from the hash, never from state.json's unit field:
+	// an edited state must not lead btl to a job that is not its own.
+	return dom + "/" + Label(t.Hash), nil
 }
 
 // Start writes the task's plist, removes any agent left with its label,
