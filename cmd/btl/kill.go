@@ -29,7 +29,9 @@ leave the list; their logs are kept.`,
 				switch {
 				case v.Status.Alive():
 					n++
-					if !all {
+					if all {
+						fmt.Fprintf(e.stdout, "[btl] Process killed (PID %d): %s\n", v.PID, printable(v.Command))
+					} else {
 						fmt.Fprintf(e.stdout, "[btl] Process killed (PID %d)\n", v.PID)
 					}
 				case !all:

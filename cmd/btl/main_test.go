@@ -284,8 +284,13 @@ func TestKillAll(t *testing.T) {
 	for i := range 3 {
 		started = append(started, u.start(t.TempDir(), "sleep", strconv.Itoa(100+i)))
 	}
-	if out := u.ok(t.TempDir(), "kill", "--all"); out != "[btl] Killed 3 processes\n" {
-		t.Errorf("kill --all printed %q", out)
+	out := u.ok(t.TempDir(), "kill", "--all")
+	want := ""
+	for i, s := range started {
+		want += "[btl] Process killed (PID " + strconv.Itoa(s.pid) + "): sleep " + strconv.Itoa(100+i) + "\n"
+	}
+	if want += "[btl] Killed 3 processes\n"; out != want {
+		t.Errorf("kill --all printed %q, want %q", out, want)
 	}
 	for _, s := range started {
 		if coretest.Alive(s.pid) {
