@@ -155,9 +155,14 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 // stop ends t's tree if it is the caller's. before is called first when
 // the task is running. It reports whether the task was running.
 func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error) {
-	b := m.backendFor(t)
-	if b == nil || t.UserID != os.Getuid() {
+	if t.UserID != os.Getuid() {
 		return false, nil
+	}
+	b := m.backendFor(t)
+	if b == nil {
+		// It may still run; starting another instance beside it would
+		// break the one-instance rule, and forgetting it would hide it.
+		return false, fmt.Errorf("%w: %s (task %s was started with it)", ErrBackendUnavailable, t.Backend, t.Hash)
 	}
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
@@ -362,6 +367,9 @@ var (
 	ErrAmbiguous = errors.New("ambiguous hash prefix")
 	ErrBadHash   = errors.New("invalid hash")
 	ErrRunning   = errors.New("task still runs")
+	// ErrBackendUnavailable reports a task whose backend cannot be reached
+	// here, such as a systemd task seen from a shell without a user bus.
+	ErrBackendUnavailable = errors.New("backend not available here")
 )
 
 // Find returns the task whose hash starts with prefix.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -365,5 +366,31 @@ func TestFileModes(t *testing.T) {
 		if err != nil || fi.Mode() != want {
 			t.Errorf("%s: mode %v, %v; want %v", path, fi.Mode(), err, want)
 		}
+	}
+}
+
+// TestUnreachableBackendBlocksReplace: a task started with a backend that
+// cannot be reached here may still run, so btl neither starts a second
+// instance beside it nor forgets it.
+func TestUnreachableBackendBlocksReplace(t *testing.T) {
+	if backendUnderTest() != "fork" {
+		t.Skip("needs launchd to be unreachable: the fork run of this suite does it")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", "echo $$ > started; exec sleep 100"}
+	hash := core.Hash(mustReal(t, dir), core.CommandLine(argv))
+	os.MkdirAll(u.dataDir(), 0o700)
+	entry := fmt.Sprintf(`{"processes": {"%s": {"pid": 4242, "user_id": %d, "command": "x", "cwd": "/", "backend": "launchd", "unit": "btl.%s"}}}`, hash, os.Getuid(), hash)
+	os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+	r := u.btl(dir, argv...)
+	if r.code != 1 || !strings.Contains(r.stderr, "backend not available here: launchd") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("replace of a task whose backend is unreachable: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+		t.Error("a second instance started")
+	}
+	if u.state().Processes[hash] == nil {
+		t.Error("the entry was dropped")
 	}
 }
