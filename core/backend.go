@@ -88,6 +88,16 @@ type Status struct {
 	Signal int      `json:"signal,omitempty"`
 }
 
+// final reports whether the status can no longer change: the instance it
+// describes has ended (a PID and start time never come back).
+func (s Status) final() bool {
+	switch s.State {
+	case Exited, Signaled, Failed, Gone:
+		return true
+	}
+	return false
+}
+
 // Alive reports whether the task is running.
 func (s Status) Alive() bool { return s.State == Running }
 

@@ -243,6 +243,11 @@ func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
 	}
 	var views []View
 	for _, t := range st.Sorted() {
+		if t.Status != nil && t.Status.final() {
+			// An instance that ended stays ended: nothing to ask.
+			views = append(views, View{Task: t, Status: *t.Status})
+			continue
+		}
 		s := m.Status(ctx, t)
 		if !s.Alive() && s.State != Gone {
 			t.Status = &s
