@@ -19,7 +19,7 @@ install: build
 	install -m 0755 bin/btl $(DESTDIR)$(PREFIX)/bin/btl
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	GO=$(GO) scripts/bench $(BENCHFLAGS)
 
 clean:
 	rm -rf bin
