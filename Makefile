@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 .PHONY: build test install bench clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/btl ./cmd/btl
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/btl ./cmd/btl
 
 # Runs every check and test; as root it also installs and starts what the
 # tests need (see scripts/test).

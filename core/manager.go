@@ -232,12 +232,20 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 // default backend runs and st lost, records how finished tasks ended, and returns every
 // task with its status, oldest first.
 func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
+	views, _ := m.reconcile(ctx, st)
+	return views
+}
+
+// reconcile is Reconcile, also reporting whether it changed st.
+func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
+	changed := false
 	if ts, err := m.Backend.List(ctx); err == nil {
 		for _, t := range ts {
 			if _, ok := st.Processes[t.Hash]; !ok && ValidHash(t.Hash) {
 				t.UserID = os.Getuid()
 				t.Backend = m.Backend.Name()
 				st.Processes[t.Hash] = &t
+				changed = true
 			}
 		}
 	}
@@ -248,6 +256,7 @@ func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
 			views = append(views, View{Task: t, Status: *t.Status})
 			continue
 		}
+		pid, before := t.PID, t.Status
 		s := m.Status(ctx, t)
 		if !s.Alive() && s.State != Gone {
 			t.Status = &s
@@ -257,17 +266,21 @@ func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
 		if s.Alive() {
 			t.Status = nil
 		}
+		if t.PID != pid || (before == nil) != (t.Status == nil) || before != nil && *before != *t.Status {
+			changed = true
+		}
 		views = append(views, View{Task: t, Status: s})
 	}
-	return views
+	return views, changed
 }
 
 // List reconciles the state and returns every task with its status.
 func (m *Manager) List(ctx context.Context) ([]View, error) {
 	var views []View
-	err := m.Store.Update(func(st *State) error {
-		views = m.Reconcile(ctx, st)
-		return nil
+	err := m.Store.UpdateIf(func(st *State) (bool, error) {
+		var changed bool
+		views, changed = m.reconcile(ctx, st)
+		return changed, nil
 	})
 	return views, err
 }

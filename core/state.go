@@ -195,6 +195,12 @@ func (s *Store) Path() string { return filepath.Join(s.Dir, "state.json") }
 // saves what fn left. A corrupt state.json is moved aside with a warning
 // and fn starts from an empty state.
 func (s *Store) Update(fn func(*State) error) error {
+	return s.UpdateIf(func(st *State) (bool, error) { return true, fn(st) })
+}
+
+// UpdateIf is Update for a fn that reports whether it changed the state:
+// an unchanged state is not written again.
+func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 	unlock, err := s.lock()
 	if err != nil {
 		return err
@@ -204,12 +210,16 @@ func (s *Store) Update(fn func(*State) error) error {
 	if err != nil {
 		return err
 	}
-	if err := fn(st); err != nil {
+	changed, err := fn(st)
+	if err != nil {
 		if st.checkpointed {
 			// fn saved an intermediate state and then undid it in memory.
 			s.save(st)
 		}
 		return err
+	}
+	if !changed && st.saved != nil {
+		return nil
 	}
 	return s.save(st)
 }

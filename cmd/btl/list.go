@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -103,7 +104,8 @@ func (e *env) writeJSON(ctx context.Context, views []core.View) error {
 }
 
 func writeTable(w io.Writer, views []core.View, wide, color bool) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	bw := bufio.NewWriter(w)
+	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
 	header := "HASH\tPID\tSTATUS\tSTARTED\tCOMMAND\tCWD"
 	if wide {
 		header += "\tBACKEND\tUNIT"
@@ -126,7 +128,10 @@ func writeTable(w io.Writer, views []core.View, wide, color bool) error {
 		}
 		fmt.Fprintln(tw)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 func statusWidth(views []core.View) int {
