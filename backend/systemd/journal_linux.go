@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -369,6 +372,14 @@ func (b *Backend) readable(ctx context.Context) error {
 	}
 	j := b.journalFor("", "", 0)
 	cmd := j.command(ctx, "--lines=1", "--output=json", "--output-fields=MESSAGE", "_UID="+strconv.Itoa(j.UID))
+	// A positive answer is remembered for a day, per journalctl command
+	// line: a journal that was readable stays so, and each start spares a
+	// journalctl run.
+	sum := sha256.Sum256([]byte(strings.Join(cmd.Args, "\x00")))
+	mark := filepath.Join(b.dirs.Run, "journal-readable-"+hex.EncodeToString(sum[:6]))
+	if fi, err := os.Stat(mark); err == nil && time.Since(fi.ModTime()) < 24*time.Hour {
+		return nil
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -378,6 +389,7 @@ func (b *Backend) readable(ctx context.Context) error {
 	if len(bytes.TrimSpace(out)) == 0 {
 		return fmt.Errorf("%w: no entries of uid %d are visible", errJournalUnreadable, j.UID)
 	}
+	os.WriteFile(mark, nil, 0o600)
 	return nil
 }
 
