@@ -75,7 +75,7 @@ func (rep *report) markdown(b *bench) string {
 	p("hand-written part at the end is rewritten by each run. Times are wall clock from exec\n")
 	p("to exit of the whole process, over %d iterations; each btl measurement is paired with\n", *flagN)
 	p("its floor in the same iteration, the order alternating, and the comparison column is\n")
-	p("the median of the per-pair ratios (×) or differences (+ms). Targets come from issue 7;\n")
+	p("the median of the per-pair ratios (×) or differences (+ms). Targets are the project's own;\n")
 	p("a miss fails nothing.\n\n")
 
 	p("## Machine\n\n")
