@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"encoding/binary"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,4 +80,43 @@ func hasEnv(pid int, kv string) bool {
 		}
 	}
 	return false
+}
+
+// envValue returns the value of name in the environment of pid, read from
+// kern.procargs2 (see hasEnv).
+func envValue(pid int, name string) (string, bool) {
+	b, err := unix.SysctlRaw("kern.procargs2", pid)
+	if err != nil || len(b) < 4 {
+		return "", false
+	}
+	argc := int(binary.LittleEndian.Uint32(b))
+	b = b[4:]
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return "", false
+	}
+	b = b[i:]
+	for len(b) > 0 && b[0] == 0 {
+		b = b[1:]
+	}
+	prefix := []byte(name + "=")
+	for f := range bytes.SplitSeq(b, []byte{0}) {
+		if argc > 0 {
+			argc--
+			continue
+		}
+		if len(f) == 0 {
+			break
+		}
+		if v, ok := bytes.CutPrefix(f, prefix); ok {
+			return string(v), true
+		}
+	}
+	return "", false
+}
+
+// procDetails is not available on macOS without libproc: FindTasks
+// reports what the environment and sysctl tell.
+func procDetails(pid int, start uint64) (argv []string, cwd string, started time.Time) {
+	return nil, "", time.UnixMicro(int64(start)).UTC()
 }

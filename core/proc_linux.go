@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // LookupProc reads /proc/<pid>/stat. A zombie is reported with Zombie set.
@@ -92,4 +93,40 @@ func hasEnv(pid int, kv string) bool {
 		}
 	}
 	return false
+}
+
+// envValue returns the value of name in the environment of pid.
+func envValue(pid int, name string) (string, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return "", false
+	}
+	prefix := []byte(name + "=")
+	for e := range bytes.SplitSeq(b, []byte{0}) {
+		if v, ok := bytes.CutPrefix(e, prefix); ok {
+			return string(v), true
+		}
+	}
+	return "", false
+}
+
+// procDetails reads the argv and working directory of pid, and when it
+// started.
+func procDetails(pid int, start uint64) (argv []string, cwd string, started time.Time) {
+	dir := "/proc/" + strconv.Itoa(pid)
+	if b, err := os.ReadFile(dir + "/cmdline"); err == nil {
+		for a := range bytes.SplitSeq(bytes.TrimSuffix(b, []byte{0}), []byte{0}) {
+			argv = append(argv, string(a))
+		}
+	}
+	cwd, _ = os.Readlink(dir + "/cwd")
+	// Start is in clock ticks since boot; USER_HZ is 100 on Linux.
+	if b, err := os.ReadFile("/proc/uptime"); err == nil {
+		var up float64
+		if _, err := fmt.Sscan(string(b), &up); err == nil {
+			since := time.Duration((up - float64(start)/100) * float64(time.Second))
+			started = time.Now().Add(-since).UTC()
+		}
+	}
+	return argv, cwd, started
 }

@@ -80,7 +80,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("fork: %w", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), SupervisorEnv+"=1")
+	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -170,8 +170,39 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 // record the status of a task that has just ended.
 const exitRecordWait = time.Second
 
-// List returns nil: the fork backend has no registry of its own.
-func (b *Backend) List(ctx context.Context) ([]core.Task, error) { return nil, nil }
+// dataEnv, in a supervisor's environment, names the data directory of the
+// btl that started it, so that List adopts only tasks of its own.
+const dataEnv = "_BTL_FORK_DATA"
+
+// List finds the running tasks this backend started for this data
+// directory, from the processes themselves: a task's main process leads
+// its own session, carries BTL_HASH and BTL_INSTANCE, and its parent is a
+// supervisor started for Dirs.Data. Command and directory are read back
+// from the process.
+func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
+	var out []core.Task
+	for _, f := range core.FindTasks() {
+		if f.Parent.PID == 0 || !core.ProcHasEnv(f.Parent.PID, SupervisorEnv+"=1") || !core.ProcHasEnv(f.Parent.PID, dataEnv+"="+b.Dirs.Data) {
+			continue
+		}
+		parent := f.Parent
+		out = append(out, core.Task{
+			Hash:      f.Hash,
+			PID:       f.PID,
+			ProcStart: f.Start,
+			Command:   core.CommandLine(f.Argv),
+			Argv:      f.Argv,
+			Cwd:       f.Cwd,
+			StartedAt: f.StartedAt,
+			LogFile:   b.Dirs.LogFile(f.Hash),
+			Token:     f.Token,
+			Backend:   Name,
+			LogDirect: true,
+			Helper:    &parent,
+		})
+	}
+	return out, nil
+}
 
 func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }
 

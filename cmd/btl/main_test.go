@@ -49,6 +49,12 @@ type user struct {
 func newUser(t *testing.T) *user {
 	t.Helper()
 	t.Parallel()
+	return makeUser(t)
+}
+
+// makeUser is newUser for a test that already runs in parallel.
+func makeUser(t *testing.T) *user {
+	t.Helper()
 	home := t.TempDir()
 	env := []string{
 		"BTL_TEST_MAIN=1",

@@ -394,3 +394,30 @@ func TestUnreachableBackendBlocksReplace(t *testing.T) {
 		t.Error("the entry was dropped")
 	}
 }
+
+// TestStateLostReadopts deletes state.json under a running task: the next
+// btl list finds the task again from the backend's own view, and kill
+// still stops its whole tree. Another data directory of the same user
+// does not adopt it.
+func TestStateLostReadopts(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sh", "-c", `sleep 100 & echo $! > child; exec sleep 101`)
+	kids := pids(t, waitFileLines(t, filepath.Join(dir, "child"), 1))
+	if out := makeUser(t).ok(dir, "list"); strings.Contains(out, s.hash) {
+		t.Errorf("another data directory adopted the task:\n%s", out)
+	}
+	os.Remove(filepath.Join(u.dataDir(), "state.json"))
+	out := u.ok(dir, "list")
+	// The command as recorded by the service manager, or (fork) as the
+	// process now shows it.
+	if !regexp.MustCompile(`(?m)^` + s.hash + ` +` + strconv.Itoa(s.pid) + ` +running +\d+s ago +(` + regexp.QuoteMeta(s.command) + `|sleep 101) +` + regexp.QuoteMeta(mustReal(t, dir)) + `$`).MatchString(out) {
+		t.Fatalf("list after state.json was deleted:\n%s", out)
+	}
+	u.ok(dir, "kill", s.hash[:6])
+	for _, p := range append(kids, s.pid) {
+		if coretest.Alive(p) {
+			t.Errorf("process %d survived kill of the re-adopted task", p)
+		}
+	}
+}
