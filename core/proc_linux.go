@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -24,12 +23,33 @@ func LookupProc(pid int) (ProcInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	fi, err := os.Stat(dir + "/status")
+	// The real UID from the status text, not the file's owner: /proc
+	// shows a process whose memory is already released (on its way out)
+	// as root's, though it still holds its files and sockets.
+	st, err := os.ReadFile(dir + "/status")
 	if err != nil {
 		return ProcInfo{}, ErrNoProcess
 	}
-	info.UID = int(fi.Sys().(*syscall.Stat_t).Uid)
+	uid, ok := statusUID(st)
+	if !ok {
+		return ProcInfo{}, fmt.Errorf("proc %d: malformed status", pid)
+	}
+	info.UID = uid
 	return info, nil
+}
+
+// statusUID returns the real UID from the content of /proc/<pid>/status.
+func statusUID(b []byte) (int, bool) {
+	_, rest, ok := bytes.Cut(b, []byte("\nUid:"))
+	if !ok {
+		return 0, false
+	}
+	f := strings.Fields(string(rest[:min(len(rest), 64)]))
+	if len(f) == 0 {
+		return 0, false
+	}
+	uid, err := strconv.Atoi(f[0])
+	return uid, err == nil
 }
 
 // parseStat parses the content of /proc/<pid>/stat. The command name may

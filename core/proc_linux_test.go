@@ -15,3 +15,21 @@ func TestParseStat(t *testing.T) {
 		t.Error("short stat parsed")
 	}
 }
+
+func TestStatusUID(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		uid  int
+		good bool
+	}{
+		{"Name:\tsleep\nUmask:\t0022\nState:\tS (sleeping)\nUid:\t1003\t1003\t1003\t1003\nGid:\t1003\n", 1003, true},
+		{"Name:\tx\nUid:\t0\t1000\t0\t0\n", 0, true},
+		{"Name:\tx\n", 0, false},
+		{"Name:\tx\nUid:\n", 0, false},
+	} {
+		uid, ok := statusUID([]byte(c.in))
+		if uid != c.uid || ok != c.good {
+			t.Errorf("statusUID(%q) = %d, %v", c.in, uid, ok)
+		}
+	}
+}

@@ -167,8 +167,10 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 }
 
 // exitRecordWait bounds how long Inspect waits for a live supervisor to
-// record the status of a task that has just ended.
-const exitRecordWait = time.Second
+// record the status of a task that has just ended. The supervisor writes
+// it as soon as it has reaped the task; the bound only matters on a
+// machine too loaded to schedule it.
+const exitRecordWait = 5 * time.Second
 
 // dataEnv, in a supervisor's environment, names the data directory of the
 // btl that started it, so that List adopts only tasks of its own.
