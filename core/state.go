@@ -300,30 +300,48 @@ func (s *Store) parse() (*State, error) {
 	if len(b) > MaxStateSize {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), MaxStateSize)
 	}
-	if len(strings.TrimSpace(string(b))) == 0 {
-		return nil, fmt.Errorf("%w: %s is empty", ErrCorrupt, s.Path())
-	}
-	if err := json.Unmarshal(b, st); err != nil {
+	st, err = DecodeState(b)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, s.Path(), err)
 	}
 	st.saved = b
+	return st, nil
+}
+
+// DecodeState parses the content of a state file and checks every hash.
+func DecodeState(b []byte) (*State, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errors.New("empty")
+	}
+	st := &State{}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, err
+	}
 	if st.Processes == nil {
 		st.Processes = map[string]*Task{}
 	}
 	for h := range st.Processes {
 		if !ValidHash(h) {
-			return nil, fmt.Errorf("%w: %s: bad hash %q", ErrCorrupt, s.Path(), h)
+			return nil, fmt.Errorf("bad hash %q", h)
 		}
 	}
 	return st, nil
 }
 
-func (s *Store) save(st *State) error {
+// encode renders st as the state file holds it.
+func (st *State) encode() ([]byte, error) {
 	b, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
+		return nil, fmt.Errorf("encode state: %w", err)
 	}
-	b = append(b, '\n')
+	return append(b, '\n'), nil
+}
+
+func (s *Store) save(st *State) error {
+	b, err := st.encode()
+	if err != nil {
+		return err
+	}
 	if bytes.Equal(b, st.saved) {
 		return nil // unchanged: spare the write and the fsync
 	}
