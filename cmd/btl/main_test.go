@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,8 +74,33 @@ func makeUser(t *testing.T) *user {
 		env = append(env, fakeLaunchctl(t)...)
 	}
 	u := &user{t: t, home: home, env: env}
-	t.Cleanup(func() { u.btl(t.TempDir(), "kill", "--all") })
+	t.Cleanup(func() {
+		u.btl(t.TempDir(), "kill", "--all")
+		// Helpers of the stopped tasks (supervisors, the fake launchctl's
+		// monitors) finish writing into HOME before it is removed.
+		coretest.Eventually(t, 10*time.Second, "this user's processes to end", func() bool {
+			return len(homeProcs(home)) == 0
+		})
+	})
 	return u
+}
+
+// homeProcs lists the live processes, other than this one, whose
+// environment has HOME=home.
+func homeProcs(home string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() || !coretest.Alive(pid) {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err == nil && slices.Contains(strings.Split(string(env), "\x00"), "HOME="+home) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // fakeLaunchctl puts a launchctl first on PATH that runs this test binary

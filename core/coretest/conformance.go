@@ -86,11 +86,23 @@ func (h *harness) start(t *testing.T, s core.Spec) core.Task {
 	if task.Backend == "" {
 		task.Backend = h.b.Name()
 	}
-	t.Cleanup(func() { h.b.Stop(context.Background(), task, 100*time.Millisecond) })
+	t.Cleanup(func() { h.stop(task) })
 	if task.PID <= 0 {
 		t.Fatalf("start %q: no PID (%+v)", s.Argv, task)
 	}
 	return task
+}
+
+// stop stops task at the end of a test and waits for its helper process,
+// if it has one, to finish writing its records.
+func (h *harness) stop(task core.Task) {
+	h.b.Stop(context.Background(), task, 100*time.Millisecond)
+	if task.Helper == nil {
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Second); task.Helper.Verify() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // log returns the task's log file content, synced first where needed.
@@ -308,7 +320,7 @@ func testReplaceLeavesOne(t *testing.T, h *harness) {
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
-		t.Cleanup(func() { h.b.Stop(context.Background(), *started, 100*time.Millisecond) })
+		t.Cleanup(func() { h.stop(*started) })
 		if i == 0 {
 			first = started
 			if replaced != nil {
@@ -352,7 +364,7 @@ func testLogAppends(t *testing.T, h *harness) {
 		if err != nil {
 			t.Fatalf("run %d: %v", i, err)
 		}
-		t.Cleanup(func() { h.b.Stop(context.Background(), *task, 100*time.Millisecond) })
+		t.Cleanup(func() { h.stop(*task) })
 		got := h.waitLog(t, *task, "run-"+word+"\n")
 		if i == 1 && !strings.Contains(got, "run-first\n") {
 			t.Errorf("replacement lost the first run's output; log:\n%s", got)
