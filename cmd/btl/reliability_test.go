@@ -421,3 +421,48 @@ func TestStateLostReadopts(t *testing.T) {
 		}
 	}
 }
+
+// TestSurvivorReported freezes a task in a cgroup v1 freezer, where it
+// cannot die even from SIGKILL until thawed: kill must say so with the PID,
+// exit non-zero and keep the entry. make test (as root) makes a freezer
+// cgroup the test user may use and names it in BTL_TEST_FREEZER.
+func TestSurvivorReported(t *testing.T) {
+	freezer := os.Getenv("BTL_TEST_FREEZER")
+	if freezer == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("BTL_TEST_FREEZER is not set: make test makes a freezer cgroup for this test when run as root")
+		}
+		t.Skip("BTL_TEST_FREEZER is not set (make test as root makes a freezer cgroup for it)")
+	}
+	if backendUnderTest() == "systemd" {
+		t.Skip("systemd keeps a unit's processes in its own cgroup; the fork and launchd runs cover this")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sleep", "100")
+	state := filepath.Join(freezer, "freezer.state")
+	if err := os.WriteFile(filepath.Join(freezer, "cgroup.procs"), []byte(strconv.Itoa(s.pid)), 0); err != nil {
+		t.Fatalf("move the task into the freezer: %v", err)
+	}
+	thaw := func() { os.WriteFile(state, []byte("THAWED"), 0) }
+	t.Cleanup(func() { thaw(); syscall.Kill(s.pid, syscall.SIGKILL) })
+	if err := os.WriteFile(state, []byte("FROZEN"), 0); err != nil {
+		t.Fatal(err)
+	}
+	coretest.Eventually(t, 10*time.Second, "the task to freeze", func() bool {
+		b, _ := os.ReadFile(state)
+		return strings.TrimSpace(string(b)) == "FROZEN"
+	})
+	r := u.btl(dir, "kill", s.hash)
+	want := "Error: " + s.hash + ": processes survived SIGKILL: [" + strconv.Itoa(s.pid) + "]\n"
+	if r.code != 1 || r.stderr != want {
+		t.Errorf("kill of a task that survives SIGKILL: %+v; want stderr %q", r, want)
+	}
+	if u.state().Processes[s.hash] == nil {
+		t.Error("the entry of a task still alive was dropped")
+	}
+	thaw()
+	coretest.Eventually(t, 10*time.Second, "the thawed task to die of its pending SIGKILL", func() bool {
+		return !coretest.Alive(s.pid)
+	})
+}
