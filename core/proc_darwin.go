@@ -48,25 +48,26 @@ func userProcs(uid int) []ProcInfo {
 	return out
 }
 
-// hasEnv reports whether the environment of pid contains the entry kv. It
-// reads kern.procargs2: argc, the executable path, argv, then the
+// procEnv returns the environment pid started with, one entry each,
+// read from kern.procargs2: argc, the executable path, argv, then the
 // environment, all NUL-terminated.
-func hasEnv(pid int, kv string) bool {
+func procEnv(pid int) [][]byte {
 	b, err := unix.SysctlRaw("kern.procargs2", pid)
 	if err != nil || len(b) < 4 {
-		return false
+		return nil
 	}
 	argc := int(binary.LittleEndian.Uint32(b))
 	b = b[4:]
 	// Executable path, then NUL padding.
 	i := bytes.IndexByte(b, 0)
 	if i < 0 {
-		return false
+		return nil
 	}
 	b = b[i:]
 	for len(b) > 0 && b[0] == 0 {
 		b = b[1:]
 	}
+	var env [][]byte
 	for f := range bytes.SplitSeq(b, []byte{0}) {
 		if argc > 0 {
 			argc--
@@ -75,44 +76,9 @@ func hasEnv(pid int, kv string) bool {
 		if len(f) == 0 {
 			break
 		}
-		if string(f) == kv {
-			return true
-		}
+		env = append(env, f)
 	}
-	return false
-}
-
-// envValue returns the value of name in the environment of pid, read from
-// kern.procargs2 (see hasEnv).
-func envValue(pid int, name string) (string, bool) {
-	b, err := unix.SysctlRaw("kern.procargs2", pid)
-	if err != nil || len(b) < 4 {
-		return "", false
-	}
-	argc := int(binary.LittleEndian.Uint32(b))
-	b = b[4:]
-	i := bytes.IndexByte(b, 0)
-	if i < 0 {
-		return "", false
-	}
-	b = b[i:]
-	for len(b) > 0 && b[0] == 0 {
-		b = b[1:]
-	}
-	prefix := []byte(name + "=")
-	for f := range bytes.SplitSeq(b, []byte{0}) {
-		if argc > 0 {
-			argc--
-			continue
-		}
-		if len(f) == 0 {
-			break
-		}
-		if v, ok := bytes.CutPrefix(f, prefix); ok {
-			return string(v), true
-		}
-	}
-	return "", false
+	return env
 }
 
 // procDetails is not available on macOS without libproc: FindTasks

@@ -101,33 +101,13 @@ func userProcs(uid int) []ProcInfo {
 	return out
 }
 
-// hasEnv reports whether the environment of pid contains the entry kv.
-func hasEnv(pid int, kv string) bool {
+// procEnv returns the environment pid started with, one entry each.
+func procEnv(pid int) [][]byte {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 	if err != nil {
-		return false
+		return nil
 	}
-	for e := range bytes.SplitSeq(b, []byte{0}) {
-		if string(e) == kv {
-			return true
-		}
-	}
-	return false
-}
-
-// envValue returns the value of name in the environment of pid.
-func envValue(pid int, name string) (string, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return "", false
-	}
-	prefix := []byte(name + "=")
-	for e := range bytes.SplitSeq(b, []byte{0}) {
-		if v, ok := bytes.CutPrefix(e, prefix); ok {
-			return string(v), true
-		}
-	}
-	return "", false
+	return bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0})
 }
 
 // procDetails reads the argv and working directory of pid, and when it

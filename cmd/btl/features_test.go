@@ -221,16 +221,7 @@ func TestLogsFollowAcrossReplaceAndKill(t *testing.T) {
 	dir := t.TempDir()
 	argv := []string{"sh", "-c", `echo "run $$"; exec sleep 100`}
 	first := u.start(dir, argv...)
-	cmd := exec.Command(os.Args[0], "logs", "-f", first.hash)
-	cmd.Dir, cmd.Env = dir, u.env
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	_, out, done := u.follow(dir, first.hash)
 	want1 := "run " + strconv.Itoa(first.pid) + "\n"
 	coretest.Eventually(t, 10*time.Second, "first run's output", func() bool { return strings.Contains(out.String(), want1) })
 	second := u.start(dir, argv...)

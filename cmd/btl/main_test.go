@@ -155,6 +155,23 @@ func (u *user) btlEnv(dir string, env []string, args ...string) result {
 	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
 }
 
+// follow starts `btl logs -f hash` in dir and returns it, its output so
+// far, and a channel that receives its exit; it is killed at cleanup.
+func (u *user) follow(dir, hash string) (*exec.Cmd, *syncBuffer, <-chan error) {
+	u.t.Helper()
+	cmd := exec.Command(os.Args[0], "logs", "-f", hash)
+	cmd.Dir, cmd.Env = dir, u.env
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		u.t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	u.t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, out, done
+}
+
 // ok runs btl and fails the test unless it exits 0 with nothing on stderr.
 func (u *user) ok(dir string, args ...string) string {
 	u.t.Helper()
@@ -429,20 +446,11 @@ func TestLogsFollow(t *testing.T) {
 	u := newUser(t)
 	dir := t.TempDir()
 	s := u.start(dir, "sh", "-c", `echo first; while [ ! -e go ]; do sleep 0.05; done; echo second; exec sleep 100`)
-	cmd := exec.Command(os.Args[0], "logs", "-f", s.hash)
-	cmd.Dir, cmd.Env = dir, u.env
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, out, done := u.follow(dir, s.hash)
 	coretest.Eventually(t, 10*time.Second, "first line", func() bool { return coretest.TaskOutput(out.String()) == "first\n" })
 	os.WriteFile(filepath.Join(dir, "go"), nil, 0o644)
 	coretest.Eventually(t, 10*time.Second, "followed line", func() bool { return coretest.TaskOutput(out.String()) == "first\nsecond\n" })
 	cmd.Process.Signal(os.Interrupt)
-	done := make(chan error)
-	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
