@@ -59,7 +59,6 @@ type bench struct {
 	seq            int
 	out            *os.File
 	dataDirs       []string // XDG_DATA_HOME of each btl data directory used
-	units          []string // systemd-run units started
 	systemd        bool
 	fs, load       string    // file system of tmp, load average at start
 	date           time.Time // of the start
@@ -235,18 +234,6 @@ func (b *bench) start(data, backend, arg string) (sample, string, int, error) {
 	}
 	pid, _ := strconv.Atoi(p[1])
 	return s, h[1], pid, nil
-}
-
-// pair runs a and b in the order given by i, so that neither always goes
-// first.
-func pair(i int, a, b func() error) error {
-	if i%2 == 1 {
-		a, b = b, a
-	}
-	if err := a(); err != nil {
-		return err
-	}
-	return b()
 }
 
 // findSleep waits for the process running sleep arg (setsid -f returns
