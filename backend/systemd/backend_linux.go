@@ -94,17 +94,14 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err != nil {
 		return core.Task{}, err
 	}
-	if err := b.stopUnits(ctx, spec.Hash, spec.LogFile, core.Grace); err != nil {
+	// The previous instance's last lines are copied below, under the lock.
+	copyDue, err := b.stopUnits(ctx, spec.Hash, spec.LogFile, core.Grace, false)
+	if err != nil {
 		return core.Task{}, fmt.Errorf("stop previous instance: %w", err)
 	}
 
 	direct := b.journalReadable(ctx) != nil
 	j := b.journalFor(spec.Hash, spec.LogFile, logMax)
-	if !direct {
-		if err := j.startAt(ctx); err != nil {
-			return core.Task{}, err
-		}
-	}
 	unit := UnitName(spec.Hash)
 	exitFile := ""
 	if spec.Token != "" {
@@ -121,7 +118,12 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	}
 	defer func() { unlock() }()
 	if !direct {
-		j.syncLocked(ctx)
+		if err := j.startAt(time.Now()); err != nil {
+			return core.Task{}, err
+		}
+		if copyDue {
+			j.syncLocked(ctx)
+		}
 	}
 	addRef := !b.conn.private
 	result, err := b.startTransient(ctx, unit, taskProps(spec, exitFile, direct, addRef))
@@ -162,7 +164,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if !direct {
 		j.PID, j.Start = t.PID, t.ProcStart
 		if err := b.startMirror(ctx, spec.Hash, j); err != nil {
-			b.stopUnits(ctx, spec.Hash, spec.LogFile, 0)
+			b.stopUnits(ctx, spec.Hash, spec.LogFile, 0, true)
 			return core.Task{}, err
 		}
 	}
@@ -244,57 +246,66 @@ func (b *Backend) startMirror(ctx context.Context, hash string, j *journal) erro
 	return nil
 }
 
-// stopUnits stops the task unit of hash, whatever instance it runs, and its
-// mirror: it copies the journal to the log first, so that no line of the
-// old instance is lost, stops the task (SIGTERM to its whole cgroup, SIGKILL
-// after grace), then the mirror, clears systemd's failed state of both,
-// and copies what the task printed while it went down.
-func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace time.Duration) error {
-	j := b.journalFor(hash, logFile, logMax())
+// stopUnits stops the task unit of hash, whatever instance it runs (SIGTERM
+// to its whole cgroup, SIGKILL after grace), and its mirror, and clears
+// systemd's failed state of both. The journal keeps every line the task
+// printed, so one copy after the stop loses nothing: stopUnits makes it
+// when copyNow is set, and otherwise reports whether the caller must. The
+// mirror is told to quit without a copy of its own (quitSignal) first:
+// stopping the task would stop it too (PartOf=), and it would copy on the
+// way. A failed copy does not fail the stop: the lines stay in the
+// journal, and the next copy takes them.
+func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace time.Duration, copyNow bool) (due bool, err error) {
 	unit := UnitName(hash)
 	info, err := b.unitInfo(ctx, unit)
 	if err != nil {
-		return err
+		return false, err
 	}
-	readable := b.journalReadable(ctx) == nil
-	if info.Loaded && readable && !info.Direct {
-		j.sync(ctx)
+	due = info.Loaded && !info.Direct && b.journalReadable(ctx) == nil
+	if due {
+		b.conn.KillUnitWithTarget(ctx, MirrorUnitName(hash), sd.Main, int32(quitSignal))
 	}
 	if info.Loaded {
-		if err := b.stopUnit(ctx, unit, grace); err != nil {
-			return err
+		if _, err := b.stopUnit(ctx, unit, grace); err != nil {
+			return false, err
 		}
 	}
-	if err := b.stopUnit(ctx, MirrorUnitName(hash), 5*time.Second); err != nil {
-		return err
+	mirrorKnown, err := b.stopUnit(ctx, MirrorUnitName(hash), 5*time.Second)
+	if err != nil {
+		return false, err
 	}
-	b.conn.ResetFailedUnitContext(ctx, unit)
-	b.conn.ResetFailedUnitContext(ctx, MirrorUnitName(hash))
-	if info.Loaded && readable && !info.Direct {
-		j.sync(ctx)
+	if info.Loaded {
+		b.conn.ResetFailedUnitContext(ctx, unit)
 	}
-	return nil
+	if mirrorKnown {
+		b.conn.ResetFailedUnitContext(ctx, MirrorUnitName(hash))
+	}
+	if due && copyNow {
+		b.journalFor(hash, logFile, logMax()).sync(ctx)
+		return false, nil
+	}
+	return due, nil
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
 // process of the unit; after grace, btl has it send SIGKILL. A unit systemd
-// does not know is not an error.
-func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration) error {
+// does not know is not an error; known reports whether it knew the unit.
+func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration) (known bool, err error) {
 	ch := make(chan string, 1)
-	_, err := b.conn.StopUnitContext(ctx, unit, "replace", ch)
+	_, err = b.conn.StopUnitContext(ctx, unit, "replace", ch)
 	if dbusErrorName(err) == "org.freedesktop.systemd1.NoSuchUnit" {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("systemd: stop %s: %w", unit, err)
+		return true, fmt.Errorf("systemd: stop %s: %w", unit, err)
 	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
 	case <-ch:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		return fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
+		return true, fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
 	case <-timer.C:
 	}
 	b.conn.KillUnitWithTarget(ctx, unit, sd.All, int32(unix.SIGKILL))
@@ -302,11 +313,11 @@ func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration
 	defer kill.Stop()
 	select {
 	case <-ch:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		return fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
+		return true, fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
 	case <-kill.C:
-		return fmt.Errorf("systemd: stop %s: still stopping 10s after SIGKILL", unit)
+		return true, fmt.Errorf("systemd: stop %s: still stopping 10s after SIGKILL", unit)
 	}
 }
 
@@ -321,12 +332,13 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	if !info.Loaded {
 		// The task ended and systemd forgot it: stop its mirror, if any.
-		return b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace)
+		_, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true)
+		return err
 	}
 	if !info.owns(t) {
 		return nil
 	}
-	if err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace); err != nil {
+	if _, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true); err != nil {
 		return err
 	}
 	after, err := b.unitInfo(ctx, unit)

@@ -74,10 +74,15 @@ func dial(ctx context.Context) (*conn, error) {
 }
 
 // connect opens a connection at a and checks that a systemd manager
-// answers there.
+// answers there. go-systemd asks for two connections, one for method calls
+// and one for signals; both are the same one here, which spares a connect,
+// an authentication and a Hello per btl command.
 func connect(ctx context.Context, a address) (*conn, error) {
 	var first *dbus.Conn
 	open := func() (*dbus.Conn, error) {
+		if first != nil {
+			return first, nil
+		}
 		c, err := dbus.Dial(a.addr)
 		if err != nil {
 			return nil, err
@@ -93,9 +98,7 @@ func connect(ctx context.Context, a address) (*conn, error) {
 				return nil, err
 			}
 		}
-		if first == nil {
-			first = c
-		}
+		first = c
 		return c, nil
 	}
 	sc, err := sd.NewConnection(open)
@@ -121,6 +124,23 @@ func (c *conn) unrefUnit(ctx context.Context, unit string) error {
 	return c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.UnrefUnit", 0, unit).Err
 }
 
+// allProperties returns every property of unit, of all its interfaces
+// (Unit, Service, ...), in one call: GetAll with an empty interface name.
+func (c *conn) allProperties(ctx context.Context, unit string) (map[string]any, error) {
+	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + sd.PathBusEscape(unit))
+	var props map[string]dbus.Variant
+	err := c.raw.Object("org.freedesktop.systemd1", path).CallWithContext(ctx,
+		"org.freedesktop.DBus.Properties.GetAll", 0, "").Store(&props)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]any, len(props))
+	for k, v := range props {
+		out[k] = v.Value()
+	}
+	return out, nil
+}
+
 // dbusErrorName returns the D-Bus error name carried by err, if any.
 func dbusErrorName(err error) string {
 	var e dbus.Error
@@ -134,19 +154,9 @@ func dbusErrorName(err error) string {
 	return ""
 }
 
-// Available reports whether systemd runs this system and the caller's user
-// manager answers: what `auto` needs to pick this backend. It is cheap:
-// one stat and, when that succeeds, one connection and one call.
-func Available() bool {
-	if _, err := os.Stat("/run/systemd/system"); err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	defer cancel()
-	c, err := dial(ctx)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
+// Booted reports whether systemd runs this system (/run/systemd/system
+// exists): what `auto` checks before it tries New. It is one stat.
+func Booted() bool {
+	_, err := os.Stat("/run/systemd/system")
+	return err == nil
 }

@@ -152,3 +152,44 @@ func TestCopyResumesInterruptedCopy(t *testing.T) {
 		}
 	}
 }
+
+func TestCopyFromSinceSkipsEarlierEntries(t *testing.T) {
+	dir := t.TempDir()
+	j := &journal{LogFile: filepath.Join(dir, "x.log"), Cursor: filepath.Join(dir, "x.cursor"), Lock: filepath.Join(dir, "x.lock")}
+	out := `{"__CURSOR":"c1","__REALTIME_TIMESTAMP":"1000000999999","MESSAGE":"earlier data directory"}
+{"__CURSOR":"c2","__REALTIME_TIMESTAMP":"1000001000000","MESSAGE":"first"}
+{"__CURSOR":"c3","__REALTIME_TIMESTAMP":"1000001000001","MESSAGE":"second"}
+`
+	p := progress{Since: 1000001000000}
+	if got, want := strings.Join(p.from(), " "), "--since=@1000001.000000"; got != want {
+		t.Errorf("from() = %q, want %q", got, want)
+	}
+	c := &copier{j: j, prev: p}
+	if err := c.copy(strings.NewReader(out)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(j.LogFile); string(got) != "first\nsecond\n" || c.last != "c3" {
+		t.Errorf("log %q, cursor %q; want %q, %q", got, c.last, "first\nsecond\n", "c3")
+	}
+	// Once a cursor exists, it alone says where the next copy starts.
+	for _, tc := range []struct {
+		p    progress
+		last string
+		want progress
+	}{
+		{progress{Since: 5}, "", progress{Since: 5}},
+		{progress{Since: 5}, "c9", progress{Cursor: "c9"}},
+		{progress{Cursor: "c1", Busy: true, Size: 3}, "", progress{Cursor: "c1"}},
+		{progress{Cursor: "c1"}, "c2", progress{Cursor: "c2"}},
+	} {
+		if got := tc.p.next(tc.last); got != tc.want {
+			t.Errorf("%+v.next(%q) = %+v, want %+v", tc.p, tc.last, got, tc.want)
+		}
+	}
+	if got := (progress{Cursor: "c1", Since: 5}).from(); len(got) != 1 || got[0] != "--after-cursor=c1" {
+		t.Errorf("from() with a cursor = %q", got)
+	}
+}

@@ -76,8 +76,15 @@ func syslogIdent(hash string) string { return "btl-" + hash }
 
 // entry is one journal entry as `journalctl -o json` prints it.
 type entry struct {
-	Cursor  string          `json:"__CURSOR"`
-	Message json.RawMessage `json:"MESSAGE"`
+	Cursor   string          `json:"__CURSOR"`
+	Realtime string          `json:"__REALTIME_TIMESTAMP"` // µs since the epoch
+	Message  json.RawMessage `json:"MESSAGE"`
+}
+
+// before reports whether e was received before since (µs since the epoch).
+func (e *entry) before(since int64) bool {
+	t, err := strconv.ParseInt(e.Realtime, 10, 64)
+	return err == nil && t < since
 }
 
 // decodeMessage returns MESSAGE, which journalctl prints as a string, as an
@@ -112,12 +119,14 @@ func (j *journal) lock() (func(), error) {
 }
 
 // progress is what the cursor file holds: the cursor of the last entry
-// copied and, while a copy is under way, the log file's identity and size
+// copied (or, before the first copy, the time from which entries are the
+// task's) and, while a copy is under way, the log file's identity and size
 // before it. A copier killed between appending lines and saving the cursor
 // leaves Busy set; the next copy then skips the bytes already appended
 // instead of writing them twice.
 type progress struct {
 	Cursor string `json:"cursor,omitempty"`
+	Since  int64  `json:"since,omitempty"` // µs since the epoch; used while Cursor is ""
 	Busy   bool   `json:"busy,omitempty"`
 	Dev    uint64 `json:"dev,omitempty"`
 	Ino    uint64 `json:"ino,omitempty"`
@@ -132,7 +141,25 @@ func (j *journal) progress() progress {
 	return p
 }
 
-func (j *journal) readCursor() string { return j.progress().Cursor }
+// from returns the journalctl arguments that select the entries after p.
+func (p progress) from() []string {
+	switch {
+	case p.Cursor != "":
+		return []string{"--after-cursor=" + p.Cursor}
+	case p.Since != 0:
+		return []string{fmt.Sprintf("--since=@%d.%06d", p.Since/1e6, p.Since%1e6)}
+	}
+	return nil
+}
+
+// next is the progress record after a copy that ended at cursor (or
+// copied nothing: "").
+func (p progress) next(cursor string) progress {
+	if cursor == "" {
+		return progress{Cursor: p.Cursor, Since: p.Since}
+	}
+	return progress{Cursor: cursor}
+}
 
 // saveProgress replaces the cursor file atomically (a killed process
 // leaves the old or the new one, never a mix).
@@ -169,10 +196,7 @@ func (j *journal) sync(ctx context.Context) error {
 // syncLocked is sync for a caller that holds the lock.
 func (j *journal) syncLocked(ctx context.Context) error {
 	p := j.progress()
-	args := []string{"--all", "--output=json", "--output-fields=MESSAGE"}
-	if p.Cursor != "" {
-		args = append(args, "--after-cursor="+p.Cursor)
-	}
+	args := append([]string{"--all", "--output=json", "--output-fields=MESSAGE"}, p.from()...)
 	cmd := j.command(ctx, append(args, j.matches()...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -191,11 +215,7 @@ func (j *journal) syncLocked(ctx context.Context) error {
 		copyErr = err
 	}
 	if c.last != "" || p.Busy {
-		cur := c.last
-		if cur == "" {
-			cur = p.Cursor
-		}
-		if err := j.saveProgress(progress{Cursor: cur}); err != nil {
+		if err := j.saveProgress(p.next(c.last)); err != nil {
 			return err
 		}
 	}
@@ -255,7 +275,10 @@ func (c *copier) copy(r io.Reader) error {
 			if err := json.Unmarshal(line, &e); err != nil {
 				return fmt.Errorf("systemd: journalctl output: %w", err)
 			}
-			if msg, ok := decodeMessage(e.Message); ok {
+			// An entry from before Since is not the task's (older
+			// journalctl versions read --since to the second).
+			early := c.prev.Cursor == "" && c.prev.Since != 0 && e.before(c.prev.Since)
+			if msg, ok := decodeMessage(e.Message); ok && !early {
 				if err := c.write(append(msg, '\n')); err != nil {
 					return err
 				}
@@ -296,7 +319,8 @@ func (c *copier) write(b []byte) error {
 			return err
 		}
 		st := fi.Sys().(*syscall.Stat_t)
-		busy := progress{Cursor: c.prev.Cursor, Busy: true, Dev: uint64(st.Dev), Ino: st.Ino, Size: fi.Size()}
+		busy := c.prev.next("")
+		busy.Busy, busy.Dev, busy.Ino, busy.Size = true, uint64(st.Dev), st.Ino, fi.Size()
 		if c.resume {
 			// Resuming an interrupted copy: it started at the same cursor
 			// and size, and so does this one.
@@ -323,30 +347,14 @@ func (c *copier) close() error {
 	return err
 }
 
-// tailCursor returns the cursor of the unit's newest entry, or "".
-func (j *journal) tailCursor(ctx context.Context) string {
-	out, err := j.command(ctx, append([]string{"--lines=1", "--output=json", "--output-fields=MESSAGE"}, j.matches()...)...).Output()
-	if err != nil {
-		return ""
-	}
-	var e entry
-	if json.Unmarshal(bytes.TrimSpace(out), &e) != nil {
-		return ""
-	}
-	return e.Cursor
-}
-
-// startAt makes a task whose hash has no cursor yet start copying after the
-// unit's newest entry, so that the journal of an earlier btl data directory
-// is not copied again.
-func (j *journal) startAt(ctx context.Context) error {
+// startAt makes a task whose hash has no cursor yet copy only the entries
+// received from now on, so that the journal of an earlier btl data
+// directory is not copied again. It costs no journalctl run.
+func (j *journal) startAt(now time.Time) error {
 	if _, err := os.Stat(j.Cursor); err == nil {
 		return nil
 	}
-	if c := j.tailCursor(ctx); c != "" {
-		return j.saveProgress(progress{Cursor: c})
-	}
-	return nil
+	return j.saveProgress(progress{Since: now.UnixMicro()})
 }
 
 // errJournalUnreadable reports that the caller cannot read its own units'

@@ -44,13 +44,19 @@ func MaybeMirror() {
 	os.Exit(j.mirror())
 }
 
+// quitSignal makes a mirror exit without a last copy: btl sends it before
+// stopping a task whose journal it copies itself right after.
+const quitSignal = syscall.SIGUSR1
+
 // mirror keeps the log file up to date while the task runs: a follower
 // (`journalctl -f`) wakes it when the unit logs, and each wake-up runs
 // sync. It returns once the task has ended, or on SIGTERM, after a last
-// drain.
+// drain; on quitSignal at once.
 func (j *journal) mirror() int {
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	// One channel for every signal, so that they are seen in the order
+	// they came: a quitSignal followed by a SIGTERM still means quit.
+	sig := make(chan os.Signal, 4)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, quitSignal)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -68,7 +74,8 @@ func (j *journal) mirror() int {
 			fmt.Fprintf(os.Stderr, "btl log mirror: %v\n", err)
 		}
 	}
-	copyNow()
+	// No copy yet: the follower prints whatever the task logged before it
+	// started, which wakes the loop.
 	for {
 		select {
 		case <-wake:
@@ -80,9 +87,13 @@ func (j *journal) mirror() int {
 			if deadline == nil && !task.Verify() {
 				deadline = time.After(mirrorDrain)
 			}
-		case <-term:
-			// Stopped: btl copies again after stopping the task, and the
-			// task's unit is stopped before this one (Before=).
+		case s := <-sig:
+			if s == quitSignal {
+				return 0
+			}
+			// Stopped (by systemd: logout, `systemctl --user stop`): the
+			// task's unit is stopped before this one (Before=), so this
+			// copy takes the task's last lines.
 			copyNow()
 			return 0
 		case <-deadline:
@@ -92,16 +103,11 @@ func (j *journal) mirror() int {
 	}
 }
 
-// follow runs `journalctl -f` from the saved cursor on and signals wake
+// follow runs `journalctl -f` from the saved progress on and signals wake
 // whenever it prints, restarting it should it exit.
 func (j *journal) follow(ctx context.Context, wake chan<- struct{}) {
 	for ctx.Err() == nil {
-		args := []string{"--follow", "--output=cat"}
-		if c := j.readCursor(); c != "" {
-			args = append(args, "--after-cursor="+c)
-		} else {
-			args = append(args, "--no-tail")
-		}
+		args := append([]string{"--follow", "--no-tail", "--output=cat"}, j.progress().from()...)
 		cmd := j.command(ctx, append(args, j.matches()...)...)
 		out, err := cmd.StdoutPipe()
 		if err == nil {

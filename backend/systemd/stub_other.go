@@ -17,8 +17,8 @@ var _ core.Backend = (*Backend)(nil)
 // New returns an error wrapping ErrUnavailable: systemd runs on Linux only.
 func New(dirs core.Dirs) (*Backend, error) { return nil, ErrUnavailable }
 
-// Available reports false: systemd runs on Linux only.
-func Available() bool { return false }
+// Booted reports false: systemd runs on Linux only.
+func Booted() bool { return false }
 
 // MaybeMirror returns at once: there are no mirrors on this system.
 func MaybeMirror() {}

@@ -17,7 +17,13 @@
 // lock, read the cursor file, run `journalctl -o json --after-cursor`,
 // append, save the new cursor. Every line therefore reaches the file once
 // and in order, whoever copies it, across replacements and restarts of the
-// mirror; a copy killed half-way is resumed where it stopped. Where the
+// mirror; a copy killed half-way is resumed where it stopped. Before a
+// hash's first copy the cursor file holds the start time instead, so that
+// the journal of another btl data directory that ran the same command is
+// not copied, at no journalctl run. When btl stops a task, it tells the
+// mirror to quit at once (SIGUSR1) and copies once itself after the stop;
+// a mirror that systemd stops (`systemctl --user stop`, logout) copies
+// once more on its way out. Where the
 // user cannot read the journal (volatile storage without membership of
 // systemd-journal, no journald), the task is started with
 // StandardOutput=append:<log file> instead and marked LogDirect.

@@ -535,6 +535,50 @@ func TestExternalStopSeen(t *testing.T) {
 	}
 }
 
+// A task stopped from outside btl still gets its last lines mirrored: its
+// mirror copies once more when systemd stops it too.
+func TestExternalStopMirrorsLastLines(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", `trap 'echo final-words; exit 0' TERM; echo ready; sleep 100 & wait`)
+	waitFile(t, task.LogFile, "ready\n")
+	systemctl(t, "stop", task.Unit)
+	// No btl call copies anything here: only the mirror can.
+	coretest.Eventually(t, 5*time.Second, "the line printed on SIGTERM in the log", func() bool {
+		return strings.Contains(readLog(t, task.LogFile), "final-words\n")
+	})
+	coretest.Eventually(t, 5*time.Second, "the mirror to exit", func() bool {
+		return show(t, systemd.MirrorUnitName(task.Hash), "ActiveState")["ActiveState"] != "active"
+	})
+}
+
+// A data directory that starts a command another one ran before (same
+// directory and command: the same unit and journal identifier) copies
+// none of the earlier run's lines into its own log.
+func TestNewDataDirCopiesOnlyItsOwnRun(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", `echo "run $BTL_INSTANCE"; exec sleep 100`}
+	bA, dirsA := newBackend(t)
+	a := run(t, manager(bA, dirsA), dir, nil, argv...)
+	waitFile(t, a.LogFile, "run "+a.Token+"\n")
+	if err := bA.Stop(context.Background(), *a, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	bB, dirsB := newBackend(t)
+	b := run(t, manager(bB, dirsB), dir, nil, argv...)
+	if a.Hash != b.Hash {
+		t.Fatalf("hashes differ: %s, %s", a.Hash, b.Hash)
+	}
+	log := waitFile(t, b.LogFile, "run "+b.Token+"\n")
+	if err := bB.SyncLog(context.Background(), *b); err != nil {
+		t.Fatal(err)
+	}
+	if log = readLog(t, b.LogFile); strings.Contains(log, a.Token) {
+		t.Errorf("the second data directory's log has the first one's output:\n%s", log)
+	}
+}
+
 func TestListReadoptsAfterStateLoss(t *testing.T) {
 	t.Parallel()
 	b, dirs := newBackend(t)

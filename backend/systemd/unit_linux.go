@@ -219,21 +219,17 @@ func (u unitInfo) exitStatus() (core.Status, bool) {
 // unitInfo reads the unit's state. A unit systemd does not know reads as
 // not loaded.
 func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
-	up, err := b.conn.GetUnitPropertiesContext(ctx, unit)
+	sp, err := b.conn.allProperties(ctx, unit)
 	if err != nil {
 		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
 	}
 	u := unitInfo{
-		Loaded:      asString(up["LoadState"]) == "loaded",
-		ActiveState: asString(up["ActiveState"]),
-		Description: asString(up["Description"]),
+		Loaded:      asString(sp["LoadState"]) == "loaded",
+		ActiveState: asString(sp["ActiveState"]),
+		Description: asString(sp["Description"]),
 	}
 	if !u.Loaded {
 		return u, nil
-	}
-	sp, err := b.conn.GetUnitTypePropertiesContext(ctx, unit, "Service")
-	if err != nil {
-		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
 	}
 	u.MainPID = asInt(sp["MainPID"])
 	u.ExecMainPID = asInt(sp["ExecMainPID"])

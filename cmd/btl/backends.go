@@ -16,7 +16,9 @@ import (
 func selectBackend(name string, dirs core.Dirs) (core.Backend, error) {
 	switch name {
 	case "", "auto":
-		if systemd.Available() {
+		// New fails when no user manager answers: one connection, used
+		// for the whole command.
+		if systemd.Booted() {
 			if b, err := systemd.New(dirs); err == nil {
 				return b, nil
 			}
