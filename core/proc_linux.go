@@ -7,26 +7,28 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // LookupProc reads /proc/<pid>/stat. A zombie is reported with Zombie set.
 func LookupProc(pid int) (ProcInfo, error) {
+	return lookupProc(pid, -1)
+}
+
+// lookupProc is LookupProc, reading the status first: a process whose real
+// UID is not onlyUID (unless it is -1) is ErrNoProcess, at the cost of one
+// file read.
+func lookupProc(pid, onlyUID int) (ProcInfo, error) {
 	if pid <= 0 {
 		return ProcInfo{}, ErrNoProcess
 	}
 	dir := "/proc/" + strconv.Itoa(pid)
-	b, err := os.ReadFile(dir + "/stat")
-	if err != nil {
-		return ProcInfo{}, ErrNoProcess
-	}
-	info, err := parseStat(pid, b)
-	if err != nil {
-		return info, err
-	}
+	var buf [4096]byte
 	// The real UID from the status text, not the file's owner: /proc
-	// shows a process whose memory is already released (on its way out)
-	// as root's, though it still holds its files and sockets.
-	st, err := os.ReadFile(dir + "/status")
+	// shows a process whose memory is already released (on its way out),
+	// or that made itself non-dumpable, as root's.
+	st, err := readSmall(dir+"/status", buf[:])
 	if err != nil {
 		return ProcInfo{}, ErrNoProcess
 	}
@@ -34,8 +36,45 @@ func LookupProc(pid int) (ProcInfo, error) {
 	if !ok {
 		return ProcInfo{}, fmt.Errorf("proc %d: malformed status", pid)
 	}
+	if onlyUID >= 0 && uid != onlyUID {
+		return ProcInfo{}, ErrNoProcess
+	}
+	b, err := readSmall(dir+"/stat", buf[:])
+	if err != nil {
+		return ProcInfo{}, ErrNoProcess
+	}
+	info, err := parseStat(pid, b)
+	if err != nil {
+		return info, err
+	}
 	info.UID = uid
 	return info, nil
+}
+
+// readSmall reads a small file into buf with plain system calls (no
+// poller registration, which os.ReadFile tries for every file). A file
+// longer than buf is cut at its size.
+func readSmall(path string, buf []byte) ([]byte, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return buf[:n], nil
 }
 
 // statusUID returns the real UID from the content of /proc/<pid>/status.
@@ -59,20 +98,33 @@ func parseStat(pid int, b []byte) (ProcInfo, error) {
 	if i < 0 {
 		return ProcInfo{}, fmt.Errorf("proc %d: malformed stat", pid)
 	}
-	// Fields from 3 (state) on; starttime is field 22.
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
+	// Fields from 3 (state) on; starttime is field 22. Only the fields
+	// needed are cut out, without splitting the rest.
+	var f [20][]byte
+	n := 0
+	for rest := b[i+1:]; n < len(f); n++ {
+		rest = bytes.TrimLeft(rest, " ")
+		if len(rest) == 0 {
+			break
+		}
+		end := bytes.IndexAny(rest, " \n")
+		if end < 0 {
+			end = len(rest)
+		}
+		f[n], rest = rest[:end], rest[end:]
+	}
+	if n < len(f) {
 		return ProcInfo{}, fmt.Errorf("proc %d: malformed stat", pid)
 	}
-	info := ProcInfo{PID: pid, Zombie: f[0] == "Z" || f[0] == "X"}
+	info := ProcInfo{PID: pid, Zombie: string(f[0]) == "Z" || string(f[0]) == "X"}
 	var err error
-	if info.PPID, err = strconv.Atoi(f[1]); err != nil {
+	if info.PPID, err = strconv.Atoi(string(f[1])); err != nil {
 		return info, fmt.Errorf("proc %d: malformed stat", pid)
 	}
-	if info.PGID, err = strconv.Atoi(f[2]); err != nil {
+	if info.PGID, err = strconv.Atoi(string(f[2])); err != nil {
 		return info, fmt.Errorf("proc %d: malformed stat", pid)
 	}
-	if info.Start, err = strconv.ParseUint(f[19], 10, 64); err != nil {
+	if info.Start, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
 		return info, fmt.Errorf("proc %d: malformed stat", pid)
 	}
 	return info, nil
@@ -92,8 +144,8 @@ func userProcs(uid int) []ProcInfo {
 		if err != nil {
 			continue
 		}
-		info, err := LookupProc(pid)
-		if err != nil || info.UID != uid {
+		info, err := lookupProc(pid, uid)
+		if err != nil {
 			continue
 		}
 		out = append(out, info)

@@ -11,6 +11,10 @@ func TestParseStat(t *testing.T) {
 	if info.PPID != 1 || info.PGID != 4242 || info.Start != 987654 || info.Zombie {
 		t.Errorf("parseStat = %+v", info)
 	}
+	// A stat cut right after starttime, of a zombie.
+	if info, err := parseStat(7, []byte("7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 555\n")); err != nil || info.Start != 555 || !info.Zombie {
+		t.Errorf("short zombie stat: %+v, %v", info, err)
+	}
 	if _, err := parseStat(1, []byte("1 (x) S 1")); err == nil {
 		t.Error("short stat parsed")
 	}
