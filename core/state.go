@@ -313,9 +313,12 @@ func DecodeState(b []byte) (*State, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("empty")
 	}
-	st := &State{}
-	if err := json.Unmarshal(b, st); err != nil {
-		return nil, err
+	st, ok := decodeFast(b)
+	if !ok {
+		st = &State{}
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, err
+		}
 	}
 	if st.Processes == nil {
 		st.Processes = map[string]*Task{}
@@ -326,6 +329,38 @@ func DecodeState(b []byte) (*State, error) {
 		}
 	}
 	return st, nil
+}
+
+// decodeFast decodes a state file that holds only fields btl knows, the
+// usual case, in one pass over its bytes plus the decoder's scan (the
+// general path, which keeps unknown fields, reads each task's bytes again).
+// It reports false for anything else, which the general path then decodes
+// or rejects.
+func decodeFast(b []byte) (*State, bool) {
+	var fs struct {
+		Processes map[string]*plainTask `json:"processes"`
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&fs); err != nil {
+		return nil, false
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, false // trailing data
+	}
+	st := &State{Processes: make(map[string]*Task, len(fs.Processes))}
+	for h, pt := range fs.Processes {
+		if pt == nil {
+			return nil, false
+		}
+		t := (*Task)(pt)
+		t.Hash = h
+		st.Processes[h] = t
+	}
+	if fs.Processes == nil {
+		st.Processes = nil
+	}
+	return st, true
 }
 
 // encode renders st as the state file holds it.

@@ -223,5 +223,23 @@ func FuzzStateParse(f *testing.F) {
 		if len(st2.Processes) != len(st.Processes) {
 			t.Fatalf("entries %d -> %d", len(st.Processes), len(st2.Processes))
 		}
+		// The fast path, where it applies, decodes as the general one.
+		if fast, ok := decodeFast(b); ok {
+			general := &State{}
+			if err := json.Unmarshal(b, general); err != nil {
+				t.Fatalf("fast path took what the general one rejects: %v", err)
+			}
+			if fast.Processes == nil {
+				fast.Processes = map[string]*Task{}
+			}
+			if general.Processes == nil {
+				general.Processes = map[string]*Task{}
+			}
+			fe, _ := fast.encode()
+			ge, _ := general.encode()
+			if !bytes.Equal(fe, ge) {
+				t.Fatalf("fast and general paths differ:\n%s\n%s", fe, ge)
+			}
+		}
 	})
 }
