@@ -153,13 +153,17 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	}
 	// The supervisor records the status right after reaping the task: while
 	// it lives, the record is at most moments away.
+	// The supervisor writes the record before it exits, so the record is
+	// read after checking the supervisor: one that was gone before the
+	// read has left whatever record it was going to.
 	deadline := time.Now().Add(exitRecordWait)
 	for {
+		alive := t.Helper != nil && t.Helper.Verify()
 		st, err := readExit(b.Dirs.Run, t.Token)
 		if !errors.Is(err, os.ErrNotExist) {
 			return st, err
 		}
-		if t.Helper == nil || !t.Helper.Verify() || time.Now().After(deadline) {
+		if !alive || time.Now().After(deadline) {
 			return core.Status{State: core.Gone}, nil
 		}
 		time.Sleep(time.Millisecond)
