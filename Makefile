@@ -17,6 +17,10 @@ test:
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 bin/btl $(DESTDIR)$(PREFIX)/bin/btl
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/btl"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) ;; *) \
+	  echo "note: $(PREFIX)/bin is not on your PATH; add this line to your shell's startup file (~/.bashrc, ~/.zshrc):"; \
+	  echo "  export PATH=\"$(PREFIX)/bin:\$$PATH\"";; esac
 
 bench:
 	GO=$(GO) scripts/bench $(BENCHFLAGS)
