@@ -78,6 +78,9 @@ const (
 	Gone     RunState = "gone"     // not running; how it ended is unknown
 	Failed   RunState = "failed"   // the backend reports a failure without a code
 	Starting RunState = "starting" // recorded, start not yet confirmed
+	// Unknown: the task's backend cannot be asked here (no user bus, say);
+	// Reason says why. Such a task may run, so it is never forgotten.
+	Unknown RunState = "unknown"
 )
 
 // Status is what a backend knows of a task.
@@ -86,6 +89,7 @@ type Status struct {
 	PID    int      `json:"pid,omitempty"`
 	Code   int      `json:"code,omitempty"`
 	Signal int      `json:"signal,omitempty"`
+	Reason string   `json:"reason,omitempty"` // with Unknown: why the backend cannot be asked
 }
 
 // final reports whether the status can no longer change: the instance it
@@ -100,6 +104,9 @@ func (s Status) final() bool {
 
 // Alive reports whether the task is running.
 func (s Status) Alive() bool { return s.State == Running }
+
+// Ended reports whether the task is known not to run: btl may forget it.
+func (s Status) Ended() bool { return s.final() }
 
 // String renders the status as btl list shows it.
 func (s Status) String() string {

@@ -37,6 +37,24 @@ func DirsAt(data string) Dirs {
 // LogFile is the log file of the task with the given hash.
 func (d Dirs) LogFile(hash string) string { return filepath.Join(d.Logs, hash+".log") }
 
+// removeTaskFiles removes what btl keeps for the task with the given hash:
+// its log files and its runtime files, every one of which is named after
+// the hash.
+func (d Dirs) removeTaskFiles(hash string) error {
+	if !ValidHash(hash) {
+		return fmt.Errorf("%w %q", ErrBadHash, hash)
+	}
+	files := []string{d.LogFile(hash), d.LogFile(hash) + ".1"}
+	run, _ := filepath.Glob(filepath.Join(d.Run, hash+"*"))
+	var errs []error
+	for _, f := range append(files, run...) {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // ErrUnsafeDir reports a directory btl will not use: owned by another user,
 // writable by others, or not a directory.
 var ErrUnsafeDir = errors.New("unsafe directory")

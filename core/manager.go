@@ -24,11 +24,20 @@ type Manager struct {
 	// state.json that another backend started: a task is always stopped and
 	// inspected by the backend that started it. It may be nil.
 	Open func(name string) (Backend, error)
+	// Names are the backends that may run tasks on this machine, the
+	// default one included. List and re-adoption ask each of them (through
+	// Open) for the tasks it knows, so that a task started with a backend
+	// other than today's default is never lost from sight.
+	Names []string
 	// OnReplace, when set, is called before a running instance is stopped
 	// to make way for a new one.
 	OnReplace func(old *Task)
+	// OnForceKill, when set, is called after a running task had to be
+	// sent SIGKILL: it had not exited within Grace of SIGTERM.
+	OnForceKill func(t *Task)
 
-	opened map[string]Backend // by Open, nil where it failed
+	opened  map[string]Backend // by Open, nil where it failed
+	openErr map[string]error   // why Open failed
 }
 
 // View is a task with its current status.
@@ -158,45 +167,70 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 	if t.UserID != os.Getuid() {
 		return false, nil
 	}
-	b := m.backendFor(t)
-	if b == nil {
+	b, err := m.backendFor(t)
+	if err != nil {
 		// It may still run; starting another instance beside it would
 		// break the one-instance rule, and forgetting it would hide it.
-		return false, fmt.Errorf("%w: %s (task %s was started with it)", ErrBackendUnavailable, t.Backend, t.Hash)
+		return false, unreachable(t, err)
 	}
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
 	if err != nil {
-		return false, err
+		return false, unreachable(t, err)
 	}
 	if st.Alive() && before != nil {
 		before()
 	}
-	return st.Alive(), b.Stop(ctx, *t, Grace)
+	begun := time.Now()
+	err = b.Stop(ctx, *t, Grace)
+	// Every backend sends SIGKILL only once Grace has passed since SIGTERM
+	// and something still runs; a stop that returns sooner needed none.
+	if st.Alive() && time.Since(begun) >= Grace && m.OnForceKill != nil {
+		m.OnForceKill(t)
+	}
+	return st.Alive(), err
 }
 
-func (m *Manager) backendFor(t *Task) Backend {
-	name := t.Backend
-	if name == "" {
-		name = "fork"
+// unreachable is the error for a task whose backend cannot be asked.
+func unreachable(t *Task, err error) error {
+	return fmt.Errorf("%w: task %s was started with %s, which cannot be reached here (%v); run btl where `btl list` shows it, or stop it with the backend's own tools",
+		ErrBackendUnavailable, t.Hash, backendName(t), err)
+}
+
+// backendName is the name of the backend that started t.
+func backendName(t *Task) string {
+	if t.Backend == "" {
+		return "fork"
 	}
+	return t.Backend
+}
+
+// backendFor returns the backend that started t, or why it cannot be had.
+func (m *Manager) backendFor(t *Task) (Backend, error) {
+	return m.backendNamed(backendName(t))
+}
+
+// backendNamed returns the named backend, opening it once per Manager.
+func (m *Manager) backendNamed(name string) (Backend, error) {
 	if name == m.Backend.Name() {
-		return m.Backend
+		return m.Backend, nil
 	}
 	if b, ok := m.opened[name]; ok {
-		return b
+		return b, m.openErr[name]
 	}
 	var b Backend
+	err := fmt.Errorf("backend %s is not available", name)
 	if m.Open != nil {
-		if ob, err := m.Open(name); err == nil {
-			b = ob
-		}
+		b, err = m.Open(name)
 	}
 	if m.opened == nil {
-		m.opened = map[string]Backend{}
+		m.opened, m.openErr = map[string]Backend{}, map[string]error{}
 	}
-	m.opened[name] = b
-	return b
+	if err != nil {
+		b = nil
+	}
+	m.opened[name], m.openErr[name] = b, err
+	return b, err
 }
 
 // adopt completes a task whose start was recorded but not confirmed (btl
@@ -213,17 +247,21 @@ func adopt(t *Task) {
 	t.Status = &Status{State: Gone}
 }
 
-// Status asks t's backend what became of it. A task of another user, or
-// of a backend not available here, is reported as gone.
+// Status asks t's backend what became of it. A task of another user is
+// reported as gone; one whose backend cannot be asked here is Unknown, with
+// the reason.
 func (m *Manager) Status(ctx context.Context, t *Task) Status {
-	b := m.backendFor(t)
-	if b == nil || t.UserID != os.Getuid() {
+	if t.UserID != os.Getuid() {
 		return Status{State: Gone}
+	}
+	b, err := m.backendFor(t)
+	if err != nil {
+		return Status{State: Unknown, PID: t.PID, Reason: err.Error()}
 	}
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
 	if err != nil {
-		return Status{State: Gone}
+		return Status{State: Unknown, PID: t.PID, Reason: err.Error()}
 	}
 	return st
 }
@@ -239,11 +277,19 @@ func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
 // reconcile is Reconcile, also reporting whether it changed st.
 func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 	changed := false
-	if ts, err := m.Backend.List(ctx); err == nil {
+	for _, name := range m.names() {
+		b, err := m.backendNamed(name)
+		if err != nil {
+			continue
+		}
+		ts, err := b.List(ctx)
+		if err != nil {
+			continue
+		}
 		for _, t := range ts {
 			if _, ok := st.Processes[t.Hash]; !ok && ValidHash(t.Hash) {
 				t.UserID = os.Getuid()
-				t.Backend = m.Backend.Name()
+				t.Backend = b.Name()
 				st.Processes[t.Hash] = &t
 				changed = true
 			}
@@ -258,6 +304,11 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 		}
 		pid, before := t.PID, t.Status
 		s := m.Status(ctx, t)
+		if s.State == Unknown {
+			// Nothing was learnt: the record stays as it was.
+			views = append(views, View{Task: t, Status: s})
+			continue
+		}
 		if !s.Alive() && s.State != Gone {
 			t.Status = &s
 		} else if !s.Alive() && t.Status != nil {
@@ -272,6 +323,43 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 		views = append(views, View{Task: t, Status: s})
 	}
 	return views, changed
+}
+
+// release drops what t's backend keeps of it after it ended (a failed
+// unit, a loaded agent), once btl forgets t.
+func (m *Manager) release(ctx context.Context, t *Task) {
+	if t.UserID != os.Getuid() {
+		return
+	}
+	if b, err := m.backendFor(t); err == nil {
+		if r, ok := b.(Releaser); ok {
+			r.Release(ctx, *t)
+		}
+	}
+}
+
+// SyncLog brings t's log file up to date where its backend's output does
+// not reach the file directly (systemd's journal).
+func (m *Manager) SyncLog(ctx context.Context, t *Task) error {
+	b, err := m.backendFor(t)
+	if err != nil {
+		return err
+	}
+	if ls, ok := b.(LogSyncer); ok {
+		return ls.SyncLog(ctx, *t)
+	}
+	return nil
+}
+
+// names are the backends to ask for their tasks: the default one first.
+func (m *Manager) names() []string {
+	names := []string{m.Backend.Name()}
+	for _, n := range m.Names {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // List reconciles the state and returns every task with its status.
@@ -319,27 +407,43 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 			}
 			killed = append(killed, v)
 			delete(st.Processes, t.Hash)
+			if !alive {
+				// Stopping a running task leaves nothing behind; one that
+				// had ended may have left a record (a failed unit).
+				m.release(ctx, t)
+			}
 		}
 		return errors.Join(errs...)
 	})
 	return killed, err
 }
 
-// Clean removes tasks that no longer run (every task when all is set,
-// without stopping any). It returns how many entries it removed and how
-// many of those were still running.
-func (m *Manager) Clean(ctx context.Context, all bool) (removed, running int, err error) {
+// Cleaned is what Clean did: the tasks it forgot, and the tasks it kept
+// because they run (or may run: their backend cannot be asked here).
+type Cleaned struct {
+	Removed  []View
+	Kept     []View
+	Warnings []error // files of removed tasks that could not be deleted
+}
+
+// Clean forgets the tasks that have ended. A task that runs, or whose
+// backend cannot tell, is never forgotten: the next start of the same
+// command would run a second instance beside it. With all set, Clean also
+// removes everything btl keeps for the forgotten tasks: their log files
+// and runtime files (logs are kept otherwise), and reports the running
+// tasks it kept.
+func (m *Manager) Clean(ctx context.Context, all bool) (Cleaned, error) {
 	return m.clean(ctx, nil, all)
 }
 
 // Forget removes the ended tasks named by hash prefixes. A named task that
 // still runs is an error wrapping ErrRunning, and nothing is removed then.
 func (m *Manager) Forget(ctx context.Context, prefixes []string) (removed int, err error) {
-	removed, _, err = m.clean(ctx, prefixes, false)
-	return removed, err
+	c, err := m.clean(ctx, prefixes, false)
+	return len(c.Removed), err
 }
 
-func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (removed, running int, err error) {
+func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cleaned, err error) {
 	err = m.Store.Update(func(st *State) error {
 		views := m.Reconcile(ctx, st)
 		if len(prefixes) > 0 {
@@ -353,26 +457,32 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (remov
 			}
 			views = slices.DeleteFunc(views, func(v View) bool { return !named[v.Task] })
 			for _, v := range views {
-				if v.Status.Alive() {
+				switch {
+				case v.Status.State == Unknown:
+					return unreachable(v.Task, errors.New(v.Status.Reason))
+				case !v.Status.Ended():
 					return fmt.Errorf("%w: %s (btl kill %s stops it)", ErrRunning, v.Hash, v.Hash)
 				}
 			}
 		}
 		for _, v := range views {
-			if v.Status.Alive() {
-				if !all {
-					continue
-				}
-				running++
-			} else if r, ok := m.backendFor(v.Task).(Releaser); ok && v.UserID == os.Getuid() {
-				r.Release(ctx, *v.Task)
+			if !v.Status.Ended() {
+				c.Kept = append(c.Kept, v)
+				continue
 			}
+			m.release(ctx, v.Task)
 			delete(st.Processes, v.Hash)
-			removed++
+			c.Removed = append(c.Removed, v)
+			if all {
+				// Under the lock: a start of the same command waits.
+				if err := m.Dirs.removeTaskFiles(v.Hash); err != nil {
+					c.Warnings = append(c.Warnings, err)
+				}
+			}
 		}
 		return nil
 	})
-	return removed, running, err
+	return c, err
 }
 
 // MinPrefix is the shortest hash prefix btl accepts.
@@ -393,8 +503,13 @@ var (
 // Find returns the task whose hash starts with prefix.
 func Find(st *State, prefix string) (*Task, error) {
 	p := strings.ToLower(prefix)
-	if len(p) < MinPrefix || len(p) > HashLen || strings.Trim(p, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("%w %q: give at least %d of its 16 hex characters", ErrBadHash, prefix, MinPrefix)
+	switch {
+	case strings.Trim(p, "0123456789abcdef") != "":
+		return nil, fmt.Errorf("%w: %q is not a task hash (hashes are %d hex characters, see btl list)", ErrBadHash, prefix, HashLen)
+	case len(p) > HashLen:
+		return nil, fmt.Errorf("%w: %q is longer than a task hash (%d hex characters)", ErrBadHash, prefix, HashLen)
+	case len(p) < MinPrefix:
+		return nil, fmt.Errorf("%w: %q is too short; give at least %d characters of the hash", ErrBadHash, prefix, MinPrefix)
 	}
 	var match []*Task
 	for _, t := range st.Sorted() {

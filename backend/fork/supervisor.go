@@ -90,6 +90,13 @@ func supervise() int {
 		close(copied)
 	}()
 	err = cmd.Wait()
+	// What the task wrote before it exited reaches the log before its exit
+	// is recorded, so that whoever reads the status finds the output too;
+	// a descendant that keeps the pipe open does not delay the record long.
+	select {
+	case <-copied:
+	case <-time.After(100 * time.Millisecond):
+	}
 	writeExit(req.ExitDir, spec.Token, exitStatus(cmd.ProcessState, err))
 	<-copied
 	log.Close()

@@ -581,8 +581,8 @@ func TestCleanBootsOutEndedAgents(t *testing.T) {
 	if out, _ := f.launchctl(t, "list"); !strings.Contains(out, "\t"+ended.Unit) {
 		t.Fatalf("launchd should still hold the ended agent before clean:\n%s", out)
 	}
-	if removed, stillRunning, err := f.m.Clean(context.Background(), false); err != nil || removed != 1 || stillRunning != 0 {
-		t.Fatalf("Clean = %d, %d, %v", removed, stillRunning, err)
+	if c, err := f.m.Clean(context.Background(), false); err != nil || len(c.Removed) != 1 || len(c.Kept) != 1 {
+		t.Fatalf("Clean = %+v, %v", c, err)
 	}
 	out, _ := f.launchctl(t, "list")
 	if strings.Contains(out, "\t"+ended.Unit) {

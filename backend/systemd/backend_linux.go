@@ -497,6 +497,13 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 		os.Remove(b.exitFile(t.Token))
 	}
 	info, err := b.unitInfo(ctx, unitOf(t))
+	// A unit whose main process has ended may still run its stop
+	// commands; it fails only once they are done, and only then can its
+	// failure be reset.
+	for deadline := time.Now().Add(2 * time.Second); err == nil && info.owns(t) && info.ActiveState == "deactivating" && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		info, err = b.unitInfo(ctx, unitOf(t))
+	}
 	if err != nil || !info.owns(t) || info.running() {
 		return err
 	}

@@ -675,9 +675,9 @@ func TestCleanReleasesFailedUnit(t *testing.T) {
 	if out := systemctl(t, "list-units", "--failed", "--plain", "--no-legend", task.Unit); !strings.Contains(out, task.Unit) {
 		t.Errorf("systemctl --user list-units --failed lacks %s:\n%s", task.Unit, out)
 	}
-	removed, _, err := m.Clean(context.Background(), false)
-	if err != nil || removed < 1 {
-		t.Fatalf("Clean = %d, %v", removed, err)
+	c, err := m.Clean(context.Background(), false)
+	if err != nil || len(c.Removed) < 1 {
+		t.Fatalf("Clean = %+v, %v", c, err)
 	}
 	coretest.Eventually(t, 5*time.Second, "unit to be forgotten", func() bool {
 		return show(t, task.Unit, "LoadState")["LoadState"] == "not-found"

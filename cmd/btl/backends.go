@@ -51,3 +51,17 @@ func openBackend(name string, dirs core.Dirs) (core.Backend, error) {
 	}
 	return nil, usageError("unknown backend %q (want auto, fork, systemd or launchd)", name)
 }
+
+// availableBackends names the backends that may hold tasks on this
+// machine, for list and re-adoption to ask: fork everywhere, systemd where
+// the machine was booted with it, launchd where launchctl exists.
+func availableBackends() []string {
+	names := []string{fork.Name}
+	if systemd.Booted() {
+		names = append(names, systemd.Name)
+	}
+	if launchd.Available() {
+		names = append(names, launchd.Name)
+	}
+	return names
+}

@@ -28,3 +28,53 @@ func (e *env) completeHashes(cmd *cobra.Command, args []string, toComplete strin
 	}
 	return out, cobra.ShellCompDirectiveNoFileComp
 }
+
+// completionHelp says, per shell, where a user (not root) installs the
+// completion script for every new shell.
+var completionHelp = map[string]string{
+	"bash": `Print the completion script for bash. It needs the bash-completion package
+(apt install bash-completion, brew install bash-completion@2).
+
+Try it in this shell:
+
+	source <(btl completion bash)
+
+Install it for your user, for every new shell:
+
+	mkdir -p ~/.local/share/bash-completion/completions
+	btl completion bash > ~/.local/share/bash-completion/completions/btl`,
+	"zsh": `Print the completion script for zsh.
+
+Install it for your user: put it in a directory on your fpath, before
+compinit runs in ~/.zshrc:
+
+	mkdir -p ~/.zfunc
+	btl completion zsh > ~/.zfunc/_btl
+	# in ~/.zshrc, before compinit:  fpath=(~/.zfunc $fpath)`,
+	"fish": `Print the completion script for fish.
+
+Install it for your user:
+
+	mkdir -p ~/.config/fish/completions
+	btl completion fish > ~/.config/fish/completions/btl.fish`,
+}
+
+// setupCompletion keeps cobra's completion command to the shells btl
+// documents (bash, zsh, fish) and tells where a user installs each script.
+func setupCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Short = "Print the shell completion script for bash, zsh or fish"
+		c.Long = "Print the completion script for bash, zsh or fish: task hashes complete,\nwith their commands. See btl completion <shell> --help for how to install it."
+		for _, sub := range c.Commands() {
+			if help, ok := completionHelp[sub.Name()]; ok {
+				sub.Long = help
+			} else {
+				c.RemoveCommand(sub)
+			}
+		}
+	}
+}

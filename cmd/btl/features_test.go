@@ -129,14 +129,12 @@ func TestRestart(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("start: %+v", r)
 	}
-	first := startRE.FindStringSubmatch(r.stdout)
-	hash := first[5]
-	firstPID, _ := strconv.Atoi(first[4])
+	first, _ := parseStart(r.stdout)
+	hash, firstPID := first.hash, first.pid
 	waitFileLines(t, filepath.Join(dir, "pids"), 1)
 	// Elsewhere, with another environment.
 	out := u.ok(t.TempDir(), "restart", hash[:4])
-	m := startRE.FindStringSubmatch(out)
-	if m == nil || m[5] != hash || m[2] != strconv.Itoa(firstPID) {
+	if m, ok := parseStart(out); !ok || m.hash != hash || m.killed != firstPID {
 		t.Fatalf("restart printed:\n%s", out)
 	}
 	lines := waitFileLines(t, filepath.Join(dir, "pids"), 2)
@@ -149,7 +147,7 @@ func TestRestart(t *testing.T) {
 	}
 	want := "from the first start in " + mustReal(t, dir) + "\n"
 	coretest.Eventually(t, 10*time.Second, "second greeting", func() bool {
-		b, _ := os.ReadFile(first[6])
+		b, _ := os.ReadFile(first.log)
 		return strings.Count(string(b), want) == 2
 	})
 	if r := u.btl(dir, "restart", "ffff"); r.code != 1 || !strings.Contains(r.stderr, "no task matches") {
@@ -173,7 +171,7 @@ func TestCleanNamed(t *testing.T) {
 	if n := len(u.state().Processes); n != 3 {
 		t.Fatalf("a refused clean removed entries (%d left)", n)
 	}
-	if out := u.ok(dir, "clean", a.hash[:6]); out != "[btl] Removed 1 dead process entries\n" {
+	if out := u.ok(dir, "clean", a.hash[:6]); out != "[btl] Removed 1 ended task\n" {
 		t.Errorf("clean <hash>: %q", out)
 	}
 	st := u.state()

@@ -23,6 +23,7 @@ leave the list; their logs are kept.`,
 			case !all && len(args) == 0:
 				return usageError("give the hash of the task to kill, or --all (see btl list)")
 			}
+			e.mgr.OnForceKill = e.forceKillNotice
 			removed, err := e.mgr.Kill(cmd.Context(), args, all)
 			n := 0
 			for _, v := range removed {
@@ -39,7 +40,7 @@ leave the list; their logs are kept.`,
 				}
 			}
 			if all {
-				fmt.Fprintf(e.stdout, "[btl] Killed %d processes\n", n)
+				fmt.Fprintf(e.stdout, "[btl] Killed %s\n", plural(n, "process"))
 			}
 			return err
 		},

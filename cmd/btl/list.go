@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"text/tabwriter"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -22,7 +24,8 @@ func newListCmd(e *env) *cobra.Command {
 		Aliases: []string{"ls"},
 		Short:   "List tracked tasks",
 		Long: `List tracked tasks with their status: running, exited N, killed (SIGNAL),
-failed, or gone (not running, how it ended unknown). -o wide adds each task's
+failed, gone (not running, how it ended unknown), or unknown (its backend
+cannot be asked from here; btl show says why). -o wide adds each task's
 backend and unit or label; -o json (or --json) prints the stable JSON schema
 documented in the README.`,
 		Example: "  btl list\n  btl ls -o wide\n  btl list --json | jq -r '.[] | select(.status == \"running\") | .hash'",
@@ -60,7 +63,8 @@ documented in the README.`,
 type taskJSON struct {
 	Hash      string    `json:"hash"`
 	PID       int       `json:"pid"`
-	Status    string    `json:"status"`            // running, exited, killed, failed, gone, starting
+	Status    string    `json:"status"`            // running, exited, killed, failed, gone, starting, unknown
+	Reason    string    `json:"reason,omitempty"`  // set when status is unknown: why the backend cannot be asked
 	ExitCode  *int      `json:"exit_code"`         // set when status is exited
 	Signal    string    `json:"signal,omitempty"`  // set when status is killed
 	Command   string    `json:"command"`           // shell-quoted argv
@@ -77,7 +81,7 @@ func toJSON(v core.View) taskJSON {
 	j := taskJSON{
 		Hash: v.Hash, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: backendName(v.Task),
-		Unit: v.Unit, LogFile: v.LogFile,
+		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
 	}
 	switch v.Status.State {
 	case core.Exited:
@@ -104,42 +108,50 @@ func (e *env) writeJSON(ctx context.Context, views []core.View) error {
 }
 
 func writeTable(w io.Writer, views []core.View, wide, color bool) error {
-	bw := bufio.NewWriter(w)
-	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
-	header := "HASH\tPID\tSTATUS\tSTARTED\tCOMMAND\tCWD"
+	header := []string{"HASH", "PID", "STATUS", "STARTED", "COMMAND", "CWD"}
 	if wide {
-		header += "\tBACKEND\tUNIT"
+		header = append(header, "BACKEND", "UNIT")
 	}
-	fmt.Fprintln(tw, header)
+	const statusCol = 2
+	rows := [][]string{header}
 	now := time.Now()
 	for _, v := range views {
-		status := v.Status.String()
-		if color {
-			// tabwriter counts the escape bytes too; pad before colouring.
-			status = paint(v.Status, fmt.Sprintf("%-*s", statusWidth(views), status))
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s", v.Hash, v.PID, status, ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd))
+		row := []string{v.Hash, strconv.Itoa(v.PID), v.Status.String(), ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd)}
 		if wide {
 			unit := v.Unit
 			if unit == "" {
 				unit = "-"
 			}
-			fmt.Fprintf(tw, "\t%s\t%s", backendName(v.Task), unit)
+			row = append(row, backendName(v.Task), unit)
 		}
-		fmt.Fprintln(tw)
+		rows = append(rows, row)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	// Columns are padded by their visible width: colour codes, added after
+	// padding, take no room (tabwriter would count their bytes).
+	width := make([]int, len(header))
+	for _, row := range rows {
+		for i, cell := range row {
+			width[i] = max(width[i], utf8.RuneCountInString(cell))
+		}
+	}
+	bw := bufio.NewWriter(w)
+	for r, row := range rows {
+		for i, cell := range row {
+			pad := width[i] - utf8.RuneCountInString(cell)
+			if i == len(row)-1 {
+				pad = 0
+			}
+			if r > 0 && i == statusCol && color {
+				cell = paint(views[r-1].Status, cell)
+			}
+			bw.WriteString(cell)
+			if i < len(row)-1 {
+				bw.WriteString(strings.Repeat(" ", pad+2))
+			}
+		}
+		bw.WriteByte('\n')
 	}
 	return bw.Flush()
-}
-
-func statusWidth(views []core.View) int {
-	w := len("STATUS")
-	for _, v := range views {
-		w = max(w, len(v.Status.String()))
-	}
-	return w
 }
 
 func backendName(t *core.Task) string {

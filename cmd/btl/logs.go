@@ -105,13 +105,39 @@ func (e *env) listLogs() error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	now := time.Now()
 	for _, l := range logs {
-		cmd := ""
+		var cmd string
 		if st != nil && st.Processes[l.hash] != nil {
 			cmd = printable(st.Processes[l.hash].Command)
+		} else {
+			// A forgotten task: its log's first start marker names it.
+			log := e.dirs.LogFile(l.hash)
+			if cmd = markerCommand(log); cmd == "" {
+				cmd = markerCommand(log + ".1") // rotated past its marker
+			}
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.hash, humanSize(l.fi.Size()), ago(now, l.fi.ModTime()), cmd)
 	}
 	return tw.Flush()
+}
+
+// markerCommand returns the command named by the first start marker in
+// the first lines of the log file at path, or "".
+func markerCommand(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
+	for sc.Scan() {
+		if _, ok := core.ParseStartMarker(sc.Text()); ok {
+			// [btl] <time> started PID <pid>: <command>
+			if _, cmd, ok := strings.Cut(sc.Text(), ": "); ok {
+				return cmd
+			}
+		}
+	}
+	return ""
 }
 
 // findLog resolves a hash prefix against the tracked tasks and, for tasks
@@ -158,10 +184,8 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 		return err
 	}
 	if t != nil {
-		if ls, ok := e.mgr.Backend.(core.LogSyncer); ok && t.Backend == e.mgr.Backend.Name() {
-			if err := ls.SyncLog(ctx, *t); err != nil {
-				fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %v\n", err)
-			}
+		if err := e.mgr.SyncLog(ctx, t); err != nil {
+			fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %v\n", err)
 		}
 	}
 	f, err := os.Open(path)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"btl/backend/fork"
@@ -49,7 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "Error: %v\n", err)
+	// One line, whatever the error holds (errors.Join puts each on its own).
+	fmt.Fprintf(stderr, "Error: %s\n", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
 	var ee *exitError
 	var xe *core.ExecError
 	switch {

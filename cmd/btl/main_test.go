@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,6 +82,17 @@ func makeUser(t *testing.T) *user {
 		coretest.Eventually(t, 10*time.Second, "this user's processes to end", func() bool {
 			return len(homeProcs(home)) == 0
 		})
+		// Nothing stays behind in the user's manager either: no failed
+		// unit of this user's tasks in systemctl --user --failed.
+		if backendUnderTest() == systemd.Name {
+			logs, _ := filepath.Glob(filepath.Join(u.dataDir(), "logs", "*.log"))
+			for _, l := range logs {
+				unit := "btl-" + strings.TrimSuffix(filepath.Base(l), ".log") + ".service"
+				coretest.Eventually(t, 5*time.Second, unit+" to be collected after kill --all", func() bool {
+					return unitLoadState(t, unit) == "not-found"
+				})
+			}
+		}
 	})
 	return u
 }
@@ -193,7 +205,10 @@ func (u *user) state() *core.State {
 	return st
 }
 
-var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n$`)
+// startRE matches what a start prints: the replaced instance (and whether
+// it needed SIGKILL), the four lines of the start, and, for a task that
+// had already ended when btl looked, how it ended and the end of its log.
+var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(\[btl\] The process has already ended \((.*)\); the end of its log:\n(?:  .*\n)*)?$`)
 
 type started struct {
 	killed  int
@@ -201,19 +216,30 @@ type started struct {
 	pid     int
 	hash    string
 	log     string
+	sigkill bool   // the replaced instance needed SIGKILL
+	ended   string // the status btl saw right after the start, if ended
 }
 
 // start runs a command with btl and parses the five lines btl prints.
 func (u *user) start(dir string, argv ...string) started {
 	u.t.Helper()
 	out := u.ok(dir, argv...)
-	m := startRE.FindStringSubmatch(out)
-	if m == nil {
+	s, ok := parseStart(out)
+	if !ok {
 		u.t.Fatalf("btl %q printed unexpected output:\n%s", argv, out)
 	}
+	return s
+}
+
+// parseStart reads what a start printed.
+func parseStart(out string) (started, bool) {
+	m := startRE.FindStringSubmatch(out)
+	if m == nil {
+		return started{}, false
+	}
 	killed, _ := strconv.Atoi(m[2])
-	pid, _ := strconv.Atoi(m[4])
-	return started{killed: killed, command: m[3], pid: pid, hash: m[5], log: m[6]}
+	pid, _ := strconv.Atoi(m[5])
+	return started{killed: killed, command: m[4], pid: pid, hash: m[6], log: m[7], sigkill: m[3] != "", ended: m[9]}, true
 }
 
 func waitFileLines(t *testing.T, file string, n int) []string {
@@ -356,7 +382,7 @@ func TestListStatusAndClean(t *testing.T) {
 	if out := u.ok(t.TempDir(), "list"); out != "No background processes tracked\n" {
 		t.Errorf("empty list: %q", out)
 	}
-	if out := u.ok(t.TempDir(), "clean"); out != "[btl] No dead processes to clean\n" {
+	if out := u.ok(t.TempDir(), "clean"); out != "[btl] No ended tasks to clean\n" {
 		t.Errorf("clean with nothing: %q", out)
 	}
 	dir := t.TempDir()
@@ -381,7 +407,7 @@ func TestListStatusAndClean(t *testing.T) {
 			t.Errorf("list lacks a line for %s %s:\n%s", c.s.command, c.want, out)
 		}
 	}
-	if out := u.ok(dir, "clean"); out != "[btl] Removed 2 dead process entries\n" {
+	if out := u.ok(dir, "clean"); out != "[btl] Removed 2 ended tasks\n" {
 		t.Errorf("clean: %q", out)
 	}
 	st := u.state()
@@ -391,13 +417,16 @@ func TestListStatusAndClean(t *testing.T) {
 	if !coretest.Alive(runner.pid) {
 		t.Fatal("clean stopped a running task")
 	}
-	if out := u.ok(dir, "clean", "--all"); out != "[btl] Removed 1 entries (1 still running, not stopped)\n" {
-		t.Errorf("clean --all: %q", out)
+	want := fmt.Sprintf("[btl] Removed 0 ended tasks (logs deleted)\n[btl] Kept 1 running task (btl kill --all stops them):\n  %s  PID %d  sleep 100\n", runner.hash, runner.pid)
+	if out := u.ok(dir, "clean", "--all"); out != want {
+		t.Errorf("clean --all: %q, want %q", out, want)
 	}
 	if !coretest.Alive(runner.pid) {
 		t.Fatal("clean --all stopped a running task")
 	}
-	syscallKill(runner.pid)
+	if out := u.ok(dir, "kill", runner.hash); out != fmt.Sprintf("[btl] Process killed (PID %d)\n", runner.pid) {
+		t.Errorf("kill: %q", out)
+	}
 }
 
 func mustReal(t *testing.T, dir string) string {
@@ -520,8 +549,10 @@ func TestExecErrors(t *testing.T) {
 		{[]string{"--backend", "bogus", "true"}, 2, "Error: usage: unknown backend \"bogus\" (want auto, fork, systemd or launchd)\n"},
 		{[]string{"--no-such-flag"}, 2, "Error: usage: unknown flag: --no-such-flag (see btl --help)\n"},
 		{[]string{"kill"}, 2, "Error: usage: give the hash of the task to kill, or --all (see btl list)\n"},
-		{[]string{"kill", "abc"}, 1, "Error: invalid hash \"abc\": give at least 4 of its 16 hex characters\n"},
-		{[]string{"kill", "zzzzzz"}, 1, "Error: invalid hash \"zzzzzz\": give at least 4 of its 16 hex characters\n"},
+		{[]string{"kill", "abc"}, 1, "Error: invalid hash: \"abc\" is too short; give at least 4 characters of the hash\n"},
+		{[]string{"kill", "zzzzzz"}, 1, "Error: invalid hash: \"zzzzzz\" is not a task hash (hashes are 16 hex characters, see btl list)\n"},
+		{[]string{"show", "zzzz"}, 1, "Error: invalid hash: \"zzzz\" is not a task hash (hashes are 16 hex characters, see btl list)\n"},
+		{[]string{"show", "0123456789abcdef0"}, 1, "Error: invalid hash: \"0123456789abcdef0\" is longer than a task hash (16 hex characters)\n"},
 		{[]string{"kill", "abcd"}, 1, "Error: no task matches \"abcd\" (no tasks are tracked)\n"},
 		{[]string{"logs", "abcd"}, 1, "Error: no task matches \"abcd\" (no tasks are tracked) (see btl logs for the logs that exist)\n"},
 	}
@@ -675,7 +706,7 @@ func TestRefusesRoot(t *testing.T) {
 	}
 	u := newUser(t)
 	r := u.btl(t.TempDir(), "sleep", "1")
-	if r.code != 1 || r.stderr != "Error: btl refuses to run as root for safety\nRun as a regular user instead (or set BTL_ALLOW_ROOT=1 in a container that only has root)\n" || r.stdout != "" {
+	if r.code != 1 || r.stderr != "Error: btl refuses to run as root; run it as a regular user (or set BTL_ALLOW_ROOT=1 in a container that only has root)\n" || r.stdout != "" {
 		t.Errorf("as root: %+v", r)
 	}
 	r = u.btlEnv(t.TempDir(), []string{"BTL_ALLOW_ROOT=1"}, "list")

@@ -249,8 +249,8 @@ func TestLogCap(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("start: %+v", r)
 	}
-	m := startRE.FindStringSubmatch(r.stdout)
-	logf := m[6]
+	m, _ := parseStart(r.stdout)
+	logf := m.log
 	coretest.Eventually(t, 30*time.Second, "the last line", func() bool {
 		b, _ := os.ReadFile(logf)
 		return bytes.HasSuffix(b, []byte("last line\n"))
@@ -381,7 +381,7 @@ func TestUnreachableBackendBlocksReplace(t *testing.T) {
 	entry := fmt.Sprintf(`{"processes": {"%s": {"pid": 4242, "user_id": %d, "command": "x", "cwd": "/", "backend": "launchd", "unit": "btl.%s"}}}`, hash, os.Getuid(), hash)
 	os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
 	r := u.btl(dir, argv...)
-	if r.code != 1 || !strings.Contains(r.stderr, "backend not available here: launchd") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code != 1 || !strings.Contains(r.stderr, "backend not available here: task "+hash+" was started with launchd") || strings.Count(r.stderr, "\n") != 1 {
 		t.Errorf("replace of a task whose backend is unreachable: %+v", r)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {

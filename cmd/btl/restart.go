@@ -14,9 +14,9 @@ func newRestartCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "restart <hash>",
 		Short: "Run a task again, as it was started",
-		Long: `Run a task again with the arguments, directory and environment it was started
-with, replacing the running instance if there is one. Works from any
-directory.`,
+		Long: `Run a task again with the arguments, directory, environment and backend it
+was started with, replacing the running instance if there is one. Works from
+any directory. --backend runs it with another backend.`,
 		Example:           "  btl restart 93b8",
 		Args:              exactlyOneHash,
 		ValidArgsFunction: e.completeHashes,
@@ -31,6 +31,14 @@ directory.`,
 			}
 			if len(t.Argv) == 0 {
 				return fmt.Errorf("task %s has no recorded arguments; run it again from %s", t.Hash, t.Cwd)
+			}
+			if !cmd.Flags().Changed("backend") && backendName(t) != e.mgr.Backend.Name() {
+				// A task runs again where it ran, unless told otherwise.
+				b, err := openBackend(backendName(t), e.dirs)
+				if err != nil {
+					return fmt.Errorf("task %s was started with %s: %w (give --backend to run it with another)", t.Hash, backendName(t), err)
+				}
+				e.mgr.Backend = b
 			}
 			env, err := e.dirs.LoadEnv(t.Hash)
 			if errors.Is(err, os.ErrNotExist) {

@@ -75,6 +75,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newShowCmd(e),
 		newRestartCmd(e),
 	)
+	setupCompletion(root)
 	return root
 }
 
@@ -87,7 +88,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 	}
 	if os.Geteuid() == 0 {
 		if os.Getenv("BTL_ALLOW_ROOT") != "1" {
-			return &exitError{code: 1, err: fmt.Errorf("btl refuses to run as root for safety\nRun as a regular user instead (or set BTL_ALLOW_ROOT=1 in a container that only has root)")}
+			return &exitError{code: 1, err: fmt.Errorf("btl refuses to run as root; run it as a regular user (or set BTL_ALLOW_ROOT=1 in a container that only has root)")}
 		}
 		fmt.Fprintln(e.stderr, "Warning: running as root because BTL_ALLOW_ROOT=1")
 	}
@@ -112,6 +113,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 		Dirs:    dirs,
 		Backend: b,
 		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs) },
+		Names:   availableBackends(),
 	}
 	return nil
 }

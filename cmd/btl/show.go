@@ -66,6 +66,9 @@ func (e *env) writeShow(ctx context.Context, v core.View) error {
 	}
 	row("Directory", printable(v.Cwd))
 	row("Status", v.Status.String())
+	if v.Status.Reason != "" {
+		row("Reason", v.Status.Reason)
+	}
 	row("PID", strconv.Itoa(v.PID))
 	if !v.StartedAt.IsZero() {
 		row("Started", v.StartedAt.Local().Format("2006-01-02 15:04:05 MST")+" ("+ago(time.Now(), v.StartedAt)+")")

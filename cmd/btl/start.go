@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	osuser "os/user"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -37,6 +39,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	e.mgr.OnReplace = func(old *core.Task) {
 		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
 	}
+	e.mgr.OnForceKill = e.forceKillNotice
 	task, _, err := e.mgr.Run(cmd.Context(), spec)
 	if err != nil {
 		return err
@@ -45,10 +48,51 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
 	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
 	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
+	// One look, no waiting: a task that died at once (a port in use, a
+	// typo in its arguments) is worth saying so now.
+	if st := e.mgr.Status(cmd.Context(), task); st.Ended() {
+		e.mgr.SyncLog(cmd.Context(), task)
+		fmt.Fprintf(e.stdout, "[btl] The process has already ended (%s); the end of its log:\n", st)
+		for _, l := range lastRunLines(task.LogFile, 10) {
+			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
+		}
+	}
 	if task.Backend == systemd.Name {
 		e.lingerHint()
 	}
 	return nil
+}
+
+// lastRunLines returns up to n last lines of the newest run in the log
+// file: the lines after its last start marker.
+func lastRunLines(path string, n int) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	// The end of the file is enough for a few lines.
+	const tail = 64 << 10
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		f.Seek(fi.Size()-tail, io.SeekStart)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if _, ok := core.ParseStartMarker(lines[i]); ok {
+			lines = lines[i+1:]
+			break
+		}
+	}
+	return lines[max(len(lines)-n, 0):]
+}
+
+// forceKillNotice says that a task had to be killed with SIGKILL.
+func (e *env) forceKillNotice(t *core.Task) {
+	fmt.Fprintf(e.stdout, "[btl] PID %d did not exit within %v of SIGTERM; sent SIGKILL\n", t.PID, core.Grace)
 }
 
 // lingerHint tells, once, a user on ssh whose systemd tasks would end at
