@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Manager applies btl's policy: one task per hash, a new start replaces
@@ -86,9 +88,15 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	// The log is created by btl (mode 0600, never through a symbolic
 	// link), and a log that cannot be opened stops the start before the
 	// old instance is touched.
-	lf, err := OpenLogFile(spec.LogFile)
-	if err != nil {
-		return nil, nil, err
+	// A FIFO or device in the log's place is refused, not waited on.
+	lf, err := OpenRegular(spec.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, nil, fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", spec.LogFile)
+	case errors.Is(err, ErrNotRegular):
+		return nil, nil, fmt.Errorf("open log: %s is not a regular file; remove it", spec.LogFile)
+	case err != nil:
+		return nil, nil, fmt.Errorf("open log: %w", err)
 	}
 	lf.Close()
 	err = m.Store.Update(func(st *State) error {

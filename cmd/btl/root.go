@@ -108,7 +108,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 		return err
 	}
 	e.mgr = &core.Manager{
-		Store:   &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }},
+		Store:   &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }, Context: cmd.Context()},
 		Dirs:    dirs,
 		Backend: b,
 		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs) },

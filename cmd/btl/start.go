@@ -69,5 +69,7 @@ func (e *env) lingerHint() {
 		return
 	}
 	fmt.Fprintln(e.stderr, "Hint: systemd ends your tasks when you log out of ssh; to keep them running, run: loginctl enable-linger "+u.Username)
-	os.WriteFile(seen, nil, 0o600)
+	if f, err := os.OpenFile(seen, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 }
