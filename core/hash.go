@@ -3,6 +3,7 @@ package core
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
 )
 
@@ -54,5 +55,16 @@ func CommandLine(argv []string) string {
 // SHA-256(cwd + "::" + command).
 func Hash(cwd, command string) string {
 	sum := sha256.Sum256([]byte(cwd + "::" + command))
+	return hex.EncodeToString(sum[:])[:HashLen]
+}
+
+// DerivedHash returns the n-th alternative hash (n >= 1) of a task whose
+// Hash is already taken by a different task (SHA-256(cwd + "::" + command)
+// is ambiguous: cwd /a with "b::c" and cwd /a::b with "c" give the same
+// input): the first 16 hex characters of SHA-256(cwd + NUL + command + NUL
+// + n), n in decimal. NUL appears in no path or argument, so this input is
+// unambiguous.
+func DerivedHash(cwd, command string, n int) string {
+	sum := sha256.Sum256([]byte(cwd + "\x00" + command + "\x00" + strconv.Itoa(n)))
 	return hex.EncodeToString(sum[:])[:HashLen]
 }

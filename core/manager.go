@@ -29,6 +29,10 @@ type Manager struct {
 	// OnReplace, when set, is called before a running instance is stopped
 	// to make way for a new one.
 	OnReplace func(old *Task)
+	// OnRehash, when set, is called when a start's hash belongs to a
+	// different task (other), which is left alone: the start gets hash
+	// instead (see DerivedHash).
+	OnRehash func(other *Task, hash string)
 
 	opened map[string]Backend // by Open, nil where it failed
 }
@@ -88,18 +92,18 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	// The log is created by btl (mode 0600, never through a symbolic
 	// link), and a log that cannot be opened stops the start before the
 	// old instance is touched.
-	// A FIFO or device in the log's place is refused, not waited on.
-	lf, err := OpenRegular(spec.LogFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	switch {
-	case errors.Is(err, unix.ELOOP):
-		return nil, nil, fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", spec.LogFile)
-	case errors.Is(err, ErrNotRegular):
-		return nil, nil, fmt.Errorf("open log: %s is not a regular file; remove it", spec.LogFile)
-	case err != nil:
-		return nil, nil, fmt.Errorf("open log: %w", err)
+	if err := checkLog(spec.LogFile); err != nil {
+		return nil, nil, err
 	}
-	lf.Close()
 	err = m.Store.Update(func(st *State) error {
+		if other := m.place(st, &spec); other != nil {
+			if err := checkLog(spec.LogFile); err != nil {
+				return err
+			}
+			if m.OnRehash != nil {
+				m.OnRehash(other, spec.Hash)
+			}
+		}
 		if old := st.Processes[spec.Hash]; old != nil {
 			alive, err := m.stop(ctx, old, func() {
 				if m.OnReplace != nil {
@@ -158,6 +162,62 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		return nil
 	})
 	return started, replaced, err
+}
+
+// checkLog makes sure the log file at path can be opened for appending:
+// created by btl (mode 0600), never through a symbolic link, and a regular
+// file (a FIFO or device in its place is refused, not waited on).
+func checkLog(path string) error {
+	lf, err := OpenRegular(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
+	case errors.Is(err, ErrNotRegular):
+		return fmt.Errorf("open log: %s is not a regular file; remove it", path)
+	case err != nil:
+		return fmt.Errorf("open log: %w", err)
+	}
+	return lf.Close()
+}
+
+// place settles spec's hash in st. A task recorded with spec's directory
+// and command keeps its hash, whichever it is; otherwise spec keeps its
+// Hash when no task holds it, and else takes the first DerivedHash that
+// is free: a different task never gets replaced because its hash is the
+// same. place returns the different task that holds spec's Hash, if any.
+func (m *Manager) place(st *State, spec *Spec) (other *Task) {
+	base := spec.Hash
+	if t := st.Processes[base]; t != nil && !t.sameAs(spec) {
+		other = t
+	}
+	hash := ""
+	if other == nil {
+		hash = base
+	}
+	for _, t := range st.Processes {
+		if t.Hash != base && t.sameAs(spec) {
+			hash = t.Hash
+			break
+		}
+	}
+	for n := 1; hash == ""; n++ {
+		if h := DerivedHash(spec.Dir, spec.Command, n); st.Processes[h] == nil {
+			hash = h
+		}
+	}
+	if hash != base {
+		spec.Token = hash + strings.TrimPrefix(spec.Token, base)
+		spec.Hash = hash
+		spec.Env = Setenv(Setenv(spec.Env, EnvHash, hash), EnvInstance, spec.Token)
+		spec.LogFile = m.Dirs.LogFile(hash)
+	}
+	return other
+}
+
+// sameAs reports whether t was started in spec's directory with spec's
+// arguments.
+func (t *Task) sameAs(spec *Spec) bool {
+	return t.Cwd == spec.Dir && t.Command == spec.Command
 }
 
 // stop ends t's tree if it is the caller's. before is called first when

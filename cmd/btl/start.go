@@ -37,6 +37,10 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	e.mgr.OnReplace = func(old *core.Task) {
 		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
 	}
+	e.mgr.OnRehash = func(other *core.Task, hash string) {
+		fmt.Fprintf(e.stderr, "Warning: hash %s already names a different task (%s in %s); this one gets hash %s\n",
+			other.Hash, printable(other.Command), printable(other.Cwd), hash)
+	}
 	task, _, err := e.mgr.Run(cmd.Context(), spec)
 	if err != nil {
 		return err

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"btl/core"
+	"btl/core/coretest"
+)
+
+// TestHashCollision starts two different tasks whose documented hashes are
+// equal (cwd a with "b::c 100", cwd a::b with "c 100"): neither replaces
+// the other, the second says which hash it got, and each replaces only
+// itself afterwards.
+func TestHashCollision(t *testing.T) {
+	u := newUser(t)
+	base := mustReal(t, t.TempDir())
+	bin := t.TempDir()
+	for _, name := range []string{"b::c", "c"} {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nexec sleep \"$@\"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	dirA, dirAB := filepath.Join(base, "a"), filepath.Join(base, "a::b")
+	for _, d := range []string{dirA, dirAB} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := core.Hash(dirA, "b::c 100")
+	if h != core.Hash(dirAB, "c 100") {
+		t.Fatal("the two tasks do not share the documented hash")
+	}
+	start := func(dir string, argv ...string) (started, string) {
+		t.Helper()
+		r := u.btlEnv(dir, env, argv...)
+		m := startRE.FindStringSubmatch(r.stdout)
+		if r.code != 0 || m == nil {
+			t.Fatalf("btl %q: %+v", argv, r)
+		}
+		return started{killed: atoi(m[2]), command: m[3], pid: atoi(m[4]), hash: m[5], log: m[6]}, r.stderr
+	}
+
+	first, stderr := start(dirA, "b::c", "100")
+	if first.hash != h || stderr != "" {
+		t.Fatalf("first task: hash %s, stderr %q", first.hash, stderr)
+	}
+	second, stderr := start(dirAB, "c", "100")
+	if second.hash == h || second.killed != 0 {
+		t.Fatalf("second task took the first one's hash %s (killed PID %d)", h, second.killed)
+	}
+	if strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, h) || !strings.Contains(stderr, second.hash) {
+		t.Errorf("second task's notice: %q", stderr)
+	}
+	if !coretest.Alive(first.pid) {
+		t.Fatal("starting a different task with the same hash killed the first")
+	}
+	if second.log != filepath.Join(u.dataDir(), "logs", second.hash+".log") {
+		t.Errorf("second task logs to %s", second.log)
+	}
+
+	third, _ := start(dirAB, "c", "100")
+	if third.hash != second.hash || third.killed != second.pid || !coretest.Alive(first.pid) {
+		t.Errorf("restarting the second task: %+v (second %+v, first alive: %v)", third, second, coretest.Alive(first.pid))
+	}
+	fourth, _ := start(dirA, "b::c", "100")
+	if fourth.hash != h || fourth.killed != first.pid || !coretest.Alive(third.pid) {
+		t.Errorf("restarting the first task: %+v (third alive: %v)", fourth, coretest.Alive(third.pid))
+	}
+	if n := len(u.state().Processes); n != 2 {
+		t.Errorf("%d entries, want 2", n)
+	}
+	u.ok(base, "kill", h)
+	if !coretest.Alive(third.pid) {
+		t.Error("killing the first task killed the second")
+	}
+	// With its hash free again, the second task still replaces itself.
+	fifth, stderr := start(dirAB, "c", "100")
+	if fifth.hash != second.hash || fifth.killed != third.pid || stderr != "" {
+		t.Errorf("second task once the first is gone: %+v, stderr %q", fifth, stderr)
+	}
+	if r := u.ok(base, "restart", second.hash); !strings.Contains(r, "Hash: "+second.hash) {
+		t.Errorf("restart of the second task:\n%s", r)
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, c := range s {
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
