@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // HashLen is the number of hex characters in a task hash.
@@ -67,4 +68,22 @@ func Hash(cwd, command string) string {
 func DerivedHash(cwd, command string, n int) string {
 	sum := sha256.Sum256([]byte(cwd + "\x00" + command + "\x00" + strconv.Itoa(n)))
 	return hex.EncodeToString(sum[:])[:HashLen]
+}
+
+// IsText reports whether every string is valid UTF-8. D-Bus (systemd) and
+// property lists (launchd) carry nothing else; the fork backend runs any
+// bytes.
+func IsText(s ...string) bool {
+	for _, x := range s {
+		if !utf8.ValidString(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// SpecIsText reports whether spec's program, directory and arguments are
+// valid UTF-8.
+func SpecIsText(spec Spec) bool {
+	return IsText(spec.Path, spec.Dir, spec.Command) && IsText(spec.Argv...)
 }

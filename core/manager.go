@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -217,7 +218,20 @@ func (m *Manager) place(st *State, spec *Spec) (other *Task) {
 // sameAs reports whether t was started in spec's directory with spec's
 // arguments.
 func (t *Task) sameAs(spec *Spec) bool {
-	return t.Cwd == spec.Dir && t.Command == spec.Command
+	if t.Cwd == spec.Dir && t.Command == spec.Command {
+		return true
+	}
+	// Older btl versions stored bytes that are not UTF-8 as U+FFFD.
+	return !IsText(spec.Dir, spec.Command) && t.Cwd == lossy(spec.Dir) && t.Command == lossy(spec.Command)
+}
+
+// lossy is s as a JSON string carries it: each byte that is not part of
+// valid UTF-8 replaced by U+FFFD.
+func lossy(s string) string {
+	b, _ := json.Marshal(s)
+	var out string
+	json.Unmarshal(b, &out)
+	return out
 }
 
 // stop ends t's tree if it is the caller's. before is called first when

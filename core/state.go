@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,7 +44,52 @@ type Task struct {
 	Status    *Status   `json:"status,omitempty"`     // how it ended, once known
 	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
 
+	// The exact bytes of Command, Cwd and Argv when they are not valid
+	// UTF-8, which a JSON string cannot carry (base64 in the file; the
+	// string fields then hold U+FFFD in their place, for older readers).
+	// Set only while encoding; decoding moves them into the fields above.
+	CommandBytes []byte   `json:"command_bytes,omitempty"`
+	CwdBytes     []byte   `json:"cwd_bytes,omitempty"`
+	ArgvBytes    [][]byte `json:"argv_bytes,omitempty"`
+
 	extra map[string]json.RawMessage
+}
+
+// toBytes fills the *Bytes fields of a copy of t about to be encoded.
+func (t *Task) toBytes() {
+	if !utf8.ValidString(t.Command) {
+		t.CommandBytes = []byte(t.Command)
+	}
+	if !utf8.ValidString(t.Cwd) {
+		t.CwdBytes = []byte(t.Cwd)
+	}
+	for _, a := range t.Argv {
+		if !utf8.ValidString(a) {
+			t.ArgvBytes = make([][]byte, len(t.Argv))
+			for i, a := range t.Argv {
+				t.ArgvBytes[i] = []byte(a)
+			}
+			break
+		}
+	}
+}
+
+// fromBytes restores the exact bytes of a decoded task.
+func (t *Task) fromBytes() {
+	if t.CommandBytes != nil {
+		t.Command, t.CommandBytes = string(t.CommandBytes), nil
+	}
+	if t.CwdBytes != nil {
+		t.Cwd, t.CwdBytes = string(t.CwdBytes), nil
+	}
+	if t.ArgvBytes != nil {
+		if len(t.ArgvBytes) == len(t.Argv) {
+			for i, a := range t.ArgvBytes {
+				t.Argv[i] = string(a)
+			}
+		}
+		t.ArgvBytes = nil
+	}
 }
 
 // Proc returns the identity of the task's main process.
@@ -55,12 +101,15 @@ type plainTask Task
 func (t *Task) UnmarshalJSON(b []byte) error {
 	extra, err := decodeKeeping(b, (*plainTask)(t), reflect.TypeFor[plainTask]())
 	t.extra = extra
+	t.fromBytes()
 	return err
 }
 
 // MarshalJSON encodes a task with the unknown fields it was read with.
 func (t *Task) MarshalJSON() ([]byte, error) {
-	return withExtra((*plainTask)(t), t.extra)
+	c := *t
+	c.toBytes()
+	return withExtra((*plainTask)(&c), t.extra)
 }
 
 // State is the content of state.json.
@@ -482,6 +531,7 @@ func decodeFast(b []byte) (*State, bool) {
 		}
 		t := (*Task)(pt)
 		t.Hash = h
+		t.fromBytes()
 		st.Processes[h] = t
 	}
 	if fs.Processes == nil {

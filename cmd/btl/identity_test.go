@@ -3,9 +3,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
+	"btl/backend/fork"
 	"btl/core"
 	"btl/core/coretest"
 )
@@ -23,7 +27,7 @@ func TestHashCollision(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	env := []string{"PATH=" + bin + ":" + core.Getenv(u.env, "PATH")}
 	dirA, dirAB := filepath.Join(base, "a"), filepath.Join(base, "a::b")
 	for _, d := range []string{dirA, dirAB} {
 		if err := os.Mkdir(d, 0o755); err != nil {
@@ -93,4 +97,52 @@ func atoi(s string) int {
 		n = n*10 + int(c-'0')
 	}
 	return n
+}
+
+// TestBytesNotText runs a command with an argument and a directory that
+// are not valid UTF-8. fork records them exactly, and restart runs the
+// same bytes under the same hash; systemd and launchd refuse them in one
+// line, and auto mode runs them with fork.
+func TestBytesNotText(t *testing.T) {
+	u := newUser(t)
+	dir := filepath.Join(mustReal(t, t.TempDir()), "dir\xfe")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	argv := []string{"sh", "-c", `echo "$0" >> args; exec sleep 100`, "x\xffy"}
+	hash := core.Hash(dir, core.CommandLine(argv))
+	if backendUnderTest() != fork.Name {
+		r := u.btl(dir, argv...)
+		if r.code == 0 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "not valid UTF-8") {
+			t.Errorf("%s with bytes that are not UTF-8: %+v", backendUnderTest(), r)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "args")); err == nil {
+			t.Error("the refused command ran")
+		}
+		u.env = append(u.env, "BTL_BACKEND=auto")
+	}
+	s := u.start(dir, argv...)
+	if s.hash != hash {
+		t.Errorf("hash %s, want %s", s.hash, hash)
+	}
+	task := u.state().Processes[s.hash]
+	if task == nil || task.Cwd != dir || !slices.Equal(task.Argv, argv) || task.Command != core.CommandLine(argv) || task.Backend != fork.Name {
+		t.Fatalf("recorded task: %+v", task)
+	}
+	b, _ := os.ReadFile(filepath.Join(u.dataDir(), "state.json"))
+	if !utf8.Valid(b) {
+		t.Error("state.json is not valid UTF-8")
+	}
+	r := u.btl(t.TempDir(), "restart", s.hash)
+	m := startRE.FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || m[5] != s.hash || atoi(m[2]) != s.pid {
+		t.Fatalf("restart did not replace the task under its hash: %+v", r)
+	}
+	coretest.Eventually(t, 10*time.Second, "both runs' arguments", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "args"))
+		return string(b) == "x\xffy\nx\xffy\n"
+	})
+	if n := len(u.state().Processes); n != 1 {
+		t.Errorf("%d entries after restart, want 1", n)
+	}
 }

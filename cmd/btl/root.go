@@ -29,6 +29,7 @@ type env struct {
 	stdout, stderr io.Writer
 	backend        string // --backend or BTL_BACKEND
 	noUnbuffer     bool   // --no-unbuffer
+	auto           bool   // the backend was picked automatically
 	dirs           core.Dirs
 	mgr            *core.Manager
 }
@@ -103,6 +104,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 	if name == "" {
 		name = strings.TrimSpace(os.Getenv("BTL_BACKEND"))
 	}
+	e.auto = name == "" || name == "auto"
 	b, err := selectBackend(name, dirs)
 	if err != nil {
 		return err

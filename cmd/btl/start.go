@@ -34,6 +34,9 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if err != nil {
 		return err
 	}
+	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
+		return err
+	}
 	e.mgr.OnReplace = func(old *core.Task) {
 		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
 	}
