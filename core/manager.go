@@ -96,6 +96,11 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	if err := checkLog(spec.LogFile); err != nil {
 		return nil, nil, err
 	}
+	// Backends keep exit statuses and journal cursors in run/: without it
+	// a task's end would go unrecorded, so no backend starts one.
+	if err := checkWritableDir(m.Dirs.Run); err != nil {
+		return nil, nil, err
+	}
 	err = m.Store.Update(func(st *State) error {
 		if other := m.place(st, &spec); other != nil {
 			if err := checkLog(spec.LogFile); err != nil {
@@ -106,6 +111,11 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			}
 		}
 		if old := st.Processes[spec.Hash]; old != nil {
+			// Stopping the old instance is undone by nothing: first make
+			// sure the state it leads to can be saved (a full disk).
+			if err := m.Store.canSave(st); err != nil {
+				return err
+			}
 			alive, err := m.stop(ctx, old, func() {
 				if m.OnReplace != nil {
 					m.OnReplace(old)
@@ -179,6 +189,17 @@ func checkLog(path string) error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	return lf.Close()
+}
+
+// checkWritableDir makes sure the caller can create files in dir.
+func checkWritableDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("%s: %w (chmod 700 %s)", dir, err, dir)
+	}
+	return nil
 }
 
 // place settles spec's hash in st. A task recorded with spec's directory

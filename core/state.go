@@ -261,6 +261,7 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 		return err
 	}
 	defer unlock()
+	s.removeTemps()
 	st, err := s.load(true)
 	if err != nil {
 		return err
@@ -277,6 +278,39 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 		return nil
 	}
 	return s.save(st)
+}
+
+// removeTemps removes the temporary files of writers that died in the
+// middle of a save. Called with the lock held: only a holder of the lock
+// writes one, so every one found then is left over.
+func (s *Store) removeTemps() {
+	left, _ := filepath.Glob(filepath.Join(s.Dir, ".state.json.tmp-*"))
+	for _, f := range left {
+		os.Remove(f)
+	}
+}
+
+// canSave checks, while the lock is held, that a state the size of st and
+// a new task can be written: it writes a temporary file that large and
+// removes it.
+func (s *Store) canSave(st *State) error {
+	b, err := st.encode()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.Dir, ".state.json.tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", s.Path(), err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(make([]byte, len(b)+4096))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", s.Path(), err)
+	}
+	return nil
 }
 
 // checkpoint saves st in the middle of an Update, while the lock is held.

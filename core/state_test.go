@@ -279,3 +279,22 @@ func TestStateKeepsBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreRemovesLeftTemps: the temporary files of writers that died in
+// the middle of a save go with the next update.
+func TestStoreRemovesLeftTemps(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	// A writer killed after creating its temporary file.
+	cmd := exec.Command("sh", "-c", `printf '{"proc' > "$0/.state.json.tmp-123"; kill -9 $$`, s.Dir)
+	cmd.Run()
+	left, _ := filepath.Glob(filepath.Join(s.Dir, ".state.json.tmp-*"))
+	if len(left) != 1 {
+		t.Fatalf("set-up: %v", left)
+	}
+	if err := s.Update(func(st *State) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.Dir, ".state.json.tmp-*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}

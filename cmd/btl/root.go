@@ -92,6 +92,11 @@ func (e *env) setup(cmd *cobra.Command) error {
 		}
 		fmt.Fprintln(e.stderr, "Warning: running as root because BTL_ALLOW_ROOT=1")
 	}
+	// A btl run inside a task must not pass that task's identity on to
+	// the helpers it starts: a supervisor carrying the outer BTL_INSTANCE
+	// would be stopped with the outer task.
+	os.Unsetenv(core.EnvHash)
+	os.Unsetenv(core.EnvInstance)
 	dirs, err := core.DefaultDirs()
 	if err != nil {
 		return err
