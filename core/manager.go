@@ -202,38 +202,53 @@ func checkWritableDir(dir string) error {
 	return nil
 }
 
-// place settles spec's hash in st. A task recorded with spec's directory
-// and command keeps its hash, whichever it is; otherwise spec keeps its
-// Hash when no task holds it, and else takes the first DerivedHash that
-// is free: a different task never gets replaced because its hash is the
-// same. place returns the different task that holds spec's Hash, if any.
+// place settles spec's hash in st. spec keeps its Hash unless a
+// different task holds it: one whose recorded directory and command are
+// not spec's but give the same Hash (a record whose directory and command
+// do not give its hash, such as a task found again from a process that
+// changed directory, cannot be told apart and is replaced as before).
+// Then spec takes the DerivedHash its own task already runs under, or else
+// the first free one, and place returns the different task. When spec's
+// Hash is free, the task may still run under a DerivedHash taken while
+// the other task held it: it keeps that one.
 func (m *Manager) place(st *State, spec *Spec) (other *Task) {
 	base := spec.Hash
-	if t := st.Processes[base]; t != nil && !t.sameAs(spec) {
+	t := st.Processes[base]
+	if t != nil && !t.sameAs(spec) && Hash(t.Cwd, t.Command) == base {
 		other = t
 	}
-	hash := ""
-	if other == nil {
-		hash = base
+	if t != nil && other == nil {
+		return nil
 	}
+	hash := ""
 	for _, t := range st.Processes {
-		if t.Hash != base && t.sameAs(spec) {
+		if t.Hash != base && t.sameAs(spec) && isDerived(t.Hash, spec) {
 			hash = t.Hash
 			break
 		}
 	}
-	for n := 1; hash == ""; n++ {
+	for n := 1; hash == "" && other != nil; n++ {
 		if h := DerivedHash(spec.Dir, spec.Command, n); st.Processes[h] == nil {
 			hash = h
 		}
 	}
-	if hash != base {
+	if hash != "" {
 		spec.Token = hash + strings.TrimPrefix(spec.Token, base)
 		spec.Hash = hash
 		spec.Env = Setenv(Setenv(spec.Env, EnvHash, hash), EnvInstance, spec.Token)
 		spec.LogFile = m.Dirs.LogFile(hash)
 	}
 	return other
+}
+
+// isDerived reports whether hash is one of spec's DerivedHash values.
+func isDerived(hash string, spec *Spec) bool {
+	for n := 1; n <= 1000; n++ {
+		if DerivedHash(spec.Dir, spec.Command, n) == hash {
+			return true
+		}
+	}
+	return false
 }
 
 // sameAs reports whether t was started in spec's directory with spec's

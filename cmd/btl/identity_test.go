@@ -146,3 +146,24 @@ func TestBytesNotText(t *testing.T) {
 		t.Errorf("%d entries after restart, want 1", n)
 	}
 }
+
+// TestReadoptedTaskStillReplaced loses state.json under a task whose main
+// process no longer shows the command it was started with: found again
+// from the backend, it is still the task the same start replaces.
+func TestReadoptedTaskStillReplaced(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", "cd /; exec sleep 977"}
+	s := u.start(dir, argv...)
+	os.Remove(filepath.Join(u.dataDir(), "state.json"))
+	if out := u.ok(dir, "list"); !strings.Contains(out, s.hash) {
+		t.Fatalf("task not found again:\n%s", out)
+	}
+	again := u.start(dir, argv...)
+	if again.hash != s.hash || again.killed != s.pid {
+		t.Errorf("start after re-adoption: %+v, want hash %s replacing PID %d", again, s.hash, s.pid)
+	}
+	if n := len(u.state().Processes); n != 1 {
+		t.Errorf("%d entries, want 1", n)
+	}
+}
