@@ -96,19 +96,21 @@ func checkInterpreter(p, dir string, depth int) error {
 	if !ok {
 		return nil
 	}
-	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+	// As the kernel reads it: after blanks, up to a blank, newline or NUL
+	// (a carriage return is part of the name).
+	line = bytes.TrimLeft(line, " \t")
+	if i := bytes.IndexAny(line, " \t\n\x00"); i >= 0 {
 		line = line[:i]
 	}
-	fields := bytes.Fields(line)
-	if len(fields) == 0 {
+	if len(line) == 0 {
 		return nil
 	}
-	interp := string(fields[0])
+	interp := string(line)
 	if !filepath.IsAbs(interp) {
 		interp = filepath.Join(dir, interp)
 	}
 	if err := checkExec(interp); err != nil {
-		return fmt.Errorf("bad interpreter %s: %w", fields[0], err)
+		return fmt.Errorf("bad interpreter %s: %w", OneLine(string(line)), err)
 	}
 	return checkInterpreter(interp, dir, depth+1)
 }
