@@ -3,9 +3,12 @@ package core
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // EnvFile is where the environment of the task with the given hash is
@@ -24,8 +27,20 @@ func (d Dirs) saveEnv(hash string, env []string) error {
 		b.WriteString(kv)
 		b.WriteByte(0)
 	}
+	// A new file every time (whatever was left at tmp, even a FIFO, is
+	// removed first), so nothing can make the write wait.
 	tmp := d.EnvFile(hash) + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o600); err != nil {
+	os.Remove(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("record environment: %w", err)
+	}
+	_, err = f.Write(b.Bytes())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("record environment: %w", err)
 	}
 	return os.Rename(tmp, d.EnvFile(hash))
@@ -34,7 +49,12 @@ func (d Dirs) saveEnv(hash string, env []string) error {
 // LoadEnv returns the environment recorded when the task with the given
 // hash was last started.
 func (d Dirs) LoadEnv(hash string) ([]string, error) {
-	b, err := os.ReadFile(d.EnvFile(hash))
+	f, err := OpenRegular(d.EnvFile(hash), os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,9 @@ package core
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // HashLen is the number of hex characters in a task hash.
@@ -55,4 +57,33 @@ func CommandLine(argv []string) string {
 func Hash(cwd, command string) string {
 	sum := sha256.Sum256([]byte(cwd + "::" + command))
 	return hex.EncodeToString(sum[:])[:HashLen]
+}
+
+// DerivedHash returns the n-th alternative hash (n >= 1) of a task whose
+// Hash is already taken by a different task (SHA-256(cwd + "::" + command)
+// is ambiguous: cwd /a with "b::c" and cwd /a::b with "c" give the same
+// input): the first 16 hex characters of SHA-256(cwd + NUL + command + NUL
+// + n), n in decimal. NUL appears in no path or argument, so this input is
+// unambiguous.
+func DerivedHash(cwd, command string, n int) string {
+	sum := sha256.Sum256([]byte(cwd + "\x00" + command + "\x00" + strconv.Itoa(n)))
+	return hex.EncodeToString(sum[:])[:HashLen]
+}
+
+// IsText reports whether every string is valid UTF-8. D-Bus (systemd) and
+// property lists (launchd) carry nothing else; the fork backend runs any
+// bytes.
+func IsText(s ...string) bool {
+	for _, x := range s {
+		if !utf8.ValidString(x) {
+			return false
+		}
+	}
+	return true
+}
+
+// SpecIsText reports whether spec's program, directory and arguments are
+// valid UTF-8.
+func SpecIsText(spec Spec) bool {
+	return IsText(spec.Path, spec.Dir, spec.Command) && IsText(spec.Argv...)
 }

@@ -1,7 +1,10 @@
 package core
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -26,6 +29,9 @@ func LookPath(name, dir string, env []string) (string, error) {
 		if err := checkExec(p); err != nil {
 			return "", &ExecError{Name: name, Err: err}
 		}
+		if err := checkInterpreter(p, dir, 0); err != nil {
+			return "", &ExecError{Name: name, Err: err}
+		}
 		return p, nil
 	}
 	var firstErr error
@@ -39,6 +45,9 @@ func LookPath(name, dir string, env []string) (string, error) {
 		p := filepath.Join(d, name)
 		err := checkExec(p)
 		if err == nil {
+			if err := checkInterpreter(p, dir, 0); err != nil {
+				return "", &ExecError{Name: name, Err: err}
+			}
 			return p, nil
 		}
 		if firstErr == nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrIsDir) {
@@ -64,6 +73,46 @@ func checkExec(p string) error {
 		return ErrNotExecutable
 	}
 	return nil
+}
+
+// checkInterpreter checks the interpreter named on the "#!" line of the
+// script p, as the kernel would run it from dir, and that interpreter's
+// own, up to the kernel's nesting limit. A missing interpreter is
+// ErrNotFound (127, as sh and bash say), one that is a directory or not
+// executable ErrIsDir or ErrNotExecutable (126); the error names it. A
+// file btl cannot read or that is no script is left to the exec.
+func checkInterpreter(p, dir string, depth int) error {
+	if depth >= 4 {
+		return nil
+	}
+	f, err := OpenRegular(p, os.O_RDONLY, 0)
+	if err != nil {
+		return nil
+	}
+	buf := make([]byte, 256)
+	n, _ := io.ReadFull(f, buf)
+	f.Close()
+	line, ok := bytes.CutPrefix(buf[:n], []byte("#!"))
+	if !ok {
+		return nil
+	}
+	// As the kernel reads it: after blanks, up to a blank, newline or NUL
+	// (a carriage return is part of the name).
+	line = bytes.TrimLeft(line, " \t")
+	if i := bytes.IndexAny(line, " \t\n\x00"); i >= 0 {
+		line = line[:i]
+	}
+	if len(line) == 0 {
+		return nil
+	}
+	interp := string(line)
+	if !filepath.IsAbs(interp) {
+		interp = filepath.Join(dir, interp)
+	}
+	if err := checkExec(interp); err != nil {
+		return fmt.Errorf("bad interpreter %s: %w", OneLine(string(line)), err)
+	}
+	return checkInterpreter(interp, dir, depth+1)
 }
 
 // Getenv returns the value of name in env, the last one when repeated.

@@ -41,3 +41,35 @@ func TestLookPath(t *testing.T) {
 		}
 	}
 }
+
+func TestLookPathInterpreter(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("inner", "#!/bin/sh\n")
+	os.WriteFile(filepath.Join(dir, "noexec"), []byte("x"), 0o644)
+	for _, c := range []struct {
+		name, script string
+		err          error
+	}{
+		{"ok", "#!/bin/sh\necho\n", nil},
+		{"args", "#! /bin/sh -e\n", nil},
+		{"binary", "\x7fELF", nil},
+		{"empty", "#!\n", nil},
+		{"nested", "#!" + filepath.Join(dir, "inner") + "\n", nil},
+		{"relative", "#!inner\n", nil},
+		{"missing", "#!/nonexistent/sh\n", ErrNotFound},
+		{"crlf", "#!/bin/sh\r\n", ErrNotFound},
+		{"directory", "#!/tmp\n", ErrIsDir},
+		{"not executable", "#!" + filepath.Join(dir, "noexec") + "\n", ErrNotExecutable},
+	} {
+		write("script", c.script)
+		_, err := LookPath("./script", dir, nil)
+		if !errors.Is(err, c.err) || (c.err == nil) != (err == nil) {
+			t.Errorf("%s: LookPath = %v, want %v", c.name, err, c.err)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Manager applies btl's policy: one task per hash, a new start replaces
@@ -35,6 +38,10 @@ type Manager struct {
 	// OnForceKill, when set, is called after a running task had to be
 	// sent SIGKILL: it had not exited within Grace of SIGTERM.
 	OnForceKill func(t *Task)
+	// OnRehash, when set, is called when a start's hash belongs to a
+	// different task (other), which is left alone: the start gets hash
+	// instead (see DerivedHash).
+	OnRehash func(other *Task, hash string)
 
 	opened  map[string]Backend // by Open, nil where it failed
 	openErr map[string]error   // why Open failed
@@ -95,13 +102,29 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	// The log is created by btl (mode 0600, never through a symbolic
 	// link), and a log that cannot be opened stops the start before the
 	// old instance is touched.
-	lf, err := OpenLogFile(spec.LogFile)
-	if err != nil {
+	if err := checkLog(spec.LogFile); err != nil {
 		return nil, nil, err
 	}
-	lf.Close()
+	// Backends keep exit statuses and journal cursors in run/: without it
+	// a task's end would go unrecorded, so no backend starts one.
+	if err := checkWritableDir(m.Dirs.Run); err != nil {
+		return nil, nil, err
+	}
 	err = m.Store.Update(func(st *State) error {
+		if other := m.place(st, &spec); other != nil {
+			if err := checkLog(spec.LogFile); err != nil {
+				return err
+			}
+			if m.OnRehash != nil {
+				m.OnRehash(other, spec.Hash)
+			}
+		}
 		if old := st.Processes[spec.Hash]; old != nil {
+			// Stopping the old instance is undone by nothing: first make
+			// sure the state it leads to can be saved (a full disk).
+			if err := m.Store.canSave(st); err != nil {
+				return err
+			}
 			alive, err := m.stop(ctx, old, func() {
 				if m.OnReplace != nil {
 					m.OnReplace(old)
@@ -159,6 +182,101 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		return nil
 	})
 	return started, replaced, err
+}
+
+// checkLog makes sure the log file at path can be opened for appending:
+// created by btl (mode 0600), never through a symbolic link, and a regular
+// file (a FIFO or device in its place is refused, not waited on).
+func checkLog(path string) error {
+	lf, err := OpenRegular(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
+	case errors.Is(err, ErrNotRegular):
+		return fmt.Errorf("open log: %s is not a regular file; remove it", path)
+	case err != nil:
+		return fmt.Errorf("open log: %w", err)
+	}
+	return lf.Close()
+}
+
+// checkWritableDir makes sure the caller can create files in dir.
+func checkWritableDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := unix.Access(dir, unix.W_OK|unix.X_OK); err != nil {
+		return fmt.Errorf("%s: %w (chmod 700 %s)", dir, err, dir)
+	}
+	return nil
+}
+
+// place settles spec's hash in st. spec keeps its Hash unless a
+// different task holds it: one whose recorded directory and command are
+// not spec's but give the same Hash (a record whose directory and command
+// do not give its hash, such as a task found again from a process that
+// changed directory, cannot be told apart and is replaced as before).
+// Then spec takes the DerivedHash its own task already runs under, or else
+// the first free one, and place returns the different task. When spec's
+// Hash is free, the task may still run under a DerivedHash taken while
+// the other task held it: it keeps that one.
+func (m *Manager) place(st *State, spec *Spec) (other *Task) {
+	base := spec.Hash
+	t := st.Processes[base]
+	if t != nil && !t.sameAs(spec) && Hash(t.Cwd, t.Command) == base {
+		other = t
+	}
+	if t != nil && other == nil {
+		return nil
+	}
+	hash := ""
+	for _, t := range st.Processes {
+		if t.Hash != base && t.sameAs(spec) && isDerived(t.Hash, spec) {
+			hash = t.Hash
+			break
+		}
+	}
+	for n := 1; hash == "" && other != nil; n++ {
+		if h := DerivedHash(spec.Dir, spec.Command, n); st.Processes[h] == nil {
+			hash = h
+		}
+	}
+	if hash != "" {
+		spec.Token = hash + strings.TrimPrefix(spec.Token, base)
+		spec.Hash = hash
+		spec.Env = Setenv(Setenv(spec.Env, EnvHash, hash), EnvInstance, spec.Token)
+		spec.LogFile = m.Dirs.LogFile(hash)
+	}
+	return other
+}
+
+// isDerived reports whether hash is one of spec's DerivedHash values.
+func isDerived(hash string, spec *Spec) bool {
+	for n := 1; n <= 1000; n++ {
+		if DerivedHash(spec.Dir, spec.Command, n) == hash {
+			return true
+		}
+	}
+	return false
+}
+
+// sameAs reports whether t was started in spec's directory with spec's
+// arguments.
+func (t *Task) sameAs(spec *Spec) bool {
+	if t.Cwd == spec.Dir && t.Command == spec.Command {
+		return true
+	}
+	// Older btl versions stored bytes that are not UTF-8 as U+FFFD.
+	return !IsText(spec.Dir, spec.Command) && t.Cwd == lossy(spec.Dir) && t.Command == lossy(spec.Command)
+}
+
+// lossy is s as a JSON string carries it: each byte that is not part of
+// valid UTF-8 replaced by U+FFFD.
+func lossy(s string) string {
+	b, _ := json.Marshal(s)
+	var out string
+	json.Unmarshal(b, &out)
+	return out
 }
 
 // stop ends t's tree if it is the caller's. before is called first when

@@ -2,6 +2,7 @@ package core
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,10 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,7 +44,52 @@ type Task struct {
 	Status    *Status   `json:"status,omitempty"`     // how it ended, once known
 	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
 
+	// The exact bytes of Command, Cwd and Argv when they are not valid
+	// UTF-8, which a JSON string cannot carry (base64 in the file; the
+	// string fields then hold U+FFFD in their place, for older readers).
+	// Set only while encoding; decoding moves them into the fields above.
+	CommandBytes []byte   `json:"command_bytes,omitempty"`
+	CwdBytes     []byte   `json:"cwd_bytes,omitempty"`
+	ArgvBytes    [][]byte `json:"argv_bytes,omitempty"`
+
 	extra map[string]json.RawMessage
+}
+
+// toBytes fills the *Bytes fields of a copy of t about to be encoded.
+func (t *Task) toBytes() {
+	if !utf8.ValidString(t.Command) {
+		t.CommandBytes = []byte(t.Command)
+	}
+	if !utf8.ValidString(t.Cwd) {
+		t.CwdBytes = []byte(t.Cwd)
+	}
+	for _, a := range t.Argv {
+		if !utf8.ValidString(a) {
+			t.ArgvBytes = make([][]byte, len(t.Argv))
+			for i, a := range t.Argv {
+				t.ArgvBytes[i] = []byte(a)
+			}
+			break
+		}
+	}
+}
+
+// fromBytes restores the exact bytes of a decoded task.
+func (t *Task) fromBytes() {
+	if t.CommandBytes != nil {
+		t.Command, t.CommandBytes = string(t.CommandBytes), nil
+	}
+	if t.CwdBytes != nil {
+		t.Cwd, t.CwdBytes = string(t.CwdBytes), nil
+	}
+	if t.ArgvBytes != nil {
+		if len(t.ArgvBytes) == len(t.Argv) {
+			for i, a := range t.ArgvBytes {
+				t.Argv[i] = string(a)
+			}
+		}
+		t.ArgvBytes = nil
+	}
 }
 
 // Proc returns the identity of the task's main process.
@@ -52,12 +101,15 @@ type plainTask Task
 func (t *Task) UnmarshalJSON(b []byte) error {
 	extra, err := decodeKeeping(b, (*plainTask)(t), reflect.TypeFor[plainTask]())
 	t.extra = extra
+	t.fromBytes()
 	return err
 }
 
 // MarshalJSON encodes a task with the unknown fields it was read with.
 func (t *Task) MarshalJSON() ([]byte, error) {
-	return withExtra((*plainTask)(t), t.extra)
+	c := *t
+	c.toBytes()
+	return withExtra((*plainTask)(&c), t.extra)
 }
 
 // State is the content of state.json.
@@ -186,6 +238,9 @@ var ErrCorrupt = errors.New("state file is corrupt")
 type Store struct {
 	Dir  string           // directory holding state.json and state.lock
 	Warn func(msg string) // receives one-line warnings; may be nil
+	// Context, when set, ends a wait for the lock when it ends (SIGINT,
+	// SIGTERM): the wait is then an error wrapping ErrLockWait.
+	Context context.Context
 }
 
 // Path is the path of state.json.
@@ -206,6 +261,7 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 		return err
 	}
 	defer unlock()
+	s.removeTemps()
 	st, err := s.load(true)
 	if err != nil {
 		return err
@@ -224,6 +280,39 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 	return s.save(st)
 }
 
+// removeTemps removes the temporary files of writers that died in the
+// middle of a save. Called with the lock held: only a holder of the lock
+// writes one, so every one found then is left over.
+func (s *Store) removeTemps() {
+	left, _ := filepath.Glob(filepath.Join(s.Dir, ".state.json.tmp-*"))
+	for _, f := range left {
+		os.Remove(f)
+	}
+}
+
+// canSave checks, while the lock is held, that a state the size of st and
+// a new task can be written: it writes a temporary file that large and
+// removes it.
+func (s *Store) canSave(st *State) error {
+	b, err := st.encode()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(s.Dir, ".state.json.tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", s.Path(), err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(make([]byte, len(b)+4096))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", s.Path(), err)
+	}
+	return nil
+}
+
 // checkpoint saves st in the middle of an Update, while the lock is held.
 func (s *Store) checkpoint(st *State) error {
 	st.checkpointed = true
@@ -235,32 +324,152 @@ func (s *Store) checkpoint(st *State) error {
 func (s *Store) Read() (*State, error) { return s.load(false) }
 
 func (s *Store) lock() (func(), error) {
-	unlock, err := LockFile(filepath.Join(s.Dir, "state.lock"))
+	ctx := s.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	unlock, err := LockFileWait(ctx, filepath.Join(s.Dir, "state.lock"), LockWaitNotice, func(holder string) {
+		if s.Warn != nil {
+			s.Warn("waiting for the state lock, held by " + holder + " (Ctrl-C gives up)")
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
 	return unlock, nil
 }
 
+// LockWaitNotice is how long btl waits for the state lock before it says
+// who holds it.
+const LockWaitNotice = time.Second
+
 // LockFile takes an exclusive flock on path (created 0600 if missing, never
-// through a symbolic link), waiting for it, and returns the function that
-// releases it. The lock also ends with the process.
+// through a symbolic link, and only a regular file), waiting for it, and
+// returns the function that releases it. The lock also ends with the
+// process.
 func LockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	return LockFileWait(context.Background(), path, 0, nil)
+}
+
+// ErrLockWait reports a wait for a lock that ended before the lock was
+// taken, because ctx ended (SIGINT, SIGTERM).
+var ErrLockWait = errors.New("gave up waiting for the lock")
+
+// LockFileWait is LockFile that gives up, with an error wrapping
+// ErrLockWait, as soon as ctx ends. When the lock is held by another
+// process for longer than notice, it calls waiting (if not nil) once with
+// a description of the holder. The holder of a lock taken by btl is
+// recorded in the lock file: its PID and command line.
+func LockFileWait(ctx context.Context, path string, notice time.Duration, waiting func(holder string)) (unlock func(), err error) {
+	f, err := OpenRegular(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
+	fd := int(f.Fd())
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK {
+		err = waitLock(ctx, f, notice, waiting)
+		if errors.Is(err, ErrLockWait) {
+			return nil, err // f is the waiting goroutine's now
 		}
 	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
+	// Who holds the lock, for those who wait; a full disk only costs them
+	// the name.
+	if f.Truncate(0) == nil {
+		f.WriteAt([]byte(holderLine()), 0)
+	}
 	return func() { f.Close() }, nil
+}
+
+// waitLock waits for the flock on f in a goroutine, so that the wait can
+// end with ctx. A goroutine whose wait was given up closes f once its
+// flock returns, which releases the lock at once.
+func waitLock(ctx context.Context, f *os.File, notice time.Duration, waiting func(string)) error {
+	var mu sync.Mutex
+	abandoned := false
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for {
+			err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			f.Close()
+			return
+		}
+		done <- err
+	}()
+	var tick <-chan time.Time
+	if waiting != nil {
+		t := time.NewTimer(notice)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick:
+			tick = nil
+			waiting(lockHolder(f))
+		case <-ctx.Done():
+			mu.Lock()
+			defer mu.Unlock()
+			select {
+			case err := <-done:
+				// Taken just now: give it back.
+				if err == nil {
+					f.Close()
+				}
+			default:
+				abandoned = true
+			}
+			return fmt.Errorf("%w held by %s: %w", ErrLockWait, lockHolder(f), ctx.Err())
+		}
+	}
+}
+
+// holderLine is what a lock's holder records in the lock file: its PID
+// and command line.
+func holderLine() string {
+	args := slices.Clone(os.Args)
+	if len(args) > 0 {
+		args[0] = filepath.Base(args[0])
+	}
+	cmd := CommandLine(args)
+	if len(cmd) > 200 {
+		cmd = cmd[:200] + "..."
+	}
+	return strconv.Itoa(os.Getpid()) + " " + cmd + "\n"
+}
+
+// lockHolder describes the process recorded in the lock file f, when it
+// still runs.
+func lockHolder(f *os.File) string {
+	b := make([]byte, 512)
+	n, _ := f.ReadAt(b, 0)
+	line, _, _ := strings.Cut(string(b[:n]), "\n")
+	pidStr, cmd, _ := strings.Cut(line, " ")
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 || unix.Kill(pid, 0) == unix.ESRCH {
+		return "another process"
+	}
+	cmd = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(cmd, "?"))
+	return fmt.Sprintf("PID %d (%s)", pid, cmd)
 }
 
 func (s *Store) load(repair bool) (*State, error) {
@@ -280,19 +489,20 @@ func (s *Store) load(repair bool) (*State, error) {
 
 func (s *Store) parse() (*State, error) {
 	st := &State{Processes: map[string]*Task{}}
-	f, err := os.OpenFile(s.Path(), os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// Opened without blocking: a FIFO put in its place must not hang btl
+	// while it holds the lock.
+	f, err := OpenRegular(s.Path(), os.O_RDONLY, 0)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return st, nil
 	case errors.Is(err, unix.ELOOP):
 		return nil, fmt.Errorf("%w: %s is a symbolic link", ErrCorrupt, s.Path())
+	case errors.Is(err, ErrNotRegular):
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, s.Path())
 	case err != nil:
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, s.Path())
-	}
 	b, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
@@ -355,6 +565,7 @@ func decodeFast(b []byte) (*State, bool) {
 		}
 		t := (*Task)(pt)
 		t.Hash = h
+		t.fromBytes()
 		st.Processes[h] = t
 	}
 	if fs.Processes == nil {

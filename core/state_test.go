@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestMain lets the test binary act as a state writer in another process.
@@ -242,4 +244,57 @@ func FuzzStateParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestStateKeepsBytes(t *testing.T) {
+	for name, task := range map[string]Task{
+		"text":     {Command: "sleep 1", Cwd: "/tmp/é", Argv: []string{"sleep", "1"}},
+		"argument": {Command: "echo 'a\xffb'", Cwd: "/tmp", Argv: []string{"echo", "a\xffb"}},
+		"cwd":      {Command: "true", Cwd: "/tmp/d\xfe", Argv: []string{"true"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &Store{Dir: t.TempDir()}
+			if err := s.Update(func(st *State) error {
+				tk := task
+				st.Processes["0123456789abcdef"] = &tk
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(s.Path())
+			if !utf8.Valid(b) {
+				t.Errorf("state.json is not UTF-8:\n%s", b)
+			}
+			if IsText(task.Cwd, task.Command) && IsText(task.Argv...) && bytes.Contains(b, []byte("_bytes")) {
+				t.Errorf("text recorded as bytes too:\n%s", b)
+			}
+			st, err := s.Read()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := st.Processes["0123456789abcdef"]
+			if got.Command != task.Command || got.Cwd != task.Cwd || !slices.Equal(got.Argv, task.Argv) {
+				t.Errorf("read back %q %q %q, want %q %q %q", got.Command, got.Cwd, got.Argv, task.Command, task.Cwd, task.Argv)
+			}
+		})
+	}
+}
+
+// TestStoreRemovesLeftTemps: the temporary files of writers that died in
+// the middle of a save go with the next update.
+func TestStoreRemovesLeftTemps(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	// A writer killed after creating its temporary file.
+	cmd := exec.Command("sh", "-c", `printf '{"proc' > "$0/.state.json.tmp-123"; kill -9 $$`, s.Dir)
+	cmd.Run()
+	left, _ := filepath.Glob(filepath.Join(s.Dir, ".state.json.tmp-*"))
+	if len(left) != 1 {
+		t.Fatalf("set-up: %v", left)
+	}
+	if err := s.Update(func(st *State) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.Dir, ".state.json.tmp-*")); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
 }

@@ -65,3 +65,16 @@ func availableBackends() []string {
 	}
 	return names
 }
+
+// forSpec returns the backend to start spec with: b, unless b cannot carry
+// spec's bytes (D-Bus and property lists take only UTF-8). Then auto mode
+// falls back to fork, and a backend named by the user is a one-line error.
+func forSpec(b core.Backend, auto bool, spec core.Spec, dirs core.Dirs) (core.Backend, error) {
+	if b.Name() == fork.Name || core.SpecIsText(spec) {
+		return b, nil
+	}
+	if auto {
+		return fork.New(dirs), nil
+	}
+	return nil, fmt.Errorf("backend %s cannot run a command or directory that is not valid UTF-8 (use --backend fork)", b.Name())
+}

@@ -29,6 +29,7 @@ type env struct {
 	stdout, stderr io.Writer
 	backend        string // --backend or BTL_BACKEND
 	noUnbuffer     bool   // --no-unbuffer
+	auto           bool   // the backend was picked automatically
 	dirs           core.Dirs
 	mgr            *core.Manager
 }
@@ -92,6 +93,11 @@ func (e *env) setup(cmd *cobra.Command) error {
 		}
 		fmt.Fprintln(e.stderr, "Warning: running as root because BTL_ALLOW_ROOT=1")
 	}
+	// A btl run inside a task must not pass that task's identity on to
+	// the helpers it starts: a supervisor carrying the outer BTL_INSTANCE
+	// would be stopped with the outer task.
+	os.Unsetenv(core.EnvHash)
+	os.Unsetenv(core.EnvInstance)
 	dirs, err := core.DefaultDirs()
 	if err != nil {
 		return err
@@ -104,12 +110,13 @@ func (e *env) setup(cmd *cobra.Command) error {
 	if name == "" {
 		name = strings.TrimSpace(os.Getenv("BTL_BACKEND"))
 	}
+	e.auto = name == "" || name == "auto"
 	b, err := selectBackend(name, dirs)
 	if err != nil {
 		return err
 	}
 	e.mgr = &core.Manager{
-		Store:   &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }},
+		Store:   &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }, Context: cmd.Context()},
 		Dirs:    dirs,
 		Backend: b,
 		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs) },

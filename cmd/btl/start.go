@@ -36,10 +36,17 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if err != nil {
 		return err
 	}
+	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
+		return err
+	}
 	e.mgr.OnReplace = func(old *core.Task) {
 		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
 	}
 	e.mgr.OnForceKill = e.forceKillNotice
+	e.mgr.OnRehash = func(other *core.Task, hash string) {
+		fmt.Fprintf(e.stderr, "Warning: hash %s already names a different task (%s in %s); this one gets hash %s\n",
+			other.Hash, printable(other.Command), printable(other.Cwd), hash)
+	}
 	task, _, err := e.mgr.Run(cmd.Context(), spec)
 	if err != nil {
 		return err
@@ -113,5 +120,7 @@ func (e *env) lingerHint() {
 		return
 	}
 	fmt.Fprintln(e.stderr, "Hint: systemd ends your tasks when you log out of ssh; to keep them running, run: loginctl enable-linger "+u.Username)
-	os.WriteFile(seen, nil, 0o600)
+	if f, err := os.OpenFile(seen, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		f.Close()
+	}
 }

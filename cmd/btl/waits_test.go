@@ -1,0 +1,104 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"btl/core"
+	"btl/core/coretest"
+)
+
+// TestFIFOsRefused puts FIFOs where btl keeps its files: btl moves a FIFO
+// state.json aside, refuses a FIFO log or recorded environment with one
+// line, and never waits on one.
+func TestFIFOsRefused(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	keep := u.start(dir, "sleep", "100")
+
+	state := filepath.Join(u.dataDir(), "state.json")
+	os.Remove(state)
+	if err := syscall.Mkfifo(state, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := u.btl(dir, "list")
+	if r.code != 0 || !strings.Contains(r.stderr, "is not a regular file") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("list with a FIFO state.json: %+v", r)
+	}
+	if aside, _ := filepath.Glob(state + ".corrupt-*"); len(aside) != 1 {
+		t.Errorf("FIFO state.json not moved aside: %v", aside)
+	}
+
+	argv := []string{"sh", "-c", "echo $$ > started; exec sleep 100"}
+	hash := core.Hash(mustReal(t, dir), core.CommandLine(argv))
+	logf := filepath.Join(u.dataDir(), "logs", hash+".log")
+	if err := syscall.Mkfifo(logf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = u.btl(dir, argv...)
+	if r.code == 0 || !strings.Contains(r.stderr, "is not a regular file") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("start with a FIFO log: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+		t.Error("the task ran although its log is a FIFO")
+	}
+
+	env := filepath.Join(u.dataDir(), "run", keep.hash+".env")
+	os.Remove(env)
+	if err := syscall.Mkfifo(env, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = u.btl(dir, "restart", keep.hash)
+	if r.code == 0 || !strings.Contains(r.stderr, "not a regular file") || strings.Count(r.stderr, "\n") != 1 {
+		t.Errorf("restart with a FIFO environment record: %+v", r)
+	}
+	if !coretest.Alive(keep.pid) {
+		t.Error("a refused start harmed another task")
+	}
+}
+
+// TestLockWait holds the state lock: a btl waiting for it says who holds
+// it, and SIGINT or SIGTERM ends the wait.
+func TestLockWait(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			u := newUser(t)
+			u.ok(t.TempDir(), "list")
+			unlock, err := core.LockFile(filepath.Join(u.dataDir(), "state.lock"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unlock()
+			cmd := exec.Command(os.Args[0], "list")
+			cmd.Dir, cmd.Env = t.TempDir(), u.env
+			var stdout, stderr syncBuffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			defer cmd.Process.Kill()
+			holder := "held by PID " + strconv.Itoa(os.Getpid()) + " ("
+			coretest.Eventually(t, 10*time.Second, "a notice naming the lock's holder", func() bool {
+				return strings.Contains(stderr.String(), holder)
+			})
+			cmd.Process.Signal(sig)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("btl waiting for the lock did not end on %v; stderr:\n%s", sig, stderr.String())
+			}
+			lines := strings.Split(strings.TrimSuffix(stderr.String(), "\n"), "\n")
+			if code := cmd.ProcessState.ExitCode(); code == 0 || len(lines) != 2 || !strings.HasPrefix(lines[1], "Error: ") {
+				t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
+			}
+		})
+	}
+}
