@@ -225,3 +225,36 @@ func unitLoadState(t *testing.T, unit string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestUnreachableTaskIsUnknownAndKept: from a shell without a user bus
+// (ssh without a session, cron), a running systemd task cannot be asked
+// about; it is "unknown", never forgotten, and kill says what to do.
+func TestUnreachableTaskIsUnknownAndKept(t *testing.T) {
+	if backendUnderTest() != "systemd" {
+		t.Skip("needs a systemd task: the systemd run of this suite does it")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sleep", "306")
+	nobus := []string{"DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus", "XDG_RUNTIME_DIR=" + t.TempDir(), "BTL_BACKEND=auto"}
+	r := u.btlEnv(dir, nobus, "list")
+	if r.code != 0 || !regexp.MustCompile(`(?m)^`+s.hash+` +`+fmt.Sprint(s.pid)+` +unknown `).MatchString(r.stdout) {
+		t.Errorf("list without a bus: %+v", r)
+	}
+	for _, args := range [][]string{{"clean"}, {"clean", "--all"}} {
+		if r := u.btlEnv(dir, nobus, args...); r.code != 0 || strings.Contains(r.stdout, "Removed 1") {
+			t.Errorf("%v without a bus: %+v", args, r)
+		}
+	}
+	r = u.btlEnv(dir, nobus, "kill", s.hash)
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "cannot be reached here") {
+		t.Errorf("kill without a bus: %+v", r)
+	}
+	if !coretest.Alive(s.pid) || u.state().Processes[s.hash] == nil {
+		t.Fatal("the task was stopped or forgotten")
+	}
+	// Where the bus answers, the task is there as it was.
+	if out := u.ok(dir, "list"); !strings.Contains(out, s.hash) || !strings.Contains(out, "running") {
+		t.Errorf("list with the bus:\n%s", out)
+	}
+}
