@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -20,8 +21,45 @@ import (
 	"btl/internal/logpump"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=..." (make
+// build does). Plain go build and go install leave it empty: then the
+// module version or the VCS revision the binary was built from is used.
+var version string
+
+// buildVersion returns version, or what the binary's build information
+// says: the module version (go install m@v1.2.3), else the VCS revision
+// (go build in a checkout), marked -dirty for a modified tree.
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	return versionOf(debug.ReadBuildInfo())
+}
+
+// versionOf is the version build information gives.
+func versionOf(info *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "unknown"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "-dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	return rev[:min(len(rev), 12)] + dirty
+}
 
 func main() {
 	fork.MaybeSupervise()

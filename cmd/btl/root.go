@@ -41,7 +41,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Short:   "Run commands in the background, one instance per command and directory",
 		Long:    rootHelp,
 		Example: rootExample,
-		Version: version,
+		Version: buildVersion(),
 		Args:    cobra.ArbitraryArgs,
 		// The command's own flags belong to the command.
 		TraverseChildren:  false,
