@@ -86,7 +86,9 @@ func supervise() int {
 
 	copied := make(chan struct{})
 	go func() {
-		io.Copy(log, pr)
+		// Pump, unlike io.Copy, drains the pipe whatever happens to the
+		// log: a task must never block on its output.
+		log.Pump(pr)
 		close(copied)
 	}()
 	err = cmd.Wait()

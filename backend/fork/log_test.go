@@ -1,0 +1,169 @@
+package fork_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"btl/backend/fork"
+	"btl/core"
+	"btl/core/coretest"
+)
+
+// TestLogWriteErrorNeverFreezes breaks the log under a task that writes
+// fast: the task keeps running (its output is drained), and once the log
+// can be written again its output lands there, after a line saying how
+// much was lost.
+func TestLogWriteErrorNeverFreezes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		breakLog func(logs string) error
+		mendLog  func(logs string) error
+		lost     bool // whether output is lost in between
+		fullFS   bool // whether the data directory is on BTL_TEST_FULLFS
+	}{
+		{
+			name:     "log directory removed",
+			breakLog: os.RemoveAll,
+			mendLog:  func(string) error { return nil },
+		},
+		{
+			name:     "log directory read-only",
+			breakLog: func(logs string) error { return os.Chmod(logs, 0o500) },
+			mendLog:  func(logs string) error { return os.Chmod(logs, 0o700) },
+			lost:     true,
+		},
+		{
+			// make test (as root) mounts a small tmpfs the test user
+			// owns and names it in BTL_TEST_FULLFS.
+			name:     "disk full",
+			breakLog: func(logs string) error { return fill(filepath.Join(filepath.Dir(filepath.Dir(logs)), "filler")) },
+			mendLog:  func(logs string) error { return os.Remove(filepath.Join(filepath.Dir(filepath.Dir(logs)), "filler")) },
+			lost:     true,
+			fullFS:   true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, dirs := setup(t)
+			if tc.fullFS {
+				fs := os.Getenv("BTL_TEST_FULLFS")
+				if fs == "" {
+					coretest.Missing(t, "BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
+				}
+				top := filepath.Join(fs, "fork-"+strconv.Itoa(os.Getpid()))
+				t.Cleanup(func() { os.RemoveAll(top) })
+				dirs = core.DirsAt(filepath.Join(top, "btl"))
+				if err := dirs.Ensure(); err != nil {
+					t.Fatal(err)
+				}
+				b = fork.New(dirs)
+			}
+			m := &core.Manager{Store: &core.Store{Dir: dirs.Data}, Dirs: dirs, Backend: b}
+			dir := t.TempDir()
+			// 2,000 lines of about 500 bytes: far more than a pipe holds
+			// and four times the cap, so the log is rotated while broken;
+			// what is left in the pipe when it is mended is less than the
+			// cap, so the line about the loss is not rotated away.
+			script := `while [ ! -e go ]; do sleep 0.01; done
+i=0; while [ $i -lt 2000 ]; do printf 'line %d %0500d\n' $i 0; i=$((i+1)); done
+echo finished > done
+while [ ! -e go2 ]; do sleep 0.01; done
+echo after; exec sleep 100`
+			s, err := m.Prepare([]string{"sh", "-c", script}, dir, append(os.Environ(), "BTL_LOG_MAX=256K"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			task, _, err := m.Run(context.Background(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				os.Chmod(dirs.Logs, 0o700)
+				b.Stop(context.Background(), *task, time.Second)
+				waitHelper(t, task)
+			})
+			coretest.Eventually(t, 10*time.Second, "the start marker", func() bool {
+				b, _ := os.ReadFile(s.LogFile)
+				return strings.Contains(string(b), " started PID ")
+			})
+			if err := tc.breakLog(dirs.Logs); err != nil {
+				t.Fatal(err)
+			}
+			touch(t, filepath.Join(dir, "go"))
+			coretest.Eventually(t, 30*time.Second, "the task to write all its output (it froze?)", func() bool {
+				_, err := os.Stat(filepath.Join(dir, "done"))
+				return err == nil
+			})
+			if err := tc.mendLog(dirs.Logs); err != nil {
+				t.Fatal(err)
+			}
+			touch(t, filepath.Join(dir, "go2"))
+			var log string
+			coretest.Eventually(t, 10*time.Second, "the task's last line in the log", func() bool {
+				b, _ := os.ReadFile(s.LogFile)
+				old, _ := os.ReadFile(s.LogFile + ".1")
+				log = string(old) + string(b)
+				return strings.HasSuffix(log, "after\n")
+			})
+			lm := regexp.MustCompile(`(?m)^\[btl\] \S+ lost (\d+) bytes of output`).FindStringSubmatch(log)
+			switch {
+			case tc.lost && lm == nil:
+				t.Errorf("no line says how much output was lost; log (%d bytes):\n%s", len(log), tail(log))
+			case tc.lost:
+				if n, _ := strconv.Atoi(lm[1]); n <= 0 {
+					t.Errorf("lost %d bytes", n)
+				}
+			case !tc.lost && !strings.Contains(log, "line 1999 "):
+				t.Errorf("the log directory was not made again: output lost; log:\n%s", tail(log))
+			}
+			if !core.Proc.Verify(task.Proc()) {
+				t.Error("the task died")
+			}
+		})
+	}
+}
+
+// fill writes a file at path until the file system is full.
+func fill(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			return nil
+		}
+	}
+}
+
+func touch(t *testing.T, path string) {
+	t.Helper()
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 2000 {
+		return "…" + s[len(s)-2000:]
+	}
+	return s
+}
+
+// waitHelper waits for the task's supervisor to finish writing its records.
+func waitHelper(t *testing.T, task *core.Task) {
+	if task.Helper == nil {
+		return
+	}
+	for deadline := time.Now().Add(10 * time.Second); task.Helper.Verify() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
