@@ -80,7 +80,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("fork: %w", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data)
+	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data, core.EnvHelper+"="+spec.Token)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -136,10 +136,19 @@ func replyError(spec core.Spec, rep reply) error {
 	return &core.ExecError{Name: spec.Argv[0], Err: cause}
 }
 
-// Stop ends the task's whole tree: its process group and every process
-// carrying its instance token.
+// Stop ends the task's whole tree: its process group, every process
+// carrying its instance token, and every descendant of the task's main
+// process and of its supervisor (a child subreaper on Linux, so it is the
+// parent of every orphaned descendant).
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
-	return core.StopTree(t.Proc(), t.Token, grace)
+	return core.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...)
+}
+
+func helperRoots(t core.Task) []core.Proc {
+	if t.Helper == nil {
+		return nil
+	}
+	return []core.Proc{*t.Helper}
 }
 
 // Inspect reports the task as running while its main process lives, and

@@ -25,3 +25,9 @@ func setup(t *testing.T) (core.Backend, core.Dirs) {
 func TestConformance(t *testing.T) {
 	coretest.Run(t, setup)
 }
+
+// TestConformanceHiddenEnv runs the tree tests with the tasks'
+// environments unreadable, as macOS shows those of restricted programs.
+func TestConformanceHiddenEnv(t *testing.T) {
+	coretest.RunHiddenEnv(t, setup)
+}
