@@ -86,6 +86,9 @@ type Status struct {
 	PID    int      `json:"pid,omitempty"`
 	Code   int      `json:"code,omitempty"`
 	Signal int      `json:"signal,omitempty"`
+	// MainExited, with State Running, says that the task's main process
+	// has exited while processes it started still run.
+	MainExited bool `json:"main_exited,omitempty"`
 }
 
 // final reports whether the status can no longer change: the instance it
@@ -104,6 +107,11 @@ func (s Status) Alive() bool { return s.State == Running }
 // String renders the status as btl list shows it.
 func (s Status) String() string {
 	switch s.State {
+	case Running:
+		if s.MainExited {
+			return "running (main exited)"
+		}
+		return string(Running)
 	case Exited:
 		return fmt.Sprintf("exited %d", s.Code)
 	case Signaled:

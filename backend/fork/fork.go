@@ -151,10 +151,11 @@ func helperRoots(t core.Task) []core.Proc {
 	return []core.Proc{*t.Helper}
 }
 
-// Inspect reports the task as running while its main process lives, and
+// Inspect reports the task as running while its main process lives, as
+// running with MainExited set while processes it started still do, and
 // otherwise how it ended, as its supervisor recorded.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	if t.Proc().Verify() {
+	if t.Proc().VerifyTask(t.Token) {
 		return core.Status{State: core.Running, PID: t.PID}, nil
 	}
 	if t.Token == "" {
@@ -169,6 +170,11 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	for {
 		alive := t.Helper != nil && t.Helper.Verify()
 		st, err := readExit(b.Dirs.Run, t.Token)
+		if err == nil && core.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
+			// The supervisor records the main process's end while the
+			// descendants it was left live on.
+			return core.Status{State: core.Running, PID: t.PID, MainExited: true}, nil
+		}
 		if !errors.Is(err, os.ErrNotExist) {
 			return st, err
 		}

@@ -460,3 +460,42 @@ func TestSurvivorReported(t *testing.T) {
 		return !coretest.Alive(s.pid)
 	})
 }
+
+// TestMainExitedChildrenRun: a fork task whose main process exited while
+// its children run is "running (main exited)": clean keeps it, a replace
+// stops what is left (one copy), and kill --all stops it.
+func TestMainExitedChildrenRun(t *testing.T) {
+	if backendUnderTest() != "fork" {
+		t.Skip("with systemd and launchd the task ends with its main process; the fork run covers this")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", "sleep 920 & echo $! >> children; echo started"}
+	s := u.start(dir, argv...)
+	first := pids(t, waitFileLines(t, filepath.Join(dir, "children"), 1))[0]
+	row := regexp.MustCompile(`(?m)^` + s.hash + ` +\d+ +running \(main exited\) `)
+	coretest.Eventually(t, 10*time.Second, "list to say running (main exited)", func() bool {
+		return row.MatchString(u.ok(dir, "list"))
+	})
+	u.ok(dir, "clean")
+	if out := u.ok(dir, "list"); !row.MatchString(out) {
+		t.Errorf("clean forgot a task whose children run:\n%s", out)
+	}
+	s2 := u.start(dir, argv...)
+	if s2.killed != s.pid {
+		t.Errorf("the replace did not report stopping the previous instance (PID %d): killed %d", s.pid, s2.killed)
+	}
+	second := pids(t, waitFileLines(t, filepath.Join(dir, "children"), 2))[1]
+	if coretest.Alive(first) {
+		t.Errorf("the replaced instance's child %d still runs: two copies", first)
+	}
+	coretest.Eventually(t, 10*time.Second, "list to say running (main exited)", func() bool {
+		return row.MatchString(u.ok(dir, "list"))
+	})
+	if out := u.ok(dir, "kill", "--all"); !strings.Contains(out, "Killed 1 process") {
+		t.Errorf("kill --all:\n%s", out)
+	}
+	if coretest.Alive(second) {
+		t.Errorf("kill --all left the child %d running", second)
+	}
+}
