@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -59,10 +60,12 @@ func OpenLogFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// LogWriter appends to a log file and keeps it under a size limit: when a
-// write would take the file past Max, the file is renamed to <path>.1
-// (replacing an older one) and a new file is started, so the newest output
-// is always kept. A write that fails leaves the writer ready to try again:
+// LogWriter appends to a log file and keeps it under a size limit: before
+// a line that would take the file past Max, the file is renamed to
+// <path>.1 (replacing an older one) and a new file is started, so the
+// newest output is always kept and every file holds whole lines. A line
+// longer than Max is cut into parts of Max bytes; a line that reached the
+// writer in parts may end past Max, by less than its own length. A write that fails leaves the writer ready to try again:
 // the next write reopens the file, recreating the log directory if it was
 // removed. A file deleted under the writer is noticed and reopened too.
 type LogWriter struct {
@@ -71,7 +74,7 @@ type LogWriter struct {
 
 	f       *os.File
 	size    int64
-	nl      bool      // the file is empty or ends with a newline
+	line    int64     // bytes of the unfinished last line written
 	checked time.Time // when the file was last checked for deletion
 }
 
@@ -101,7 +104,12 @@ func (w *LogWriter) open() error {
 		f.Close()
 		return err
 	}
-	w.f, w.size, w.nl = f, fi.Size(), endsWithNewline(w.Path, fi.Size())
+	w.f, w.size = f, fi.Size()
+	if !endsWithNewline(w.Path, w.size) {
+		w.line = max(w.line, 1)
+	} else if w.size > 0 {
+		w.line = 0
+	}
 	w.checked = time.Now()
 	return nil
 }
@@ -140,17 +148,52 @@ func (w *LogWriter) deleted() bool {
 	return ok && st.Nlink == 0
 }
 
-// Write appends p, rotating first when p would take the file over Max.
+// Write appends p, rotating the file before each line that would take
+// it over Max.
 func (w *LogWriter) Write(p []byte) (int, error) {
 	if err := w.ready(); err != nil {
 		return 0, err
 	}
-	if w.Max > 0 && w.size > 0 && w.size+int64(len(p)) > w.Max {
-		if err := w.rotate(); err != nil {
-			return 0, err
+	if w.Max <= 0 {
+		return w.write(p)
+	}
+	written := 0
+	for len(p) > 0 {
+		seg := p
+		if i := bytes.IndexByte(p, '\n'); i >= 0 {
+			seg = p[:i+1]
+		}
+		n := int64(len(seg))
+		cut := false
+		switch {
+		case w.line == 0:
+			// A line that does not fit starts a new file.
+			if w.size > 0 && w.size+n > w.Max {
+				if err := w.rotate(); err != nil {
+					return written, err
+				}
+			}
+			cut = n > w.Max
+		case w.size+n > w.Max && w.line+n > w.Max:
+			// The rest of a line longer than Max: cut at Max.
+			if w.size >= w.Max {
+				if err := w.rotate(); err != nil {
+					return written, err
+				}
+			}
+			cut = true
+		}
+		if room := w.Max - w.size; cut && n > room {
+			seg = seg[:room]
+		}
+		m, err := w.write(seg)
+		written += m
+		p = p[m:]
+		if err != nil {
+			return written, err
 		}
 	}
-	return w.write(p)
+	return written, nil
 }
 
 // ready opens the file again when it was closed after an error or was
@@ -171,8 +214,10 @@ func (w *LogWriter) ready() error {
 func (w *LogWriter) write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.size += int64(n)
-	if n > 0 {
-		w.nl = p[n-1] == '\n'
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		w.line = int64(n - 1 - i)
+	} else {
+		w.line += int64(n)
 	}
 	if err != nil {
 		w.f.Close()
@@ -219,7 +264,8 @@ const pumpRetry = 250 * time.Millisecond
 // says how many bytes were lost. When r has read deadlines (a pipe), that
 // line is written as soon as writing works, without waiting for output.
 func (w *LogWriter) Pump(r io.Reader) error {
-	buf := make([]byte, 32<<10)
+	buf := make([]byte, 64<<10)
+	off := 0 // bytes of an unfinished line kept at the start of buf
 	dl, _ := r.(interface{ SetReadDeadline(time.Time) error })
 	var (
 		lost  int64
@@ -246,17 +292,28 @@ func (w *LogWriter) Pump(r io.Reader) error {
 				dl.SetReadDeadline(time.Time{})
 			}
 		}
-		n, rerr := r.Read(buf)
+		n, rerr := r.Read(buf[off:])
+		total := off + n
+		// A full buffer ends where the read stopped, not where the task's
+		// write did: keep its unfinished last line for the next read, so
+		// that the log is rotated between lines.
+		end := total
+		if rerr == nil && total == len(buf) {
+			if i := bytes.LastIndexByte(buf[:total], '\n'); i >= 0 {
+				end = i + 1
+			}
+		}
 		if lost > 0 && !resume() {
-			lost += int64(n)
-		} else if n > 0 {
-			if m, err := w.Write(buf[:n]); err != nil {
-				lost += int64(n - m)
+			lost += int64(end)
+		} else if end > 0 {
+			if m, err := w.Write(buf[:end]); err != nil {
+				lost += int64(end - m)
 				if cause == nil {
 					cause = err
 				}
 			}
 		}
+		off = copy(buf, buf[end:total])
 		switch {
 		case rerr == nil, errors.Is(rerr, os.ErrDeadlineExceeded):
 		case errors.Is(rerr, io.EOF):
@@ -273,7 +330,7 @@ func (w *LogWriter) Pump(r io.Reader) error {
 // lostLine is the line Pump writes into the log once writing works again.
 func (w *LogWriter) lostLine(n int64, cause error) string {
 	line := fmt.Sprintf("%s%s lost %d bytes of output that could not be written to the log (%v)\n", MarkerPrefix, time.Now().UTC().Format(time.RFC3339), n, cause)
-	if !w.nl {
+	if w.line > 0 {
 		line = "\n" + line
 	}
 	return line

@@ -167,3 +167,42 @@ func waitHelper(t *testing.T, task *core.Task) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestLogRotatesOnLines: with a 1K cap, a task writing fast leaves log
+// files of at most 1K that hold whole lines.
+func TestLogRotatesOnLines(t *testing.T) {
+	b, dirs := setup(t)
+	m := &core.Manager{Store: &core.Store{Dir: dirs.Data}, Dirs: dirs, Backend: b}
+	script := `i=0; while [ $i -lt 300 ]; do printf 'line %d %040d\n' $i 0; i=$((i+1)); done; echo last; exec sleep 100`
+	s, err := m.Prepare([]string{"sh", "-c", script}, t.TempDir(), append(os.Environ(), "BTL_LOG_MAX=1K"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, _, err := m.Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Stop(context.Background(), *task, time.Second)
+		waitHelper(t, task)
+	})
+	var cur, old []byte
+	coretest.Eventually(t, 10*time.Second, "the last line", func() bool {
+		cur, _ = os.ReadFile(s.LogFile)
+		return strings.HasSuffix(string(cur), "last\n")
+	})
+	old, _ = os.ReadFile(s.LogFile + ".1")
+	if !strings.HasSuffix(string(old), "line 299 "+strings.Repeat("0", 40)+"\n") && !strings.Contains(string(cur), "line 299 ") {
+		t.Errorf("the newest output is not in the log files:\n%s\n--\n%s", old, cur)
+	}
+	for name, f := range map[string][]byte{"log.1": old, "log": cur} {
+		if len(f) > 1<<10 {
+			t.Errorf("%s is %d bytes, over the 1K cap", name, len(f))
+		}
+		for _, l := range strings.SplitAfter(string(f), "\n") {
+			if l != "" && !regexp.MustCompile(`^(line \d+ 0{40}|last|\[btl\] .*)\n$`).MatchString(l) {
+				t.Errorf("%s holds a part of a line: %q", name, l)
+			}
+		}
+	}
+}
