@@ -227,18 +227,21 @@ func foreignTask(pid int, token string) bool {
 // VerifyTask is Verify, and also checks that p carries the task's token
 // in its environment wherever the system shows that environment: a PID and
 // start time edited into state.json that name another process of the same
-// user do not verify. A process whose environment cannot be read or is
+// user do not verify (without a token, the process must carry some
+// EnvHash). A process whose environment cannot be read or is
 // empty (it replaced it, as env -i does) is judged by Verify alone.
 func (p Proc) VerifyTask(token string) bool {
 	if !p.Verify() {
 		return false
 	}
-	if token == "" {
-		return true
-	}
 	env := procEnv(p.PID)
 	if len(env) == 0 || len(env) == 1 && len(env[0]) == 0 {
 		return true
+	}
+	if token == "" {
+		// An entry without a token (written by an older btl): the
+		// process must at least be a btl task.
+		return slices.ContainsFunc(env, func(e []byte) bool { return bytes.HasPrefix(e, []byte(EnvHash+"=")) })
 	}
 	return slices.ContainsFunc(env, func(e []byte) bool { return string(e) == EnvInstance+"="+token })
 }

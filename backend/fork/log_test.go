@@ -206,3 +206,46 @@ func TestLogRotatesOnLines(t *testing.T) {
 		}
 	}
 }
+
+// TestReplacesLeaveNoRecords: exit records are private and do not pile
+// up: after 100 replaces of one task, the run directory holds what one
+// task needs.
+func TestReplacesLeaveNoRecords(t *testing.T) {
+	b, dirs := setup(t)
+	m := &core.Manager{Store: &core.Store{Dir: dirs.Data}, Dirs: dirs, Backend: b}
+	dir := t.TempDir()
+	var last *core.Task
+	for i := range 100 {
+		s, err := m.Prepare([]string{"sh", "-c", "exit 3"}, dir, os.Environ())
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, _, err := m.Run(context.Background(), s)
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		last = task
+	}
+	var st core.Status
+	coretest.Eventually(t, 10*time.Second, "the last run to exit", func() bool {
+		st, _ = b.Inspect(context.Background(), *last)
+		return st.State == core.Exited
+	})
+	waitHelper(t, last)
+	ents, err := os.ReadDir(dirs.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+		if strings.HasSuffix(e.Name(), ".exit") {
+			if fi, err := e.Info(); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: mode %v, %v; want 0600", e.Name(), fi.Mode(), err)
+			}
+		}
+	}
+	if len(names) > 2 {
+		t.Errorf("after 100 replaces the run directory holds %d files: %q", len(names), names)
+	}
+}

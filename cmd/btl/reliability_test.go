@@ -499,3 +499,52 @@ func TestMainExitedChildrenRun(t *testing.T) {
 		t.Errorf("kill --all left the child %d running", second)
 	}
 }
+
+// TestForgedEntryWithTrueStartTime: a state.json edited to carry another
+// process of the same user, with its true PID and start time, never gets
+// that process signalled: the process does not carry the task's token.
+func TestForgedEntryWithTrueStartTime(t *testing.T) {
+	if backendUnderTest() != "fork" {
+		t.Skip("the entry names a fork task; the fork run covers this")
+	}
+	victim := exec.Command("sleep", "100")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+	info, err := core.LookupProc(victim.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, token string }{
+		{"another token", `, "token": "%s-0123456789abcdef"`},
+		{"no token", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUser(t)
+			dir := t.TempDir()
+			argv := []string{"sleep", "100"}
+			hash := core.Hash(mustReal(t, dir), core.CommandLine(argv))
+			token := tc.token
+			if token != "" {
+				token = fmt.Sprintf(token, hash)
+			}
+			entry := fmt.Sprintf(`{"processes": {"%s": {"pid": %d, "proc_start": %d, "user_id": %d, "command": "sleep 100", "cwd": %q, "backend": "fork"%s}}}`, hash, info.PID, info.Start, os.Getuid(), mustReal(t, dir), token)
+			os.MkdirAll(u.dataDir(), 0o700)
+			os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+			if out := u.ok(dir, "list"); strings.Contains(out, "running") {
+				t.Errorf("a foreign process is shown as running:\n%s", out)
+			}
+			os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+			u.ok(dir, "kill", hash)
+			os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+			if s := u.start(dir, argv...); s.killed != 0 {
+				t.Errorf("start claimed to kill the foreign PID %d", s.killed)
+			}
+			u.ok(dir, "kill", hash)
+			if !coretest.Alive(victim.Process.Pid) {
+				t.Fatal("btl signalled a process it did not start")
+			}
+		})
+	}
+}
