@@ -52,10 +52,7 @@ func TestLogWriteErrorNeverFreezes(t *testing.T) {
 			t.Parallel()
 			b, dirs := setup(t)
 			if tc.fullFS {
-				fs := os.Getenv("BTL_TEST_FULLFS")
-				if fs == "" {
-					coretest.Missing(t, "BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
-				}
+				fs := coretest.FullFS(t)
 				top := filepath.Join(fs, "fork-"+strconv.Itoa(os.Getpid()))
 				t.Cleanup(func() { os.RemoveAll(top) })
 				dirs = core.DirsAt(filepath.Join(top, "btl"))

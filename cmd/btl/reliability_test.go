@@ -279,11 +279,8 @@ func TestLogCap(t *testing.T) {
 // TestDiskFull runs btl with its data on a small file system that is full.
 // make test (as root) mounts one and names it in BTL_TEST_FULLFS.
 func TestDiskFull(t *testing.T) {
-	fs := os.Getenv("BTL_TEST_FULLFS")
-	if fs == "" {
-		coretest.Missing(t, "BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
-	}
 	u := newUser(t)
+	fs := coretest.FullFS(t)
 	data := filepath.Join(fs, "data-"+strconv.Itoa(os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(data) })
 	env := []string{"XDG_DATA_HOME=" + data}

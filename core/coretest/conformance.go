@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,6 +206,29 @@ func Missing(t testing.TB, format string, args ...any) {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
+}
+
+// FullFS returns the small file system named by BTL_TEST_FULLFS, which
+// make test mounts for tests that fill a disk, and holds it for the test
+// alone until the test ends: tests of several packages run at once, and
+// one's filler would break another's. Without it, the test ends as
+// Missing says.
+func FullFS(t testing.TB) string {
+	t.Helper()
+	fs := os.Getenv("BTL_TEST_FULLFS")
+	if fs == "" {
+		Missing(t, "BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
+	}
+	f, err := os.OpenFile(filepath.Join(fs, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatalf("lock %s: %v", fs, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", fs, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return fs
 }
 
 // Alive reports whether pid is a live process (not a zombie).
