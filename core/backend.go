@@ -90,6 +90,9 @@ type Status struct {
 	Code   int      `json:"code,omitempty"`
 	Signal int      `json:"signal,omitempty"`
 	Reason string   `json:"reason,omitempty"` // with Unknown: why the backend cannot be asked
+	// MainExited, with State Running, says that the task's main process
+	// has exited while processes it started still run.
+	MainExited bool `json:"main_exited,omitempty"`
 }
 
 // final reports whether the status can no longer change: the instance it
@@ -111,6 +114,11 @@ func (s Status) Ended() bool { return s.final() }
 // String renders the status as btl list shows it.
 func (s Status) String() string {
 	switch s.State {
+	case Running:
+		if s.MainExited {
+			return "running (main exited)"
+		}
+		return string(Running)
 	case Exited:
 		return fmt.Sprintf("exited %d", s.Code)
 	case Signaled:

@@ -1,11 +1,16 @@
 package core
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,16 +60,22 @@ func OpenLogFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// LogWriter appends to a log file and keeps it under a size limit: when a
-// write would take the file past Max, the file is renamed to <path>.1
-// (replacing an older one) and a new file is started, so the newest output
-// is always kept.
+// LogWriter appends to a log file and keeps it under a size limit: before
+// a line that would take the file past Max, the file is renamed to
+// <path>.1 (replacing an older one) and a new file is started, so the
+// newest output is always kept and every file holds whole lines. A line
+// longer than Max is cut into parts of Max bytes; a line that reached the
+// writer in parts may end past Max, by less than its own length. A write that fails leaves the writer ready to try again:
+// the next write reopens the file, recreating the log directory if it was
+// removed. A file deleted under the writer is noticed and reopened too.
 type LogWriter struct {
 	Path string
 	Max  int64 // 0: no limit
 
-	f    *os.File
-	size int64
+	f       *os.File
+	size    int64
+	line    int64     // bytes of the unfinished last line written
+	checked time.Time // when the file was last checked for deletion
 }
 
 // NewLogWriter opens path for appending with the given limit.
@@ -78,6 +89,13 @@ func NewLogWriter(path string, max int64) (*LogWriter, error) {
 
 func (w *LogWriter) open() error {
 	f, err := OpenLogFile(w.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		// The log directory was removed: make it again (only it, not
+		// its parents, which btl checks when it starts).
+		if os.Mkdir(filepath.Dir(w.Path), 0o700) == nil {
+			f, err = OpenLogFile(w.Path)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -87,18 +105,124 @@ func (w *LogWriter) open() error {
 		return err
 	}
 	w.f, w.size = f, fi.Size()
+	if !endsWithNewline(w.Path, w.size) {
+		w.line = max(w.line, 1)
+	} else if w.size > 0 {
+		w.line = 0
+	}
+	w.checked = time.Now()
 	return nil
 }
 
-// Write appends p, rotating first when p would take the file over Max.
+// endsWithNewline reports whether the file at path, of the given size, is
+// empty or ends with a newline.
+func endsWithNewline(path string, size int64) bool {
+	if size == 0 {
+		return true
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return true
+	}
+	defer f.Close()
+	var b [1]byte
+	_, err = f.ReadAt(b[:], size-1)
+	return err != nil || b[0] == '\n'
+}
+
+// deleteCheck is how often a writer checks that its file is still there.
+const deleteCheck = time.Second
+
+// deleted reports, at most once per deleteCheck, whether the open file was
+// deleted (its last link removed).
+func (w *LogWriter) deleted() bool {
+	if time.Since(w.checked) < deleteCheck {
+		return false
+	}
+	w.checked = time.Now()
+	fi, err := w.f.Stat()
+	if err != nil {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Nlink == 0
+}
+
+// Write appends p, rotating the file before each line that would take
+// it over Max.
 func (w *LogWriter) Write(p []byte) (int, error) {
-	if w.Max > 0 && w.size > 0 && w.size+int64(len(p)) > w.Max {
-		if err := w.rotate(); err != nil {
-			return 0, err
+	if err := w.ready(); err != nil {
+		return 0, err
+	}
+	if w.Max <= 0 {
+		return w.write(p)
+	}
+	written := 0
+	for len(p) > 0 {
+		seg := p
+		if i := bytes.IndexByte(p, '\n'); i >= 0 {
+			seg = p[:i+1]
+		}
+		n := int64(len(seg))
+		cut := false
+		switch {
+		case w.line == 0:
+			// A line that does not fit starts a new file.
+			if w.size > 0 && w.size+n > w.Max {
+				if err := w.rotate(); err != nil {
+					return written, err
+				}
+			}
+			cut = n > w.Max
+		case w.size+n > w.Max && w.line+n > w.Max:
+			// The rest of a line longer than Max: cut at Max.
+			if w.size >= w.Max {
+				if err := w.rotate(); err != nil {
+					return written, err
+				}
+			}
+			cut = true
+		}
+		if room := w.Max - w.size; cut && n > room {
+			seg = seg[:room]
+		}
+		m, err := w.write(seg)
+		written += m
+		p = p[m:]
+		if err != nil {
+			return written, err
 		}
 	}
+	return written, nil
+}
+
+// ready opens the file again when it was closed after an error or was
+// deleted.
+func (w *LogWriter) ready() error {
+	if w.f != nil && w.deleted() {
+		w.f.Close()
+		w.f = nil
+	}
+	if w.f == nil {
+		return w.open()
+	}
+	return nil
+}
+
+// write appends p to the open file. After an error the file is closed,
+// to be reopened by the next Write.
+func (w *LogWriter) write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.size += int64(n)
+	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+		w.line = int64(n - 1 - i)
+	} else {
+		w.line += int64(n)
+	}
+	if err != nil {
+		w.f.Close()
+		w.f = nil
+	}
 	return n, err
 }
 
@@ -108,13 +232,106 @@ func (w *LogWriter) rotate() error {
 	if fi, err := os.Lstat(w.Path); err == nil {
 		if cur, err := w.f.Stat(); err == nil && os.SameFile(fi, cur) {
 			if err := os.Rename(w.Path, w.Path+".1"); err != nil {
+				w.f.Close()
+				w.f = nil
 				return fmt.Errorf("rotate log: %w", err)
 			}
 		}
 	}
 	w.f.Close()
+	w.f = nil
 	return w.open()
 }
 
 // Close closes the file.
-func (w *LogWriter) Close() error { return w.f.Close() }
+func (w *LogWriter) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
+
+// pumpRetry is how often Pump tries writing again after a write error
+// when no output comes.
+const pumpRetry = 250 * time.Millisecond
+
+// Pump copies r into the log until r ends. Unlike io.Copy it does not stop
+// at a write error (a removed log directory, a full disk): r is always
+// drained, so the writer on the other end never blocks; output that cannot
+// be written is counted, and once writing works again a line in the log
+// says how many bytes were lost. When r has read deadlines (a pipe), that
+// line is written as soon as writing works, without waiting for output.
+func (w *LogWriter) Pump(r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	off := 0 // bytes of an unfinished line kept at the start of buf
+	dl, _ := r.(interface{ SetReadDeadline(time.Time) error })
+	var (
+		lost  int64
+		cause error
+	)
+	// resume writes the line about the lost output; it reports whether
+	// writing works again.
+	resume := func() bool {
+		err := w.ready()
+		if err == nil {
+			_, err = w.Write([]byte(w.lostLine(lost, cause)))
+		}
+		if err != nil {
+			return false
+		}
+		lost, cause = 0, nil
+		return true
+	}
+	for {
+		if dl != nil {
+			if lost > 0 {
+				dl.SetReadDeadline(time.Now().Add(pumpRetry))
+			} else {
+				dl.SetReadDeadline(time.Time{})
+			}
+		}
+		n, rerr := r.Read(buf[off:])
+		total := off + n
+		// A full buffer ends where the read stopped, not where the task's
+		// write did: keep its unfinished last line for the next read, so
+		// that the log is rotated between lines.
+		end := total
+		if rerr == nil && total == len(buf) {
+			if i := bytes.LastIndexByte(buf[:total], '\n'); i >= 0 {
+				end = i + 1
+			}
+		}
+		if lost > 0 && !resume() {
+			lost += int64(end)
+		} else if end > 0 {
+			if m, err := w.Write(buf[:end]); err != nil {
+				lost += int64(end - m)
+				if cause == nil {
+					cause = err
+				}
+			}
+		}
+		off = copy(buf, buf[end:total])
+		switch {
+		case rerr == nil, errors.Is(rerr, os.ErrDeadlineExceeded):
+		case errors.Is(rerr, io.EOF):
+			if lost > 0 {
+				resume()
+			}
+			return nil
+		default:
+			return rerr
+		}
+	}
+}
+
+// lostLine is the line Pump writes into the log once writing works again.
+func (w *LogWriter) lostLine(n int64, cause error) string {
+	line := fmt.Sprintf("%s%s lost %d bytes of output that could not be written to the log (%v)\n", MarkerPrefix, time.Now().UTC().Format(time.RFC3339), n, cause)
+	if w.line > 0 {
+		line = "\n" + line
+	}
+	return line
+}

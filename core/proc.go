@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,27 +51,33 @@ func (p Proc) signal(sig syscall.Signal) bool {
 
 // StopTree ends the process tree of one task: the process group led by
 // leader (only when leader is verified as the caller's own process with the
-// recorded start time) and every process of the caller whose environment
-// carries EnvInstance=token, which finds descendants that left the group.
+// recorded start time), every process of the caller whose environment
+// carries EnvInstance=token, which finds descendants that left the group,
+// and every descendant, by parent PID, of those and of roots. A root is a
+// per-task helper (the fork supervisor, a child subreaper) whose
+// environment carries EnvHelper=token; its descendants are the task's even
+// when their environments cannot be read or were dropped, and it is never
+// signalled itself.
 // It sends SIGTERM, waits up to grace for all of them to exit, sends SIGKILL
 // to what is left, and returns a *SurvivorsError if anything outlives that.
-func StopTree(leader Proc, token string, grace time.Duration) error {
-	targets := treeMembers(leader, token)
+// The whole tree is found before anything is signalled.
+func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) error {
+	targets := treeMembers(leader, token, roots)
 	if len(targets) == 0 {
 		return nil
 	}
 	signalTree(leader, targets, unix.SIGTERM)
 	if waitGone(targets, grace) {
 		// Children forked while the tree was going down.
-		if targets = treeMembers(leader, token); len(targets) == 0 {
+		if targets = treeMembers(leader, token, roots); len(targets) == 0 {
 			return nil
 		}
 	}
 	for range 3 {
-		targets = mergeProcs(targets, treeMembers(leader, token))
+		targets = mergeProcs(targets, treeMembers(leader, token, roots))
 		signalTree(leader, targets, unix.SIGKILL)
 		if waitGone(targets, time.Second) {
-			if targets = treeMembers(leader, token); len(targets) == 0 {
+			if targets = treeMembers(leader, token, roots); len(targets) == 0 {
 				return nil
 			}
 		}
@@ -87,13 +94,14 @@ func StopTree(leader Proc, token string, grace time.Duration) error {
 	return &SurvivorsError{PIDs: pids}
 }
 
-// TreeAlive reports whether any process of the task's tree is alive.
-func TreeAlive(leader Proc, token string) bool {
-	return len(treeMembers(leader, token)) > 0
+// TreeAlive reports whether any process of the task's tree is alive (see
+// StopTree for what belongs to it).
+func TreeAlive(leader Proc, token string, roots ...Proc) bool {
+	return len(treeMembers(leader, token, roots)) > 0
 }
 
 func signalTree(leader Proc, targets []Proc, sig syscall.Signal) {
-	if leader.Verify() {
+	if slices.Contains(targets, leader) && leader.Verify() {
 		unix.Kill(-leader.PID, sig)
 	}
 	for _, p := range targets {
@@ -128,23 +136,114 @@ func mergeProcs(a, b []Proc) []Proc {
 	return a
 }
 
+// EnvHelper, in the environment of a per-task helper process of btl (the
+// fork supervisor), names the instance token of the task it serves. A tree
+// walk takes such a process as a root only for that task, and never enters
+// the helper of another task (a btl started inside a task).
+const EnvHelper = "_BTL_HELPER_OF"
+
 // treeMembers lists the live processes of the caller that belong to the
-// task: members of leader's process group when leader is verified, and
-// processes carrying the task's token in their environment.
-func treeMembers(leader Proc, token string) []Proc {
-	leaderOK := leader.Verify()
-	var out []Proc
+// task (see StopTree), found from one snapshot of the process table.
+func treeMembers(leader Proc, token string, roots []Proc) []Proc {
 	uid := os.Getuid()
-	for _, info := range userProcs(uid) {
+	procs := userProcs(uid)
+	byPID := make(map[int]ProcInfo, len(procs))
+	children := map[int][]ProcInfo{}
+	for _, info := range procs {
 		if info.Zombie || info.UID != uid {
 			continue
 		}
-		inGroup := leaderOK && info.PGID == leader.PID
-		if inGroup || (token != "" && hasEnv(info.PID, EnvInstance+"="+token)) {
-			out = append(out, Proc{PID: info.PID, Start: info.Start})
+		byPID[info.PID] = info
+		children[info.PPID] = append(children[info.PPID], info)
+	}
+	member := map[int]bool{}
+	var queue []ProcInfo
+	add := func(info ProcInfo) {
+		if !member[info.PID] {
+			member[info.PID] = true
+			queue = append(queue, info)
 		}
 	}
+	leaderOK := leader.VerifyTask(token)
+	for _, info := range byPID {
+		inGroup := leaderOK && info.PGID == leader.PID
+		if inGroup || (token != "" && hasEnv(info.PID, EnvInstance+"="+token)) {
+			add(info)
+		}
+	}
+	if leaderOK {
+		if info, ok := byPID[leader.PID]; ok {
+			add(info)
+		}
+	}
+	// Descendants by parent PID: of the members so far, and of the roots.
+	// A child must have started no earlier than its parent (guarding
+	// against a PID reused between two reads of the process table), and a
+	// process carrying another task's token, or another task's helper,
+	// starts a tree that is not this task's.
+	var rootInfos []ProcInfo
+	for _, r := range roots {
+		info, ok := byPID[r.PID]
+		if ok && info.Start == r.Start && token != "" && hasEnv(r.PID, EnvHelper+"="+token) {
+			rootInfos = append(rootInfos, info)
+		}
+	}
+	descend := func(parent ProcInfo) {
+		for _, c := range children[parent.PID] {
+			if member[c.PID] || c.Start < parent.Start || foreignTask(c.PID, token) {
+				continue
+			}
+			add(c)
+		}
+	}
+	for _, r := range rootInfos {
+		descend(r)
+	}
+	for i := 0; i < len(queue); i++ {
+		descend(queue[i])
+	}
+	out := make([]Proc, 0, len(queue))
+	for _, info := range queue {
+		out = append(out, Proc{PID: info.PID, Start: info.Start})
+	}
 	return out
+}
+
+// foreignTask reports whether pid belongs to another btl task than the one
+// with the given token: its environment carries another instance token, or
+// it is another task's helper.
+func foreignTask(pid int, token string) bool {
+	for _, e := range procEnv(pid) {
+		if v, ok := bytes.CutPrefix(e, []byte(EnvInstance+"=")); ok && string(v) != token {
+			return true
+		}
+		if v, ok := bytes.CutPrefix(e, []byte(EnvHelper+"=")); ok && string(v) != token {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyTask is Verify, and also checks that p carries the task's token
+// in its environment wherever the system shows that environment: a PID and
+// start time edited into state.json that name another process of the same
+// user do not verify (without a token, the process must carry some
+// EnvHash). A process whose environment cannot be read or is
+// empty (it replaced it, as env -i does) is judged by Verify alone.
+func (p Proc) VerifyTask(token string) bool {
+	if !p.Verify() {
+		return false
+	}
+	env := procEnv(p.PID)
+	if len(env) == 0 || len(env) == 1 && len(env[0]) == 0 {
+		return true
+	}
+	if token == "" {
+		// An entry without a token (written by an older btl): the
+		// process must at least be a btl task.
+		return slices.ContainsFunc(env, func(e []byte) bool { return bytes.HasPrefix(e, []byte(EnvHash+"=")) })
+	}
+	return slices.ContainsFunc(env, func(e []byte) bool { return string(e) == EnvInstance+"="+token })
 }
 
 // FindByToken returns the main process of the task whose instance token is
@@ -208,6 +307,33 @@ func FindTasks() []Found {
 		out = append(out, f)
 	}
 	return out
+}
+
+// envHider, when set, hides the environments of chosen processes; see
+// HideEnvWhere.
+var envHider atomic.Pointer[func(env [][]byte) bool]
+
+// HideEnvWhere makes the process scanner treat the environment of every
+// process for which hide returns true (given that environment) as
+// unreadable, as macOS does for restricted processes (/bin/sh, /bin/sleep):
+// tests use it to check that trees are found and stopped without
+// environments. nil restores the default.
+func HideEnvWhere(hide func(env [][]byte) bool) {
+	if hide == nil {
+		envHider.Store(nil)
+		return
+	}
+	envHider.Store(&hide)
+}
+
+// procEnv returns the environment pid started with, one entry each, or
+// nil when it cannot be read.
+func procEnv(pid int) [][]byte {
+	env := readProcEnv(pid)
+	if h := envHider.Load(); h != nil && env != nil && (*h)(env) {
+		return nil
+	}
+	return env
 }
 
 // ProcHasEnv reports whether the environment pid started with contains the

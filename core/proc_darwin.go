@@ -48,10 +48,10 @@ func userProcs(uid int) []ProcInfo {
 	return out
 }
 
-// procEnv returns the environment pid started with, one entry each,
+// readProcEnv returns the environment pid started with, one entry each,
 // read from kern.procargs2: argc, the executable path, argv, then the
 // environment, all NUL-terminated.
-func procEnv(pid int) [][]byte {
+func readProcEnv(pid int) [][]byte {
 	b, err := unix.SysctlRaw("kern.procargs2", pid)
 	if err != nil || len(b) < 4 {
 		return nil

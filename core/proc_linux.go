@@ -157,11 +157,11 @@ func userProcs(uid int) []ProcInfo {
 // execve to have an environment again.
 const execWait = 100 * time.Millisecond
 
-// procEnv returns the environment pid started with, one entry each. A
+// readProcEnv returns the environment pid started with, one entry each. A
 // process in the middle of execve has none for a moment (its new memory
 // has no environment yet): procEnv waits for it, so that a task's process
 // caught exec'ing is not taken for a stranger.
-func procEnv(pid int) [][]byte {
+func readProcEnv(pid int) [][]byte {
 	path := "/proc/" + strconv.Itoa(pid) + "/environ"
 	deadline := time.Now().Add(execWait)
 	for {

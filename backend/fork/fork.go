@@ -80,7 +80,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("fork: %w", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data)
+	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data, core.EnvHelper+"="+spec.Token)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -98,6 +98,8 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	}
 	// Reap the supervisor if this process outlives it.
 	go cmd.Wait()
+
+	removeStaleRecords(b.Dirs.Run, spec)
 
 	req := request{Spec: spec, LogMax: logMax, ExitDir: b.Dirs.Run}
 	werr := gob.NewEncoder(reqW).Encode(req)
@@ -136,16 +138,60 @@ func replyError(spec core.Spec, rep reply) error {
 	return &core.ExecError{Name: spec.Argv[0], Err: cause}
 }
 
-// Stop ends the task's whole tree: its process group and every process
-// carrying its instance token.
+// Stop ends the task's whole tree: its process group, every process
+// carrying its instance token, and every descendant of the task's main
+// process and of its supervisor (a child subreaper on Linux, so it is the
+// parent of every orphaned descendant).
+//
+// Once the tree is gone, Stop waits for the supervisor to finish (it has
+// the task's last output to write) and removes the task's exit record:
+// a stopped task is forgotten, and its records must not pile up.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
-	return core.StopTree(t.Proc(), t.Token, grace)
+	if err := core.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...); err != nil {
+		return err
+	}
+	b.release(t)
+	return nil
 }
 
-// Inspect reports the task as running while its main process lives, and
+var _ core.Releaser = (*Backend)(nil)
+
+// Release removes the exit record of a task that has ended, once btl has
+// read it and forgets the task.
+func (b *Backend) Release(ctx context.Context, t core.Task) error {
+	b.release(t)
+	return nil
+}
+
+// helperWait bounds how long release waits for a supervisor to finish.
+// It takes milliseconds; a record written after the bound is removed by
+// the task's next Start.
+const helperWait = time.Second
+
+func (b *Backend) release(t core.Task) {
+	if t.Token == "" {
+		return
+	}
+	if t.Helper != nil {
+		for deadline := time.Now().Add(helperWait); t.Helper.Verify() && time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	os.Remove(exitFile(b.Dirs.Run, t.Token))
+}
+
+func helperRoots(t core.Task) []core.Proc {
+	if t.Helper == nil {
+		return nil
+	}
+	return []core.Proc{*t.Helper}
+}
+
+// Inspect reports the task as running while its main process lives, as
+// running with MainExited set while processes it started still do, and
 // otherwise how it ended, as its supervisor recorded.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	if t.Proc().Verify() {
+	if t.Proc().VerifyTask(t.Token) {
 		return core.Status{State: core.Running, PID: t.PID}, nil
 	}
 	if t.Token == "" {
@@ -160,6 +206,11 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	for {
 		alive := t.Helper != nil && t.Helper.Verify()
 		st, err := readExit(b.Dirs.Run, t.Token)
+		if err == nil && core.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
+			// The supervisor records the main process's end while the
+			// descendants it was left live on.
+			return core.Status{State: core.Running, PID: t.PID, MainExited: true}, nil
+		}
 		if !errors.Is(err, os.ErrNotExist) {
 			return st, err
 		}
@@ -208,6 +259,18 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 		})
 	}
 	return out, nil
+}
+
+// removeStaleRecords removes the exit records of earlier instances of
+// spec's task: btl starts an instance only once the previous one is
+// stopped and forgotten.
+func removeStaleRecords(dir string, spec core.Spec) {
+	old, _ := filepath.Glob(filepath.Join(dir, spec.Hash+"-*.exit"))
+	for _, f := range old {
+		if f != exitFile(dir, spec.Token) {
+			os.Remove(f)
+		}
+	}
 }
 
 func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }

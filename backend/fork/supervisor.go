@@ -33,6 +33,7 @@ func MaybeSupervise() {
 // task's exit status.
 func supervise() int {
 	os.Unsetenv(SupervisorEnv)
+	os.Unsetenv(core.EnvHelper)
 	// Inherited descriptors are not close-on-exec; the task must not hold
 	// the reply pipe open, or Start would wait for the task to end.
 	syscall.CloseOnExec(3)
@@ -72,6 +73,10 @@ func supervise() int {
 		sendReply(repF, reply{Err: spec.Path + ": is a directory", Kind: "isdir"})
 		return 1
 	}
+	// Orphaned descendants (a child that called setsid and whose parent
+	// exited) become the supervisor's children instead of init's, so the
+	// task's tree stays known by parent PID (Linux).
+	becomeSubreaper()
 	if err := cmd.Start(); err != nil {
 		sendReply(repF, reply{Err: err.Error(), Kind: execErrorKind(err)})
 		return 1
@@ -86,18 +91,36 @@ func supervise() int {
 
 	copied := make(chan struct{})
 	go func() {
-		io.Copy(log, pr)
+		// Pump, unlike io.Copy, drains the pipe whatever happens to the
+		// log: a task must never block on its output.
+		log.Pump(pr)
 		close(copied)
 	}()
-	err = cmd.Wait()
-	// What the task wrote before it exited reaches the log before its exit
-	// is recorded, so that whoever reads the status finds the output too;
-	// a descendant that keeps the pipe open does not delay the record long.
-	select {
-	case <-copied:
-	case <-time.After(100 * time.Millisecond):
+	// Reap every child: the task, and the descendants left to this
+	// process. The supervisor lives as long as any of them does (that is
+	// how btl knows a task whose main process exited still runs) and until
+	// the output is drained.
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			break // ECHILD: nothing of the task is left
+		}
+		if pid == rep.PID {
+			// What the task wrote before it exited reaches the log before
+			// its exit is recorded, so that whoever reads the status finds
+			// the output too; a descendant that keeps the pipe open does
+			// not hold the record back long.
+			select {
+			case <-copied:
+			case <-time.After(100 * time.Millisecond):
+			}
+			writeExit(req.ExitDir, spec.Token, waitStatus(ws))
+		}
 	}
-	writeExit(req.ExitDir, spec.Token, exitStatus(cmd.ProcessState, err))
 	<-copied
 	log.Close()
 	return 0
@@ -120,16 +143,12 @@ func execErrorKind(err error) string {
 	return ""
 }
 
-func exitStatus(ps *os.ProcessState, err error) core.Status {
-	if ps == nil {
-		return core.Status{State: core.Gone}
-	}
-	ws, ok := ps.Sys().(syscall.WaitStatus)
+func waitStatus(ws syscall.WaitStatus) core.Status {
 	switch {
-	case ok && ws.Signaled():
+	case ws.Signaled():
 		return core.Status{State: core.Signaled, Signal: int(ws.Signal())}
-	case ps.Exited():
-		return core.Status{State: core.Exited, Code: ps.ExitCode()}
+	case ws.Exited():
+		return core.Status{State: core.Exited, Code: ws.ExitStatus()}
 	}
 	return core.Status{State: core.Gone}
 }

@@ -279,11 +279,8 @@ func TestLogCap(t *testing.T) {
 // TestDiskFull runs btl with its data on a small file system that is full.
 // make test (as root) mounts one and names it in BTL_TEST_FULLFS.
 func TestDiskFull(t *testing.T) {
-	fs := os.Getenv("BTL_TEST_FULLFS")
-	if fs == "" {
-		coretest.Missing(t, "BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
-	}
 	u := newUser(t)
+	fs := coretest.FullFS(t)
 	data := filepath.Join(fs, "data-"+strconv.Itoa(os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(data) })
 	env := []string{"XDG_DATA_HOME=" + data}
@@ -459,4 +456,92 @@ func TestSurvivorReported(t *testing.T) {
 	coretest.Eventually(t, 10*time.Second, "the thawed task to die of its pending SIGKILL", func() bool {
 		return !coretest.Alive(s.pid)
 	})
+}
+
+// TestMainExitedChildrenRun: a fork task whose main process exited while
+// its children run is "running (main exited)": clean keeps it, a replace
+// stops what is left (one copy), and kill --all stops it.
+func TestMainExitedChildrenRun(t *testing.T) {
+	if backendUnderTest() != "fork" {
+		t.Skip("with systemd and launchd the task ends with its main process; the fork run covers this")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	argv := []string{"sh", "-c", "sleep 920 & echo $! >> children; echo started"}
+	s := u.start(dir, argv...)
+	first := pids(t, waitFileLines(t, filepath.Join(dir, "children"), 1))[0]
+	row := regexp.MustCompile(`(?m)^` + s.hash + ` +\d+ +running \(main exited\) `)
+	coretest.Eventually(t, 10*time.Second, "list to say running (main exited)", func() bool {
+		return row.MatchString(u.ok(dir, "list"))
+	})
+	u.ok(dir, "clean")
+	if out := u.ok(dir, "list"); !row.MatchString(out) {
+		t.Errorf("clean forgot a task whose children run:\n%s", out)
+	}
+	s2 := u.start(dir, argv...)
+	if s2.killed != s.pid {
+		t.Errorf("the replace did not report stopping the previous instance (PID %d): killed %d", s.pid, s2.killed)
+	}
+	second := pids(t, waitFileLines(t, filepath.Join(dir, "children"), 2))[1]
+	if coretest.Alive(first) {
+		t.Errorf("the replaced instance's child %d still runs: two copies", first)
+	}
+	coretest.Eventually(t, 10*time.Second, "list to say running (main exited)", func() bool {
+		return row.MatchString(u.ok(dir, "list"))
+	})
+	if out := u.ok(dir, "kill", "--all"); !strings.Contains(out, "Killed 1 process") {
+		t.Errorf("kill --all:\n%s", out)
+	}
+	if coretest.Alive(second) {
+		t.Errorf("kill --all left the child %d running", second)
+	}
+}
+
+// TestForgedEntryWithTrueStartTime: a state.json edited to carry another
+// process of the same user, with its true PID and start time, never gets
+// that process signalled: the process does not carry the task's token.
+func TestForgedEntryWithTrueStartTime(t *testing.T) {
+	if backendUnderTest() != "fork" {
+		t.Skip("the entry names a fork task; the fork run covers this")
+	}
+	victim := exec.Command("sleep", "100")
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+	info, err := core.LookupProc(victim.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, token string }{
+		{"another token", `, "token": "%s-0123456789abcdef"`},
+		{"no token", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := newUser(t)
+			dir := t.TempDir()
+			argv := []string{"sleep", "100"}
+			hash := core.Hash(mustReal(t, dir), core.CommandLine(argv))
+			token := tc.token
+			if token != "" {
+				token = fmt.Sprintf(token, hash)
+			}
+			entry := fmt.Sprintf(`{"processes": {"%s": {"pid": %d, "proc_start": %d, "user_id": %d, "command": "sleep 100", "cwd": %q, "backend": "fork"%s}}}`, hash, info.PID, info.Start, os.Getuid(), mustReal(t, dir), token)
+			os.MkdirAll(u.dataDir(), 0o700)
+			os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+			if out := u.ok(dir, "list"); strings.Contains(out, "running") {
+				t.Errorf("a foreign process is shown as running:\n%s", out)
+			}
+			os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+			u.ok(dir, "kill", hash)
+			os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(entry), 0o600)
+			if s := u.start(dir, argv...); s.killed != 0 {
+				t.Errorf("start claimed to kill the foreign PID %d", s.killed)
+			}
+			u.ok(dir, "kill", hash)
+			if !coretest.Alive(victim.Process.Pid) {
+				t.Fatal("btl signalled a process it did not start")
+			}
+		})
+	}
 }

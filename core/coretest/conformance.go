@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,28 +22,58 @@ import (
 // Setup returns a fresh backend and the directories it uses, for one test.
 type Setup func(t *testing.T) (core.Backend, core.Dirs)
 
+type test struct {
+	name string
+	fn   func(t *testing.T, h *harness)
+}
+
+// treeTests stop whole trees; RunHiddenEnv runs them again without
+// environments.
+var treeTests = []test{
+	{"StopTree", testStopTree},
+	{"StopSetsidGrandchild", testStopSetsidGrandchild},
+	{"StopDaemonized", testStopDaemonized},
+	{"StopEscapedWithoutEnv", testStopEscapedWithoutEnv},
+	{"StopIgnoresTERM", testStopIgnoresTERM},
+	{"StopExited", testStopExited},
+	{"ReplaceLeavesOne", testReplaceLeavesOne},
+}
+
 // Run runs the conformance suite against the backend made by setup.
 func Run(t *testing.T, setup Setup) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, h *harness)
-	}{
+	tests := append([]test{
 		{"StartEnvCwdAndLog", testStartEnvCwdAndLog},
 		{"ExecFailure", testExecFailure},
 		{"ExitCode", testExitCode},
-		{"StopTree", testStopTree},
-		{"StopSetsidGrandchild", testStopSetsidGrandchild},
-		{"StopDaemonized", testStopDaemonized},
-		{"StopIgnoresTERM", testStopIgnoresTERM},
-		{"StopExited", testStopExited},
-		{"ReplaceLeavesOne", testReplaceLeavesOne},
 		{"LogAppendsAcrossRuns", testLogAppends},
-	}
+	}, treeTests...)
+	run(t, setup, tests, nil)
+}
+
+// hiddenEnv marks the processes whose environments RunHiddenEnv hides.
+const hiddenEnv = "BTL_CONFORMANCE_HIDDEN_ENV=1"
+
+// RunHiddenEnv runs the tree-stopping part of the suite with the
+// environments of the tasks' processes unreadable to btl's process scanner
+// (see core.HideEnvWhere), as macOS makes those of restricted programs such
+// as /bin/sh and /bin/sleep: trees must then be found by process group and
+// parent PID alone. btl's own helper processes keep readable environments,
+// as they do on macOS. Without environments, a daemonized descendant
+// (orphaned: its parent exited) is found only by a backend that keeps
+// orphans in the task's tree, such as a child subreaper or a cgroup.
+func RunHiddenEnv(t *testing.T, setup Setup) {
+	core.HideEnvWhere(func(env [][]byte) bool {
+		return slices.ContainsFunc(env, func(e []byte) bool { return string(e) == hiddenEnv })
+	})
+	run(t, setup, treeTests, []string{hiddenEnv})
+}
+
+func run(t *testing.T, setup Setup, tests []test, env []string) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			b, dirs := setup(t)
-			h := &harness{b: b, dirs: dirs, m: &core.Manager{
+			h := &harness{b: b, dirs: dirs, extraEnv: env, m: &core.Manager{
 				Store:   &core.Store{Dir: dirs.Data},
 				Dirs:    dirs,
 				Backend: b,
@@ -52,9 +84,15 @@ func Run(t *testing.T, setup Setup) {
 }
 
 type harness struct {
-	b    core.Backend
-	dirs core.Dirs
-	m    *core.Manager
+	b        core.Backend
+	dirs     core.Dirs
+	m        *core.Manager
+	extraEnv []string // in every task's environment
+}
+
+// env is the environment tasks are started with.
+func (h *harness) env(extra ...string) []string {
+	return append(append(os.Environ(), h.extraEnv...), extra...)
 }
 
 // spec prepares argv to run in a new temporary directory.
@@ -67,7 +105,7 @@ func (h *harness) spec(t *testing.T, argv ...string) core.Spec {
 func (h *harness) specEnv(t *testing.T, env []string, argv ...string) core.Spec {
 	t.Helper()
 	dir := t.TempDir()
-	s, err := h.m.Prepare(argv, dir, append(os.Environ(), env...))
+	s, err := h.m.Prepare(argv, dir, h.env(env...))
 	if err != nil {
 		t.Fatalf("prepare %q: %v", argv, err)
 	}
@@ -168,6 +206,29 @@ func Missing(t testing.TB, format string, args ...any) {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
+}
+
+// FullFS returns the small file system named by BTL_TEST_FULLFS, which
+// make test mounts for tests that fill a disk, and holds it for the test
+// alone until the test ends: tests of several packages run at once, and
+// one's filler would break another's. Without it, the test ends as
+// Missing says.
+func FullFS(t testing.TB) string {
+	t.Helper()
+	fs := os.Getenv("BTL_TEST_FULLFS")
+	if fs == "" {
+		Missing(t, "BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
+	}
+	f, err := os.OpenFile(filepath.Join(fs, ".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatalf("lock %s: %v", fs, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", fs, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return fs
 }
 
 // Alive reports whether pid is a live process (not a zombie).
@@ -294,6 +355,21 @@ func testStopDaemonized(t *testing.T, h *harness) {
 	}
 }
 
+// testStopEscapedWithoutEnv stops a task whose child left the process
+// group and dropped its environment (so it carries no token), as Node's
+// spawn(..., {detached: true, env: {...}}) does.
+func testStopEscapedWithoutEnv(t *testing.T, h *harness) {
+	s := h.spec(t, "sh", "-c", `setsid env -i /bin/sh -c 'echo $$ > pids; exec sleep 906' & sleep 900`)
+	task := h.start(t, s)
+	pids := readPIDs(t, filepath.Join(s.Dir, "pids"), 1)
+	if err := h.b.Stop(context.Background(), task, core.Grace); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if Alive(pids[0]) {
+		t.Errorf("child %d that left the group and dropped its environment survived Stop", pids[0])
+	}
+}
+
 func testStopIgnoresTERM(t *testing.T, h *harness) {
 	s := h.spec(t, "sh", "-c", `trap '' TERM; echo ready > ready; while :; do sleep 1; done`)
 	task := h.start(t, s)
@@ -326,7 +402,7 @@ func testReplaceLeavesOne(t *testing.T, h *harness) {
 	argv := []string{"sh", "-c", `echo $$ >> pids; exec sleep 100`}
 	var first *core.Task
 	for i := range 3 {
-		s, err := h.m.Prepare(argv, dir, os.Environ())
+		s, err := h.m.Prepare(argv, dir, h.env())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -370,7 +446,7 @@ func testLogAppends(t *testing.T, h *harness) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	for i, word := range []string{"first", "second"} {
-		s, err := h.m.Prepare([]string{"sh", "-c", "echo run-$RUN; sleep 100"}, dir, append(os.Environ(), "RUN="+word))
+		s, err := h.m.Prepare([]string{"sh", "-c", "echo run-$RUN; sleep 100"}, dir, h.env("RUN="+word))
 		if err != nil {
 			t.Fatal(err)
 		}
