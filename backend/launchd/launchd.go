@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -34,14 +35,19 @@ const LabelPrefix = "btl."
 
 // Exit codes of launchctl the backend acts on (see the launchd notes).
 const (
-	exitNoProcess  = 3   // bootout: not loaded
+	exitNoProcess  = 3   // bootout: not loaded (older macOS)
 	exitIO         = 5   // bootstrap: label still loaded or being torn down
 	exitInProgress = 36  // bootout: teardown continues in the background
-	exitAlready    = 37  // bootstrap: operation already in progress
+	exitAlready    = 37  // bootstrap/bootout: operation already in progress
 	exitConfig     = 78  // last exit code: launchd could not spawn the program
 	exitNoDomain   = 112 // print: domain does not exist
-	exitNoService  = 113 // print: service not loaded
+	exitNoService  = 113 // print, bootout: service not loaded
+	exitNoSupport  = 125 // domain does not support the action (gui/ from ssh)
 )
+
+// logHint tells where launchd gives the reason it only summarises as an
+// exit code.
+const logHint = `launchd logs why: log show --last 5m --predicate 'process == "launchd"'`
 
 // Bounds of the waits on launchd. Polling starts fast so that the usual
 // case costs a few milliseconds.
@@ -205,7 +211,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err != nil {
 		return core.Task{}, err
 	}
-	if err := b.bootstrap(ctx, dom, path); err != nil {
+	if err := b.bootstrap(ctx, dom, path, svc); err != nil {
 		os.Remove(path)
 		return core.Task{}, err
 	}
@@ -226,24 +232,48 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	}, nil
 }
 
-// bootstrap loads the plist at path into dom, retrying while launchd is
-// still tearing down an earlier agent with the same label (5 or 37).
-func (b *Backend) bootstrap(ctx context.Context, dom, path string) error {
+// bootstrap loads the plist at path into dom as service svc. launchd
+// answers 5 (or 37) both while it still tears down an earlier agent with
+// the same label and for good (label loaded elsewhere, plist refused), and
+// says which only in its log. So 5 and 37 are retried only while the label
+// lingers (print still shows it) or shortly after this process booted it
+// out; otherwise the failure is final, with the hint where to read why.
+func (b *Backend) bootstrap(ctx context.Context, dom, path, svc string) error {
 	deadline := time.Now().Add(bootstrapTimeout)
 	pause := 10 * time.Millisecond
 	for {
 		r, err := b.launchctl(ctx, "bootstrap", dom, path)
+		if err == nil && r.code == 0 {
+			os.Remove(b.bootoutMark(svc))
+		}
 		if err != nil || r.code == 0 {
 			return err
 		}
-		if r.code != exitIO && r.code != exitAlready || time.Now().After(deadline) {
-			return r.err()
+		if r.code != exitIO && r.code != exitAlready || time.Now().After(deadline) || !b.settling(ctx, svc) {
+			return fmt.Errorf("%w (%s)", r.err(), logHint)
 		}
 		if err := sleep(ctx, pause); err != nil {
 			return err
 		}
 		pause = min(pause*2, 250*time.Millisecond)
 	}
+}
+
+// settling reports whether launchd may still be releasing the label of
+// svc: print shows it (a bootout lingers), or btl booted it out less than
+// bootstrapTimeout ago.
+func (b *Backend) settling(ctx context.Context, svc string) bool {
+	if fi, err := os.Stat(b.bootoutMark(svc)); err == nil && time.Since(fi.ModTime()) < bootstrapTimeout {
+		return true
+	}
+	r, err := b.launchctl(ctx, "print", svc)
+	return err == nil && r.code == 0
+}
+
+// bootoutMark is the file whose modification time is btl's last bootout
+// of the service svc.
+func (b *Backend) bootoutMark(svc string) string {
+	return filepath.Join(b.Dirs.Run, strings.ReplaceAll(svc, "/", "_")+".bootout")
 }
 
 // bootout removes the agent svc, if loaded, and returns once launchd no
@@ -256,10 +286,16 @@ func (b *Backend) bootout(ctx context.Context, svc string) error {
 	switch r.code {
 	case exitNoProcess, exitNoService:
 		return nil
-	case 0, exitInProgress:
+	case 0, exitInProgress, exitAlready:
+		// 36 and 37: an earlier bootout is still tearing it down.
 	default:
 		return r.err()
 	}
+	// launchd may refuse to bootstrap the label again (5) for a few
+	// seconds, even once print no longer shows it: remember when, for
+	// this and later btl processes (best effort: without the mark a
+	// replace fails sooner, it does not misbehave).
+	core.WriteFileAtomic(b.bootoutMark(svc), nil, 0o600)
 	deadline := time.Now().Add(teardownTimeout)
 	pause := 2 * time.Millisecond
 	for {
@@ -267,7 +303,7 @@ func (b *Backend) bootout(ctx context.Context, svc string) error {
 		if err != nil {
 			return err
 		}
-		if r.code == exitNoService || r.code == exitNoDomain {
+		if r.code == exitNoService || r.code == exitNoDomain || r.code == exitNoSupport {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -391,7 +427,7 @@ func (b *Backend) inspect(ctx context.Context, svc string) (core.Status, error) 
 	switch r.code {
 	case 0:
 		return parsePrint(r.stdout), nil
-	case exitNoService, exitNoDomain:
+	case exitNoService, exitNoDomain, exitNoSupport:
 		return core.Status{State: core.Gone}, nil
 	}
 	return core.Status{}, r.err()

@@ -26,8 +26,8 @@ func topLevel(dump string) map[string]string {
 
 // parsePrint turns a `launchctl print <service>` dump into a status:
 // running with its pid, exited with "last exit code = N" (or "N: NAME"),
-// killed with "last terminating signal = Name: N", starting while launchd
-// is spawning it, gone otherwise.
+// killed with "last terminating signal = Name: N", starting otherwise
+// (launchd is spawning it, or has not recorded an exit yet).
 func parsePrint(dump string) core.Status {
 	f := topLevel(dump)
 	state := f["state"]
@@ -47,11 +47,11 @@ func parsePrint(dump string) core.Status {
 			return core.Status{State: core.Exited, Code: code}
 		}
 	}
-	switch state {
-	case "running", "spawn scheduled", "xpcproxy":
-		return core.Status{State: core.Starting}
-	}
-	return core.Status{State: core.Gone}
+	// Any other state (spawn scheduled, spawning, xpcproxy, waiting,
+	// SIGTERMed, penalty box, a state newer macOS adds) is a loaded job
+	// that has not run yet or is being torn down: only `print` exiting
+	// with 113 means there is no such job.
+	return core.Status{State: core.Starting}
 }
 
 // listRow is one row of `launchctl list`.

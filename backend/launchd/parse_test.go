@@ -44,8 +44,12 @@ func TestParsePrint(t *testing.T) {
 		{"killed", "\tstate = not running\n\tlast terminating signal = Killed: 9\n", core.Status{State: core.Signaled, Signal: 9}},
 		{"spawning", "\tstate = spawn scheduled\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
 		{"xpcproxy", "\tstate = xpcproxy\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
-		{"never ran", "\tstate = not running\n\tlast exit code = (never exited)\n", core.Status{State: core.Gone}},
-		{"nested pid only", "\tstate = not running\n", core.Status{State: core.Gone}},
+		{"spawning", "\tstate = spawning\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"SIGTERMed", "\tstate = SIGTERMed\n", core.Status{State: core.Starting}},
+		{"penalty box", "\tstate = penalty box\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"exited, torn down", "\tstate = exited\n\tlast exit code = 0\n", core.Status{State: core.Exited}},
+		{"never ran", "\tstate = not running\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"nested pid only", "\tstate = not running\n", core.Status{State: core.Starting}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := parsePrint(dumpHead + tc.lines + dumpTail); got != tc.want {
