@@ -151,8 +151,10 @@ func (f *fixture) calls() []string {
 // helpers (a helper lives as long as its job's main process). TestMain
 // checks for any process left by the tests at the end.
 func (f *fixture) checkClean(t *testing.T) {
-	if out, _ := f.launchctl(t, "list"); strings.Contains(out, "\t"+launchd.LabelPrefix) {
-		t.Errorf("agents left loaded:\n%s", out)
+	for _, dom := range []string{"gui/", "user/"} {
+		if out, _ := f.launchctl(t, "print", dom+f.uid); strings.Contains(out, "\t"+launchd.LabelPrefix) {
+			t.Errorf("agents left loaded:\n%s", out)
+		}
 	}
 	coretest.Eventually(t, 10*time.Second, "the fake's helpers to end", func() bool {
 		return len(carrying("FAKE_LAUNCHCTL_STATE="+f.state)) == 0
@@ -319,16 +321,18 @@ func TestCallSequences(t *testing.T) {
 		opts  []string
 		setup bool // start the task first
 		act   func(t *testing.T, f *fixture, dir string)
-		want  []string // {D} domain, {S} service target, {P} plist
+		want  []string // {D} domain, {S} service target, {G} and {US} it in gui and user, {P} plist
 	}{
 		{"start", nil, false, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
-			"print gui/{U}\t0",
-			"bootout {S}\t113",
+			"managername\t0",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"start over ssh", []string{"FAKE_LAUNCHCTL_NO_GUI=1"}, false, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
-			"print gui/{U}\t112",
-			"bootout {S}\t113",
+			"managername\t0",
+			"bootout {G}\t125",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"replace", nil, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
@@ -336,7 +340,8 @@ func TestCallSequences(t *testing.T) {
 			"bootout {S}\t0",
 			"print {S}\t0",
 			"print {S}\t113",
-			"bootout {S}\t113",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"replace while launchd is busy", []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2"}, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
@@ -344,7 +349,8 @@ func TestCallSequences(t *testing.T) {
 			"bootout {S}\t0",
 			"print {S}\t0",
 			"print {S}\t113",
-			"bootout {S}\t113",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t5",
 			"bootstrap {D} {P}\t0",
 		}},
@@ -353,7 +359,8 @@ func TestCallSequences(t *testing.T) {
 			"bootout {S}\t36",
 			"print {S}\t0",
 			"print {S}\t113",
-			"bootout {S}\t113",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"kill", nil, true, func(t *testing.T, f *fixture, dir string) {
@@ -372,8 +379,6 @@ func TestCallSequences(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, []string{
-			"list\t0",
-			"print gui/{U}\t0",
 			"print {S}\t0",
 		}},
 	} {
@@ -392,6 +397,7 @@ func TestCallSequences(t *testing.T) {
 			s, _ := f.m.Prepare(sleep, dir, os.Environ())
 			dom, _ := f.b.Domain(context.Background())
 			r := strings.NewReplacer("{U}", f.uid, "{D}", dom, "{S}", dom+"/btl."+s.Hash,
+				"{G}", "gui/"+f.uid+"/btl."+s.Hash, "{US}", "user/"+f.uid+"/btl."+s.Hash,
 				"{P}", filepath.Join(f.dirs.Data, "launchd", s.Hash+".plist"))
 			var want []string
 			for _, w := range tc.want {
@@ -471,7 +477,7 @@ func TestExternalBootoutSeenByInspect(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	task := f.run(t, t.TempDir(), "sleep", "60")
-	if _, code := f.launchctl(t, "bootout", "gui/"+f.uid+"/"+task.Unit); code != 0 {
+	if _, code := f.launchctl(t, "bootout", task.Unit); code != 0 {
 		t.Fatalf("bootout: exit %d", code)
 	}
 	// bootout returns before launchd forgets the label: it lingers, with
@@ -609,17 +615,17 @@ func TestCleanBootsOutEndedAgents(t *testing.T) {
 		st, _ := f.b.Inspect(context.Background(), *ended)
 		return st.State == core.Exited
 	})
-	if out, _ := f.launchctl(t, "list"); !strings.Contains(out, "\t"+ended.Unit) {
+	if out, _ := f.launchctl(t, "list"); !strings.Contains(out, "\t"+launchd.Label(ended.Hash)) {
 		t.Fatalf("launchd should still hold the ended agent before clean:\n%s", out)
 	}
 	if removed, stillRunning, err := f.m.Clean(context.Background(), false); err != nil || removed != 1 || stillRunning != 0 {
 		t.Fatalf("Clean = %d, %d, %v", removed, stillRunning, err)
 	}
 	out, _ := f.launchctl(t, "list")
-	if strings.Contains(out, "\t"+ended.Unit) {
+	if strings.Contains(out, "\t"+launchd.Label(ended.Hash)) {
 		t.Errorf("clean left the ended agent loaded:\n%s", out)
 	}
-	if !strings.Contains(out, "\t"+running.Unit) {
+	if !strings.Contains(out, "\t"+launchd.Label(running.Hash)) {
 		t.Errorf("clean unloaded the running agent:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(f.dirs.Data, "launchd", ended.Hash+".plist")); !os.IsNotExist(err) {
@@ -678,5 +684,65 @@ func TestStartRightAfterKill(t *testing.T) {
 	t.Cleanup(func() { f.b.Stop(context.Background(), *cur, 100*time.Millisecond) })
 	if !coretest.Alive(cur.PID) {
 		t.Errorf("new task %d not running", cur.PID)
+	}
+}
+
+// TestAcrossSessions starts a task from a session without the GUI login
+// (ssh: user domain) and handles it from Terminal (Aqua: gui domain): the
+// domain recorded with the task is where btl looks, clean keeps it, a new
+// btl process re-adopts it, and a replace from Terminal stops it.
+func TestAcrossSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, "FAKE_LAUNCHCTL_SESSION=Background")
+	dir := t.TempDir()
+	task := f.run(t, dir, "sleep", "60")
+	if want := "user/" + f.uid + "/" + launchd.Label(task.Hash); task.Unit != want {
+		t.Errorf("Unit = %q, want %q", task.Unit, want)
+	}
+	aqua := f.backend()
+	aqua.Env = append(slices.Clone(f.env), "FAKE_LAUNCHCTL_SESSION=Aqua")
+	if st, err := aqua.Inspect(ctx, *task); err != nil || st.State != core.Running || st.PID != task.PID {
+		t.Fatalf("Inspect from Terminal = %+v, %v; want running %d", st, err, task.PID)
+	}
+	m := f.manager(aqua)
+	if removed, _, err := m.Clean(ctx, false); err != nil || removed != 0 {
+		t.Fatalf("Clean from Terminal = %d, %v; want nothing removed", removed, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dirs.Data, "launchd", task.Hash+".plist")); err != nil {
+		t.Fatalf("plist of the running task: %v", err)
+	}
+	if err := os.Remove(f.m.Store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	views, err := m.List(ctx)
+	if err != nil || len(views) != 1 || views[0].PID != task.PID || views[0].Status.State != core.Running || views[0].Unit != task.Unit {
+		t.Fatalf("List from Terminal after losing state = %+v, %v; want the task, running, in %s", views, err, task.Unit)
+	}
+	s, err := m.Prepare([]string{"sleep", "60"}, dir, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := m.Run(ctx, s)
+	if err != nil {
+		t.Fatalf("replace from Terminal: %v", err)
+	}
+	t.Cleanup(func() { aqua.Stop(ctx, *cur, 100*time.Millisecond) })
+	if coretest.Alive(task.PID) || !strings.HasPrefix(cur.Unit, "gui/") {
+		t.Errorf("after replace: old %d alive=%v, new in %q", task.PID, coretest.Alive(task.PID), cur.Unit)
+	}
+}
+
+// TestGUIRefused starts a task where launchctl names the GUI session but
+// launchd refuses gui/<uid> (125): it runs in user/<uid>.
+func TestGUIRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "FAKE_LAUNCHCTL_SESSION=Background", "FAKE_LAUNCHCTL_MANAGERNAME=Aqua")
+	task := f.run(t, t.TempDir(), "sleep", "60")
+	if want := "user/" + f.uid + "/" + launchd.Label(task.Hash); task.Unit != want {
+		t.Errorf("Unit = %q, want %q", task.Unit, want)
+	}
+	if st, err := f.b.Inspect(context.Background(), *task); err != nil || st.State != core.Running {
+		t.Errorf("Inspect = %+v, %v; want running", st, err)
 	}
 }

@@ -53,25 +53,3 @@ func parsePrint(dump string) core.Status {
 	// with 113 means there is no such job.
 	return core.Status{State: core.Starting}
 }
-
-// listRow is one row of `launchctl list`.
-type listRow struct {
-	pid   int // 0 when not running ("-")
-	label string
-}
-
-// parseList parses `launchctl list`: a "PID\tStatus\tLabel" header, then
-// one tab-separated row per loaded service.
-func parseList(out string) []listRow {
-	var rows []listRow
-	for line := range strings.SplitSeq(out, "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 || f[0] == "PID" {
-			continue
-		}
-		row := listRow{label: f[2]}
-		row.pid, _ = strconv.Atoi(f[0])
-		rows = append(rows, row)
-	}
-	return rows
-}

@@ -2,7 +2,6 @@ package launchd
 
 import (
 	"runtime"
-	"slices"
 	"testing"
 
 	"btl/core"
@@ -56,18 +55,6 @@ func TestParsePrint(t *testing.T) {
 				t.Errorf("parsePrint = %+v, want %+v", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestParseList(t *testing.T) {
-	out := "PID\tStatus\tLabel\n" +
-		"-\t0\tcom.apple.something\n" +
-		"28474\t0\tbtl.0123456789abcdef\n" +
-		"-\t-15\tbtl.fedcba9876543210\n" +
-		"garbage line\n"
-	want := []listRow{{0, "com.apple.something"}, {28474, "btl.0123456789abcdef"}, {0, "btl.fedcba9876543210"}}
-	if got := parseList(out); !slices.Equal(got, want) {
-		t.Errorf("parseList = %+v, want %+v", got, want)
 	}
 }
 

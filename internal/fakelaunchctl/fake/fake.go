@@ -82,6 +82,9 @@
 //	FAKE_LAUNCHCTL_NO_GUI=1             no gui domain (no GUI login): print/kill
 //	                                    gui/... -> 112 or 125, bootstrap/bootout
 //	                                    gui/... -> 125
+//	FAKE_LAUNCHCTL_MANAGERNAME=<name>   what managername prints, whatever the
+//	                                    session (as in a tmux server whose
+//	                                    bootstrap namespace is not the GUI's)
 //	FAKE_LAUNCHCTL_SPAWN_DELAY=<dur>    fixed length of the spawning phase
 //	FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=N a bootout leaves the label "busy" once
 //	                                    it is gone: the next N bootstraps of it
@@ -125,6 +128,7 @@
 package fake
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -142,6 +146,7 @@ const (
 	envSession       = "FAKE_LAUNCHCTL_SESSION"
 	envSpawnDelay    = "FAKE_LAUNCHCTL_SPAWN_DELAY"
 	envRefuse        = "FAKE_LAUNCHCTL_REFUSE"
+	envManagerName   = "FAKE_LAUNCHCTL_MANAGERNAME"
 	sessionAqua      = "Aqua"
 	sessionBG        = "Background"
 	hiddenMonitor    = "__monitor"
@@ -224,7 +229,7 @@ func (c *cli) dispatch(args []string) int {
 		if len(rest) != 0 {
 			return c.usage("managername")
 		}
-		fmt.Fprintln(c.out, c.session)
+		fmt.Fprintln(c.out, cmp.Or(os.Getenv(envManagerName), c.session))
 		return 0
 	}
 	fmt.Fprintf(c.err, "Unrecognized subcommand: %s\n", args[0])
