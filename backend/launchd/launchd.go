@@ -59,7 +59,8 @@ const (
 
 // Backend starts tasks as launchd agents.
 type Backend struct {
-	// Launchctl is the launchctl program; empty means "launchctl" from PATH.
+	// Launchctl is the launchctl program; empty means /bin/launchctl on
+	// macOS ("launchctl" from PATH elsewhere, for tests).
 	Launchctl string
 	// Env, when not nil, is added to the environment launchctl runs with.
 	Env []string
@@ -88,12 +89,12 @@ func New(dirs core.Dirs) *Backend { return &Backend{UID: os.Getuid(), Dirs: dirs
 func (b *Backend) Name() string { return Name }
 
 // Available reports whether tasks can run as launchd agents here: on macOS,
-// with launchctl in PATH.
+// with /bin/launchctl.
 func Available() bool {
 	if runtime.GOOS != "darwin" {
 		return false
 	}
-	_, err := exec.LookPath("launchctl")
+	_, err := exec.LookPath(defaultLaunchctl)
 	return err == nil
 }
 
@@ -121,7 +122,7 @@ func (r result) err() error {
 // launchctl runs launchctl with args. An error means it could not be run
 // at all; its exit code is in the result.
 func (b *Backend) launchctl(ctx context.Context, args ...string) (result, error) {
-	cmd := exec.CommandContext(ctx, cmp.Or(b.Launchctl, "launchctl"), args...)
+	cmd := exec.CommandContext(ctx, cmp.Or(b.Launchctl, defaultLaunchctl), args...)
 	if b.Env != nil {
 		cmd.Env = append(os.Environ(), b.Env...)
 	}
@@ -254,7 +255,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 			return core.Task{}, fmt.Errorf("launchd: remove stale agent: %w", err)
 		}
 	}
-	svc, path, err := b.load(ctx, spec, dom, exe, report)
+	svc, path, err := b.load(ctx, spec, dom, exe, report, probeLimits(ctx))
 	if err != nil {
 		return core.Task{}, err
 	}
@@ -279,9 +280,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 // launchd refuses gui/<uid> for the caller's session (125, as from ssh on
 // recent macOS), it loads it into user/<uid> instead. It returns the
 // service target and the plist's path.
-func (b *Backend) load(ctx context.Context, spec core.Spec, dom, exe, report string) (svc, path string, err error) {
+func (b *Backend) load(ctx context.Context, spec core.Spec, dom, exe, report string, lim callerLimits) (svc, path string, err error) {
 	for {
-		path, err := b.writePlist(newAgent(spec, dom, exe, report))
+		path, err := b.writePlist(newAgent(spec, dom, exe, report, lim))
 		if err != nil {
 			return "", "", err
 		}

@@ -746,3 +746,21 @@ func TestGUIRefused(t *testing.T) {
 		t.Errorf("Inspect = %+v, %v; want running", st, err)
 	}
 }
+
+// TestCallerLimits checks that a task sees the open-files limits and the
+// umask the same command sees when run by the caller, not launchd's soft
+// limit of 256 and its umask. Not parallel: it changes the umask.
+func TestCallerLimits(t *testing.T) {
+	old := syscall.Umask(0o027)
+	defer syscall.Umask(old)
+	probe := `echo "$(ulimit -Sn) $(ulimit -Hn) $(umask)"`
+	want, err := exec.Command("/bin/sh", "-c", probe).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	task := f.run(t, t.TempDir(), "sh", "-c", probe)
+	if got := waitLog(t, task.LogFile, "\n"); got != string(want) {
+		t.Errorf("task sees %q, the caller %q", got, want)
+	}
+}
