@@ -225,6 +225,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 			return core.Task{}, fmt.Errorf("launchd: argument %d is not valid UTF-8, which a launchd property list cannot carry (use --backend fork)", i)
 		}
 	}
+	if err := refuse(spec); err != nil {
+		return core.Task{}, err
+	}
 	// launchd spawns what it cannot run anyway and reports 78 later: check
 	// first, and in the caller's terms.
 	if _, err := core.LookPath(spec.Path, spec.Dir, spec.Env); err != nil {
@@ -240,7 +243,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	}
 	dom, err := b.Domain(ctx)
 	if err != nil {
-		return core.Task{}, err
+		return core.Task{}, fmt.Errorf("%w (%w)", err, ErrRefused)
 	}
 	label := Label(spec.Hash)
 	report := reportPath(b.Dirs, spec.Token)
@@ -323,10 +326,10 @@ func (b *Backend) bootstrap(ctx context.Context, dom, path, svc string) error {
 			return err
 		}
 		if r.code == exitNoSupport {
-			return fmt.Errorf("%w (%w)", r.err(), errNoSupport)
+			return fmt.Errorf("%w (%w; %w)", r.err(), errNoSupport, ErrRefused)
 		}
 		if r.code != exitIO && r.code != exitAlready || time.Now().After(deadline) || !b.settling(ctx, svc) {
-			return fmt.Errorf("%w (%s)", r.err(), logHint)
+			return fmt.Errorf("%w (%s; %w)", r.err(), logHint, ErrRefused)
 		}
 		if err := sleep(ctx, pause); err != nil {
 			return err

@@ -20,6 +20,7 @@ import (
 
 	"howett.net/plist"
 
+	"btl/backend/fork"
 	"btl/backend/launchd"
 	"btl/core"
 	"btl/core/coretest"
@@ -34,6 +35,7 @@ import (
 // Every task and helper inherits a marker unique to the run; after the
 // tests none may be left.
 func TestMain(m *testing.M) {
+	fork.MaybeSupervise() // auto mode hands some tasks to the fork backend
 	launchd.MaybeLaunch()
 	logpump.MaybeRun()
 	if os.Getenv("FAKE_LAUNCHCTL_AS_MAIN") == "1" {
@@ -762,5 +764,90 @@ func TestCallerLimits(t *testing.T) {
 	task := f.run(t, t.TempDir(), "sh", "-c", probe)
 	if got := waitLog(t, task.LogFile, "\n"); got != string(want) {
 		t.Errorf("task sees %q, the caller %q", got, want)
+	}
+}
+
+// autoFixture is f's manager with auto mode's launchd backend, which hands
+// what launchd cannot run to the fork backend; warn collects its notes.
+func (f *fixture) auto(t *testing.T, warn *bytes.Buffer) *core.Manager {
+	m := f.manager(&launchd.Fallback{Backend: f.b, Other: fork.New(f.dirs), Warn: warn})
+	m.Open = func(name string) (core.Backend, error) {
+		if name == fork.Name {
+			return fork.New(f.dirs), nil
+		}
+		return nil, fmt.Errorf("no backend %s", name)
+	}
+	return m
+}
+
+// TestProtectedFolder starts a task in ~/Documents, which jobs launchd
+// starts may not read: with --backend launchd it is a one-line error that
+// names the folder; in auto mode it runs with fork, says so once, and
+// `btl list -o wide` shows why.
+func TestProtectedFolder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	home := t.TempDir()
+	dir := filepath.Join(home, "Documents", "site")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "HOME="+home)
+	s, err := f.m.Prepare([]string{"sleep", "60"}, dir, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.b.Start(ctx, s)
+	if !errors.Is(err, launchd.ErrProtected) || !strings.Contains(err.Error(), "~/Documents") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Start with launchd = %v; want one line naming ~/Documents", err)
+	}
+	var warn bytes.Buffer
+	m := f.auto(t, &warn)
+	task, _, err := m.Run(ctx, s)
+	if err != nil {
+		t.Fatalf("auto start: %v", err)
+	}
+	t.Cleanup(func() { m.Kill(ctx, []string{task.Hash}, false) })
+	if task.Backend != fork.Name || !strings.Contains(task.Unit, "~/Documents") || !coretest.Alive(task.PID) {
+		t.Errorf("auto start = backend %q unit %q pid %d alive=%v; want fork, the reason, running", task.Backend, task.Unit, task.PID, coretest.Alive(task.PID))
+	}
+	if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), "~/Documents") {
+		t.Errorf("note %q, want one line naming the folder", warn.String())
+	}
+	views, err := m.List(ctx)
+	if err != nil || len(views) != 1 || views[0].Status.State != core.Running || views[0].Backend != fork.Name {
+		t.Errorf("List = %+v, %v; want the fork task running", views, err)
+	}
+}
+
+// TestAutoFallsBack makes launchd refuse every bootstrap: --backend launchd
+// fails with the reason, auto mode runs the task with fork and says so.
+func TestAutoFallsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, "FAKE_LAUNCHCTL_REFUSE=1")
+	s, err := f.m.Prepare([]string{"sleep", "60"}, t.TempDir(), os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.b.Start(ctx, s); !errors.Is(err, launchd.ErrRefused) {
+		t.Fatalf("Start with launchd = %v; want ErrRefused", err)
+	}
+	var warn bytes.Buffer
+	m := f.auto(t, &warn)
+	task, _, err := m.Run(ctx, s)
+	if err != nil {
+		t.Fatalf("auto start: %v", err)
+	}
+	t.Cleanup(func() { m.Kill(ctx, []string{task.Hash}, false) })
+	if task.Backend != fork.Name || !coretest.Alive(task.PID) {
+		t.Errorf("auto start = backend %q pid %d alive=%v; want fork, running", task.Backend, task.PID, coretest.Alive(task.PID))
+	}
+	if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), "exit 5") {
+		t.Errorf("note %q, want one line with launchd's answer", warn.String())
+	}
+	if _, err := m.Kill(ctx, []string{task.Hash}, false); err != nil || coretest.Alive(task.PID) {
+		t.Errorf("kill = %v; alive=%v", err, coretest.Alive(task.PID))
 	}
 }
