@@ -51,8 +51,10 @@
 //	    specified action" for gui/501 outside the GUI session
 //	H4  Homebrew/brew Library/Homebrew/services/service/system.rb
 //	    (domain_target): over ssh without the console, user/<uid>, not gui
-//	N1  first run of a freshly built (unsigned) binary: launchd/xpcproxy
-//	    holds the job in "spawning" while the system assesses it
+//	N1  the launchd notes' review lists "spawning" among the states print
+//	    shows; how long it lasts (the first run of a freshly built binary
+//	    is the suspected slow case) is not measured: scripts/mac-smoke
+//	    checks such a start on a Mac
 //	R1  Homebrew/legacy-homebrew#45595: launchd agents' soft limit is 256
 //	R2  pingdotgg/t3code#11055, NousResearch/hermes-agent#100191:
 //	    `launchctl limit maxfiles` 256, EMFILE in file watchers
