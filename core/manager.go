@@ -170,7 +170,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		t.Argv = intent.Argv
 		t.LogFile = intent.LogFile
 		t.Token = intent.Token
-		t.Backend = intent.Backend
+		if t.Backend == "" { // a backend may hand a start on (launchd to fork)
+			t.Backend = intent.Backend
+		}
 		if t.StartedAt.IsZero() {
 			t.StartedAt = intent.StartedAt
 		}

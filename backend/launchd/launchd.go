@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -34,14 +35,19 @@ const LabelPrefix = "btl."
 
 // Exit codes of launchctl the backend acts on (see the launchd notes).
 const (
-	exitNoProcess  = 3   // bootout: not loaded
+	exitNoProcess  = 3   // bootout: not loaded (older macOS)
 	exitIO         = 5   // bootstrap: label still loaded or being torn down
 	exitInProgress = 36  // bootout: teardown continues in the background
-	exitAlready    = 37  // bootstrap: operation already in progress
+	exitAlready    = 37  // bootstrap/bootout: operation already in progress
 	exitConfig     = 78  // last exit code: launchd could not spawn the program
 	exitNoDomain   = 112 // print: domain does not exist
-	exitNoService  = 113 // print: service not loaded
+	exitNoService  = 113 // print, bootout: service not loaded
+	exitNoSupport  = 125 // domain does not support the action (gui/ from ssh)
 )
+
+// logHint tells where launchd gives the reason it only summarises as an
+// exit code.
+const logHint = `launchd logs why: log show --last 5m --predicate 'process == "launchd"'`
 
 // Bounds of the waits on launchd. Polling starts fast so that the usual
 // case costs a few milliseconds.
@@ -53,7 +59,8 @@ const (
 
 // Backend starts tasks as launchd agents.
 type Backend struct {
-	// Launchctl is the launchctl program; empty means "launchctl" from PATH.
+	// Launchctl is the launchctl program; empty means /bin/launchctl on
+	// macOS ("launchctl" from PATH elsewhere, for tests).
 	Launchctl string
 	// Env, when not nil, is added to the environment launchctl runs with.
 	Env []string
@@ -82,12 +89,12 @@ func New(dirs core.Dirs) *Backend { return &Backend{UID: os.Getuid(), Dirs: dirs
 func (b *Backend) Name() string { return Name }
 
 // Available reports whether tasks can run as launchd agents here: on macOS,
-// with launchctl in PATH.
+// with /bin/launchctl.
 func Available() bool {
 	if runtime.GOOS != "darwin" {
 		return false
 	}
-	_, err := exec.LookPath("launchctl")
+	_, err := exec.LookPath(defaultLaunchctl)
 	return err == nil
 }
 
@@ -115,7 +122,7 @@ func (r result) err() error {
 // launchctl runs launchctl with args. An error means it could not be run
 // at all; its exit code is in the result.
 func (b *Backend) launchctl(ctx context.Context, args ...string) (result, error) {
-	cmd := exec.CommandContext(ctx, cmp.Or(b.Launchctl, "launchctl"), args...)
+	cmd := exec.CommandContext(ctx, cmp.Or(b.Launchctl, defaultLaunchctl), args...)
 	if b.Env != nil {
 		cmd.Env = append(os.Environ(), b.Env...)
 	}
@@ -133,34 +140,78 @@ func (b *Backend) launchctl(ctx context.Context, args ...string) (result, error)
 	return r, nil
 }
 
-// Domain returns the domain the agents go to: gui/<uid> when launchctl can
-// print it, user/<uid> otherwise (no GUI login, as over ssh). The answer is
-// probed once per Backend.
+// Domain returns the domain new agents go to, from the caller's session
+// (`launchctl managername`): gui/<uid> in the GUI login (Aqua), user/<uid>
+// otherwise (ssh, a tmux server started outside the GUI login). Where
+// managername does not answer, gui/<uid> when launchctl can print it. The
+// answer is asked once per Backend.
 func (b *Backend) Domain(ctx context.Context) (string, error) {
 	if b.domain != "" {
 		return b.domain, nil
 	}
-	gui := "gui/" + strconv.Itoa(b.UID)
-	r, err := b.launchctl(ctx, "print", gui)
+	gui, user := b.domains()
+	r, err := b.launchctl(ctx, "managername")
 	if err != nil {
+		return "", err
+	}
+	if r.code == 0 {
+		b.domain = user
+		if strings.TrimSpace(r.stdout) == "Aqua" {
+			b.domain = gui
+		}
+		return b.domain, nil
+	}
+	if r, err = b.launchctl(ctx, "print", gui); err != nil {
 		return "", err
 	}
 	b.domain = gui
 	if r.code != 0 {
-		b.domain = "user/" + strconv.Itoa(b.UID)
+		b.domain = user
 	}
 	return b.domain, nil
 }
 
-// service returns the service target of the task: <domain>/<label>.
-func (b *Backend) service(ctx context.Context, t core.Task) (string, error) {
-	dom, err := b.Domain(ctx)
-	if err != nil {
-		return "", err
+// domains returns the user's two domains: gui/<uid> and user/<uid>.
+func (b *Backend) domains() (gui, user string) {
+	return "gui/" + strconv.Itoa(b.UID), "user/" + strconv.Itoa(b.UID)
+}
+
+// targets returns the service targets where the task's agent may be
+// loaded: the one recorded in the task's Unit when it is one of the
+// user's domains, else both (the caller's first). The label always comes
+// from the hash, never from state.json: an edited state must not lead btl
+// to a job that is not its own.
+func (b *Backend) targets(ctx context.Context, t core.Task) ([]string, error) {
+	label := Label(t.Hash)
+	gui, user := b.domains()
+	if dom, ok := strings.CutSuffix(t.Unit, "/"+label); ok && (dom == gui || dom == user) {
+		return []string{t.Unit}, nil
 	}
-	// The label comes from the hash, never from state.json's unit field:
-	// an edited state must not lead btl to a job that is not its own.
-	return dom + "/" + Label(t.Hash), nil
+	first, err := b.Domain(ctx)
+	if err != nil {
+		return nil, err
+	}
+	second := gui
+	if first == gui {
+		second = user
+	}
+	return []string{first + "/" + label, second + "/" + label}, nil
+}
+
+// find returns the first of the task's targets where launchd knows its
+// agent, with its status; when none does, the first target, gone.
+func (b *Backend) find(ctx context.Context, t core.Task) (string, core.Status, error) {
+	svcs, err := b.targets(ctx, t)
+	if err != nil {
+		return "", core.Status{}, err
+	}
+	for _, svc := range svcs {
+		st, err := b.inspect(ctx, svc)
+		if err != nil || st.State != core.Gone {
+			return svc, st, err
+		}
+	}
+	return svcs[0], core.Status{State: core.Gone}, nil
 }
 
 // Start writes the task's plist, removes any agent left with its label,
@@ -173,6 +224,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		if !utf8.ValidString(a) {
 			return core.Task{}, fmt.Errorf("launchd: argument %d is not valid UTF-8, which a launchd property list cannot carry (use --backend fork)", i)
 		}
+	}
+	if err := refuse(spec); err != nil {
+		return core.Task{}, err
 	}
 	// launchd spawns what it cannot run anyway and reports 78 later: check
 	// first, and in the caller's terms.
@@ -189,24 +243,23 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	}
 	dom, err := b.Domain(ctx)
 	if err != nil {
-		return core.Task{}, err
+		return core.Task{}, fmt.Errorf("%w (%w)", err, ErrRefused)
 	}
 	label := Label(spec.Hash)
-	svc := dom + "/" + label
 	report := reportPath(b.Dirs, spec.Token)
 	if err := os.MkdirAll(b.Dirs.Run, 0o700); err != nil {
 		return core.Task{}, fmt.Errorf("launchd: %w", err)
 	}
 	os.Remove(report)
-	if err := b.bootout(ctx, svc); err != nil {
-		return core.Task{}, fmt.Errorf("launchd: remove stale agent: %w", err)
+	// A label loaded in either domain blocks the bootstrap in both.
+	gui, user := b.domains()
+	for _, d := range []string{gui, user} {
+		if err := b.bootout(ctx, d+"/"+label); err != nil {
+			return core.Task{}, fmt.Errorf("launchd: remove stale agent: %w", err)
+		}
 	}
-	path, err := b.writePlist(newAgent(spec, dom, exe, report))
+	svc, path, err := b.load(ctx, spec, dom, exe, report, probeLimits(ctx))
 	if err != nil {
-		return core.Task{}, err
-	}
-	if err := b.bootstrap(ctx, dom, path); err != nil {
-		os.Remove(path)
 		return core.Task{}, err
 	}
 	rep, err := b.awaitLaunch(ctx, svc, spec, report)
@@ -219,31 +272,87 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	return core.Task{
 		PID:       rep.PID,
 		ProcStart: rep.Start,
-		Unit:      label,
+		Unit:      svc,
 		Backend:   Name,
 		LogDirect: true,
 		StartedAt: time.Now().UTC(),
 	}, nil
 }
 
-// bootstrap loads the plist at path into dom, retrying while launchd is
-// still tearing down an earlier agent with the same label (5 or 37).
-func (b *Backend) bootstrap(ctx context.Context, dom, path string) error {
+// load writes the task's plist for domain dom and bootstraps it there. When
+// launchd refuses gui/<uid> for the caller's session (125, as from ssh on
+// recent macOS), it loads it into user/<uid> instead. It returns the
+// service target and the plist's path.
+func (b *Backend) load(ctx context.Context, spec core.Spec, dom, exe, report string, lim callerLimits) (svc, path string, err error) {
+	for {
+		path, err := b.writePlist(newAgent(spec, dom, exe, report, lim))
+		if err != nil {
+			return "", "", err
+		}
+		svc := dom + "/" + Label(spec.Hash)
+		err = b.bootstrap(ctx, dom, path, svc)
+		if err == nil {
+			return svc, path, nil
+		}
+		os.Remove(path)
+		gui, user := b.domains()
+		if !errors.Is(err, errNoSupport) || dom != gui {
+			return "", "", err
+		}
+		dom = user
+		b.domain = user
+	}
+}
+
+// errNoSupport is wrapped by a bootstrap's error when launchd answered 125:
+// the domain does not support it (gui/<uid> outside the GUI login).
+var errNoSupport = errors.New("domain does not support the action")
+
+// bootstrap loads the plist at path into dom as service svc. launchd
+// answers 5 (or 37) both while it still tears down an earlier agent with
+// the same label and for good (label loaded elsewhere, plist refused), and
+// says which only in its log. So 5 and 37 are retried only while the label
+// lingers (print still shows it) or shortly after this process booted it
+// out; otherwise the failure is final, with the hint where to read why.
+func (b *Backend) bootstrap(ctx context.Context, dom, path, svc string) error {
 	deadline := time.Now().Add(bootstrapTimeout)
 	pause := 10 * time.Millisecond
 	for {
 		r, err := b.launchctl(ctx, "bootstrap", dom, path)
+		if err == nil && r.code == 0 {
+			os.Remove(b.bootoutMark(svc))
+		}
 		if err != nil || r.code == 0 {
 			return err
 		}
-		if r.code != exitIO && r.code != exitAlready || time.Now().After(deadline) {
-			return r.err()
+		if r.code == exitNoSupport {
+			return fmt.Errorf("%w (%w; %w)", r.err(), errNoSupport, ErrRefused)
+		}
+		if r.code != exitIO && r.code != exitAlready || time.Now().After(deadline) || !b.settling(ctx, svc) {
+			return fmt.Errorf("%w (%s; %w)", r.err(), logHint, ErrRefused)
 		}
 		if err := sleep(ctx, pause); err != nil {
 			return err
 		}
 		pause = min(pause*2, 250*time.Millisecond)
 	}
+}
+
+// settling reports whether launchd may still be releasing the label of
+// svc: print shows it (a bootout lingers), or btl booted it out less than
+// bootstrapTimeout ago.
+func (b *Backend) settling(ctx context.Context, svc string) bool {
+	if fi, err := os.Stat(b.bootoutMark(svc)); err == nil && time.Since(fi.ModTime()) < bootstrapTimeout {
+		return true
+	}
+	r, err := b.launchctl(ctx, "print", svc)
+	return err == nil && r.code == 0
+}
+
+// bootoutMark is the file whose modification time is btl's last bootout
+// of the service svc.
+func (b *Backend) bootoutMark(svc string) string {
+	return filepath.Join(b.Dirs.Run, strings.ReplaceAll(svc, "/", "_")+".bootout")
 }
 
 // bootout removes the agent svc, if loaded, and returns once launchd no
@@ -254,12 +363,18 @@ func (b *Backend) bootout(ctx context.Context, svc string) error {
 		return err
 	}
 	switch r.code {
-	case exitNoProcess, exitNoService:
-		return nil
-	case 0, exitInProgress:
+	case exitNoProcess, exitNoService, exitNoDomain, exitNoSupport:
+		return nil // not loaded, or no such domain here
+	case 0, exitInProgress, exitAlready:
+		// 36 and 37: an earlier bootout is still tearing it down.
 	default:
 		return r.err()
 	}
+	// launchd may refuse to bootstrap the label again (5) for a few
+	// seconds, even once print no longer shows it: remember when, for
+	// this and later btl processes (best effort: without the mark a
+	// replace fails sooner, it does not misbehave).
+	core.WriteFileAtomic(b.bootoutMark(svc), nil, 0o600)
 	deadline := time.Now().Add(teardownTimeout)
 	pause := 2 * time.Millisecond
 	for {
@@ -267,7 +382,7 @@ func (b *Backend) bootout(ctx context.Context, svc string) error {
 		if err != nil {
 			return err
 		}
-		if r.code == exitNoService || r.code == exitNoDomain {
+		if r.code == exitNoService || r.code == exitNoDomain || r.code == exitNoSupport {
 			return nil
 		}
 		if time.Now().After(deadline) {
@@ -329,14 +444,14 @@ func (b *Backend) awaitLaunch(ctx context.Context, svc string, spec core.Spec, r
 // plist. launchd alone would leave children that ignore SIGTERM or left the
 // group alive.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
-	svc, err := b.service(ctx, t)
+	svcs, err := b.targets(ctx, t)
 	if err != nil {
 		return err
 	}
 	leader := t.Proc()
 	if !leader.Verify() {
 		// An adopted task, or a recorded PID that is gone: ask launchd.
-		if st, err := b.inspect(ctx, svc); err == nil && st.Alive() {
+		if _, st, err := b.find(ctx, t); err == nil && st.Alive() {
 			if info, err := core.LookupProc(st.PID); err == nil {
 				leader = core.Proc{PID: st.PID, Start: info.Start}
 			}
@@ -345,8 +460,15 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if err := core.StopTree(leader, t.Token, grace); err != nil {
 		return err // survivors: the agent stays loaded, as the task runs
 	}
-	if err := b.bootout(ctx, svc); err != nil {
-		return err
+	return b.unload(ctx, t, svcs)
+}
+
+// unload boots out the agent at each of svcs and removes the task's plist.
+func (b *Backend) unload(ctx context.Context, t core.Task, svcs []string) error {
+	for _, svc := range svcs {
+		if err := b.bootout(ctx, svc); err != nil {
+			return err
+		}
 	}
 	if t.Hash != "" {
 		os.Remove(b.plistPath(t.Hash))
@@ -357,30 +479,22 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 // Release boots out the agent of a task that has ended (launchd keeps it
 // loaded until then) and removes its plist.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
-	svc, err := b.service(ctx, t)
+	svcs, err := b.targets(ctx, t)
 	if err != nil {
 		return err
 	}
-	if st, err := b.inspect(ctx, svc); err == nil && st.Alive() {
-		return nil
+	if _, st, err := b.find(ctx, t); err != nil || st.Alive() {
+		return err // still running (or unknown): keep its plist
 	}
-	if err := b.bootout(ctx, svc); err != nil {
-		return err
-	}
-	if t.Hash != "" {
-		os.Remove(b.plistPath(t.Hash))
-	}
-	return nil
+	return b.unload(ctx, t, svcs)
 }
 
-// Inspect asks launchd for the task's agent: running with its PID, exited
-// with its code, killed by a signal, or gone when it is not loaded.
+// Inspect asks launchd for the task's agent, in the domain recorded with
+// it (both for a task that has none): running with its PID, exited with its
+// code, killed by a signal, or gone when it is loaded in neither.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	svc, err := b.service(ctx, t)
-	if err != nil {
-		return core.Status{}, err
-	}
-	return b.inspect(ctx, svc)
+	_, st, err := b.find(ctx, t)
+	return st, err
 }
 
 func (b *Backend) inspect(ctx context.Context, svc string) (core.Status, error) {
@@ -391,40 +505,50 @@ func (b *Backend) inspect(ctx context.Context, svc string) (core.Status, error) 
 	switch r.code {
 	case 0:
 		return parsePrint(r.stdout), nil
-	case exitNoService, exitNoDomain:
+	case exitNoService, exitNoDomain, exitNoSupport:
 		return core.Status{State: core.Gone}, nil
 	}
 	return core.Status{}, r.err()
 }
 
-// List returns the running agents btl created, as launchctl list shows
-// them, with the command, working directory, log file and instance token
-// read back from their plists. Agents that have exited are left out: btl
-// clean must be able to forget them.
+// List returns the running agents btl created, with the command, working
+// directory, log file and instance token read back from their plists. It
+// walks btl's own plists and asks for each label in both domains: what
+// `launchctl list` shows depends on the caller's session. Agents that have
+// exited are left out: btl clean must be able to forget them.
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
-	r, err := b.launchctl(ctx, "list")
-	if err != nil {
-		return nil, err
+	ents, err := os.ReadDir(filepath.Dir(b.plistPath("x")))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("launchd: %w", err)
 	}
-	if r.code != 0 {
-		return nil, r.err()
-	}
+	gui, user := b.domains()
 	var tasks []core.Task
-	for _, row := range parseList(r.stdout) {
-		hash, ok := strings.CutPrefix(row.label, LabelPrefix)
-		if !ok || !core.ValidHash(hash) || row.pid <= 0 {
+	for _, e := range ents {
+		hash, ok := strings.CutSuffix(e.Name(), ".plist")
+		if !ok || !core.ValidHash(hash) {
 			continue
 		}
 		a, mtime, err := b.readPlist(hash)
-		if err != nil || a.Label != row.label {
+		if err != nil || a.Label != Label(hash) {
 			continue
 		}
-		t := a.task(hash)
-		t.PID, t.StartedAt = row.pid, mtime.UTC()
-		if info, err := core.LookupProc(row.pid); err == nil {
-			t.ProcStart = info.Start
+		for _, dom := range []string{gui, user} {
+			svc := dom + "/" + a.Label
+			st, err := b.inspect(ctx, svc)
+			if err != nil {
+				return nil, err
+			}
+			if st.State != core.Running {
+				continue
+			}
+			t := a.task(hash)
+			t.PID, t.StartedAt, t.Unit = st.PID, mtime.UTC(), svc
+			if info, err := core.LookupProc(st.PID); err == nil {
+				t.ProcStart = info.Start
+			}
+			tasks = append(tasks, t)
+			break
 		}
-		tasks = append(tasks, t)
 	}
 	return tasks, nil
 }

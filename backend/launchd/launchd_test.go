@@ -20,6 +20,7 @@ import (
 
 	"howett.net/plist"
 
+	"btl/backend/fork"
 	"btl/backend/launchd"
 	"btl/core"
 	"btl/core/coretest"
@@ -34,6 +35,7 @@ import (
 // Every task and helper inherits a marker unique to the run; after the
 // tests none may be left.
 func TestMain(m *testing.M) {
+	fork.MaybeSupervise() // auto mode hands some tasks to the fork backend
 	launchd.MaybeLaunch()
 	logpump.MaybeRun()
 	if os.Getenv("FAKE_LAUNCHCTL_AS_MAIN") == "1" {
@@ -151,8 +153,10 @@ func (f *fixture) calls() []string {
 // helpers (a helper lives as long as its job's main process). TestMain
 // checks for any process left by the tests at the end.
 func (f *fixture) checkClean(t *testing.T) {
-	if out, _ := f.launchctl(t, "list"); strings.Contains(out, "\t"+launchd.LabelPrefix) {
-		t.Errorf("agents left loaded:\n%s", out)
+	for _, dom := range []string{"gui/", "user/"} {
+		if out, _ := f.launchctl(t, "print", dom+f.uid); strings.Contains(out, "\t"+launchd.LabelPrefix) {
+			t.Errorf("agents left loaded:\n%s", out)
+		}
 	}
 	coretest.Eventually(t, 10*time.Second, "the fake's helpers to end", func() bool {
 		return len(carrying("FAKE_LAUNCHCTL_STATE="+f.state)) == 0
@@ -319,30 +323,36 @@ func TestCallSequences(t *testing.T) {
 		opts  []string
 		setup bool // start the task first
 		act   func(t *testing.T, f *fixture, dir string)
-		want  []string // {D} domain, {S} service target, {P} plist
+		want  []string // {D} domain, {S} service target, {G} and {US} it in gui and user, {P} plist
 	}{
 		{"start", nil, false, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
-			"print gui/{U}\t0",
-			"bootout {S}\t3",
+			"managername\t0",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"start over ssh", []string{"FAKE_LAUNCHCTL_NO_GUI=1"}, false, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
-			"print gui/{U}\t112",
-			"bootout {S}\t3",
+			"managername\t0",
+			"bootout {G}\t125",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"replace", nil, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
 			"print {S}\t0",
 			"bootout {S}\t0",
+			"print {S}\t0",
 			"print {S}\t113",
-			"bootout {S}\t3",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"replace while launchd is busy", []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2"}, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
 			"print {S}\t0",
 			"bootout {S}\t0",
+			"print {S}\t0",
 			"print {S}\t113",
-			"bootout {S}\t3",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t5",
 			"bootstrap {D} {P}\t0",
 		}},
@@ -351,7 +361,8 @@ func TestCallSequences(t *testing.T) {
 			"bootout {S}\t36",
 			"print {S}\t0",
 			"print {S}\t113",
-			"bootout {S}\t3",
+			"bootout {G}\t113",
+			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
 		{"kill", nil, true, func(t *testing.T, f *fixture, dir string) {
@@ -362,6 +373,7 @@ func TestCallSequences(t *testing.T) {
 		}, []string{
 			"print {S}\t0",
 			"bootout {S}\t0",
+			"print {S}\t0",
 			"print {S}\t113",
 		}},
 		{"list by a new btl process", nil, true, func(t *testing.T, f *fixture, dir string) {
@@ -369,8 +381,6 @@ func TestCallSequences(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, []string{
-			"list\t0",
-			"print gui/{U}\t0",
 			"print {S}\t0",
 		}},
 	} {
@@ -389,6 +399,7 @@ func TestCallSequences(t *testing.T) {
 			s, _ := f.m.Prepare(sleep, dir, os.Environ())
 			dom, _ := f.b.Domain(context.Background())
 			r := strings.NewReplacer("{U}", f.uid, "{D}", dom, "{S}", dom+"/btl."+s.Hash,
+				"{G}", "gui/"+f.uid+"/btl."+s.Hash, "{US}", "user/"+f.uid+"/btl."+s.Hash,
 				"{P}", filepath.Join(f.dirs.Data, "launchd", s.Hash+".plist"))
 			var want []string
 			for _, w := range tc.want {
@@ -402,10 +413,14 @@ func TestCallSequences(t *testing.T) {
 }
 
 // squeeze drops successful prints right after a successful bootstrap (the
-// backend's polls while the task launches) and repeated lines.
+// backend's polls while the task launches) and repeated lines. A missing
+// domain answers print with 112 or 125 at random: both read as 112.
 func squeeze(calls []string) []string {
 	var out []string
 	for _, c := range calls {
+		if strings.HasPrefix(c, "print ") {
+			c = strings.Replace(c, "\t125", "\t112", 1)
+		}
 		if len(out) > 0 && c == out[len(out)-1] {
 			continue
 		}
@@ -428,6 +443,10 @@ func TestRetriesStartTheTask(t *testing.T) {
 			f := newFixture(t, opt)
 			dir := t.TempDir()
 			old := f.run(t, dir, "sh", "-c", "echo run; exec sleep 60")
+			// Start returns once the program is being executed, not once
+			// it has written anything: replacing it at once could stop the
+			// shell before its echo, and the log would never hold two runs.
+			waitLog(t, old.LogFile, "run\n")
 			cur := f.run(t, dir, "sh", "-c", "echo run; exec sleep 60")
 			if coretest.Alive(old.PID) || !coretest.Alive(cur.PID) {
 				t.Errorf("old %d alive=%v, new %d alive=%v", old.PID, coretest.Alive(old.PID), cur.PID, coretest.Alive(cur.PID))
@@ -444,15 +463,35 @@ func TestRetriesStartTheTask(t *testing.T) {
 	}
 }
 
+// TestSlowSpawn starts a task that launchd takes a second to spawn (state
+// "spawning", as for the first run of a freshly built binary): the start
+// waits for it instead of reading the unknown state as gone.
+func TestSlowSpawn(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "FAKE_LAUNCHCTL_SPAWN_DELAY=1s")
+	task := f.run(t, t.TempDir(), "sleep", "60")
+	if st, err := f.b.Inspect(context.Background(), *task); err != nil || st.State != core.Running || st.PID != task.PID {
+		t.Fatalf("Inspect = %+v, %v; want running %d", st, err, task.PID)
+	}
+}
+
 func TestExternalBootoutSeenByInspect(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	task := f.run(t, t.TempDir(), "sleep", "60")
-	if _, code := f.launchctl(t, "bootout", "gui/"+f.uid+"/"+task.Unit); code != 0 {
+	if _, code := f.launchctl(t, "bootout", task.Unit); code != 0 {
 		t.Fatalf("bootout: exit %d", code)
 	}
-	if st, err := f.b.Inspect(context.Background(), *task); err != nil || st.State != core.Gone {
-		t.Fatalf("Inspect after external bootout = %+v, %v; want gone", st, err)
+	// bootout returns before launchd forgets the label: it lingers, with
+	// the last exit status, then goes.
+	var st core.Status
+	var err error
+	coretest.Eventually(t, 10*time.Second, "the booted-out agent to be gone", func() bool {
+		st, err = f.b.Inspect(context.Background(), *task)
+		return err != nil || st.State == core.Gone
+	})
+	if err != nil {
+		t.Fatalf("Inspect after external bootout: %v", err)
 	}
 	views, err := f.m.List(context.Background())
 	if err != nil || len(views) != 1 || views[0].Status.State != core.Gone {
@@ -578,20 +617,237 @@ func TestCleanBootsOutEndedAgents(t *testing.T) {
 		st, _ := f.b.Inspect(context.Background(), *ended)
 		return st.State == core.Exited
 	})
-	if out, _ := f.launchctl(t, "list"); !strings.Contains(out, "\t"+ended.Unit) {
+	if out, _ := f.launchctl(t, "list"); !strings.Contains(out, "\t"+launchd.Label(ended.Hash)) {
 		t.Fatalf("launchd should still hold the ended agent before clean:\n%s", out)
 	}
 	if c, err := f.m.Clean(context.Background(), false); err != nil || len(c.Removed) != 1 || len(c.Kept) != 1 {
 		t.Fatalf("Clean = %+v, %v", c, err)
 	}
 	out, _ := f.launchctl(t, "list")
-	if strings.Contains(out, "\t"+ended.Unit) {
+	if strings.Contains(out, "\t"+launchd.Label(ended.Hash)) {
 		t.Errorf("clean left the ended agent loaded:\n%s", out)
 	}
-	if !strings.Contains(out, "\t"+running.Unit) {
+	if !strings.Contains(out, "\t"+launchd.Label(running.Hash)) {
 		t.Errorf("clean unloaded the running agent:\n%s", out)
 	}
 	if _, err := os.Stat(filepath.Join(f.dirs.Data, "launchd", ended.Hash+".plist")); !os.IsNotExist(err) {
 		t.Errorf("plist of the ended agent left: %v", err)
+	}
+}
+
+// TestBootstrapRefused checks that a bootstrap launchd refuses for good
+// (5 with nothing of the label left to wait for) fails at once, in one
+// line that says where launchd logs why, and leaves nothing behind.
+func TestBootstrapRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "FAKE_LAUNCHCTL_REFUSE=1")
+	s, err := f.m.Prepare([]string{"sleep", "60"}, t.TempDir(), os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.b.Start(context.Background(), s)
+	if err == nil || !strings.Contains(err.Error(), "exit 5") || !strings.Contains(err.Error(), `log show`) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Start = %v; want one line with exit 5 and the log show hint", err)
+	}
+	n := 0
+	for _, c := range f.calls() {
+		if strings.HasPrefix(c, "bootstrap ") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d bootstraps, want 1 (no retries when nothing lingers):\n%s", n, strings.Join(f.calls(), "\n"))
+	}
+	if _, err := os.Stat(filepath.Join(f.dirs.Data, "launchd", s.Hash+".plist")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("plist left behind: %v", err)
+	}
+}
+
+// TestStartRightAfterKill kills a task and starts it again from a new btl
+// process while launchd still refuses the label (5, though print no longer
+// shows it): the start waits that out.
+func TestStartRightAfterKill(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2")
+	dir := t.TempDir()
+	task := f.run(t, dir, "sleep", "60")
+	if _, err := f.m.Kill(context.Background(), []string{task.Hash}, false); err != nil {
+		t.Fatal(err)
+	}
+	m := f.manager(f.backend())
+	s, err := m.Prepare([]string{"sleep", "60"}, dir, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := m.Run(context.Background(), s)
+	if err != nil {
+		t.Fatalf("start right after kill: %v", err)
+	}
+	t.Cleanup(func() { f.b.Stop(context.Background(), *cur, 100*time.Millisecond) })
+	if !coretest.Alive(cur.PID) {
+		t.Errorf("new task %d not running", cur.PID)
+	}
+}
+
+// TestAcrossSessions starts a task from a session without the GUI login
+// (ssh: user domain) and handles it from Terminal (Aqua: gui domain): the
+// domain recorded with the task is where btl looks, clean keeps it, a new
+// btl process re-adopts it, and a replace from Terminal stops it.
+func TestAcrossSessions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, "FAKE_LAUNCHCTL_SESSION=Background")
+	dir := t.TempDir()
+	task := f.run(t, dir, "sleep", "60")
+	if want := "user/" + f.uid + "/" + launchd.Label(task.Hash); task.Unit != want {
+		t.Errorf("Unit = %q, want %q", task.Unit, want)
+	}
+	aqua := f.backend()
+	aqua.Env = append(slices.Clone(f.env), "FAKE_LAUNCHCTL_SESSION=Aqua")
+	if st, err := aqua.Inspect(ctx, *task); err != nil || st.State != core.Running || st.PID != task.PID {
+		t.Fatalf("Inspect from Terminal = %+v, %v; want running %d", st, err, task.PID)
+	}
+	m := f.manager(aqua)
+	if c, err := m.Clean(ctx, false); err != nil || len(c.Removed) != 0 {
+		t.Fatalf("Clean from Terminal = %+v, %v; want nothing removed", c, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dirs.Data, "launchd", task.Hash+".plist")); err != nil {
+		t.Fatalf("plist of the running task: %v", err)
+	}
+	if err := os.Remove(f.m.Store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	views, err := m.List(ctx)
+	if err != nil || len(views) != 1 || views[0].PID != task.PID || views[0].Status.State != core.Running || views[0].Unit != task.Unit {
+		t.Fatalf("List from Terminal after losing state = %+v, %v; want the task, running, in %s", views, err, task.Unit)
+	}
+	s, err := m.Prepare([]string{"sleep", "60"}, dir, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := m.Run(ctx, s)
+	if err != nil {
+		t.Fatalf("replace from Terminal: %v", err)
+	}
+	t.Cleanup(func() { aqua.Stop(ctx, *cur, 100*time.Millisecond) })
+	if coretest.Alive(task.PID) || !strings.HasPrefix(cur.Unit, "gui/") {
+		t.Errorf("after replace: old %d alive=%v, new in %q", task.PID, coretest.Alive(task.PID), cur.Unit)
+	}
+}
+
+// TestGUIRefused starts a task where launchctl names the GUI session but
+// launchd refuses gui/<uid> (125): it runs in user/<uid>.
+func TestGUIRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "FAKE_LAUNCHCTL_SESSION=Background", "FAKE_LAUNCHCTL_MANAGERNAME=Aqua")
+	task := f.run(t, t.TempDir(), "sleep", "60")
+	if want := "user/" + f.uid + "/" + launchd.Label(task.Hash); task.Unit != want {
+		t.Errorf("Unit = %q, want %q", task.Unit, want)
+	}
+	if st, err := f.b.Inspect(context.Background(), *task); err != nil || st.State != core.Running {
+		t.Errorf("Inspect = %+v, %v; want running", st, err)
+	}
+}
+
+// TestCallerLimits checks that a task sees the open-files limits and the
+// umask the same command sees when run by the caller, not launchd's soft
+// limit of 256 and its umask. Not parallel: it changes the umask.
+func TestCallerLimits(t *testing.T) {
+	old := syscall.Umask(0o027)
+	defer syscall.Umask(old)
+	probe := `echo "$(ulimit -Sn) $(ulimit -Hn) $(umask)"`
+	want, err := exec.Command("/bin/sh", "-c", probe).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	task := f.run(t, t.TempDir(), "sh", "-c", probe)
+	if got := waitLog(t, task.LogFile, "\n"); got != string(want) {
+		t.Errorf("task sees %q, the caller %q", got, want)
+	}
+}
+
+// autoFixture is f's manager with auto mode's launchd backend, which hands
+// what launchd cannot run to the fork backend; warn collects its notes.
+func (f *fixture) auto(t *testing.T, warn *bytes.Buffer) *core.Manager {
+	m := f.manager(&launchd.Fallback{Backend: f.b, Other: fork.New(f.dirs), Warn: warn})
+	m.Open = func(name string) (core.Backend, error) {
+		if name == fork.Name {
+			return fork.New(f.dirs), nil
+		}
+		return nil, fmt.Errorf("no backend %s", name)
+	}
+	return m
+}
+
+// TestProtectedFolder starts a task in ~/Documents, which jobs launchd
+// starts may not read: with --backend launchd it is a one-line error that
+// names the folder; in auto mode it runs with fork, says so once, and
+// `btl list -o wide` shows why.
+func TestProtectedFolder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t)
+	home := t.TempDir()
+	dir := filepath.Join(home, "Documents", "site")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "HOME="+home)
+	s, err := f.m.Prepare([]string{"sleep", "60"}, dir, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.b.Start(ctx, s)
+	if !errors.Is(err, launchd.ErrProtected) || !strings.Contains(err.Error(), "~/Documents") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Start with launchd = %v; want one line naming ~/Documents", err)
+	}
+	var warn bytes.Buffer
+	m := f.auto(t, &warn)
+	task, _, err := m.Run(ctx, s)
+	if err != nil {
+		t.Fatalf("auto start: %v", err)
+	}
+	t.Cleanup(func() { m.Kill(ctx, []string{task.Hash}, false) })
+	if task.Backend != fork.Name || !strings.Contains(task.Unit, "~/Documents") || !coretest.Alive(task.PID) {
+		t.Errorf("auto start = backend %q unit %q pid %d alive=%v; want fork, the reason, running", task.Backend, task.Unit, task.PID, coretest.Alive(task.PID))
+	}
+	if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), "~/Documents") {
+		t.Errorf("note %q, want one line naming the folder", warn.String())
+	}
+	views, err := m.List(ctx)
+	if err != nil || len(views) != 1 || views[0].Status.State != core.Running || views[0].Backend != fork.Name {
+		t.Errorf("List = %+v, %v; want the fork task running", views, err)
+	}
+}
+
+// TestAutoFallsBack makes launchd refuse every bootstrap: --backend launchd
+// fails with the reason, auto mode runs the task with fork and says so.
+func TestAutoFallsBack(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, "FAKE_LAUNCHCTL_REFUSE=1")
+	s, err := f.m.Prepare([]string{"sleep", "60"}, t.TempDir(), os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.b.Start(ctx, s); !errors.Is(err, launchd.ErrRefused) {
+		t.Fatalf("Start with launchd = %v; want ErrRefused", err)
+	}
+	var warn bytes.Buffer
+	m := f.auto(t, &warn)
+	task, _, err := m.Run(ctx, s)
+	if err != nil {
+		t.Fatalf("auto start: %v", err)
+	}
+	t.Cleanup(func() { m.Kill(ctx, []string{task.Hash}, false) })
+	if task.Backend != fork.Name || !coretest.Alive(task.PID) {
+		t.Errorf("auto start = backend %q pid %d alive=%v; want fork, running", task.Backend, task.PID, coretest.Alive(task.PID))
+	}
+	if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), "exit 5") {
+		t.Errorf("note %q, want one line with launchd's answer", warn.String())
+	}
+	if _, err := m.Kill(ctx, []string{task.Hash}, false); err != nil || coretest.Alive(task.PID) {
+		t.Errorf("kill = %v; alive=%v", err, coretest.Alive(task.PID))
 	}
 }

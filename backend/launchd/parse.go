@@ -26,8 +26,8 @@ func topLevel(dump string) map[string]string {
 
 // parsePrint turns a `launchctl print <service>` dump into a status:
 // running with its pid, exited with "last exit code = N" (or "N: NAME"),
-// killed with "last terminating signal = Name: N", starting while launchd
-// is spawning it, gone otherwise.
+// killed with "last terminating signal = Name: N", starting otherwise
+// (launchd is spawning it, or has not recorded an exit yet).
 func parsePrint(dump string) core.Status {
 	f := topLevel(dump)
 	state := f["state"]
@@ -47,31 +47,9 @@ func parsePrint(dump string) core.Status {
 			return core.Status{State: core.Exited, Code: code}
 		}
 	}
-	switch state {
-	case "running", "spawn scheduled", "xpcproxy":
-		return core.Status{State: core.Starting}
-	}
-	return core.Status{State: core.Gone}
-}
-
-// listRow is one row of `launchctl list`.
-type listRow struct {
-	pid   int // 0 when not running ("-")
-	label string
-}
-
-// parseList parses `launchctl list`: a "PID\tStatus\tLabel" header, then
-// one tab-separated row per loaded service.
-func parseList(out string) []listRow {
-	var rows []listRow
-	for line := range strings.SplitSeq(out, "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) != 3 || f[0] == "PID" {
-			continue
-		}
-		row := listRow{label: f[2]}
-		row.pid, _ = strconv.Atoi(f[0])
-		rows = append(rows, row)
-	}
-	return rows
+	// Any other state (spawn scheduled, spawning, xpcproxy, waiting,
+	// SIGTERMed, penalty box, a state newer macOS adds) is a loaded job
+	// that has not run yet or is being torn down: only `print` exiting
+	// with 113 means there is no such job.
+	return core.Status{State: core.Starting}
 }

@@ -2,7 +2,6 @@ package launchd
 
 import (
 	"runtime"
-	"slices"
 	"testing"
 
 	"btl/core"
@@ -44,26 +43,18 @@ func TestParsePrint(t *testing.T) {
 		{"killed", "\tstate = not running\n\tlast terminating signal = Killed: 9\n", core.Status{State: core.Signaled, Signal: 9}},
 		{"spawning", "\tstate = spawn scheduled\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
 		{"xpcproxy", "\tstate = xpcproxy\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
-		{"never ran", "\tstate = not running\n\tlast exit code = (never exited)\n", core.Status{State: core.Gone}},
-		{"nested pid only", "\tstate = not running\n", core.Status{State: core.Gone}},
+		{"spawning", "\tstate = spawning\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"SIGTERMed", "\tstate = SIGTERMed\n", core.Status{State: core.Starting}},
+		{"penalty box", "\tstate = penalty box\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"exited, torn down", "\tstate = exited\n\tlast exit code = 0\n", core.Status{State: core.Exited}},
+		{"never ran", "\tstate = not running\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"nested pid only", "\tstate = not running\n", core.Status{State: core.Starting}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := parsePrint(dumpHead + tc.lines + dumpTail); got != tc.want {
 				t.Errorf("parsePrint = %+v, want %+v", got, tc.want)
 			}
 		})
-	}
-}
-
-func TestParseList(t *testing.T) {
-	out := "PID\tStatus\tLabel\n" +
-		"-\t0\tcom.apple.something\n" +
-		"28474\t0\tbtl.0123456789abcdef\n" +
-		"-\t-15\tbtl.fedcba9876543210\n" +
-		"garbage line\n"
-	want := []listRow{{0, "com.apple.something"}, {28474, "btl.0123456789abcdef"}, {0, "btl.fedcba9876543210"}}
-	if got := parseList(out); !slices.Equal(got, want) {
-		t.Errorf("parseList = %+v, want %+v", got, want)
 	}
 }
 

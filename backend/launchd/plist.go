@@ -31,11 +31,16 @@ type agent struct {
 	AbandonProcessGroup  bool              `plist:"AbandonProcessGroup"`
 	// LimitLoadToSessionType is Background in the user/<uid> domain.
 	LimitLoadToSessionType string `plist:"LimitLoadToSessionType,omitempty"`
+	// The caller's open-files limits and umask (launchd's own would be a
+	// soft limit of 256 and its umask).
+	SoftResourceLimits *resourceLimits `plist:"SoftResourceLimits,omitempty"`
+	HardResourceLimits *resourceLimits `plist:"HardResourceLimits,omitempty"`
+	Umask              *int            `plist:"Umask,omitempty"`
 }
 
 // newAgent returns the plist of spec for domain dom, run through the
-// launcher exe, which reports to the file report.
-func newAgent(spec core.Spec, dom, exe, report string) agent {
+// launcher exe, which reports to the file report, with the caller's limits.
+func newAgent(spec core.Spec, dom, exe, report string, lim callerLimits) agent {
 	env := make(map[string]string, len(spec.Env)+1)
 	for _, kv := range spec.Env {
 		// A property list is XML: variables that are not UTF-8 cannot go in.
@@ -62,6 +67,15 @@ func newAgent(spec core.Spec, dom, exe, report string) agent {
 	}
 	if strings.HasPrefix(dom, "user/") {
 		a.LimitLoadToSessionType = "Background"
+	}
+	if lim.softFiles > 0 {
+		a.SoftResourceLimits = &resourceLimits{NumberOfFiles: lim.softFiles}
+	}
+	if lim.hardFiles > 0 {
+		a.HardResourceLimits = &resourceLimits{NumberOfFiles: lim.hardFiles}
+	}
+	if lim.umask >= 0 {
+		a.Umask = &lim.umask
 	}
 	return a
 }

@@ -24,7 +24,9 @@ func selectBackend(name string, dirs core.Dirs) (core.Backend, error) {
 			}
 		}
 		if launchd.Available() {
-			return launchd.New(dirs), nil
+			// What launchd cannot run (a protected folder, a refusal)
+			// starts with fork.
+			return &launchd.Fallback{Backend: launchd.New(dirs), Other: fork.New(dirs)}, nil
 		}
 		return fork.New(dirs), nil
 	}

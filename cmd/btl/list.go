@@ -72,7 +72,7 @@ type taskJSON struct {
 	Cwd       string    `json:"cwd"`               // real path
 	StartedAt time.Time `json:"started_at"`        // RFC 3339
 	Backend   string    `json:"backend"`           // fork, systemd, launchd
-	Unit      string    `json:"unit,omitempty"`    // systemd unit or launchd label
+	Unit      string    `json:"unit,omitempty"`    // systemd unit or launchd service target
 	LogFile   string    `json:"log_file"`          // path of the log
 	Native    string    `json:"inspect,omitempty"` // command that shows the task natively
 }

@@ -93,8 +93,13 @@ func (e *env) nativeCommand(ctx context.Context, t *core.Task) string {
 	case "systemd":
 		return "systemctl --user status " + t.Unit
 	case launchd.Name:
+		if strings.Contains(t.Unit, "/") { // the service target itself
+			return "launchctl print " + t.Unit
+		}
 		dom := "gui/" + strconv.Itoa(os.Getuid())
-		if b, ok := e.mgr.Backend.(*launchd.Backend); ok {
+		if b, ok := e.mgr.Backend.(interface {
+			Domain(context.Context) (string, error)
+		}); ok { // *launchd.Backend, or auto mode's *launchd.Fallback
 			if d, err := b.Domain(ctx); err == nil {
 				dom = d
 			}

@@ -4,6 +4,7 @@ package fake
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"sort"
 	"strconv"
@@ -28,6 +29,11 @@ func (c *cli) bootstrap(args []string) int {
 	if code := c.modifiable(t, prefix); code != 0 {
 		return code
 	}
+	if t.kind == "gui" && c.session != sessionAqua {
+		// Recent macOS refuses a gui/<uid> bootstrap from a session
+		// that is not the GUI login (ssh, tmux detached from it).
+		return c.fail(125, prefix+"125: Domain does not support specified action")
+	}
 	spec, err := loadPlist(args[1], c.uid, true)
 	if err != nil {
 		c.diag("bootstrap %s: %v", args[1], err)
@@ -35,7 +41,16 @@ func (c *cli) bootstrap(args []string) int {
 	}
 	j := newJob(spec, args[1])
 	var why string
+	if other := c.otherDomain(t); c.exists(other) && c.st.get(other, j.Label) != nil {
+		why = "label " + j.Label + " loaded in " + other.domain()
+	}
+	if os.Getenv(envRefuse) == "1" {
+		why = "refused (" + envRefuse + ")"
+	}
 	err = c.st.update(t, func(st *domainState) bool {
+		if why != "" {
+			return false
+		}
 		if n := st.Busy[j.Label]; n > 0 {
 			why = fmt.Sprintf("label %s busy after bootout (%d more)", j.Label, n-1)
 			st.Busy[j.Label] = n - 1
@@ -44,7 +59,10 @@ func (c *cli) bootstrap(args []string) int {
 			}
 			return true
 		}
-		if st.Jobs[j.Label] != nil {
+		if cur := st.Jobs[j.Label]; cur != nil && cur.lingering() {
+			why = "label " + j.Label + " still being removed"
+			return false
+		} else if cur != nil {
 			why = "label " + j.Label + " already loaded"
 			return false
 		}
@@ -104,7 +122,13 @@ func (c *cli) bootout(args []string) int {
 	}
 	j := c.st.get(t, t.label)
 	if j == nil {
-		return c.fail(3, prefix+"3: No such process")
+		return c.fail(113, prefix+"113: Could not find specified service")
+	}
+	if j.lingering() {
+		if rand.IntN(2) == 0 {
+			return c.fail(36, prefix+"36: Operation now in progress")
+		}
+		return c.fail(37, prefix+"37: Operation already in progress")
 	}
 	if os.Getenv(envBootout36) == "1" {
 		if err := c.startDetached(nil, hiddenTeardown, t.domain(), j.Label, j.Instance); err == nil {
@@ -130,10 +154,13 @@ func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
 	time.Sleep(minDelay - time.Since(start))
 	busy, _ := strconv.Atoi(os.Getenv(envBusy))
 	c.st.update(t, func(st *domainState) bool {
-		if cur := st.Jobs[j.Label]; cur == nil || cur.Instance != j.Instance {
+		cur := st.Jobs[j.Label]
+		if cur == nil || cur.Instance != j.Instance || cur.lingering() {
 			return false
 		}
-		delete(st.Jobs, j.Label)
+		// bootout is asynchronous: the label lingers, then goes.
+		cur.State = []string{stateSIGTERMed, stateExited}[rand.IntN(2)]
+		cur.LingerUntil = time.Now().Add(lingerMin + rand.N(lingerMax-lingerMin)).UnixNano()
 		if busy > 0 {
 			st.Busy[j.Label] = busy
 		}
@@ -200,6 +227,9 @@ func (c *cli) print(args []string) int {
 // and kill do, and returns 0 when t exists.
 func (c *cli) lookupErr(t target) int {
 	if !c.exists(t) {
+		if rand.IntN(2) == 0 {
+			return c.fail(125, "Domain does not support specified action")
+		}
 		return c.fail(112, "Bad request.\nCould not find domain for "+t.desc())
 	}
 	if t.label != "" && c.st.get(t, t.label) == nil {
@@ -250,7 +280,7 @@ func (c *cli) list(args []string) int {
 	switch len(args) {
 	case 0:
 		fmt.Fprint(c.out, "PID\tStatus\tLabel\n")
-		for _, t := range c.ownDomains() {
+		for _, t := range c.callerDomains() {
 			for _, j := range c.jobs(t) {
 				pid := "-"
 				if j.State == stateRunning && j.PID > 0 {
@@ -261,7 +291,7 @@ func (c *cli) list(args []string) int {
 		}
 		return 0
 	case 1:
-		for _, t := range c.ownDomains() {
+		for _, t := range c.callerDomains() {
 			if j := c.st.get(t, args[0]); j != nil {
 				writeListDict(c.out, t, j)
 				return 0

@@ -9,6 +9,57 @@
 // terminating signal recorded, SIGTERM to the rest of the process group when
 // the main process exits.
 //
+// # Adversarial by default
+//
+// The fake does not model launchd's happy path only. By default, as real
+// Macs do (sources in brackets, listed below):
+//
+//   - bootout is asynchronous: a booted-out label lingers 50-500 ms in
+//     state SIGTERMed or exited; meanwhile print shows it, bootstrap of it
+//     fails with 5 and bootout answers 36 or 37 at random [B1 B2 B3].
+//   - The caller has a session, Aqua (GUI login) or Background (ssh),
+//     printed by `managername` [H1 L1]. `list` shows only the caller's
+//     session's domain (gui for Aqua, user otherwise) [H2 L1]. A Background
+//     caller's bootstrap into gui fails with 125 [H3 H4].
+//   - A label loaded in one of the user's domains makes its bootstrap into
+//     the other fail with 5 [H2].
+//   - bootout of an unknown label answers 113 (older macOS: 3) [B1 L1];
+//     print of a missing domain answers 112 or 125 at random [H3 L1].
+//   - bootstrap returns while the job is "spawning": its program runs
+//     50-300 ms later [L1 N1].
+//   - A job whose WorkingDirectory (or log file) cannot be opened, or whose
+//     program cannot be run, ends with "last exit code = 78: EX_CONFIG" [L1].
+//   - A job runs with a soft RLIMIT_NOFILE of 256 and umask 022 unless the
+//     plist sets SoftResourceLimits/HardResourceLimits NumberOfFiles and
+//     Umask [P1 R1 R2 R3].
+//   - The default ExitTimeOut is 5 s [P1 L1].
+//
+// Sources:
+//
+//	L1  the launchd notes' real `launchctl print` captures; launchctl(1)
+//	P1  launchd.plist(5): ExitTimeOut, SoftResourceLimits, HardResourceLimits, Umask
+//	B1  headroomlabs-ai/headroom#1289: bootstrap right after bootout -> 5 for
+//	    seconds; back-to-back -> 37; kickstart after bootout -> 113
+//	B2  Opendray/opendray#211, openclaw/openclaw#136453, tuist/tuist#10143:
+//	    "bootout is asynchronous", bootstrap after it fails with 5
+//	B3  kardianos/service service_darwin.go: Restart is unload, a fixed
+//	    50 ms pause, load: the same teardown, waited out blindly
+//	H1  Homebrew/homebrew-services#528: `launchctl managername` -> Aqua
+//	H2  Homebrew/homebrew-services#527, #528, #499: gui vs user/<uid>, 5
+//	    when the label is loaded or the domain is not the caller's
+//	H3  Homebrew/homebrew-core#115306: "125: Domain does not support
+//	    specified action" for gui/501 outside the GUI session
+//	H4  Homebrew/brew Library/Homebrew/services/service/system.rb
+//	    (domain_target): over ssh without the console, user/<uid>, not gui
+//	N1  the launchd notes' review lists "spawning" among the states print
+//	    shows; how long it lasts (the first run of a freshly built binary
+//	    is the suspected slow case) is not measured: scripts/mac-smoke
+//	    checks such a start on a Mac
+//	R1  Homebrew/legacy-homebrew#45595: launchd agents' soft limit is 256
+//	R2  pingdotgg/t3code#11055, NousResearch/hermes-agent#100191:
+//	    `launchctl limit maxfiles` 256, EMFILE in file watchers
+//	R3  Andersbakken/rtags#514: NumberOfFiles in the plist raises it
+//
 // # Invocation
 //
 //	launchctl bootstrap <domain> </abs/path.plist>
@@ -19,6 +70,7 @@
 //	launchctl kill <SIGNAME|NAME|signum> <domain>/<label>
 //	launchctl list
 //	launchctl list <label>
+//	launchctl managername
 //
 // <domain> is gui/<uid> or user/<uid>; only the caller's own uid exists.
 // Anything else gets usage text on stderr and exit 64.
@@ -26,13 +78,24 @@
 // # Environment
 //
 //	FAKE_LAUNCHCTL_STATE=<dir>          required; state, logs (exit 64 if unset)
-//	FAKE_LAUNCHCTL_NO_GUI=1             no gui domain: print/kill gui/... -> 112,
-//	                                    bootstrap/bootout gui/... -> 125
-//	FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=N a bootout leaves the label "busy": the
-//	                                    next N bootstraps of it fail with 5
+//	FAKE_LAUNCHCTL_SESSION=Aqua|Background
+//	                                    the caller's session (default Aqua, or
+//	                                    Background with NO_GUI)
+//	FAKE_LAUNCHCTL_NO_GUI=1             no gui domain (no GUI login): print/kill
+//	                                    gui/... -> 112 or 125, bootstrap/bootout
+//	                                    gui/... -> 125
+//	FAKE_LAUNCHCTL_MANAGERNAME=<name>   what managername prints, whatever the
+//	                                    session (as in a tmux server whose
+//	                                    bootstrap namespace is not the GUI's)
+//	FAKE_LAUNCHCTL_SPAWN_DELAY=<dur>    fixed length of the spawning phase
+//	FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=N a bootout leaves the label "busy" once
+//	                                    it is gone: the next N bootstraps of it
+//	                                    fail with 5 [B1]
 //	FAKE_LAUNCHCTL_BOOTOUT_36=1         bootout of a loaded job returns 36 at once
 //	                                    and tears down in the background (the job
-//	                                    disappears after at least 200ms)
+//	                                    lingers after at least 200ms)
+//	FAKE_LAUNCHCTL_REFUSE=1             every bootstrap fails with 5, as for the
+//	                                    users of H2 whose gui domain refused all
 //
 // # Files in the state directory
 //
@@ -45,13 +108,17 @@
 //
 // # Exit codes and stderr (first line(s) exact)
 //
-//	bootstrap duplicate / busy / bad plist:  5  "Bootstrap failed: 5: Input/output error"
-//	bootstrap with NO_GUI into gui:        125  "Bootstrap failed: 125: Domain does not support specified action"
+//	bootstrap duplicate / lingering / busy /
+//	  loaded in the other domain / bad plist:  5  "Bootstrap failed: 5: Input/output error"
+//	bootstrap into gui, NO_GUI or Background:125  "Bootstrap failed: 125: Domain does not support specified action"
 //	bootstrap/bootout in another domain:     1  "Bootstrap failed: 1: Operation not permitted" ("Boot-out failed: ...")
-//	bootout not loaded:                      3  "Boot-out failed: 3: No such process"
+//	bootout not loaded:                    113  "Boot-out failed: 113: Could not find specified service"
+//	bootout lingering:                  36, 37  "Boot-out failed: 36: Operation now in progress",
+//	                                            "Boot-out failed: 37: Operation already in progress"
 //	bootout with BOOTOUT_36:                36  "Boot-out failed: 36: Operation now in progress"
 //	print/kill missing or foreign domain:  112  "Bad request.\nCould not find domain for user gui: <uid>"
 //	                                            (user/<uid>: "uid: <uid>", system: "system")
+//	                                       125  "Domain does not support specified action" (at random)
 //	print/kill missing service:            113  "Bad request.\nCould not find service \"<label>\" in domain for user gui: <uid>"
 //	                                            (user domain: "... in domain for uid: <uid>")
 //	kill of a job that is not running:       3  "Could not kill service \"<label>\": 3: No such process"
@@ -63,6 +130,7 @@
 package fake
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -77,6 +145,12 @@ const (
 	envNoGUI         = "FAKE_LAUNCHCTL_NO_GUI"
 	envBusy          = "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT"
 	envBootout36     = "FAKE_LAUNCHCTL_BOOTOUT_36"
+	envSession       = "FAKE_LAUNCHCTL_SESSION"
+	envSpawnDelay    = "FAKE_LAUNCHCTL_SPAWN_DELAY"
+	envRefuse        = "FAKE_LAUNCHCTL_REFUSE"
+	envManagerName   = "FAKE_LAUNCHCTL_MANAGERNAME"
+	sessionAqua      = "Aqua"
+	sessionBG        = "Background"
 	hiddenMonitor    = "__monitor"
 	hiddenTeardown   = "__teardown"
 	exUsage          = 64
@@ -84,7 +158,9 @@ const (
 	callsLogName     = "calls.log"
 	diagLogName      = "diag.log"
 	defaultPath      = "/usr/bin:/bin:/usr/sbin:/sbin"
-	defaultExitTimer = 20
+	defaultExitTimer = 5
+	defaultSoftFiles = 256
+	defaultUmask     = 0o022
 )
 
 // Main executes one launchctl invocation (args excludes argv[0]) and returns
@@ -98,7 +174,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return exUsage
 	}
 	c := &cli{st: store{dir: dir}, out: stdout, err: stderr, uid: os.Getuid(),
-		noGUI: os.Getenv(envNoGUI) == "1"}
+		noGUI: os.Getenv(envNoGUI) == "1", session: os.Getenv(envSession)}
+	if c.session == "" {
+		c.session = sessionAqua
+		if c.noGUI {
+			c.session = sessionBG
+		}
+	}
 	if len(args) > 0 && (args[0] == hiddenMonitor || args[0] == hiddenTeardown) {
 		return c.hidden(args)
 	}
@@ -124,6 +206,9 @@ type cli struct {
 	err   io.Writer
 	uid   int
 	noGUI bool
+	// session is the caller's session type: Aqua (a GUI login) or
+	// Background (ssh, or anything else outside the GUI login).
+	session string
 }
 
 func (c *cli) dispatch(args []string) int {
@@ -142,17 +227,24 @@ func (c *cli) dispatch(args []string) int {
 		return c.kill(rest)
 	case "list":
 		return c.list(rest)
+	case "managername":
+		if len(rest) != 0 {
+			return c.usage("managername")
+		}
+		fmt.Fprintln(c.out, cmp.Or(os.Getenv(envManagerName), c.session))
+		return 0
 	}
 	fmt.Fprintf(c.err, "Unrecognized subcommand: %s\n", args[0])
 	return c.usage("")
 }
 
 var usages = map[string]string{
-	"bootstrap": "Usage: launchctl bootstrap <domain-target> [service-path service-path2 ...] | <service-target>",
-	"bootout":   "Usage: launchctl bootout <domain-target> [service-path1 service-path2 ...] | <service-target>",
-	"print":     "Usage: launchctl print <service-target|domain-target>",
-	"kill":      "Usage: launchctl kill <signal-number|signal-name> <service-target>",
-	"list":      "Usage: launchctl list [service-name]",
+	"bootstrap":   "Usage: launchctl bootstrap <domain-target> [service-path service-path2 ...] | <service-target>",
+	"bootout":     "Usage: launchctl bootout <domain-target> [service-path1 service-path2 ...] | <service-target>",
+	"print":       "Usage: launchctl print <service-target|domain-target>",
+	"kill":        "Usage: launchctl kill <signal-number|signal-name> <service-target>",
+	"list":        "Usage: launchctl list [service-name]",
+	"managername": "Usage: launchctl managername",
 }
 
 // usage prints the usage of sub (or the general usage) and returns 64.
@@ -167,7 +259,8 @@ func (c *cli) usage(sub string) int {
 		"\tbootout         Tears down a domain or removes a service from a domain.\n"+
 		"\tprint           Prints a description of a domain or service.\n"+
 		"\tkill            Sends a signal to the service instance.\n"+
-		"\tlist            Lists information about services.\n")
+		"\tlist            Lists information about services.\n"+
+		"\tmanagername     Prints the name of current launchd session.\n")
 	return exUsage
 }
 
@@ -254,4 +347,27 @@ func (c *cli) ownDomains() []target {
 		}
 	}
 	return ds
+}
+
+// callerDomains is the domain `launchctl list` and `list <label>` look in:
+// the caller's session's, gui for Aqua, user otherwise.
+func (c *cli) callerDomains() []target {
+	t := target{kind: "user", id: c.uid}
+	if c.session == sessionAqua {
+		t.kind = "gui"
+	}
+	if !c.exists(t) {
+		return nil
+	}
+	return []target{t}
+}
+
+// otherDomain returns the caller's domain of the other kind (gui for user
+// and the reverse): a label loaded there blocks a bootstrap into t.
+func (c *cli) otherDomain(t target) target {
+	o := target{kind: "gui", id: t.id}
+	if t.kind == "gui" {
+		o.kind = "user"
+	}
+	return o
 }

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +35,16 @@ type plistSpec struct {
 	AbandonProcessGroup    bool              `plist:"AbandonProcessGroup"`
 	ProcessType            string            `plist:"ProcessType"`
 	LimitLoadToSessionType any               `plist:"LimitLoadToSessionType"` // string or array
+	SoftResourceLimits     resourceLimits    `plist:"SoftResourceLimits"`
+	HardResourceLimits     resourceLimits    `plist:"HardResourceLimits"`
+	Umask                  *int              `plist:"Umask"`
 	sessionTypes           []string          // LimitLoadToSessionType as a list
+}
+
+// resourceLimits is the part of SoftResourceLimits/HardResourceLimits the
+// fake applies.
+type resourceLimits struct {
+	NumberOfFiles uint64 `plist:"NumberOfFiles"`
 }
 
 // loadPlist reads and validates the plist at path. With checkPerm it also
@@ -112,6 +122,12 @@ func newJob(spec *plistSpec, path string) *job {
 		ProcessType:         spec.ProcessType,
 		SessionTypes:        spec.sessionTypes,
 		State:               stateNotRunning,
+		SoftFiles:           spec.SoftResourceLimits.NumberOfFiles,
+		HardFiles:           spec.HardResourceLimits.NumberOfFiles,
+		Umask:               -1,
+	}
+	if spec.Umask != nil {
+		j.Umask = *spec.Umask
 	}
 	if j.Program == "" {
 		j.Program = j.Arguments[0]
@@ -214,7 +230,7 @@ func (c *cli) startMonitor(t target, j *job) {
 	}
 	c.st.modify(t, j.Label, j.Instance, func(j *job) {
 		if j.State == stateSpawning {
-			c.diag("spawn %s: monitor did not record a pid (%v)", j.Label, err)
+			c.diag("spawn %s: monitor did not take the job (%v)", j.Label, err)
 			j.markSpawnFailed()
 		}
 	})
@@ -238,6 +254,23 @@ func (c *cli) monitor(t target, label, instance string) int {
 	if j == nil || j.Instance != instance {
 		return 0
 	}
+	// launchd spawns through xpcproxy: bootstrap returns while the job
+	// is still "spawning", and the program runs a while later.
+	if !c.st.modify(t, label, instance, func(j *job) { j.State = stateSpawningSlow }) {
+		return 0
+	}
+	report()
+	delay := spawnMin + rand.N(spawnMax-spawnMin)
+	if d, err := time.ParseDuration(os.Getenv(envSpawnDelay)); err == nil {
+		delay = d
+	}
+	time.Sleep(delay)
+	if j = c.st.get(t, label); j == nil || j.Instance != instance || j.lingering() {
+		return 0
+	}
+	if err := applyLimits(j); err != nil {
+		c.diag("spawn %s: %v", label, err)
+	}
 	cmd, files, err := jobCommand(j)
 	if err == nil {
 		err = cmd.Start()
@@ -251,10 +284,18 @@ func (c *cli) monitor(t target, label, instance string) int {
 		return 0
 	}
 	pid := cmd.Process.Pid
-	if !c.st.modify(t, label, instance, func(j *job) {
+	taken := false
+	c.st.update(t, func(st *domainState) bool {
+		j := st.Jobs[label]
+		if j == nil || j.Instance != instance || j.lingering() {
+			return false
+		}
 		j.State, j.PID, j.MonitorPID = stateRunning, pid, os.Getpid()
 		j.Runs++
-	}) {
+		taken = true
+		return true
+	})
+	if !taken {
 		unix.Kill(pid, unix.SIGKILL) // booted out while spawning
 	}
 	report()
@@ -272,7 +313,10 @@ func (c *cli) monitor(t target, label, instance string) int {
 		if cur == nil || cur.Instance != instance {
 			return false
 		}
-		cur.State, cur.PID, cur.MonitorPID = stateNotRunning, 0, 0
+		if !cur.lingering() {
+			cur.State = stateNotRunning
+		}
+		cur.PID, cur.MonitorPID = 0, 0
 		cur.Exited = true
 		if ps := cmd.ProcessState; ps != nil {
 			cur.WaitStatus = int(ps.Sys().(syscall.WaitStatus))
@@ -280,6 +324,35 @@ func (c *cli) monitor(t target, label, instance string) int {
 		return true
 	})
 	return 0
+}
+
+// Bounds of the "spawning" phase before a job's program runs.
+const (
+	spawnMin = 50 * time.Millisecond
+	spawnMax = 300 * time.Millisecond
+)
+
+// applyLimits sets, in the monitor, what the job's program inherits from
+// launchd: a soft RLIMIT_NOFILE of 256 unless the plist sets
+// SoftResourceLimits, the plist's hard limit if any, and launchd's umask
+// (022) unless the plist sets Umask. syscall.Setrlimit (not x/sys/unix)
+// also stops the Go runtime from restoring its own limit in the child.
+func applyLimits(j *job) error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return err
+	}
+	if j.HardFiles > 0 && j.HardFiles < lim.Max {
+		lim.Max = j.HardFiles
+	}
+	lim.Cur = cmp.Or(j.SoftFiles, defaultSoftFiles)
+	lim.Cur = min(lim.Cur, lim.Max)
+	if j.Umask >= 0 {
+		syscall.Umask(j.Umask)
+	} else {
+		syscall.Umask(defaultUmask)
+	}
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 }
 
 // jobCommand prepares the job's process: own session, working directory

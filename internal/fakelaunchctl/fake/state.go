@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,6 +19,19 @@ const (
 	stateRunning    = "running"
 	stateNotRunning = "not running"
 	stateSpawning   = "spawn scheduled"
+	// stateSpawningSlow is the phase after "spawn scheduled" in which
+	// launchd (xpcproxy) sets the job up before its program runs.
+	stateSpawningSlow = "spawning"
+	// Lingering states: a job booted out stays visible in one of them
+	// for a while (see lingerMin/lingerMax).
+	stateSIGTERMed = "SIGTERMed"
+	stateExited    = "exited"
+)
+
+// Bounds of a booted-out label's lingering.
+const (
+	lingerMin = 50 * time.Millisecond
+	lingerMax = 500 * time.Millisecond
 )
 
 // job is one loaded service, as persisted in the domain's JSON file.
@@ -46,7 +60,18 @@ type job struct {
 	Runs       int    `json:"runs"`
 	Exited     bool   `json:"exited"`      // false: "(never exited)"
 	WaitStatus int    `json:"wait_status"` // raw wait status of the last run
+	// LingerUntil, when set, marks a job booted out but still known to
+	// launchd until then (UnixNano).
+	LingerUntil int64 `json:"linger_until,omitempty"`
+	// SoftFiles and HardFiles are the plist's RLIMIT_NOFILE (0: unset);
+	// Umask is its umask (-1: unset).
+	SoftFiles uint64 `json:"soft_files,omitempty"`
+	HardFiles uint64 `json:"hard_files,omitempty"`
+	Umask     int    `json:"umask"`
 }
+
+// lingering reports whether the job was booted out and is only lingering.
+func (j *job) lingering() bool { return j.LingerUntil != 0 }
 
 // exitDesc returns the list Status column: exit code, minus the signal, or 0.
 func (j *job) exitDesc() int {
@@ -104,7 +129,14 @@ func (s store) update(t target, fn func(st *domainState) bool) error {
 	if st.Busy == nil {
 		st.Busy = map[string]int{}
 	}
-	if !fn(st) {
+	purged := false
+	for label, j := range st.Jobs {
+		if j.lingering() && time.Now().UnixNano() >= j.LingerUntil {
+			delete(st.Jobs, label)
+			purged = true
+		}
+	}
+	if !fn(st) && !purged {
 		return nil
 	}
 	data, err = json.MarshalIndent(st, "", "  ")
