@@ -91,14 +91,6 @@ func TestHashCollision(t *testing.T) {
 	}
 }
 
-func atoi(s string) int {
-	n := 0
-	for _, c := range s {
-		n = n*10 + int(c-'0')
-	}
-	return n
-}
-
 // TestBytesNotText runs a command with an argument and a directory that
 // are not valid UTF-8. fork records them exactly, and restart runs the
 // same bytes under the same hash; systemd and launchd refuse them in one

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"sync"
-	"syscall"
 )
 
 var fmtSprintf = fmt.Sprintf
-
-func syscallKill(pid int) { syscall.Kill(pid, syscall.SIGKILL) }
 
 // syncBuffer is a bytes.Buffer safe for one writer and one reader.
 type syncBuffer struct {

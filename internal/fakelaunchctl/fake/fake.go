@@ -338,17 +338,6 @@ func (c *cli) exists(t target) bool {
 	return c.own(t) && !(t.kind == "gui" && c.noGUI)
 }
 
-// ownDomains lists the caller's existing domains, gui first.
-func (c *cli) ownDomains() []target {
-	var ds []target
-	for _, k := range []string{"gui", "user"} {
-		if t := (target{kind: k, id: c.uid}); c.exists(t) {
-			ds = append(ds, t)
-		}
-	}
-	return ds
-}
-
 // callerDomains is the domain `launchctl list` and `list <label>` look in:
 // the caller's session's, gui for Aqua, user otherwise.
 func (c *cli) callerDomains() []target {
