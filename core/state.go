@@ -177,17 +177,9 @@ func jsonNames(typ reflect.Type) map[string]bool {
 }
 
 // decodeKeeping decodes b into v (of type typ) and returns the fields v has
-// no place for. The usual case, no such field, costs one pass.
+// no place for. It is the general path: a state file with only known
+// fields, the usual case, is decoded by decodeFast without it.
 func decodeKeeping(b []byte, v any, typ reflect.Type) (map[string]json.RawMessage, error) {
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	err := d.Decode(v)
-	if err == nil {
-		return nil, nil
-	}
-	if !strings.HasPrefix(err.Error(), "json: unknown field ") {
-		return nil, err
-	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return nil, err
 	}
@@ -203,6 +195,15 @@ func unknownFields(b []byte, typ reflect.Type) (map[string]json.RawMessage, erro
 	for k := range all {
 		if known[k] {
 			delete(all, k)
+			continue
+		}
+		// encoding/json fills a field from a key that differs only in
+		// case, so that key is not unknown either.
+		for n := range known {
+			if strings.EqualFold(n, k) {
+				delete(all, k)
+				break
+			}
 		}
 	}
 	if len(all) == 0 {
