@@ -108,7 +108,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	repR.Close()
 	var rep reply
 	if err := json.Unmarshal(out, &rep); err != nil {
-		return core.Task{}, fmt.Errorf("fork: supervisor failed (%v, %v, %v)", werr, rerr, err)
+		return core.Task{}, fmt.Errorf("fork: the supervisor gave no answer: %w", errors.Join(werr, rerr, err))
 	}
 	if rep.Err != "" {
 		return core.Task{}, replyError(spec, rep)
