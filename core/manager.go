@@ -423,26 +423,33 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 			continue
 		}
 		pid, before := t.PID, t.Status
-		s := m.Status(ctx, t)
-		if s.State == Unknown {
-			// Nothing was learnt: the record stays as it was.
-			views = append(views, View{Task: t, Status: s})
-			continue
-		}
-		if !s.Alive() && s.State != Gone {
-			t.Status = &s
-		} else if !s.Alive() && t.Status != nil {
-			s = *t.Status
-		}
-		if s.Alive() {
-			t.Status = nil
-		}
+		var s Status
+		t.Status, s = nextStatus(t.Status, m.Status(ctx, t))
 		if t.PID != pid || (before == nil) != (t.Status == nil) || before != nil && *before != *t.Status {
 			changed = true
 		}
 		views = append(views, View{Task: t, Status: s})
 	}
 	return views, changed
+}
+
+// nextStatus is what btl records of a task whose record says rec (nil: it
+// ran when last seen) now that its backend reports obs, and the status to
+// show. A running task has no record; how a task ended is recorded once
+// known and kept when the backend no longer knows (gone); an Unknown
+// answer teaches nothing, so the record stays.
+func nextStatus(rec *Status, obs Status) (next *Status, shown Status) {
+	switch {
+	case obs.State == Unknown:
+		return rec, obs
+	case obs.Alive():
+		return nil, obs
+	case obs.State != Gone:
+		return &obs, obs
+	case rec != nil:
+		return rec, *rec
+	}
+	return nil, obs
 }
 
 // release drops what t's backend keeps of it after it ended (a failed

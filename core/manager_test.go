@@ -1,0 +1,283 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// memBackend is a Backend whose tasks are records in memory: a task runs
+// until Stop. It lets the Manager's policy be tested without processes.
+type memBackend struct {
+	name    string
+	running map[string]bool // by token
+	nextPID int
+	calls   []string // "start <hash>", "stop <token>", ...
+
+	startErr, inspectErr, stopErr, listErr error
+	listed                                 []Task
+}
+
+var _ Backend = (*memBackend)(nil)
+
+func newMem(name string) *memBackend {
+	return &memBackend{name: name, running: map[string]bool{}, nextPID: 1000}
+}
+
+func (b *memBackend) Name() string { return b.name }
+
+func (b *memBackend) Start(ctx context.Context, spec Spec) (Task, error) {
+	b.calls = append(b.calls, "start "+spec.Hash)
+	if b.startErr != nil {
+		return Task{}, b.startErr
+	}
+	b.nextPID++
+	b.running[spec.Token] = true
+	return Task{PID: b.nextPID, Unit: b.name + "-" + spec.Hash}, nil
+}
+
+func (b *memBackend) Stop(ctx context.Context, t Task, grace time.Duration) error {
+	b.calls = append(b.calls, "stop "+t.Token)
+	if b.stopErr != nil {
+		return b.stopErr
+	}
+	delete(b.running, t.Token)
+	return nil
+}
+
+func (b *memBackend) Inspect(ctx context.Context, t Task) (Status, error) {
+	b.calls = append(b.calls, "inspect "+t.Token)
+	if b.inspectErr != nil {
+		return Status{}, b.inspectErr
+	}
+	if t.PID == 0 {
+		return Status{State: Gone}, nil // never started
+	}
+	// A task adopted by its token is a real process: ask the system.
+	if t.PID > 0 && t.ProcStart != 0 && syscall.Kill(t.PID, 0) == nil {
+		return Status{State: Running, PID: t.PID}, nil
+	}
+	if b.running[t.Token] {
+		return Status{State: Running, PID: t.PID}, nil
+	}
+	return Status{State: Exited, Code: 3}, nil
+}
+
+func (b *memBackend) List(ctx context.Context) ([]Task, error) {
+	return b.listed, b.listErr
+}
+
+// testManager returns a Manager with def as its default backend and
+// others reachable through Open; a name in neither cannot be opened.
+func testManager(t *testing.T, def *memBackend, others ...*memBackend) *Manager {
+	t.Helper()
+	dirs := DirsAt(t.TempDir())
+	if err := dirs.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{Store: &Store{Dir: dirs.Data}, Dirs: dirs, Backend: def}
+	m.Open = func(name string) (Backend, error) {
+		for _, o := range others {
+			if o.name == name {
+				return o, nil
+			}
+		}
+		return nil, errors.New("no user bus")
+	}
+	for _, o := range others {
+		m.Names = append(m.Names, o.name)
+	}
+	return m
+}
+
+func (m *Manager) mustRun(t *testing.T, dir string, argv ...string) (*Task, *Task) {
+	t.Helper()
+	spec, err := m.Prepare(argv, dir, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, replaced, err := m.Run(context.Background(), spec)
+	if err != nil {
+		t.Fatalf("Run %q: %v", argv, err)
+	}
+	return started, replaced
+}
+
+func TestManagerReplace(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name        string
+		oldBackend  string // backend that started the first instance
+		wantStopper string // backend asked to stop it
+	}{
+		{"same backend", "a", "a"},
+		{"across backends", "b", "b"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := newMem("a"), newMem("b")
+			m := testManager(t, a, b)
+			dir := t.TempDir()
+			if c.oldBackend == "b" {
+				m.Backend = b
+			}
+			first, _ := m.mustRun(t, dir, "sh", "-c", "x")
+			m.Backend = a
+			second, replaced := m.mustRun(t, dir, "sh", "-c", "x")
+			if replaced == nil || replaced.Token != first.Token {
+				t.Fatalf("replaced = %+v, want the first instance", replaced)
+			}
+			stopper := map[string]*memBackend{"a": a, "b": b}[c.wantStopper]
+			if !slices.Contains(stopper.calls, "stop "+first.Token) {
+				t.Errorf("backend %s was not asked to stop the old instance: %v", c.wantStopper, stopper.calls)
+			}
+			views, err := m.List(ctx)
+			if err != nil || len(views) != 1 || views[0].Token != second.Token || views[0].Backend != "a" || !views[0].Status.Alive() {
+				t.Errorf("after replace, List = %+v, %v; want the second instance alone, running with a", views, err)
+			}
+		})
+	}
+}
+
+func TestManagerFailures(t *testing.T) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	t.Run("start fails", func(t *testing.T) {
+		a := newMem("a")
+		m := testManager(t, a)
+		a.startErr = boom
+		spec, _ := m.Prepare([]string{"sh", "-c", "x"}, t.TempDir(), os.Environ())
+		if _, _, err := m.Run(ctx, spec); !errors.Is(err, boom) {
+			t.Fatalf("Run = %v, want boom", err)
+		}
+		if st, _ := m.Store.Read(); len(st.Processes) != 0 {
+			t.Errorf("a failed start left an entry: %+v", st.Processes)
+		}
+	})
+	t.Run("stop of the old instance fails", func(t *testing.T) {
+		a := newMem("a")
+		m := testManager(t, a)
+		dir := t.TempDir()
+		first, _ := m.mustRun(t, dir, "sh", "-c", "x")
+		a.stopErr = boom
+		spec, _ := m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		if _, _, err := m.Run(ctx, spec); !errors.Is(err, boom) {
+			t.Fatalf("Run = %v, want boom", err)
+		}
+		if n := len(slices.DeleteFunc(slices.Clone(a.calls), func(c string) bool { return c[:5] != "start" })); n != 1 {
+			t.Errorf("a second instance was started beside one that could not be stopped: %v", a.calls)
+		}
+		if st, _ := m.Store.Read(); st.Processes[first.Hash] == nil || st.Processes[first.Hash].Token != first.Token {
+			t.Errorf("the old instance's entry was lost: %+v", st.Processes)
+		}
+	})
+	t.Run("backend cannot be asked", func(t *testing.T) {
+		a := newMem("a")
+		m := testManager(t, a)
+		dir := t.TempDir()
+		task, _ := m.mustRun(t, dir, "sh", "-c", "x")
+		a.inspectErr = boom
+		views, err := m.List(ctx)
+		if err != nil || len(views) != 1 || views[0].Status.State != Unknown || views[0].Status.Reason != "boom" {
+			t.Fatalf("List = %+v, %v; want the task, unknown because of boom", views, err)
+		}
+		if c, err := m.Clean(ctx, true); err != nil || len(c.Removed) != 0 || len(c.Kept) != 1 {
+			t.Errorf("Clean --all = %+v, %v; want the unknown task kept", c, err)
+		}
+		if _, err := m.Kill(ctx, []string{task.Hash}, false); !errors.Is(err, ErrBackendUnavailable) {
+			t.Errorf("Kill = %v, want ErrBackendUnavailable", err)
+		}
+		if st, _ := m.Store.Read(); st.Processes[task.Hash] == nil {
+			t.Error("the task was forgotten")
+		}
+	})
+	t.Run("backend cannot be opened", func(t *testing.T) {
+		a := newMem("a")
+		m := testManager(t, a)
+		m.Store.Update(func(st *State) error {
+			st.Processes["0123456789abcdef"] = &Task{PID: 7, UserID: os.Getuid(), Backend: "systemd", Token: "0123456789abcdef-x"}
+			return nil
+		})
+		views, _ := m.List(ctx)
+		if len(views) != 1 || views[0].Status.State != Unknown {
+			t.Fatalf("List = %+v; want the task unknown", views)
+		}
+		if c, _ := m.Clean(ctx, false); len(c.Removed) != 0 {
+			t.Errorf("Clean forgot a task whose backend cannot be opened")
+		}
+	})
+	t.Run("a task of another backend is found after state loss", func(t *testing.T) {
+		a, b := newMem("a"), newMem("b")
+		m := testManager(t, a, b)
+		b.running["feedfacefeedface-1"] = true
+		b.listed = []Task{{Hash: "feedfacefeedface", PID: 77, Token: "feedfacefeedface-1"}}
+		views, err := m.List(ctx)
+		if err != nil || len(views) != 1 || views[0].Backend != "b" || !views[0].Status.Alive() {
+			t.Errorf("List = %+v, %v; want b's task, running", views, err)
+		}
+	})
+}
+
+// TestManagerCrashBetweenIntentAndSave: btl died after recording a start's
+// intent and before recording the task. The next btl finds the task by
+// its token if it runs, and otherwise knows it is gone.
+func TestManagerCrashBetweenIntentAndSave(t *testing.T) {
+	ctx := context.Background()
+	for _, runs := range []bool{true, false} {
+		a := newMem("a")
+		m := testManager(t, a)
+		hash, token := "0badc0de0badc0de", "0badc0de0badc0de-"+randomHex(8)
+		var cmd *exec.Cmd
+		if runs {
+			cmd = exec.Command("sleep", "30")
+			cmd.Env = append(os.Environ(), EnvInstance+"="+token)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		}
+		m.Store.Update(func(st *State) error {
+			st.Processes[hash] = &Task{UserID: os.Getuid(), Token: token, Backend: "a", Status: &Status{State: Starting}}
+			return nil
+		})
+		views, err := m.List(ctx)
+		if err != nil || len(views) != 1 {
+			t.Fatalf("List = %+v, %v", views, err)
+		}
+		v := views[0]
+		switch {
+		case runs && (v.PID != cmd.Process.Pid || !v.Status.Alive()):
+			t.Errorf("the task that runs was not adopted: %+v %+v", v.Task, v.Status)
+		case !runs && v.Status.State != Gone:
+			t.Errorf("a start that never ran is %+v, want gone", v.Status)
+		}
+	}
+}
+
+func TestNextStatus(t *testing.T) {
+	exited := &Status{State: Exited, Code: 3}
+	for _, c := range []struct {
+		name      string
+		rec       *Status
+		obs       Status
+		wantRec   *Status
+		wantShown Status
+	}{
+		{"runs", nil, Status{State: Running, PID: 5}, nil, Status{State: Running, PID: 5}},
+		{"main exited, children run", nil, Status{State: Running, MainExited: true}, nil, Status{State: Running, MainExited: true}},
+		{"ends", nil, *exited, exited, *exited},
+		{"ended, now forgotten by the backend", exited, Status{State: Gone}, exited, *exited},
+		{"gone without a record", nil, Status{State: Gone}, nil, Status{State: Gone}},
+		{"cannot be asked", nil, Status{State: Unknown, Reason: "x"}, nil, Status{State: Unknown, Reason: "x"}},
+		{"cannot be asked, ended before", exited, Status{State: Unknown, Reason: "x"}, exited, Status{State: Unknown, Reason: "x"}},
+	} {
+		rec, shown := nextStatus(c.rec, c.obs)
+		if (rec == nil) != (c.wantRec == nil) || rec != nil && *rec != *c.wantRec || shown != c.wantShown {
+			t.Errorf("%s: nextStatus = %+v, %+v; want %+v, %+v", c.name, rec, shown, c.wantRec, c.wantShown)
+		}
+	}
+}
