@@ -271,7 +271,9 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 	if err != nil {
 		if st.checkpointed {
 			// fn saved an intermediate state and then undid it in memory.
-			s.save(st)
+			if serr := s.save(st); serr != nil {
+				return errors.Join(err, fmt.Errorf("undo the recorded start: %w", serr))
+			}
 		}
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/gob"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -118,7 +119,11 @@ func supervise() int {
 			case <-copied:
 			case <-time.After(100 * time.Millisecond):
 			}
-			writeExit(req.ExitDir, spec.Token, waitStatus(ws))
+			if err := writeExit(req.ExitDir, spec.Token, waitStatus(ws)); err != nil {
+				// Nobody else would hear of it: btl will show the task as
+				// gone, and its log says why.
+				fmt.Fprintf(log, "%s%s could not record how PID %d ended: %v\n", core.MarkerPrefix, time.Now().UTC().Format(time.RFC3339), rep.PID, err)
+			}
 		}
 	}
 	<-copied
@@ -153,10 +158,10 @@ func waitStatus(ws syscall.WaitStatus) core.Status {
 	return core.Status{State: core.Gone}
 }
 
-func writeExit(dir, token string, st core.Status) {
+func writeExit(dir, token string, st core.Status) error {
 	b, err := json.Marshal(st)
 	if err != nil {
-		return
+		return err
 	}
-	core.WriteFileAtomic(exitFile(dir, token), b, 0o600)
+	return core.WriteFileAtomic(exitFile(dir, token), b, 0o600)
 }
