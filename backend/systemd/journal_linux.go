@@ -24,8 +24,7 @@ import (
 )
 
 // journal copies one task unit's journal entries into the task's log file.
-// It is what SyncLog runs and, serialised into MirrorEnv, what configures a
-// mirror process.
+// It is what SyncLog and the log agent run.
 type journal struct {
 	Journalctl string   `json:"journalctl"`     // absolute path of journalctl
 	Args       []string `json:"args,omitempty"` // extra journalctl arguments (tests: -D dir)
@@ -35,10 +34,6 @@ type journal struct {
 	LogMax     int64    `json:"log_max"`  // rotate the log file past this size
 	Cursor     string   `json:"cursor"`   // file holding the last copied entry's cursor
 	Lock       string   `json:"lock"`     // file flocked while copying
-
-	// The task's main process; a mirror exits once it has gone.
-	PID   int    `json:"pid,omitempty"`
-	Start uint64 `json:"start,omitempty"`
 }
 
 // journalFor returns the journal copier of the task with the given hash.

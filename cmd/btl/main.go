@@ -25,7 +25,7 @@ var version = "dev"
 func main() {
 	fork.MaybeSupervise()
 	launchd.MaybeLaunch()
-	systemd.MaybeMirror()
+	systemd.MaybeAgent()
 	logpump.MaybeRun()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
