@@ -503,11 +503,25 @@ func readExitFor(path string, pid int) (core.Status, bool) {
 // takes the agent lock first: an agent about to exit holds it until it is
 // gone, so a running agent seen here stays for the task just started.
 func (b *Backend) ensureAgent(ctx context.Context, logMax int64) error {
-	unlock, err := core.LockFile(filepath.Join(b.dirs.Run, "agent.lock"))
+	unlock, err := b.lockAgent()
 	if err != nil {
-		return fmt.Errorf("systemd: lock log agent: %w", err)
+		return err
 	}
 	defer unlock()
+	return b.ensureAgentLocked(ctx, logMax)
+}
+
+// lockAgent takes the agent lock of the data directory.
+func (b *Backend) lockAgent() (func(), error) {
+	unlock, err := core.LockFile(filepath.Join(b.dirs.Run, "agent.lock"))
+	if err != nil {
+		return nil, fmt.Errorf("systemd: lock log agent: %w", err)
+	}
+	return unlock, nil
+}
+
+// ensureAgentLocked is ensureAgent for a caller that holds the agent lock.
+func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 	exe, err := core.SelfExe(b.exe)
 	if err != nil {
 		return fmt.Errorf("systemd: %w", err)

@@ -98,9 +98,32 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, err
 	}
 
+	// From here on a signal to btl (SIGINT, SIGTERM) does not cut the
+	// start short: it completes, or is rolled back, and the caller records
+	// it; a bound keeps a manager that stopped answering from hanging it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
+
 	direct := b.journalReadable(ctx) != nil
 	j := b.journalFor(spec.Hash, spec.LogFile, logMax)
 	unit := UnitName(spec.Hash)
+	// The cursor file also tells the agent, and List, that the task is
+	// this data directory's; it must exist before the agent looks.
+	if err := j.startAt(time.Now()); err != nil {
+		return core.Task{}, err
+	}
+	// The log agent runs before the task does, and cannot decide to exit
+	// until the task runs (it would see it): a btl killed at any point of
+	// the start leaves no task whose output does not reach its log.
+	agentUnlock, err := b.lockAgent()
+	if err != nil {
+		return core.Task{}, err
+	}
+	defer func() { agentUnlock() }()
+	if err := b.ensureAgentLocked(ctx, logMax); err != nil {
+		return core.Task{}, err
+	}
+	b.agentSeen = true
 	// Hold the copy lock from before the start until the start marker is
 	// in the log, so that the marker precedes every line of the new run.
 	// (With a direct log, systemd appends itself: a line the task prints
@@ -110,11 +133,6 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, err
 	}
 	defer func() { unlock() }()
-	// The cursor file also tells the agent, and List, that the task is
-	// this data directory's.
-	if err := j.startAt(time.Now()); err != nil {
-		return core.Task{}, err
-	}
 	os.Remove(exitPath(b.dirs.Run, spec.Hash))
 	result, err := b.startTask(ctx, unit, taskProps(spec, direct), func() {
 		if !direct {
@@ -127,7 +145,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	info, err := b.unitInfo(ctx, unit)
 	if err != nil {
 		// The unit may run: leave nothing running that is not tracked.
-		b.stopUnit(context.WithoutCancel(ctx), unit, 0)
+		b.stopUnit(ctx, unit, 0)
 		return core.Task{}, err
 	}
 	if result != "done" && !info.ranAndEnded() {
@@ -135,6 +153,8 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		b.conn.ResetFailedUnitContext(ctx, unit)
 		return core.Task{}, startError(spec, unit, result, info)
 	}
+	agentUnlock()
+	agentUnlock = func() {}
 	pid := info.MainPID
 	if pid == 0 {
 		pid = info.ExecMainPID
@@ -152,11 +172,6 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
 	unlock()
 	unlock = func() {}
-	if err := b.ensureAgent(ctx, logMax); err != nil {
-		b.stopUnits(ctx, spec.Hash, spec.LogFile, 0, true)
-		return core.Task{}, err
-	}
-	b.agentSeen = true
 	b.awaitAgentRef(ctx, unit)
 	return t, nil
 }
@@ -182,6 +197,9 @@ func (b *Backend) awaitAgentRef(ctx context.Context, unit string) {
 		}
 	}
 }
+
+// startTimeout bounds a start once it is under way.
+const startTimeout = time.Minute
 
 func checkUTF8(spec core.Spec) error {
 	for _, s := range append([]string{spec.Path, spec.Dir, spec.Command}, spec.Argv...) {
