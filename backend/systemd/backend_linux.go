@@ -287,11 +287,26 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 		}
 		b.conn.ResetFailedUnitContext(ctx, unit)
 	}
+	if err := stopEscaped(info.Token, grace); err != nil {
+		return false, err
+	}
 	if due && copyNow {
 		b.journalFor(hash, logFile, logMax()).sync(ctx)
 		return false, nil
 	}
 	return due, nil
+}
+
+// stopEscaped stops the processes of the instance token that left the
+// unit's cgroup (`systemd-run --user --scope` inside a task moves a child
+// to a scope of its own, where the unit's stop does not reach it): every
+// process of the caller whose environment carries the token, verified
+// before each signal, as core.StopTree does for the fork backend.
+func stopEscaped(token string, grace time.Duration) error {
+	if token == "" {
+		return nil
+	}
+	return core.StopTree(core.Proc{}, token, grace)
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
@@ -338,7 +353,11 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		return err
 	}
 	if !info.Loaded {
-		// The task ended and systemd forgot it: stop its mirror, if any.
+		// The task ended and systemd forgot it; a child that escaped to a
+		// scope of its own may still run.
+		if err := stopEscaped(t.Token, grace); err != nil {
+			return err
+		}
 		_, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true)
 		return err
 	}

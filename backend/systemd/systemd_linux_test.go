@@ -742,3 +742,52 @@ func TestCleanReleasesFailedUnit(t *testing.T) {
 		return show(t, task.Unit, "LoadState")["LoadState"] == "not-found"
 	})
 }
+
+// A child the task moved to a scope of its own (systemd-run --user
+// --scope), out of the unit's cgroup, is stopped with the task: found by
+// the task's BTL_INSTANCE token after the cgroup is stopped.
+func TestStopReachesChildInOwnScope(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	if _, err := exec.LookPath("systemd-run"); err != nil {
+		coretest.Missing(t, "systemd-run: %v", err)
+	}
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "systemd-run --user --scope --quiet sleep 913 & exec sleep 900")
+	var child core.Proc
+	coretest.Eventually(t, 10*time.Second, "sleep 913 in a scope of its own", func() bool {
+		for _, pid := range tokenPIDs(task.Token) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+			if strings.HasSuffix(string(cmdline), "sleep\x00913\x00") && strings.Contains(string(cg), ".scope") {
+				info, err := core.LookupProc(pid)
+				child = core.Proc{PID: pid, Start: info.Start}
+				return err == nil
+			}
+		}
+		return false
+	})
+	if err := b.Stop(context.Background(), *task, time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if child.Verify() {
+		t.Errorf("sleep 913 (PID %d), moved to its own scope, survived the stop", child.PID)
+	}
+}
+
+// tokenPIDs lists the live processes whose environment carries
+// BTL_INSTANCE=token.
+func tokenPIDs(token string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err == nil && bytes.Contains(append([]byte{0}, env...), []byte("\x00"+core.EnvInstance+"="+token+"\x00")) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
