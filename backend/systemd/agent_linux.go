@@ -67,6 +67,7 @@ type agent struct {
 	conn *conn
 	uid  int
 	refs map[string]bool // task units the agent holds a reference on
+	max  map[string]int64 // each task's log size limit, from its unit
 }
 
 func (c agentConfig) run() int {
@@ -83,7 +84,7 @@ func (c agentConfig) run() int {
 		return 1
 	}
 	defer cn.Close()
-	a := &agent{cfg: c, conn: cn, uid: os.Getuid(), refs: map[string]bool{}}
+	a := &agent{cfg: c, conn: cn, uid: os.Getuid(), refs: map[string]bool{}, max: map[string]int64{}}
 
 	// Exit statuses: the agent holds a reference on each of its task
 	// units (taken when it starts, and on UnitNew), so that a unit that is
@@ -307,13 +308,25 @@ func (a *agent) owns(hash string) bool {
 }
 
 func (a *agent) journal(hash string) *journal {
+	logMax, ok := a.max[hash]
+	if !ok && hash != "" {
+		// The task's own BTL_LOG_MAX, from its unit's environment.
+		logMax = a.cfg.LogMax
+		if sp, err := a.conn.allProperties(context.Background(), UnitName(hash)); err == nil && asString(sp["LoadState"]) == "loaded" {
+			env, _ := sp["Environment"].([]string)
+			if n, err := core.LogMax(env); err == nil {
+				logMax = n
+			}
+			a.max[hash] = logMax
+		}
+	}
 	return &journal{
 		Journalctl: a.cfg.Journalctl,
 		Args:       a.cfg.Args,
 		UID:        a.uid,
 		Ident:      syslogIdent(hash),
 		LogFile:    a.cfg.Dirs.LogFile(hash),
-		LogMax:     a.cfg.LogMax,
+		LogMax:     logMax,
 		Cursor:     filepath.Join(a.cfg.Dirs.Run, hash+".cursor"),
 		Lock:       filepath.Join(a.cfg.Dirs.Run, hash+".log.lock"),
 	}

@@ -325,7 +325,19 @@ func (c *copier) write(b []byte) error {
 			w.Close()
 			return err
 		}
-		c.w, c.bw = w, bufio.NewWriterSize(w, 32<<10)
+		// Writes reach the log writer in whole lines, at most the size
+		// limit at a time (unless one line is longer), so that it rotates
+		// on a line boundary and keeps each file within the limit.
+		size := 32 << 10
+		if c.j.LogMax > 0 && c.j.LogMax < int64(size) {
+			size = max(int(c.j.LogMax), 16)
+		}
+		c.w, c.bw = w, bufio.NewWriterSize(w, size)
+	}
+	if len(b) > c.bw.Available() && c.bw.Buffered() > 0 {
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
 	}
 	_, err := c.bw.Write(b)
 	return err

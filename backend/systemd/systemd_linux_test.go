@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -790,4 +791,35 @@ func tokenPIDs(token string) []int {
 		}
 	}
 	return out
+}
+
+// A task's own BTL_LOG_MAX holds for the lines the agent copies, even when
+// the agent was started for another task, and the log rotates on line
+// boundaries: no file over the cap, no line split between two files.
+func TestLogCapOnLineBoundaries(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	run(t, m, t.TempDir(), nil, "sleep", "100") // starts the agent, default cap
+	const max = 1024
+	task := run(t, m, t.TempDir(), []string{"BTL_LOG_MAX=1K"}, "sh", "-c",
+		`i=100; while [ $i -lt 400 ]; do echo "line $i abcdefghijklmnopqrstuvwxyz"; i=$((i+1)); done; echo END; exec sleep 100`)
+	coretest.Eventually(t, 20*time.Second, "END in the log", func() bool {
+		return strings.HasSuffix(readLog(t, task.LogFile), "END\n")
+	})
+	line := regexp.MustCompile(`^(line \d+ abcdefghijklmnopqrstuvwxyz|END|\[btl\] .*)$`)
+	for _, f := range []string{task.LogFile, task.LogFile + ".1"} {
+		data := readLog(t, f)
+		if len(data) > max {
+			t.Errorf("%s is %d bytes, over the %d cap", f, len(data), max)
+		}
+		if !strings.HasSuffix(data, "\n") {
+			t.Errorf("%s does not end with a whole line: %q", f, data)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(data, "\n"), "\n") {
+			if !line.MatchString(l) {
+				t.Errorf("%s holds a split line %q", f, l)
+			}
+		}
+	}
 }
