@@ -66,7 +66,7 @@ type agent struct {
 	cfg  agentConfig
 	conn *conn
 	uid  int
-	refs map[string]bool // task units the agent holds a reference on
+	refs map[string]bool  // task units the agent holds a reference on
 	max  map[string]int64 // each task's log size limit, from its unit
 }
 

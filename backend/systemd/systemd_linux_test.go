@@ -823,3 +823,33 @@ func TestLogCapOnLineBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// Replacing a task again and again leaves in the run directory only the
+// files one task needs: no exit record per start.
+func TestRunDirDoesNotGrowWithReplaces(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	dir := t.TempDir()
+	names := func() []string {
+		ents, err := os.ReadDir(dirs.Run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	var after1 []string
+	for i := range 100 {
+		run(t, m, dir, nil, "sleep", "100")
+		if i == 0 {
+			after1 = names()
+		}
+	}
+	if got := names(); len(got) > len(after1)+1 {
+		t.Errorf("after 100 replaces the run directory holds %d files:\n%s\nafter one start: %s", len(got), strings.Join(got, "\n"), strings.Join(after1, " "))
+	}
+}
