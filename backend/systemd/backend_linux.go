@@ -151,6 +151,13 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if result != "done" && !info.ranAndEnded() {
 		b.stopUnit(ctx, unit, 0)
 		b.conn.ResetFailedUnitContext(ctx, unit)
+		// Nothing of a failed start stays behind: wait, briefly, for the
+		// log agent to drop its reference so that systemd forgets the unit.
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			if u, err := b.unitInfo(ctx, unit); err != nil || !u.Loaded {
+				break
+			}
+		}
 		return core.Task{}, startError(spec, unit, result, info)
 	}
 	agentUnlock()
