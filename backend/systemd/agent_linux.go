@@ -535,6 +535,13 @@ func (b *Backend) lockAgent() (func(), error) {
 
 // ensureAgentLocked is ensureAgent for a caller that holds the agent lock.
 func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
+	unit := AgentUnitName(b.dirs.Run)
+	if info, err := b.unitInfo(ctx, unit); err == nil && info.running() {
+		// It runs (it holds no lock now, so it will see the new task).
+		if p, err := core.LookupProc(info.MainPID); err == nil && !p.Zombie {
+			return nil
+		}
+	}
 	exe, err := core.SelfExe(b.exe)
 	if err != nil {
 		return fmt.Errorf("systemd: %w", err)
@@ -549,7 +556,6 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 	if err != nil {
 		return err
 	}
-	unit := AgentUnitName(b.dirs.Run)
 	for attempt := 0; ; attempt++ {
 		ch := make(chan string, 1)
 		_, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", agentProps(exe, string(cfg)), ch)
