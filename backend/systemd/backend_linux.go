@@ -2,7 +2,6 @@ package systemd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -28,10 +27,11 @@ type Backend struct {
 	journalctl    string   // absolute path of journalctl
 	journalArgs   []string // extra journalctl arguments; tests point it elsewhere
 	journalSocket string   // journald's stdout socket, present while it runs
-	exe           string   // program re-executed as the log mirror
+	exe           string   // program re-executed as the log agent
 
 	probed      bool  // whether readErr is known
 	readableErr error // why the journal cannot be read, or nil
+	agentSeen   bool  // the log agent was checked by this Backend
 }
 
 var (
@@ -67,12 +67,15 @@ func (b *Backend) Close() error {
 // Name returns "systemd".
 func (b *Backend) Name() string { return Name }
 
-// Start runs spec as the unit btl-<hash>.service, first stopping whatever
-// instance that unit still runs (after copying its last lines to the log).
-// It returns once systemd has executed the program (Type=exec), with the
-// unit's main PID. Where the journal is readable, it also starts the
-// task's log mirror; where not, the task's output is appended to its log
-// file directly and the task is marked LogDirect.
+// Start runs spec as the unit btl-<hash>.service. It returns once systemd
+// has executed the program (Type=exec), with the unit's main PID. Manager.Run
+// has stopped the previous instance; a unit of that name systemd still
+// holds (state lost, or a stale failed unit) is stopped here. Where the
+// journal is readable, the task logs to it and the data directory's log
+// agent copies its lines to the log file; where not, the task's output is
+// appended to its log file directly and the task is marked LogDirect.
+// Either way the agent is running when Start returns: it records how a
+// task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
 	if len(spec.Argv) == 0 {
 		return core.Task{}, errors.New("systemd: no command given")
@@ -94,20 +97,33 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err != nil {
 		return core.Task{}, err
 	}
-	// The previous instance's last lines are copied below, under the lock.
-	copyDue, err := b.stopUnits(ctx, spec.Hash, spec.LogFile, core.Grace, false)
-	if err != nil {
-		return core.Task{}, fmt.Errorf("stop previous instance: %w", err)
-	}
+
+	// From here on a signal to btl (SIGINT, SIGTERM) does not cut the
+	// start short: it completes, or is rolled back, and the caller records
+	// it; a bound keeps a manager that stopped answering from hanging it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
 
 	direct := b.journalReadable(ctx) != nil
 	j := b.journalFor(spec.Hash, spec.LogFile, logMax)
 	unit := UnitName(spec.Hash)
-	exitFile := ""
-	if spec.Token != "" {
-		exitFile = b.exitFile(spec.Token)
-		os.Remove(exitFile)
+	// The cursor file also tells the agent, and List, that the task is
+	// this data directory's; it must exist before the agent looks.
+	if err := j.startAt(time.Now()); err != nil {
+		return core.Task{}, err
 	}
+	// The log agent runs before the task does, and cannot decide to exit
+	// until the task runs (it would see it): a btl killed at any point of
+	// the start leaves no task whose output does not reach its log.
+	agentUnlock, err := b.lockAgent()
+	if err != nil {
+		return core.Task{}, err
+	}
+	defer func() { agentUnlock() }()
+	if err := b.ensureAgentLocked(ctx, logMax); err != nil {
+		return core.Task{}, err
+	}
+	b.agentSeen = true
 	// Hold the copy lock from before the start until the start marker is
 	// in the log, so that the marker precedes every line of the new run.
 	// (With a direct log, systemd appends itself: a line the task prints
@@ -117,33 +133,35 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, err
 	}
 	defer func() { unlock() }()
-	if !direct {
-		if err := j.startAt(time.Now()); err != nil {
-			return core.Task{}, err
-		}
-		if copyDue {
+	os.Remove(exitPath(b.dirs.Run, spec.Hash))
+	result, err := b.startTask(ctx, unit, taskProps(spec, direct), func() {
+		if !direct {
 			j.syncLocked(ctx)
 		}
-	}
-	addRef := !b.conn.private
-	result, err := b.startTransient(ctx, unit, taskProps(spec, exitFile, direct, addRef))
+	})
 	if err != nil {
 		return core.Task{}, err
 	}
-	info, ierr := b.unitInfo(ctx, unit)
-	if addRef {
-		b.conn.unrefUnit(ctx, unit)
-	}
-	if ierr != nil {
-		return core.Task{}, ierr
+	info, err := b.unitInfo(ctx, unit)
+	if err != nil {
+		// The unit may run: leave nothing running that is not tracked.
+		b.stopUnit(ctx, unit, 0)
+		return core.Task{}, err
 	}
 	if result != "done" && !info.ranAndEnded() {
+		b.stopUnit(ctx, unit, 0)
 		b.conn.ResetFailedUnitContext(ctx, unit)
-		if exitFile != "" {
-			os.Remove(exitFile)
+		// Nothing of a failed start stays behind: wait, briefly, for the
+		// log agent to drop its reference so that systemd forgets the unit.
+		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			if u, err := b.unitInfo(ctx, unit); err != nil || !u.Loaded {
+				break
+			}
 		}
 		return core.Task{}, startError(spec, unit, result, info)
 	}
+	agentUnlock()
+	agentUnlock = func() {}
 	pid := info.MainPID
 	if pid == 0 {
 		pid = info.ExecMainPID
@@ -161,15 +179,34 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
 	unlock()
 	unlock = func() {}
-	if !direct {
-		j.PID, j.Start = t.PID, t.ProcStart
-		if err := b.startMirror(ctx, spec.Hash, j); err != nil {
-			b.stopUnits(ctx, spec.Hash, spec.LogFile, 0, true)
-			return core.Task{}, err
-		}
-	}
+	b.awaitAgentRef(ctx, unit)
 	return t, nil
 }
+
+// awaitAgentRef waits, briefly, until the log agent holds its reference on
+// unit (btl holds none of its own): from then on, a stop from outside
+// btl cannot make systemd forget the unit before the agent has recorded
+// how it ended. On the manager's private socket there are no references.
+func (b *Backend) awaitAgentRef(ctx context.Context, unit string) {
+	if b.conn.private {
+		return
+	}
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		p, err := b.conn.GetUnitPropertyContext(ctx, unit, "Refs")
+		if err != nil {
+			return
+		}
+		if refs, ok := p.Value.Value().([]string); !ok || len(refs) > 0 {
+			return
+		}
+		if info, err := b.unitInfo(ctx, unit); err != nil || !info.running() {
+			return // ended already: RemainAfterExit keeps its status
+		}
+	}
+}
+
+// startTimeout bounds a start once it is under way.
+const startTimeout = time.Minute
 
 func checkUTF8(spec core.Spec) error {
 	for _, s := range append([]string{spec.Path, spec.Dir, spec.Command}, spec.Argv...) {
@@ -193,17 +230,32 @@ func startError(spec core.Spec, unit, result string, info unitInfo) error {
 	return fmt.Errorf("systemd: start %s: job %s (result %s, status %d)", unit, result, info.Result, info.ExecMainStatus)
 }
 
-// startTransient starts a transient unit and waits for the start job. A
-// unit of that name systemd still holds (failed, or not yet collected) is
-// reset and the start retried.
-func (b *Backend) startTransient(ctx context.Context, unit string, props []sd.Property) (string, error) {
+// startTask starts a task's transient unit and waits for the start job. A
+// unit of that name systemd still holds (the state lost it, or it ended
+// and was kept for its exit status) is stopped first, then stopped is
+// called (to copy its last lines), and the start retried.
+func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Property, stopped func()) (string, error) {
 	for attempt := 0; ; attempt++ {
 		ch := make(chan string, 1)
 		_, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch)
-		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" && attempt < 20 {
-			b.conn.ResetFailedUnitContext(ctx, unit)
-			if attempt > 0 {
-				time.Sleep(50 * time.Millisecond)
+		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" && attempt < 200 {
+			// Still loaded: running (the state lost it), kept for its exit
+			// status, or inactive until the log agent has recorded how it
+			// ended and dropped its reference (a few ms).
+			info, err := b.unitInfo(ctx, unit)
+			if err != nil {
+				return "", err
+			}
+			switch info.ActiveState {
+			case "active", "activating", "deactivating", "reloading":
+				if _, err := b.stopUnit(ctx, unit, core.Grace); err != nil {
+					return "", err
+				}
+				stopped()
+			case "failed":
+				b.conn.ResetFailedUnitContext(ctx, unit)
+			default:
+				time.Sleep(5 * time.Millisecond)
 			}
 			continue
 		}
@@ -223,38 +275,12 @@ func waitJob(ctx context.Context, ch <-chan string, unit string) (string, error)
 	}
 }
 
-// startMirror starts the task's log mirror unit.
-func (b *Backend) startMirror(ctx context.Context, hash string, j *journal) error {
-	exe := b.exe
-	exe, err := core.SelfExe(exe)
-	if err != nil {
-		return fmt.Errorf("systemd: %w", err)
-	}
-	cfg, err := json.Marshal(j)
-	if err != nil {
-		return err
-	}
-	unit := MirrorUnitName(hash)
-	result, err := b.startTransient(ctx, unit, mirrorProps(hash, exe, string(cfg)))
-	if err != nil {
-		return err
-	}
-	if result != "done" {
-		b.conn.ResetFailedUnitContext(ctx, unit)
-		return fmt.Errorf("systemd: start log mirror %s: job %s", unit, result)
-	}
-	return nil
-}
-
 // stopUnits stops the task unit of hash, whatever instance it runs (SIGTERM
-// to its whole cgroup, SIGKILL after grace), and its mirror, and clears
-// systemd's failed state of both. The journal keeps every line the task
-// printed, so one copy after the stop loses nothing: stopUnits makes it
-// when copyNow is set, and otherwise reports whether the caller must. The
-// mirror is told to quit without a copy of its own (quitSignal) first:
-// stopping the task would stop it too (PartOf=), and it would copy on the
-// way. A failed copy does not fail the stop: the lines stay in the
-// journal, and the next copy takes them.
+// to its whole cgroup, SIGKILL after grace), and clears systemd's failed
+// state. The journal keeps every line the task printed, so one copy after
+// the stop loses nothing: stopUnits makes it when copyNow is set, and
+// otherwise reports whether the caller must. A failed copy does not fail
+// the stop: the lines stay in the journal, and the next copy takes them.
 func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace time.Duration, copyNow bool) (due bool, err error) {
 	unit := UnitName(hash)
 	info, err := b.unitInfo(ctx, unit)
@@ -262,29 +288,32 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 		return false, err
 	}
 	due = info.Loaded && !info.Direct && b.journalReadable(ctx) == nil
-	if due {
-		b.conn.KillUnitWithTarget(ctx, MirrorUnitName(hash), sd.Main, int32(quitSignal))
-	}
 	if info.Loaded {
 		if _, err := b.stopUnit(ctx, unit, grace); err != nil {
 			return false, err
 		}
-	}
-	mirrorKnown, err := b.stopUnit(ctx, MirrorUnitName(hash), 5*time.Second)
-	if err != nil {
-		return false, err
-	}
-	if info.Loaded {
 		b.conn.ResetFailedUnitContext(ctx, unit)
 	}
-	if mirrorKnown {
-		b.conn.ResetFailedUnitContext(ctx, MirrorUnitName(hash))
+	if err := stopEscaped(info.Token, grace); err != nil {
+		return false, err
 	}
 	if due && copyNow {
 		b.journalFor(hash, logFile, logMax()).sync(ctx)
 		return false, nil
 	}
 	return due, nil
+}
+
+// stopEscaped stops the processes of the instance token that left the
+// unit's cgroup (`systemd-run --user --scope` inside a task moves a child
+// to a scope of its own, where the unit's stop does not reach it): every
+// process of the caller whose environment carries the token, verified
+// before each signal, as core.StopTree does for the fork backend.
+func stopEscaped(token string, grace time.Duration) error {
+	if token == "" {
+		return nil
+	}
+	return core.StopTree(core.Proc{}, token, grace)
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
@@ -331,7 +360,11 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		return err
 	}
 	if !info.Loaded {
-		// The task ended and systemd forgot it: stop its mirror, if any.
+		// The task ended and systemd forgot it; a child that escaped to a
+		// scope of its own may still run.
+		if err := stopEscaped(t.Token, grace); err != nil {
+			return err
+		}
 		_, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true)
 		return err
 	}
@@ -353,7 +386,9 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 
 // Inspect reports t as running while its unit runs t's instance, and
 // otherwise how its main process ended: from the unit while systemd keeps
-// it, from the record the unit's ExecStopPost left once it is gone.
+// it (RemainAfterExit keeps a unit whose program ended by itself or by a
+// signal), and once a stop made it forget the unit, from the exit record
+// the log agent wrote when it saw the main process end.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
 	info, err := b.unitInfo(ctx, unitOf(t))
 	if err != nil {
@@ -361,6 +396,11 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	}
 	owns := info.owns(t)
 	if owns && info.running() {
+		if !b.agentSeen {
+			// A task runs: so must its log agent (it may have been killed).
+			b.agentSeen = true
+			b.ensureAgent(ctx, logMax())
+		}
 		return core.Status{State: core.Running, PID: info.MainPID}, nil
 	}
 	if owns {
@@ -368,10 +408,8 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 			return st, nil
 		}
 	}
-	if t.Token != "" {
-		if st, ok := readExit(b.exitFile(t.Token)); ok {
-			return st, nil
-		}
+	if st, ok := readExitFor(exitPath(b.dirs.Run, t.Hash), t.PID); ok {
+		return st, nil
 	}
 	return core.Status{State: core.Gone}, nil
 }
@@ -380,8 +418,8 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 // properties: the command from Description, argv from ExecStart, the
 // working directory from WorkingDirectory. A unit whose hash does not match
 // its command and directory was not made by btl and is left out, and so is
-// one started by btl with another data directory (its exit record, in
-// ExecStopPost, points elsewhere).
+// one started by btl with another data directory (it has no cursor file
+// in this one's run directory).
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 	units, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*.service"})
 	if err != nil {
@@ -390,15 +428,15 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 	var out []core.Task
 	for _, u := range units {
 		hash, ok := hashOfUnit(u.Name)
-		if !ok || u.ActiveState == "inactive" || u.ActiveState == "failed" {
+		if !ok || !unitLive(u.ActiveState, u.SubState) {
 			continue
+		}
+		if _, err := os.Stat(filepath.Join(b.dirs.Run, hash+".cursor")); err != nil {
+			continue // started by btl with another data directory
 		}
 		info, err := b.unitInfo(ctx, u.Name)
 		if err != nil || !info.running() || core.Hash(info.Dir, info.Description) != hash {
 			continue
-		}
-		if filepath.Dir(info.ExitFile) != filepath.Clean(b.dirs.Run) {
-			continue // started by btl with another data directory
 		}
 		t := core.Task{
 			Hash:      hash,
@@ -451,20 +489,6 @@ func logMax() int64 {
 	return n
 }
 
-func (b *Backend) exitFile(token string) string {
-	return filepath.Join(b.dirs.Run, token+".exit")
-}
-
-// readExit reads the record a unit's ExecStopPost left: "$EXIT_CODE
-// $EXIT_STATUS", such as "exited 3" or "killed TERM".
-func readExit(path string) (core.Status, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return core.Status{}, false
-	}
-	return parseExit(string(b))
-}
-
 func parseExit(s string) (core.Status, bool) {
 	code, status, ok := strings.Cut(strings.TrimSpace(s), " ")
 	if !ok {
@@ -489,13 +513,10 @@ func parseExit(s string) (core.Status, bool) {
 	return core.Status{}, false
 }
 
-// Release makes systemd forget t once btl does: it clears the failed state
-// that keeps a unit that exited non-zero loaded, and removes t's exit
-// record. A unit that runs another instance is left alone.
+// Release makes systemd forget t once btl does: it unloads the unit that
+// was kept for t's exit status, and removes t's exit record. A unit that
+// runs another instance is left alone.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
-	if t.Token != "" {
-		os.Remove(b.exitFile(t.Token))
-	}
 	info, err := b.unitInfo(ctx, unitOf(t))
 	// A unit whose main process has ended may still run its stop
 	// commands; it fails only once they are done, and only then can its
@@ -505,7 +526,16 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 		info, err = b.unitInfo(ctx, unitOf(t))
 	}
 	if err != nil || !info.owns(t) || info.running() {
+		if err == nil && !info.Loaded {
+			os.Remove(exitPath(b.dirs.Run, t.Hash))
+		}
 		return err
+	}
+	os.Remove(exitPath(b.dirs.Run, t.Hash))
+	if info.ActiveState != "failed" && info.ActiveState != "inactive" {
+		if _, err := b.stopUnit(ctx, unitOf(t), core.Grace); err != nil {
+			return err
+		}
 	}
 	if err := b.conn.ResetFailedUnitContext(ctx, unitOf(t)); err != nil && dbusErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
 		return fmt.Errorf("systemd: reset %s: %w", unitOf(t), err)

@@ -24,8 +24,7 @@ import (
 )
 
 // journal copies one task unit's journal entries into the task's log file.
-// It is what SyncLog runs and, serialised into MirrorEnv, what configures a
-// mirror process.
+// It is what SyncLog and the log agent run.
 type journal struct {
 	Journalctl string   `json:"journalctl"`     // absolute path of journalctl
 	Args       []string `json:"args,omitempty"` // extra journalctl arguments (tests: -D dir)
@@ -35,10 +34,6 @@ type journal struct {
 	LogMax     int64    `json:"log_max"`  // rotate the log file past this size
 	Cursor     string   `json:"cursor"`   // file holding the last copied entry's cursor
 	Lock       string   `json:"lock"`     // file flocked while copying
-
-	// The task's main process; a mirror exits once it has gone.
-	PID   int    `json:"pid,omitempty"`
-	Start uint64 `json:"start,omitempty"`
 }
 
 // journalFor returns the journal copier of the task with the given hash.
@@ -330,7 +325,19 @@ func (c *copier) write(b []byte) error {
 			w.Close()
 			return err
 		}
-		c.w, c.bw = w, bufio.NewWriterSize(w, 32<<10)
+		// Writes reach the log writer in whole lines, at most the size
+		// limit at a time (unless one line is longer), so that it rotates
+		// on a line boundary and keeps each file within the limit.
+		size := 32 << 10
+		if c.j.LogMax > 0 && c.j.LogMax < int64(size) {
+			size = max(int(c.j.LogMax), 16)
+		}
+		c.w, c.bw = w, bufio.NewWriterSize(w, size)
+	}
+	if len(b) > c.bw.Available() && c.bw.Buffered() > 0 {
+		if err := c.bw.Flush(); err != nil {
+			return err
+		}
 	}
 	_, err := c.bw.Write(b)
 	return err

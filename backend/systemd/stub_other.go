@@ -20,8 +20,8 @@ func New(dirs core.Dirs) (*Backend, error) { return nil, ErrUnavailable }
 // Booted reports false: systemd runs on Linux only.
 func Booted() bool { return false }
 
-// MaybeMirror returns at once: there are no mirrors on this system.
-func MaybeMirror() {}
+// MaybeAgent returns at once: there is no log agent on this system.
+func MaybeAgent() {}
 
 // Close does nothing.
 func (b *Backend) Close() error { return nil }

@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	systemd.MaybeMirror()
+	systemd.MaybeAgent()
 	fork.MaybeSupervise()
 	os.Exit(m.Run())
 }
@@ -45,6 +47,15 @@ func newBackend(t *testing.T) (*systemd.Backend, core.Dirs) {
 		t.Skip(msg)
 	}
 	t.Cleanup(func() { b.Close() })
+	t.Cleanup(func() {
+		// The log agent exits by itself once the test's tasks are gone;
+		// wait for it before the test's directories are removed.
+		agent := systemd.AgentUnitName(dirs.Run)
+		coretest.Eventually(t, 15*time.Second, agent+" to exit by itself", func() bool {
+			st := show(t, agent, "ActiveState")["ActiveState"]
+			return st == "inactive" || st == "failed"
+		})
+	})
 	return b, dirs
 }
 
@@ -80,10 +91,10 @@ func run(t *testing.T, m *core.Manager, dir string, env []string, argv ...string
 }
 
 // noUnitsLeft registers a check, run after the test's other cleanups, that
-// neither the task unit of hash nor its mirror is left running.
+// the task unit of hash is not left running.
 func noUnitsLeft(t *testing.T, hash string) {
 	t.Cleanup(func() {
-		for _, u := range []string{systemd.UnitName(hash), systemd.MirrorUnitName(hash)} {
+		for _, u := range []string{systemd.UnitName(hash)} {
 			var p map[string]string
 			coretest.Eventually(t, 5*time.Second, u+" to be gone", func() bool {
 				p = show(t, u, "ActiveState")
@@ -327,35 +338,81 @@ func TestStopEmptiesCgroup(t *testing.T) {
 	}
 }
 
-func TestExitStatusOutlivesUnit(t *testing.T) {
+// unreadableJournal points b's journalctl at a directory whose only
+// journal file the user may not read: journalctl then fails exactly as it
+// does with volatile storage, and btl falls back to append: logs.
+func unreadableJournal(t *testing.T, b *systemd.Backend) {
+	t.Helper()
+	jdir := t.TempDir()
+	f := filepath.Join(jdir, "system.journal")
+	if err := os.WriteFile(f, []byte("LPKSHHRH"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	systemd.SetJournalArgs(b, "--directory="+jdir)
+}
+
+// The exit status is exact however a task ends, with no process run at its
+// exit or stop (no ExecStopPost), whether btl reads the journal or not.
+func TestExitStatusExact(t *testing.T) {
 	t.Parallel()
-	b, dirs := newBackend(t)
-	for _, tc := range []struct {
-		script string
-		want   core.Status
-	}{
-		{"exit 0", core.Status{State: core.Exited, Code: 0}},
-		{"exit 4", core.Status{State: core.Exited, Code: 4}},
-		{"kill -KILL $$", core.Status{State: core.Signaled, Signal: 9}},
-	} {
-		task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", tc.script)
-		var st core.Status
-		coretest.Eventually(t, 10*time.Second, tc.script+" to end", func() bool {
-			st, _ = b.Inspect(context.Background(), *task)
-			return st.State != core.Running
-		})
-		if st != tc.want {
-			t.Errorf("%s: Inspect = %+v, want %+v", tc.script, st, tc.want)
-		}
-		if tc.want.Code == 0 && tc.want.Signal == 0 {
-			// A clean exit: systemd forgets the unit; the status remains.
-			coretest.Eventually(t, 10*time.Second, "unit to be collected", func() bool {
-				return show(t, task.Unit, "LoadState")["LoadState"] == "not-found"
-			})
-			if st, _ := b.Inspect(context.Background(), *task); st != tc.want {
-				t.Errorf("%s: Inspect after the unit was collected = %+v, want %+v", tc.script, st, tc.want)
+	sigterm := core.Status{State: core.Signaled, Signal: 15}
+	for _, journal := range []string{"readable", "unreadable"} {
+		t.Run(journal, func(t *testing.T) {
+			t.Parallel()
+			b, dirs := newBackend(t)
+			if journal == "unreadable" {
+				unreadableJournal(t, b)
 			}
-		}
+			m := manager(b, dirs)
+			for _, tc := range []struct {
+				name   string
+				script string
+				end    func(t *testing.T, task *core.Task) // nil: the task ends by itself
+				want   core.Status
+			}{
+				{"exits 0", "exit 0", nil, core.Status{State: core.Exited, Code: 0}},
+				{"exits 4", "exit 4", nil, core.Status{State: core.Exited, Code: 4}},
+				{"kills itself", "kill -KILL $$", nil, core.Status{State: core.Signaled, Signal: 9}},
+				{"SIGKILL from outside", "exec sleep 100", func(t *testing.T, task *core.Task) {
+					syscall.Kill(task.PID, syscall.SIGKILL)
+				}, core.Status{State: core.Signaled, Signal: 9}},
+				{"SIGTERM from outside", "exec sleep 100", func(t *testing.T, task *core.Task) {
+					syscall.Kill(task.PID, syscall.SIGTERM)
+				}, sigterm},
+				{"systemctl stop", "exec sleep 100", func(t *testing.T, task *core.Task) {
+					systemctl(t, "stop", task.Unit)
+				}, sigterm},
+				{"systemctl stop, exits 3 on SIGTERM", "trap 'exit 3' TERM; sleep 100 & wait", func(t *testing.T, task *core.Task) {
+					systemctl(t, "stop", task.Unit)
+				}, core.Status{State: core.Exited, Code: 3}},
+				{"btl kill", "exec sleep 100", func(t *testing.T, task *core.Task) {
+					if _, err := m.Kill(context.Background(), []string{task.Hash}, false); err != nil {
+						t.Fatal(err)
+					}
+				}, sigterm},
+			} {
+				task := run(t, m, t.TempDir(), nil, "sh", "-c", tc.script)
+				if p := show(t, task.Unit, "ExecStopPost"); p["ExecStopPost"] != "" {
+					t.Errorf("%s: the unit has ExecStopPost=%s", tc.name, p["ExecStopPost"])
+				}
+				if tc.end != nil {
+					coretest.Eventually(t, 10*time.Second, "the task to run", func() bool {
+						st, _ := b.Inspect(context.Background(), *task)
+						return st.State == core.Running
+					})
+					tc.end(t, task)
+				}
+				var st core.Status
+				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					if st, _ = b.Inspect(context.Background(), *task); st == tc.want {
+						break
+					}
+				}
+				if st != tc.want {
+					t.Errorf("%s: Inspect = %+v, want %+v", tc.name, st, tc.want)
+				}
+			}
+		})
 	}
 }
 
@@ -415,47 +472,48 @@ func TestLiveLineWithinASecond(t *testing.T) {
 	}
 }
 
-func TestNoLossNoDupAcrossReplacementsAndMirrorRestarts(t *testing.T) {
-	t.Parallel()
+// Every line a task prints reaches its log once, in order, across
+// replacements, the log agent killed mid-stream (systemd restarts it, and
+// it resumes from the cursor), a restart of the user manager
+// (daemon-reexec) mid-stream, and a stop from outside btl.
+//
+// It does not run in parallel with the other tests: daemon-reexec makes
+// D-Bus calls in flight fail.
+func TestNoLossNoDupAcrossReplacesAgentKillReexecAndExternalStop(t *testing.T) {
 	b, dirs := newBackend(t)
 	m := manager(b, dirs)
 	dir := t.TempDir()
+	agent := systemd.AgentUnitName(dirs.Run)
+	const lines = 300
 	var want strings.Builder
+	var task *core.Task
 	for n := range 3 {
-		// Each instance prints 20 numbered lines, the last while SIGTERM is
-		// handled, so replacing it must copy its final words too.
-		script := `trap 'echo run$RUN-term; exit 0' TERM; for i in $(seq 1 20); do echo run$RUN-$i; done; echo run$RUN-ready; sleep 100 & wait`
-		task := run(t, m, dir, []string{"RUN=" + strconv.Itoa(n)}, "sh", "-c", script)
-		for i := 1; i <= 20; i++ {
+		// Each instance streams numbered lines, then says done, and says
+		// term when stopped.
+		script := fmt.Sprintf(`trap 'echo run$RUN-term; exit 0' TERM; i=0; while [ $i -lt %d ]; do echo run$RUN-$i; i=$((i+1)); sleep 0.003; done; echo run$RUN-done; sleep 100 & wait`, lines)
+		task = run(t, m, dir, []string{"RUN=" + strconv.Itoa(n)}, "sh", "-c", script)
+		for i := range lines {
 			fmt.Fprintf(&want, "run%d-%d\n", n, i)
 		}
-		fmt.Fprintf(&want, "run%d-ready\n", n)
-		waitFile(t, task.LogFile, fmt.Sprintf("run%d-ready\n", n))
-		if n == 1 {
-			// Kill the mirror: systemd restarts it (Restart=on-failure),
-			// and it must go on from the cursor.
-			systemctl(t, "kill", "--signal=KILL", systemd.MirrorUnitName(task.Hash))
-			coretest.Eventually(t, 10*time.Second, "mirror to be restarted", func() bool {
-				p := show(t, systemd.MirrorUnitName(task.Hash), "ActiveState", "NRestarts")
-				return p["ActiveState"] == "active" && p["NRestarts"] == "1"
+		fmt.Fprintf(&want, "run%d-done\nrun%d-term\n", n, n)
+		waitFile(t, task.LogFile, fmt.Sprintf("run%d-20\n", n))
+		switch n {
+		case 0:
+			restarts := show(t, agent, "NRestarts")["NRestarts"]
+			systemctl(t, "kill", "--signal=KILL", agent)
+			coretest.Eventually(t, 10*time.Second, "the agent to be restarted", func() bool {
+				p := show(t, agent, "ActiveState", "NRestarts")
+				return p["ActiveState"] == "active" && p["NRestarts"] != restarts
 			})
+		case 1:
+			systemctl(t, "daemon-reexec")
 		}
-		if n > 0 {
-			// SyncLog racing the mirror must not duplicate anything.
-			b.SyncLog(context.Background(), *task)
-		}
-		if n < 2 {
-			fmt.Fprintf(&want, "run%d-term\n", n)
-		}
+		// Only the agent copies here: no btl call.
+		waitFile(t, task.LogFile, fmt.Sprintf("run%d-done\n", n))
 	}
-	st, err := m.Store.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var task *core.Task
-	for _, tk := range st.Processes {
-		task = tk
-	}
+	systemctl(t, "stop", task.Unit)
+	waitFile(t, task.LogFile, "run2-term\n")
+	// SyncLog after the agent must not duplicate anything.
 	if err := b.SyncLog(context.Background(), *task); err != nil {
 		t.Fatal(err)
 	}
@@ -464,27 +522,32 @@ func TestNoLossNoDupAcrossReplacementsAndMirrorRestarts(t *testing.T) {
 		t.Errorf("log has %d start markers, want 3", n)
 	}
 	if got := withoutMarkers(log); got != want.String() {
-		ents, _ := os.ReadDir(filepath.Dir(task.LogFile))
-		var names []string
-		for _, e := range ents {
-			fi, _ := e.Info()
-			names = append(names, fmt.Sprintf("%s (%d bytes)", e.Name(), fi.Size()))
-		}
-		t.Errorf("log %s:\n%s\nwant:\n%s\nlog directory: %s", task.LogFile, got, want.String(), strings.Join(names, ", "))
+		t.Errorf("log %s differs from what the tasks printed:\n%s", task.LogFile, lineDiff(got, want.String()))
 	}
+}
+
+// lineDiff describes the first difference between two texts, by line.
+func lineDiff(got, want string) string {
+	g, w := strings.Split(got, "\n"), strings.Split(want, "\n")
+	for i := 0; i < len(g) || i < len(w); i++ {
+		var gl, wl string
+		if i < len(g) {
+			gl = g[i]
+		}
+		if i < len(w) {
+			wl = w[i]
+		}
+		if gl != wl {
+			return fmt.Sprintf("line %d: got %q, want %q (got %d lines, want %d)", i+1, gl, wl, len(g), len(w))
+		}
+	}
+	return "no difference"
 }
 
 func TestJournalUnreadableFallback(t *testing.T) {
 	t.Parallel()
 	b, dirs := newBackend(t)
-	// journalctl pointed at a directory whose only journal file the user
-	// may not read fails exactly as it does with volatile storage.
-	jdir := t.TempDir()
-	f := filepath.Join(jdir, "system.journal")
-	if err := os.WriteFile(f, []byte("LPKSHHRH"), 0o000); err != nil {
-		t.Fatal(err)
-	}
-	systemd.SetJournalArgs(b, "--directory="+jdir)
+	unreadableJournal(t, b)
 	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "echo direct-out; echo direct-err >&2; exec sleep 100")
 	if !task.LogDirect {
 		t.Fatalf("task not marked LogDirect with an unreadable journal: %+v", task)
@@ -501,9 +564,6 @@ func TestJournalUnreadableFallback(t *testing.T) {
 	}
 	if j := journal(t, task.Unit); j != "" {
 		t.Errorf("output of a direct task reached the journal: %q", j)
-	}
-	if p := show(t, systemd.MirrorUnitName(task.Hash), "LoadState"); p["LoadState"] == "loaded" {
-		t.Errorf("a mirror runs for a task whose log is direct")
 	}
 	if err := b.SyncLog(context.Background(), *task); err != nil {
 		t.Errorf("SyncLog of a direct task: %v", err)
@@ -535,20 +595,20 @@ func TestExternalStopSeen(t *testing.T) {
 	}
 }
 
-// A task stopped from outside btl still gets its last lines mirrored: its
-// mirror copies once more when systemd stops it too.
+// A task stopped from outside btl still gets its last lines copied by the
+// log agent, which then exits by itself.
 func TestExternalStopMirrorsLastLines(t *testing.T) {
 	t.Parallel()
 	b, dirs := newBackend(t)
 	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", `trap 'echo final-words; exit 0' TERM; echo ready; sleep 100 & wait`)
 	waitFile(t, task.LogFile, "ready\n")
 	systemctl(t, "stop", task.Unit)
-	// No btl call copies anything here: only the mirror can.
+	// No btl call copies anything here: only the agent can.
 	coretest.Eventually(t, 5*time.Second, "the line printed on SIGTERM in the log", func() bool {
 		return strings.Contains(readLog(t, task.LogFile), "final-words\n")
 	})
-	coretest.Eventually(t, 5*time.Second, "the mirror to exit", func() bool {
-		return show(t, systemd.MirrorUnitName(task.Hash), "ActiveState")["ActiveState"] != "active"
+	coretest.Eventually(t, 10*time.Second, "the agent to exit", func() bool {
+		return show(t, systemd.AgentUnitName(dirs.Run), "ActiveState")["ActiveState"] != "active"
 	})
 }
 
@@ -682,4 +742,114 @@ func TestCleanReleasesFailedUnit(t *testing.T) {
 	coretest.Eventually(t, 5*time.Second, "unit to be forgotten", func() bool {
 		return show(t, task.Unit, "LoadState")["LoadState"] == "not-found"
 	})
+}
+
+// A child the task moved to a scope of its own (systemd-run --user
+// --scope), out of the unit's cgroup, is stopped with the task: found by
+// the task's BTL_INSTANCE token after the cgroup is stopped.
+func TestStopReachesChildInOwnScope(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	if _, err := exec.LookPath("systemd-run"); err != nil {
+		coretest.Missing(t, "systemd-run: %v", err)
+	}
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "systemd-run --user --scope --quiet sleep 913 & exec sleep 900")
+	var child core.Proc
+	coretest.Eventually(t, 10*time.Second, "sleep 913 in a scope of its own", func() bool {
+		for _, pid := range tokenPIDs(task.Token) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+			if strings.HasSuffix(string(cmdline), "sleep\x00913\x00") && strings.Contains(string(cg), ".scope") {
+				info, err := core.LookupProc(pid)
+				child = core.Proc{PID: pid, Start: info.Start}
+				return err == nil
+			}
+		}
+		return false
+	})
+	if err := b.Stop(context.Background(), *task, time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if child.Verify() {
+		t.Errorf("sleep 913 (PID %d), moved to its own scope, survived the stop", child.PID)
+	}
+}
+
+// tokenPIDs lists the live processes whose environment carries
+// BTL_INSTANCE=token.
+func tokenPIDs(token string) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err == nil && bytes.Contains(append([]byte{0}, env...), []byte("\x00"+core.EnvInstance+"="+token+"\x00")) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// A task's own BTL_LOG_MAX holds for the lines the agent copies, even when
+// the agent was started for another task, and the log rotates on line
+// boundaries: no file over the cap, no line split between two files.
+func TestLogCapOnLineBoundaries(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	run(t, m, t.TempDir(), nil, "sleep", "100") // starts the agent, default cap
+	const max = 1024
+	task := run(t, m, t.TempDir(), []string{"BTL_LOG_MAX=1K"}, "sh", "-c",
+		`i=100; while [ $i -lt 400 ]; do echo "line $i abcdefghijklmnopqrstuvwxyz"; i=$((i+1)); done; echo END; exec sleep 100`)
+	coretest.Eventually(t, 20*time.Second, "END in the log", func() bool {
+		return strings.HasSuffix(readLog(t, task.LogFile), "END\n")
+	})
+	line := regexp.MustCompile(`^(line \d+ abcdefghijklmnopqrstuvwxyz|END|\[btl\] .*)$`)
+	for _, f := range []string{task.LogFile, task.LogFile + ".1"} {
+		data := readLog(t, f)
+		if len(data) > max {
+			t.Errorf("%s is %d bytes, over the %d cap", f, len(data), max)
+		}
+		if !strings.HasSuffix(data, "\n") {
+			t.Errorf("%s does not end with a whole line: %q", f, data)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(data, "\n"), "\n") {
+			if !line.MatchString(l) {
+				t.Errorf("%s holds a split line %q", f, l)
+			}
+		}
+	}
+}
+
+// Replacing a task again and again leaves in the run directory only the
+// files one task needs: no exit record per start.
+func TestRunDirDoesNotGrowWithReplaces(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	dir := t.TempDir()
+	names := func() []string {
+		ents, err := os.ReadDir(dirs.Run)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range ents {
+			out = append(out, e.Name())
+		}
+		return out
+	}
+	var after1 []string
+	for i := range 100 {
+		run(t, m, dir, nil, "sleep", "100")
+		if i == 0 {
+			after1 = names()
+		}
+	}
+	if got := names(); len(got) > len(after1)+1 {
+		t.Errorf("after 100 replaces the run directory holds %d files:\n%s\nafter one start: %s", len(got), strings.Join(got, "\n"), strings.Join(after1, " "))
+	}
 }

@@ -3,7 +3,6 @@ package systemd
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -76,12 +75,12 @@ func validName(s string) bool {
 	return true
 }
 
-// exitRecorder is the ExecStopPost= script: it writes how the main process
-// ended, e.g. "exited 3" or "killed TERM", to the file named by $0.
-const exitRecorder = `echo "$EXIT_CODE $EXIT_STATUS" > "$0"`
-
-// taskProps are the properties of a task's unit.
-func taskProps(spec core.Spec, exitFile string, direct, addRef bool) []sd.Property {
+// taskProps are the properties of a task's unit. RemainAfterExit keeps the
+// unit loaded once its program has ended by itself or by a signal from
+// outside, so that its exit status can be read from the unit (ExecMainCode,
+// ExecMainStatus) with no process of btl's at exit; a program that exited
+// non-zero leaves a failed unit, which systemd keeps anyway.
+func taskProps(spec core.Spec, direct bool) []sd.Property {
 	usec := func(d time.Duration) uint64 { return uint64(d / time.Microsecond) }
 	props := []sd.Property{
 		sd.PropDescription(spec.Command),
@@ -89,16 +88,10 @@ func taskProps(spec core.Spec, exitFile string, direct, addRef bool) []sd.Proper
 		prop("WorkingDirectory", spec.Dir),
 		prop("Environment", validEnv(spec.Env)),
 		sd.PropType("exec"),
+		sd.PropRemainAfterExit(true),
 		prop("KillMode", "control-group"),
 		prop("TimeoutStopUSec", usec(core.Grace)),
 		prop("SendSIGKILL", true),
-	}
-	if exitFile != "" {
-		props = append(props, prop("ExecStopPost", []execCommand{{
-			Path:         "/bin/sh",
-			Args:         escapeArgs([]string{"/bin/sh", "-c", exitRecorder, exitFile}),
-			IgnoreErrors: true,
-		}}))
 	}
 	if direct {
 		props = append(props,
@@ -110,36 +103,7 @@ func taskProps(spec core.Spec, exitFile string, direct, addRef bool) []sd.Proper
 			prop("StandardError", "journal"),
 			prop("SyslogIdentifier", syslogIdent(spec.Hash)))
 	}
-	if addRef {
-		// Keep the unit loaded until Start has read its main PID, even if
-		// the program exits at once.
-		props = append(props, prop("AddRef", true))
-	}
 	return props
-}
-
-// mirrorProps are the properties of a task's log mirror unit. The mirror is
-// PartOf the task (stopping the task stops it) and ordered Before it, so
-// that it is stopped after the task and copies the task's last lines; it
-// does not pull the task in, so it can never restart a task that ended.
-func mirrorProps(hash, exe, config string) []sd.Property {
-	task := UnitName(hash)
-	env := []string{MirrorEnv + "=" + config}
-	if v, ok := os.LookupEnv("GORACE"); ok {
-		// A race-enabled btl (tests) otherwise sleeps a second at exit.
-		env = append(env, "GORACE="+v)
-	}
-	return []sd.Property{
-		sd.PropDescription("btl log mirror for " + task),
-		prop("ExecStart", []execCommand{{Path: exe, Args: escapeArgs([]string{exe})}}),
-		prop("Environment", env),
-		prop("PartOf", []string{task}),
-		sd.PropBefore(task),
-		prop("KillMode", "mixed"),
-		prop("TimeoutStopUSec", uint64(5*time.Second/time.Microsecond)),
-		prop("Restart", "on-failure"),
-		prop("CollectMode", "inactive-or-failed"),
-	}
 }
 
 // unitInfo is what btl reads back from a task's unit.
@@ -156,7 +120,6 @@ type unitInfo struct {
 	Path           string // ExecStart program
 	Argv           []string
 	Dir            string    // WorkingDirectory
-	ExitFile       string    // where ExecStopPost records the exit status
 	Direct         bool      // output appended to a file, not the journal
 	StartedAt      time.Time // ExecMainStartTimestamp
 }
@@ -242,9 +205,6 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 	}
 	u.Path, u.Argv = firstExec(sp["ExecStart"])
 	u.Argv = unescapeArgs(u.Argv)
-	if _, post := firstExec(sp["ExecStopPost"]); len(post) == 4 && post[2] == escapeArgs([]string{exitRecorder})[0] {
-		u.ExitFile = unescapeArgs(post)[3]
-	}
 	u.Direct = strings.HasPrefix(asString(sp["StandardOutput"]), "append")
 	if us := asInt(sp["ExecMainStartTimestamp"]); us > 0 {
 		u.StartedAt = time.UnixMicro(int64(us)).UTC()

@@ -64,7 +64,7 @@ func versionOf(info *debug.BuildInfo, ok bool) string {
 func main() {
 	fork.MaybeSupervise()
 	launchd.MaybeLaunch()
-	systemd.MaybeMirror()
+	systemd.MaybeAgent()
 	logpump.MaybeRun()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -28,7 +28,7 @@ import (
 func TestMain(m *testing.M) {
 	fork.MaybeSupervise()
 	launchd.MaybeLaunch()
-	systemd.MaybeMirror()
+	systemd.MaybeAgent()
 	logpump.MaybeRun()
 	maybeFakeLaunchctl()
 	if os.Getenv("BTL_TEST_MAIN") == "1" {
@@ -92,6 +92,13 @@ func makeUser(t *testing.T) *user {
 					return unitLoadState(t, unit) == "not-found"
 				})
 			}
+			// The systemd log agent exits by itself once no task runs.
+			agent := systemd.AgentUnitName(filepath.Join(home, ".local", "share", "btl", "run"))
+			coretest.Eventually(t, 15*time.Second, agent+" to exit", func() bool {
+				out, _ := exec.Command("systemctl", "--user", "show", "-P", "ActiveState", agent).Output()
+				st := strings.TrimSpace(string(out))
+				return st == "inactive" || st == "failed" || st == ""
+			})
 		}
 	})
 	return u

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"btl/backend/systemd"
 	"btl/core"
 )
 
@@ -172,55 +173,69 @@ func rssOf(ss []sample) []float64 {
 	return out
 }
 
-// helperMemory measures the resident memory of the per-task helper
-// processes of a few tasks that have run for a second: the fork supervisor
-// (the task's parent), or the systemd log mirror (btllog-<hash>.service's
-// main process) and the `journalctl -f` it runs.
+// helperMemory measures the resident memory of what btl keeps alive for
+// running tasks, a second after they started: per task for fork (the
+// supervisor, the task's parent); for systemd, with 10 tasks running, the
+// data directory's one log agent (btl-logs-<8 hex>.service's main process)
+// and the `journalctl -f` it runs, which is all btl keeps alive there.
 func (b *bench) helperMemory(r *report, backend string) error {
-	const tasks = 3
+	tasks := 3
+	if backend == "systemd" {
+		tasks = 10
+	}
 	d := b.dataDir(backend + "-mem")
-	var hashes []string
 	var pids []int
 	for range tasks {
-		_, h, pid, err := b.start(d, backend, b.uniq())
+		_, _, pid, err := b.start(d, backend, b.uniq())
 		if err != nil {
 			return err
 		}
-		hashes, pids = append(hashes, h), append(pids, pid)
+		pids = append(pids, pid)
 	}
 	time.Sleep(time.Second)
 	sup := memRow{name: "fork: supervisor (btl re-executed), per task"}
-	mir := memRow{name: "systemd: log mirror (btl re-executed), per task"}
-	jc := memRow{name: "systemd: the mirror's `journalctl -f`, per task"}
-	for k := range tasks {
-		if backend == "fork" {
+	agent := memRow{name: "systemd: the log agent (btl re-executed), one for all 10 running tasks"}
+	jc := memRow{name: "systemd: the agent's `journalctl -f`, one for all 10 running tasks"}
+	total := memRow{name: "systemd: everything btl keeps alive for 10 running tasks (agent + journalctl)"}
+	if backend == "fork" {
+		for k := range tasks {
 			info, _ := core.LookupProc(pids[k])
 			pp := info.PPID
 			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pp)); exe != b.btl {
 				return fmt.Errorf("parent %d of task %d is %q, not the btl supervisor", pp, pids[k], exe)
 			}
 			addMem(&sup, pp)
-			continue
 		}
-		out, err := exec.Command("systemctl", "--user", "show", "-p", "MainPID", "--value", "btllog-"+hashes[k]+".service").Output()
+		r.helpers = append(r.helpers, sup)
+	} else {
+		unit := systemd.AgentUnitName(filepath.Join(d, "btl", "run"))
+		out, err := exec.Command("systemctl", "--user", "show", "-p", "MainPID", "--value", unit).Output()
 		m, _ := strconv.Atoi(strings.TrimSpace(string(out)))
 		if err != nil || m == 0 {
-			return fmt.Errorf("no main PID for btllog-%s.service (%v)", hashes[k], err)
+			return fmt.Errorf("no main PID for %s (%v)", unit, err)
 		}
-		addMem(&mir, m)
+		addMem(&agent, m)
+		addMem(&total, m)
 		for _, c := range procs() {
 			if c.PPID == m {
 				addMem(&jc, c.PID)
+				addMem(&total, c.PID)
 			}
 		}
-	}
-	if backend == "fork" {
-		r.helpers = append(r.helpers, sup)
-	} else {
-		r.helpers = append(r.helpers, mir, jc)
+		total.rss = []float64{sum(total.rss)}
+		total.pss = []float64{sum(total.pss)}
+		r.helpers = append(r.helpers, agent, jc, total)
 	}
 	_, err := b.run(d, b.btl, "--backend", backend, "kill", "--all")
 	return err
+}
+
+func sum(xs []float64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t
 }
 
 // addMem adds the VmRSS and PSS of pid, in MiB, to m.
