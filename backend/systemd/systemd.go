@@ -48,9 +48,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
-	"strings"
-
-	"btl/core"
 )
 
 // Name is the backend's name in state.json and on the command line.
@@ -70,16 +67,6 @@ const AgentEnv = "_BTL_SYSTEMD_AGENT"
 
 // UnitName is the name of the unit that runs the task with the given hash.
 func UnitName(hash string) string { return "btl-" + hash + ".service" }
-
-// hashOfUnit returns the hash of a task unit name, and whether name is one.
-func hashOfUnit(name string) (string, bool) {
-	h, ok := strings.CutPrefix(name, "btl-")
-	if !ok {
-		return "", false
-	}
-	h, ok = strings.CutSuffix(h, ".service")
-	return h, ok && core.ValidHash(h)
-}
 
 // AgentUnitName is the name of the log agent unit of the data directory
 // whose run directory is run: btl-logs-<8 hex of its path>.service, one

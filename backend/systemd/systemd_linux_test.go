@@ -299,7 +299,8 @@ func TestExecFailureRecordsNothing(t *testing.T) {
 			t.Errorf("%s: state records %d tasks after a failed start", tc.argv0, len(st.Processes))
 		}
 		if p := show(t, systemd.UnitName(s.Hash), "LoadState"); p["LoadState"] == "loaded" {
-			t.Errorf("%s: unit left loaded after a failed start", tc.argv0)
+			out, _ := exec.Command("systemctl", "--user", "show", "-p", "Refs,ActiveState,Result,ExecMainPID,ExecMainCode,ExecMainStatus", systemd.UnitName(s.Hash)).CombinedOutput()
+			t.Errorf("%s: unit left loaded after a failed start: %s", tc.argv0, out)
 		}
 	}
 }
@@ -630,11 +631,11 @@ func TestNewDataDirCopiesOnlyItsOwnRun(t *testing.T) {
 	if a.Hash != b.Hash {
 		t.Fatalf("hashes differ: %s, %s", a.Hash, b.Hash)
 	}
-	log := waitFile(t, b.LogFile, "run "+b.Token+"\n")
+	waitFile(t, b.LogFile, "run "+b.Token+"\n")
 	if err := bB.SyncLog(context.Background(), *b); err != nil {
 		t.Fatal(err)
 	}
-	if log = readLog(t, b.LogFile); strings.Contains(log, a.Token) {
+	if log := readLog(t, b.LogFile); strings.Contains(log, a.Token) {
 		t.Errorf("the second data directory's log has the first one's output:\n%s", log)
 	}
 }

@@ -242,3 +242,13 @@ func firstExec(v any) (string, []string) {
 	argv, _ := cmds[0][1].([]string)
 	return path, argv
 }
+
+// hashOfUnit returns the hash of a task unit name, and whether name is one.
+func hashOfUnit(name string) (string, bool) {
+	h, ok := strings.CutPrefix(name, "btl-")
+	if !ok {
+		return "", false
+	}
+	h, ok = strings.CutSuffix(h, ".service")
+	return h, ok && core.ValidHash(h)
+}
