@@ -145,6 +145,27 @@ func (c *cli) bootout(args []string) int {
 // removed no earlier than minDelay after the start.
 func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
 	start := time.Now()
+	busy, _ := strconv.Atoi(os.Getenv(envBusy))
+	// bootout is asynchronous: the label lingers, then goes.
+	linger := func(st *domainState, cur *job) {
+		cur.State = []string{stateSIGTERMed, stateExited}[rand.IntN(2)]
+		until := time.Now().Add(lingerMin + rand.N(lingerMax-lingerMin))
+		cur.LingerUntil = max(until.UnixNano(), start.Add(minDelay).UnixNano())
+		if busy > 0 {
+			st.Busy[j.Label] = busy
+		}
+	}
+	// A job booted out before its program ran never runs it: marked as
+	// going at once, under the lock its spawner checks before and after it
+	// starts the program, it cannot begin to run unseen by this teardown.
+	c.st.update(t, func(st *domainState) bool {
+		cur := st.Jobs[j.Label]
+		if cur == nil || cur.Instance != j.Instance || cur.lingering() || (cur.State != stateSpawning && cur.State != stateSpawningSlow) {
+			return false
+		}
+		linger(st, cur)
+		return true
+	})
 	if c.signalJob(t, j.Label, j.Instance, unix.SIGTERM) {
 		if !c.waitStopped(t, j, time.Duration(j.ExitTimeout)*time.Second) {
 			c.signalJob(t, j.Label, j.Instance, unix.SIGKILL)
@@ -152,18 +173,12 @@ func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
 		}
 	}
 	time.Sleep(minDelay - time.Since(start))
-	busy, _ := strconv.Atoi(os.Getenv(envBusy))
 	c.st.update(t, func(st *domainState) bool {
 		cur := st.Jobs[j.Label]
 		if cur == nil || cur.Instance != j.Instance || cur.lingering() {
 			return false
 		}
-		// bootout is asynchronous: the label lingers, then goes.
-		cur.State = []string{stateSIGTERMed, stateExited}[rand.IntN(2)]
-		cur.LingerUntil = time.Now().Add(lingerMin + rand.N(lingerMax-lingerMin)).UnixNano()
-		if busy > 0 {
-			st.Busy[j.Label] = busy
-		}
+		linger(st, cur)
 		return true
 	})
 }

@@ -288,7 +288,12 @@ func (h *harness) checkLeaks() {
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Errorf("leaked processes: %v", left)
+			var desc []string
+			for _, pid := range left {
+				cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+				desc = append(desc, fmt.Sprintf("%d (%s)", pid, bytes.ReplaceAll(bytes.TrimRight(cmd, "\x00"), []byte{0}, []byte{' '})))
+			}
+			h.t.Errorf("leaked processes: %s", strings.Join(desc, ", "))
 			for _, pid := range left {
 				unix.Kill(pid, unix.SIGKILL)
 			}
