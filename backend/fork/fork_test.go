@@ -7,10 +7,11 @@ import (
 	"btl/backend/fork"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/reexec"
 )
 
 func TestMain(m *testing.M) {
-	fork.MaybeSupervise()
+	reexec.Init()
 	// Supervisors are this race-enabled binary: without this, each would
 	// sleep a second at exit.
 	os.Setenv("GORACE", "atexit_sleep_ms=0")

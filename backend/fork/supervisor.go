@@ -12,20 +12,15 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/reexec"
 )
 
 // SupervisorEnv is set in the environment of the re-executed btl binary to
-// make it run as a task's supervisor (see MaybeSupervise).
+// make it run as a task's supervisor (see internal/reexec).
 const SupervisorEnv = "_BTL_FORK_SUPERVISOR"
 
-// MaybeSupervise runs the supervisor and exits when the process was started
-// as one; otherwise it returns at once. Call it first thing in main (and in
-// TestMain of tests that start tasks).
-func MaybeSupervise() {
-	if os.Getenv(SupervisorEnv) != "1" {
-		return
-	}
-	os.Exit(supervise())
+func init() {
+	reexec.Register(SupervisorEnv, func(string) int { return supervise() })
 }
 
 // supervise reads a request on fd 3, executes the task with its output on

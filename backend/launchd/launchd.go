@@ -69,7 +69,7 @@ type Backend struct {
 	// Dirs are btl's directories: plists go to Dirs.Data/launchd, launch
 	// reports to Dirs.Run.
 	Dirs core.Dirs
-	// Exe is the launcher launchd runs for each task (see MaybeLaunch);
+	// Exe is the launcher launchd runs for each task (see launch);
 	// empty means the running executable.
 	Exe string
 

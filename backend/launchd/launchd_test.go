@@ -3,7 +3,6 @@
 package launchd_test
 
 import (
-	"btl/internal/logpump"
 	"bytes"
 	"context"
 	"errors"
@@ -25,6 +24,7 @@ import (
 	"btl/core"
 	"btl/core/coretest"
 	"btl/internal/fakelaunchctl/fake"
+	"btl/internal/reexec"
 )
 
 // TestMain lets the test binary be both the launcher that launchd runs for
@@ -35,9 +35,7 @@ import (
 // Every task and helper inherits a marker unique to the run; after the
 // tests none may be left.
 func TestMain(m *testing.M) {
-	fork.MaybeSupervise() // auto mode hands some tasks to the fork backend
-	launchd.MaybeLaunch()
-	logpump.MaybeRun()
+	reexec.Init()
 	if os.Getenv("FAKE_LAUNCHCTL_AS_MAIN") == "1" {
 		os.Exit(fake.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}

@@ -13,10 +13,11 @@ import (
 
 	"btl/core"
 	"btl/internal/logpump"
+	"btl/internal/reexec"
 )
 
 // LaunchEnv is set in a task's plist to the file where the launcher reports
-// the task's PID (see MaybeLaunch). The launcher removes it from the
+// the task's PID (see launch). The launcher removes it from the
 // environment before it executes the task.
 const LaunchEnv = "_BTL_LAUNCHD_REPORT"
 
@@ -35,22 +36,14 @@ type launchReport struct {
 	Start uint64 `json:"start"` // see core.Proc
 }
 
-// MaybeLaunch runs the launcher when the process was started as one by
-// launchd (LaunchEnv is set) and never returns then; otherwise it returns
-// at once. Call it first thing in main (and in TestMain of tests that start
-// tasks).
-//
+// The launcher is what launchd starts (LaunchEnv set; see internal/reexec).
 // launchd does not tell the PID of a task that ended before anyone asked,
 // and a task may end within a millisecond. So the plist's Program is btl
 // itself: it writes its PID and start time to the report file, then
 // executes ProgramArguments in the same process, which keeps the PID, the
 // session and the process group launchd set up.
-func MaybeLaunch() {
-	report, ok := os.LookupEnv(LaunchEnv)
-	if !ok {
-		return
-	}
-	os.Exit(launch(report))
+func init() {
+	reexec.Register(LaunchEnv, launch)
 }
 
 // launch reports and executes os.Args; it returns only on failure, with

@@ -18,6 +18,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"btl/core"
+	"btl/internal/reexec"
 )
 
 // Timing of the log agent.
@@ -44,21 +45,19 @@ type agentConfig struct {
 	Readable   bool      `json:"readable"` // whether the journal can be read
 }
 
-// MaybeAgent runs the log agent and exits when the process was started as
-// one (AgentEnv set); otherwise it returns at once. Call it first thing in
-// main, and in TestMain of tests that start systemd tasks.
-func MaybeAgent() {
-	cfg, ok := os.LookupEnv(AgentEnv)
-	if !ok {
-		return
-	}
+func init() {
+	reexec.Register(AgentEnv, runAgent)
+}
+
+// runAgent runs the log agent of the configuration cfg (AgentEnv's value).
+func runAgent(cfg string) int {
 	os.Unsetenv(AgentEnv)
 	var c agentConfig
 	if err := json.Unmarshal([]byte(cfg), &c); err != nil {
 		fmt.Fprintf(os.Stderr, "btl log agent: bad %s: %v\n", AgentEnv, err)
-		os.Exit(2)
+		return 2
 	}
-	os.Exit(c.run())
+	return c.run()
 }
 
 // agent is a running log agent.

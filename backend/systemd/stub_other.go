@@ -20,9 +20,6 @@ func New(dirs core.Dirs) (*Backend, error) { return nil, ErrUnavailable }
 // Booted reports false: systemd runs on Linux only.
 func Booted() bool { return false }
 
-// MaybeAgent returns at once: there is no log agent on this system.
-func MaybeAgent() {}
-
 // Close does nothing.
 func (b *Backend) Close() error { return nil }
 

@@ -11,7 +11,7 @@
 // the _SYSTEMD_USER_UNIT field it looks up in /proc is missing for
 // processes that exit at once). One log agent per data directory (a user
 // normally has one), btl-logs-<8 hex>.service, runs the btl binary
-// re-executed (see MaybeAgent): a
+// re-executed (see runAgent): a
 // single `journalctl -f` over the user's entries tells it which tasks
 // logged, and it copies each one's new entries into its log file, so the
 // files are live while the tasks run. btl starts the agent with each
@@ -62,7 +62,7 @@ var ErrUnavailable = errors.New("systemd: no systemd user manager reachable")
 var ErrNotUTF8 = errors.New("systemd: command or directory is not valid UTF-8 (use --backend fork)")
 
 // AgentEnv is set in the environment of the re-executed btl binary to make
-// it run as a data directory's log agent (see MaybeAgent).
+// it run as a data directory's log agent (see runAgent).
 const AgentEnv = "_BTL_SYSTEMD_AGENT"
 
 // UnitName is the name of the unit that runs the task with the given hash.

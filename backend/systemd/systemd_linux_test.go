@@ -19,11 +19,11 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/reexec"
 )
 
 func TestMain(m *testing.M) {
-	systemd.MaybeAgent()
-	fork.MaybeSupervise()
+	reexec.Init()
 	os.Exit(m.Run())
 }
 

@@ -14,11 +14,8 @@ import (
 	"strings"
 	"syscall"
 
-	"btl/backend/fork"
-	"btl/backend/launchd"
-	"btl/backend/systemd"
 	"btl/core"
-	"btl/internal/logpump"
+	"btl/internal/reexec"
 )
 
 // version is set at build time with -ldflags "-X main.version=..." (make
@@ -62,10 +59,9 @@ func versionOf(info *debug.BuildInfo, ok bool) string {
 }
 
 func main() {
-	fork.MaybeSupervise()
-	launchd.MaybeLaunch()
-	systemd.MaybeAgent()
-	logpump.MaybeRun()
+	// The parts btl re-executes itself as (supervisor, launcher, log
+	// agent, log pump) are registered by the backends' packages.
+	reexec.Init()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -20,16 +20,13 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
-	"btl/internal/logpump"
+	"btl/internal/reexec"
 )
 
 // The test binary is btl itself when BTL_TEST_MAIN=1: tests drive the real
 // main, as a separate process, the way a user does.
 func TestMain(m *testing.M) {
-	fork.MaybeSupervise()
-	launchd.MaybeLaunch()
-	systemd.MaybeAgent()
-	logpump.MaybeRun()
+	reexec.Init()
 	maybeFakeLaunchctl()
 	if os.Getenv("BTL_TEST_MAIN") == "1" {
 		main()

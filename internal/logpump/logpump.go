@@ -6,7 +6,6 @@ package logpump
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 
 	"btl/core"
+	"btl/internal/reexec"
 )
 
 // Env switches a re-executed btl binary into a log pump; its value is the
@@ -24,24 +24,28 @@ const (
 	EnvMax = "_BTL_LOG_PUMP_MAX"
 )
 
-// MaybeRun runs the pump and exits when the process was started as one;
-// otherwise it returns at once. Call it first thing in main.
-func MaybeRun() {
-	path, ok := os.LookupEnv(Env)
-	if !ok {
-		return
-	}
+func init() {
+	reexec.Register(Env, run)
+}
+
+// run is the pump (Env set; see internal/reexec): it copies its standard
+// input into the log at path.
+func run(path string) int {
 	max, _ := strconv.ParseInt(os.Getenv(EnvMax), 10, 64)
 	// The pump outlives signals meant for the task: it ends when the
 	// last writer is gone, so the task's last words reach the log.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
 	w, err := core.NewLogWriter(path, max)
 	if err != nil {
-		os.Exit(1)
+		return 1
 	}
-	io.Copy(w, os.Stdin)
-	w.Close()
-	os.Exit(0)
+	// Pump, unlike io.Copy, goes on draining after a write error, so the
+	// task never blocks on its output.
+	w.Pump(os.Stdin)
+	if err := w.Close(); err != nil {
+		return 1
+	}
+	return 0
 }
 
 // Start starts a pump for the log at path with the given limit, running
