@@ -55,7 +55,7 @@ func TestListFormats(t *testing.T) {
 		t.Errorf("started_at: %v", err)
 	}
 	wide := u.ok(dir, "ls", "-o", "wide")
-	if !regexp.MustCompile(`(?m)^HASH +PID +STATUS +STARTED +COMMAND +CWD +BACKEND +UNIT$`).MatchString(wide) ||
+	if !regexp.MustCompile(`(?m)^HASH +NAME +PID +STATUS +STARTED +COMMAND +CWD +BACKEND +UNIT$`).MatchString(wide) ||
 		!regexp.MustCompile(`(?m)^`+run.hash+` .* `+backendUnderTest()+` +\S+$`).MatchString(wide) {
 		t.Errorf("list -o wide:\n%s", wide)
 	}

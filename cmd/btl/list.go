@@ -62,6 +62,7 @@ documented in the README.`,
 // interface: fields may be added, none renamed or removed.
 type taskJSON struct {
 	Hash      string    `json:"hash"`
+	Name      string    `json:"name"` // given with --name; "" when none
 	PID       int       `json:"pid"`
 	Status    string    `json:"status"`            // running, exited, killed, failed, gone, starting, unknown
 	Reason    string    `json:"reason,omitempty"`  // set when status is unknown: why the backend cannot be asked
@@ -79,7 +80,7 @@ type taskJSON struct {
 
 func toJSON(v core.View) taskJSON {
 	j := taskJSON{
-		Hash: v.Hash, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
+		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: backendName(v.Task),
 		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
 	}
@@ -108,21 +109,17 @@ func (e *env) writeJSON(ctx context.Context, views []core.View) error {
 }
 
 func writeTable(w io.Writer, views []core.View, wide, color bool) error {
-	header := []string{"HASH", "PID", "STATUS", "STARTED", "COMMAND", "CWD"}
+	header := []string{"HASH", "NAME", "PID", "STATUS", "STARTED", "COMMAND", "CWD"}
 	if wide {
 		header = append(header, "BACKEND", "UNIT")
 	}
-	const statusCol = 2
+	const statusCol = 3
 	rows := [][]string{header}
 	now := time.Now()
 	for _, v := range views {
-		row := []string{v.Hash, strconv.Itoa(v.PID), v.Status.String(), ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd)}
+		row := []string{v.Hash, orDash(v.Name), strconv.Itoa(v.PID), v.Status.String(), ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd)}
 		if wide {
-			unit := v.Unit
-			if unit == "" {
-				unit = "-"
-			}
-			row = append(row, backendName(v.Task), unit)
+			row = append(row, backendName(v.Task), orDash(v.Unit))
 		}
 		rows = append(rows, row)
 	}
@@ -152,6 +149,14 @@ func writeTable(w io.Writer, views []core.View, wide, color bool) error {
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// orDash is s, or "-" for an empty cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func backendName(t *core.Task) string {

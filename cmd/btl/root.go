@@ -18,6 +18,7 @@ starts. Everything from the first word that is not a btl flag on is the
 command, passed as it is; use -- to run a program named like a btl command.`
 
 const rootExample = `  btl npm run dev                 start (or restart) a dev server
+  btl --name api npm run dev      the same, named: btl logs api, btl kill api
   btl python3 -m http.server 8080
   btl list                        what runs, with hashes
   btl logs 93b8 -f                follow a task's output (any unique prefix)
@@ -29,6 +30,7 @@ type env struct {
 	stdout, stderr io.Writer
 	backend        string // --backend or BTL_BACKEND
 	noUnbuffer     bool   // --no-unbuffer
+	name           string // --name
 	auto           bool   // the backend was picked automatically
 	dirs           core.Dirs
 	mgr            *core.Manager
@@ -64,6 +66,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.Flags().SetInterspersed(false)
 	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: auto, fork, systemd or launchd (default $BTL_BACKEND, else auto)")
+	root.Flags().StringVar(&e.name, "name", "", "give the task a name, accepted wherever a hash is (kill api, logs api)")
 	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see btl --help)", err)

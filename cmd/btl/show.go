@@ -17,7 +17,7 @@ import (
 
 func newShowCmd(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:               "show <hash>",
+		Use:               "show <hash|name>",
 		Short:             "Show everything btl knows about a task",
 		Example:           "  btl show 93b8",
 		Args:              exactlyOneHash,
@@ -56,6 +56,9 @@ func (e *env) writeShow(ctx context.Context, v core.View) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("Hash", v.Hash)
+	if v.Name != "" {
+		row("Name", v.Name)
+	}
 	row("Command", printable(v.Command))
 	if len(v.Argv) > 0 {
 		q := make([]string, len(v.Argv))

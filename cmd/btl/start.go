@@ -17,6 +17,11 @@ import (
 // start runs argv from the current directory in the background, replacing
 // an instance with the same hash.
 func (e *env) start(cmd *cobra.Command, argv []string) error {
+	if cmd.Flags().Changed("name") {
+		if err := core.CheckName(e.name); err != nil {
+			return err
+		}
+	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return fmt.Errorf("current directory: %w (cd to an existing directory)", err)
@@ -36,6 +41,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if err != nil {
 		return err
 	}
+	spec.Name = e.name
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
 		return err
 	}
@@ -55,6 +61,9 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
 	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
 	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
+	if task.Name != "" {
+		fmt.Fprintf(e.stdout, "[btl] Name: %s\n", task.Name)
+	}
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now.
 	if st := e.mgr.Status(cmd.Context(), task); st.Ended() {
