@@ -1,8 +1,10 @@
 package core
 
 import (
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -59,6 +61,34 @@ func TestStatInExec(t *testing.T) {
 	} {
 		if got := statInExec([]byte(c.stat)); got != c.want {
 			t.Errorf("statInExec(%q) = %v, want %v", c.stat, got, c.want)
+		}
+	}
+}
+
+func TestParseStatUsage(t *testing.T) {
+	// utime 150, stime 50, cutime 20, cstime 30 ticks; rss 3 pages.
+	line := "9 (srv) S 1 9 9 0 -1 0 0 0 0 0 150 50 20 30 20 0 1 0 1234 4096 3 0\n"
+	info, err := parseStat(9, []byte(line))
+	if err != nil || info.CPU != 2500*time.Millisecond || info.RSS != 3*uint64(os.Getpagesize()) {
+		t.Errorf("parseStat = %+v, %v", info, err)
+	}
+}
+
+func TestParseTCPLine(t *testing.T) {
+	for _, c := range []struct {
+		line  string
+		ino   uint64
+		port  int
+		found bool
+	}{
+		{"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 123456 1 0000000000000000 100 0 0 10 0", 123456, 8080, true},
+		{"   1: 00000000000000000000000001000000:1435 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 777 1", 777, 5173, true},
+		{"   2: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000  1001        0 999 1", 0, 0, false},
+		{"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", 0, 0, false},
+	} {
+		ino, port, ok := parseTCPLine([]byte(c.line))
+		if ino != c.ino || port != c.port || ok != c.found {
+			t.Errorf("parseTCPLine(%q) = %d, %d, %v", c.line, ino, port, ok)
 		}
 	}
 }

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	systemd.MaybeMirror()
 	logpump.MaybeRun()
 	maybeFakeLaunchctl()
+	maybeListen()
 	if os.Getenv("BTL_TEST_MAIN") == "1" {
 		main()
 	}

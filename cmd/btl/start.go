@@ -16,11 +16,14 @@ import (
 
 // start runs argv from the current directory in the background, replacing
 // an instance with the same hash.
-func (e *env) start(cmd *cobra.Command, argv []string) error {
+func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
 	if cmd.Flags().Changed("name") {
 		if err := core.CheckName(e.name); err != nil {
 			return err
 		}
+	}
+	if e.ready, err = e.parseWait(cmd); err != nil {
+		return err
 	}
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -53,6 +56,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		fmt.Fprintf(e.stderr, "Warning: hash %s already names a different task (%s in %s); this one gets hash %s\n",
 			other.Hash, printable(other.Command), printable(other.Cwd), hash)
 	}
+	logFrom := logSize(spec.LogFile)
 	task, _, err := e.mgr.Run(cmd.Context(), spec)
 	if err != nil {
 		return err
@@ -64,6 +68,12 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if task.Name != "" {
 		fmt.Fprintf(e.stdout, "[btl] Name: %s\n", task.Name)
 	}
+	if task.Backend == systemd.Name {
+		e.lingerHint()
+	}
+	if e.ready != nil {
+		return e.waitReady(cmd.Context(), task, e.ready, logFrom)
+	}
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now.
 	if st := e.mgr.Status(cmd.Context(), task); st.Ended() {
@@ -72,9 +82,6 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		for _, l := range lastRunLines(task.LogFile, 10) {
 			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
 		}
-	}
-	if task.Backend == systemd.Name {
-		e.lingerHint()
 	}
 	return nil
 }
