@@ -57,3 +57,16 @@ func Usages(tasks []*Task) []Usage {
 
 // TaskUsage is Usages for one task.
 func TaskUsage(t *Task) Usage { return Usages([]*Task{t})[0] }
+
+// Memory is the memory of t as its backend accounts it, where the backend
+// does (see MemoryReporter).
+func (m *Manager) Memory(ctx context.Context, t *Task) (uint64, bool) {
+	b, err := m.backendFor(t)
+	if err != nil {
+		return 0, false
+	}
+	if r, ok := b.(MemoryReporter); ok {
+		return r.Memory(ctx, *t)
+	}
+	return 0, false
+}

@@ -37,6 +37,9 @@ func maybeListen() {
 	}
 }
 
+// testBinary is the path of this test binary.
+func testBinary() string { return os.Args[0] }
+
 // listenArgv is the command that runs maybeListen on addr after delay.
 func listenArgv(addr string, delay time.Duration) []string {
 	return []string{"env", "BTL_TEST_LISTEN=" + addr, "BTL_TEST_LISTEN_DELAY=" + delay.String(), os.Args[0]}

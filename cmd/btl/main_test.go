@@ -326,8 +326,8 @@ func TestReplaceLeavesOneInstance(t *testing.T) {
 	if n := len(u.state().Processes); n != 1 {
 		t.Errorf("state has %d entries, want 1", n)
 	}
-	out := u.ok(dir, "list")
-	if strings.Count(out, first.hash) != 1 || !strings.Contains(out, strconv.Itoa(second.pid)) {
+	out := u.ok(dir, "list", "-o", "wide")
+	if len(regexp.MustCompile(`(?m)^`+first.hash+` `).FindAllString(out, -1)) != 1 || !strings.Contains(out, strconv.Itoa(second.pid)) {
 		t.Errorf("list after replace:\n%s", out)
 	}
 }
@@ -396,14 +396,14 @@ func TestListStatusAndClean(t *testing.T) {
 	})
 	out := u.ok(dir, "list")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 || !regexp.MustCompile(`^HASH +NAME +PID +STATUS +STARTED +COMMAND +CWD$`).MatchString(lines[0]) {
+	if len(lines) != 4 || !regexp.MustCompile(`^HASH +NAME +STATUS +PORTS +CPU +MEM +UPTIME +COMMAND$`).MatchString(lines[0]) {
 		t.Fatalf("list:\n%s", out)
 	}
 	for _, c := range []struct {
 		s    started
 		want string
 	}{{runner, "running"}, {failer, "exited 7"}, {fine, "exited 0"}} {
-		re := regexp.MustCompile(`(?m)^` + c.s.hash + ` +- +` + strconv.Itoa(c.s.pid) + ` +` + c.want + ` +\d+s ago +` + regexp.QuoteMeta(c.s.command) + ` +` + regexp.QuoteMeta(mustReal(t, dir)) + `$`)
+		re := regexp.MustCompile(`(?m)^` + c.s.hash + ` +- +` + c.want + ` +\S+ +\S+ +\S+ +\S+ +` + regexp.QuoteMeta(c.s.command) + `$`)
 		if !re.MatchString(out) {
 			t.Errorf("list lacks a line for %s %s:\n%s", c.s.command, c.want, out)
 		}

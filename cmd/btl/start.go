@@ -82,6 +82,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		for _, l := range lastRunLines(task.LogFile, 10) {
 			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
 		}
+		e.explainPort(e.stdout, task)
 	}
 	return nil
 }

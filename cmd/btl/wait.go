@@ -91,7 +91,7 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 		if st.Ended() {
 			e.mgr.SyncLog(ctx, task)
 			e.tellLogEnd(task, fmt.Sprintf("[btl] The process ended (%s) before it was ready; the end of its log:", st))
-			e.explainPort(task)
+			e.explainPort(e.stderr, task)
 			return fmt.Errorf("task %s ended before it was ready (%s)", task.Hash, st)
 		}
 		now := time.Now()
@@ -193,6 +193,3 @@ func (e *env) tellLogEnd(task *core.Task, head string) {
 		fmt.Fprintf(e.stderr, "  %s\n", printable(l))
 	}
 }
-
-// explainPort is filled in where btl can tell which task holds a port.
-func (e *env) explainPort(task *core.Task) {}
