@@ -1,6 +1,7 @@
 package core
 
 import (
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -89,6 +90,40 @@ func TestParseTCPLine(t *testing.T) {
 		ino, port, ok := parseTCPLine([]byte(c.line))
 		if ino != c.ino || port != c.port || ok != c.found {
 			t.Errorf("parseTCPLine(%q) = %d, %d, %v", c.line, ino, port, ok)
+		}
+	}
+}
+
+// TestListeningSourcesAgree: sock_diag and /proc/net/tcp both find a
+// listening socket, under the same inode. (Other sockets come and go on a
+// shared machine between the two reads.)
+func TestListeningSourcesAgree(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Logf("%s: %v", addr, err) // no IPv6 here
+			continue
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		diag, err := diagListening()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := map[uint64]int{}
+		readListening("/proc/net/tcp", text)
+		readListening("/proc/net/tcp6", text)
+		l.Close()
+		found := false
+		for ino, p := range diag {
+			if p == port {
+				found = true
+				if text[ino] != port {
+					t.Errorf("%s: sock_diag has inode %d on port %d, /proc/net/tcp has %d", addr, ino, port, text[ino])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: port %d not found by sock_diag", addr, port)
 		}
 	}
 }
