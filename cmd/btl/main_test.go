@@ -119,7 +119,7 @@ func homeProcs(home string) []int {
 // fakeLaunchctl puts a launchctl first on PATH that runs this test binary
 // as the fake launchctl (see internal/fakelaunchctl), with its own state,
 // and returns the environment entries that do it.
-func fakeLaunchctl(t *testing.T) []string {
+func fakeLaunchctl(t testing.TB) []string {
 	bin := t.TempDir()
 	script := "#!/bin/sh\nFAKE_LAUNCHCTL_AS_MAIN=1 exec " + core.Quote(os.Args[0]) + " \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(bin, "launchctl"), []byte(script), 0o755); err != nil {
