@@ -28,6 +28,7 @@ type Spec struct {
 	Env     []string // the task's whole environment, NAME=value
 	LogFile string   // where the task's output must end up
 	Token   string   // value of EnvInstance, unique to this start
+	Name    string   // the task's name, a label (see CheckName); may be empty
 }
 
 // Backend starts and stops tasks in one native way (a forked process tree, a

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -94,5 +96,32 @@ func BenchmarkReconcile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkUsages is what btl list adds to read what 10 running tasks use:
+// one snapshot of the process table, their trees, ports and stats.
+func BenchmarkUsages(b *testing.B) {
+	var tasks []*Task
+	for i := range 10 {
+		token := fmt.Sprintf("bench%02d-%d", i, os.Getpid())
+		cmd := exec.Command("sleep", "100")
+		cmd.Env = append(os.Environ(), EnvInstance+"="+token)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		info, err := LookupProc(cmd.Process.Pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tasks = append(tasks, &Task{PID: cmd.Process.Pid, ProcStart: info.Start, Token: token})
+	}
+	for b.Loop() {
+		us := Usages(tasks)
+		if len(us[0].PIDs) != 1 {
+			b.Fatalf("tree of the first task: %v", us[0].PIDs)
+		}
 	}
 }

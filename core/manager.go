@@ -119,6 +119,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 				m.OnRehash(other, spec.Hash)
 			}
 		}
+		if err := m.settleName(ctx, st, &spec); err != nil {
+			return err
+		}
 		if old := st.Processes[spec.Hash]; old != nil {
 			// Stopping the old instance is undone by nothing: first make
 			// sure the state it leads to can be saved (a full disk).
@@ -149,6 +152,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			Argv:      spec.Argv,
 			LogFile:   spec.LogFile,
 			Token:     spec.Token,
+			Name:      spec.Name,
 			Backend:   m.Backend.Name(),
 			StartedAt: time.Now().UTC(),
 			Status:    &Status{State: Starting},
@@ -170,6 +174,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		t.Argv = intent.Argv
 		t.LogFile = intent.LogFile
 		t.Token = intent.Token
+		t.Name = intent.Name
 		if t.Backend == "" { // a backend may hand a start on (launchd to fork)
 			t.Backend = intent.Backend
 		}
@@ -627,12 +632,16 @@ var (
 	ErrBackendUnavailable = errors.New("backend not available here")
 )
 
-// Find returns the task whose hash starts with prefix.
+// Find returns the task named prefix (see Task.Name), else the task whose
+// hash starts with prefix.
 func Find(st *State, prefix string) (*Task, error) {
+	if t := findName(st, prefix); t != nil {
+		return t, nil
+	}
 	p := strings.ToLower(prefix)
 	switch {
 	case strings.Trim(p, "0123456789abcdef") != "":
-		return nil, fmt.Errorf("%w: %q is not a task hash (hashes are %d hex characters, see btl list)", ErrBadHash, prefix, HashLen)
+		return nil, fmt.Errorf("%w: %q is not a task name or hash (hashes are %d hex characters, see btl list)", ErrBadHash, prefix, HashLen)
 	case len(p) > HashLen:
 		return nil, fmt.Errorf("%w: %q is longer than a task hash (%d hex characters)", ErrBadHash, prefix, HashLen)
 	case len(p) < MinPrefix:

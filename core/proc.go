@@ -29,6 +29,10 @@ type ProcInfo struct {
 	UID    int // real user ID
 	Start  uint64
 	Zombie bool
+	// Linux only (zero elsewhere): CPU time used, user and system, by the
+	// process and the children it waited for; resident memory in bytes.
+	CPU time.Duration
+	RSS uint64
 }
 
 // ErrNoProcess means the process does not exist (or is a zombie).
@@ -145,17 +149,55 @@ const EnvHelper = "_BTL_HELPER_OF"
 // treeMembers lists the live processes of the caller that belong to the
 // task (see StopTree), found from one snapshot of the process table.
 func treeMembers(leader Proc, token string, roots []Proc) []Proc {
+	members := readProcTable().members(leader, token, roots)
+	out := make([]Proc, 0, len(members))
+	for _, info := range members {
+		out = append(out, Proc{PID: info.PID, Start: info.Start})
+	}
+	return out
+}
+
+// procTable is one snapshot of the caller's live processes, from which
+// the trees of any number of tasks are found; each process's environment
+// is read at most once.
+type procTable struct {
+	byPID    map[int]ProcInfo
+	children map[int][]ProcInfo
+	envs     map[int][][]byte
+}
+
+func readProcTable() *procTable {
 	uid := os.Getuid()
 	procs := userProcs(uid)
-	byPID := make(map[int]ProcInfo, len(procs))
-	children := map[int][]ProcInfo{}
+	pt := &procTable{byPID: make(map[int]ProcInfo, len(procs)), children: map[int][]ProcInfo{}, envs: map[int][][]byte{}}
 	for _, info := range procs {
 		if info.Zombie || info.UID != uid {
 			continue
 		}
-		byPID[info.PID] = info
-		children[info.PPID] = append(children[info.PPID], info)
+		pt.byPID[info.PID] = info
+		pt.children[info.PPID] = append(pt.children[info.PPID], info)
 	}
+	return pt
+}
+
+// env is procEnv, read once per snapshot.
+func (pt *procTable) env(pid int) [][]byte {
+	env, ok := pt.envs[pid]
+	if !ok {
+		env = procEnv(pid)
+		pt.envs[pid] = env
+	}
+	return env
+}
+
+func (pt *procTable) hasEnv(pid int, kv string) bool {
+	return slices.ContainsFunc(pt.env(pid), func(e []byte) bool { return string(e) == kv })
+}
+
+// members lists the processes of the snapshot that belong to the task
+// (see StopTree).
+func (pt *procTable) members(leader Proc, token string, roots []Proc) []ProcInfo {
+	byPID, children := pt.byPID, pt.children
 	member := map[int]bool{}
 	var queue []ProcInfo
 	add := func(info ProcInfo) {
@@ -167,7 +209,7 @@ func treeMembers(leader Proc, token string, roots []Proc) []Proc {
 	leaderOK := leader.VerifyTask(token)
 	for _, info := range byPID {
 		inGroup := leaderOK && info.PGID == leader.PID
-		if inGroup || (token != "" && hasEnv(info.PID, EnvInstance+"="+token)) {
+		if inGroup || (token != "" && pt.hasEnv(info.PID, EnvInstance+"="+token)) {
 			add(info)
 		}
 	}
@@ -184,13 +226,13 @@ func treeMembers(leader Proc, token string, roots []Proc) []Proc {
 	var rootInfos []ProcInfo
 	for _, r := range roots {
 		info, ok := byPID[r.PID]
-		if ok && info.Start == r.Start && token != "" && hasEnv(r.PID, EnvHelper+"="+token) {
+		if ok && info.Start == r.Start && token != "" && pt.hasEnv(r.PID, EnvHelper+"="+token) {
 			rootInfos = append(rootInfos, info)
 		}
 	}
 	descend := func(parent ProcInfo) {
 		for _, c := range children[parent.PID] {
-			if member[c.PID] || c.Start < parent.Start || foreignTask(c.PID, token) {
+			if member[c.PID] || c.Start < parent.Start || pt.foreignTask(c.PID, token) {
 				continue
 			}
 			add(c)
@@ -202,18 +244,14 @@ func treeMembers(leader Proc, token string, roots []Proc) []Proc {
 	for i := 0; i < len(queue); i++ {
 		descend(queue[i])
 	}
-	out := make([]Proc, 0, len(queue))
-	for _, info := range queue {
-		out = append(out, Proc{PID: info.PID, Start: info.Start})
-	}
-	return out
+	return queue
 }
 
 // foreignTask reports whether pid belongs to another btl task than the one
 // with the given token: its environment carries another instance token, or
 // it is another task's helper.
-func foreignTask(pid int, token string) bool {
-	for _, e := range procEnv(pid) {
+func (pt *procTable) foreignTask(pid int, token string) bool {
+	for _, e := range pt.env(pid) {
 		if v, ok := bytes.CutPrefix(e, []byte(EnvInstance+"=")); ok && string(v) != token {
 			return true
 		}

@@ -91,6 +91,10 @@ func statusUID(b []byte) (int, bool) {
 	return uid, err == nil
 }
 
+// clockTicks is USER_HZ, the unit of the times in /proc/<pid>/stat: 100
+// on every architecture Linux exposes to user space.
+const clockTicks = 100
+
 // parseStat parses the content of /proc/<pid>/stat. The command name may
 // hold spaces and parentheses, so fields are counted after the last ')'.
 func parseStat(pid int, b []byte) (ProcInfo, error) {
@@ -98,9 +102,10 @@ func parseStat(pid int, b []byte) (ProcInfo, error) {
 	if i < 0 {
 		return ProcInfo{}, fmt.Errorf("proc %d: malformed stat", pid)
 	}
-	// Fields from 3 (state) on; starttime is field 22. Only the fields
-	// needed are cut out, without splitting the rest.
-	var f [20][]byte
+	// Fields from 3 (state) on; utime to cstime are 14-17, starttime is
+	// 22, rss 24. Only the fields needed are cut out, without splitting
+	// the rest.
+	var f [22][]byte
 	n := 0
 	for rest := b[i+1:]; n < len(f); n++ {
 		rest = bytes.TrimLeft(rest, " ")
@@ -113,7 +118,7 @@ func parseStat(pid int, b []byte) (ProcInfo, error) {
 		}
 		f[n], rest = rest[:end], rest[end:]
 	}
-	if n < len(f) {
+	if n < 20 { // through starttime; rss may be cut off
 		return ProcInfo{}, fmt.Errorf("proc %d: malformed stat", pid)
 	}
 	info := ProcInfo{PID: pid, Zombie: string(f[0]) == "Z" || string(f[0]) == "X"}
@@ -126,6 +131,15 @@ func parseStat(pid int, b []byte) (ProcInfo, error) {
 	}
 	if info.Start, err = strconv.ParseUint(string(f[19]), 10, 64); err != nil {
 		return info, fmt.Errorf("proc %d: malformed stat", pid)
+	}
+	var ticks uint64
+	for _, field := range f[11:15] {
+		n, _ := strconv.ParseUint(string(field), 10, 64)
+		ticks += n
+	}
+	info.CPU = time.Duration(ticks) * time.Second / clockTicks
+	if pages, err := strconv.ParseInt(string(f[21]), 10, 64); err == nil && pages > 0 {
+		info.RSS = uint64(pages) * uint64(os.Getpagesize())
 	}
 	return info, nil
 }

@@ -1,8 +1,11 @@
 package core
 
 import (
+	"net"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStat(t *testing.T) {
@@ -59,6 +62,68 @@ func TestStatInExec(t *testing.T) {
 	} {
 		if got := statInExec([]byte(c.stat)); got != c.want {
 			t.Errorf("statInExec(%q) = %v, want %v", c.stat, got, c.want)
+		}
+	}
+}
+
+func TestParseStatUsage(t *testing.T) {
+	// utime 150, stime 50, cutime 20, cstime 30 ticks; rss 3 pages.
+	line := "9 (srv) S 1 9 9 0 -1 0 0 0 0 0 150 50 20 30 20 0 1 0 1234 4096 3 0\n"
+	info, err := parseStat(9, []byte(line))
+	if err != nil || info.CPU != 2500*time.Millisecond || info.RSS != 3*uint64(os.Getpagesize()) {
+		t.Errorf("parseStat = %+v, %v", info, err)
+	}
+}
+
+func TestParseTCPLine(t *testing.T) {
+	for _, c := range []struct {
+		line  string
+		ino   uint64
+		port  int
+		found bool
+	}{
+		{"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 123456 1 0000000000000000 100 0 0 10 0", 123456, 8080, true},
+		{"   1: 00000000000000000000000001000000:1435 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 777 1", 777, 5173, true},
+		{"   2: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000  1001        0 999 1", 0, 0, false},
+		{"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", 0, 0, false},
+	} {
+		ino, port, ok := parseTCPLine([]byte(c.line))
+		if ino != c.ino || port != c.port || ok != c.found {
+			t.Errorf("parseTCPLine(%q) = %d, %d, %v", c.line, ino, port, ok)
+		}
+	}
+}
+
+// TestListeningSourcesAgree: sock_diag and /proc/net/tcp both find a
+// listening socket, under the same inode. (Other sockets come and go on a
+// shared machine between the two reads.)
+func TestListeningSourcesAgree(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Logf("%s: %v", addr, err) // no IPv6 here
+			continue
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		diag, err := diagListening()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := map[uint64]int{}
+		readListening("/proc/net/tcp", text)
+		readListening("/proc/net/tcp6", text)
+		l.Close()
+		found := false
+		for ino, p := range diag {
+			if p == port {
+				found = true
+				if text[ino] != port {
+					t.Errorf("%s: sock_diag has inode %d on port %d, /proc/net/tcp has %d", addr, ino, port, text[ino])
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: port %d not found by sock_diag", addr, port)
 		}
 	}
 }

@@ -43,6 +43,7 @@ type Task struct {
 	LogDirect bool      `json:"log_direct,omitempty"` // backend writes LogFile itself
 	Status    *Status   `json:"status,omitempty"`     // how it ended, once known
 	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
+	Name      string    `json:"name,omitempty"`       // label given with --name, see CheckName
 
 	// The exact bytes of Command, Cwd and Argv when they are not valid
 	// UTF-8, which a JSON string cannot carry (base64 in the file; the

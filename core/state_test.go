@@ -203,6 +203,7 @@ func FuzzStateParse(f *testing.F) {
 	f.Add([]byte(`{"processes": null}`))
 	f.Add([]byte(`{"x": [1, {"y": null}], "processes": {"0123456789abcdef": {"pid": 1, "z": "keep"}}}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"processes": {"0123456789abcdef": {"pid": 5, "name": "api"}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, err := DecodeState(b)
 		if err != nil {

@@ -9,8 +9,8 @@ import (
 	"btl/core"
 )
 
-// completeHashes offers the tracked tasks' hashes, each described by its
-// command, for shells that show descriptions (zsh, fish).
+// completeHashes offers the tracked tasks' hashes and names, each
+// described by its command, for shells that show descriptions (zsh, fish).
 func (e *env) completeHashes(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	dirs, err := core.DefaultDirs()
 	if err != nil {
@@ -22,7 +22,13 @@ func (e *env) completeHashes(cmd *cobra.Command, args []string, toComplete strin
 	}
 	var out []cobra.Completion
 	for _, t := range st.Sorted() {
-		if strings.HasPrefix(t.Hash, toComplete) && !slices.Contains(args, t.Hash) {
+		if slices.Contains(args, t.Hash) || t.Name != "" && slices.Contains(args, t.Name) {
+			continue
+		}
+		if t.Name != "" && strings.HasPrefix(t.Name, toComplete) {
+			out = append(out, cobra.CompletionWithDesc(t.Name, printable(t.Command)))
+		}
+		if strings.HasPrefix(t.Hash, toComplete) {
 			out = append(out, cobra.CompletionWithDesc(t.Hash, printable(t.Command)))
 		}
 	}

@@ -83,7 +83,7 @@ func TestListSeesEveryBackendAfterStateLoss(t *testing.T) {
 	s := u.start(dir, "--backend", other, "sleep", "301")
 	os.Remove(filepath.Join(u.dataDir(), "state.json"))
 	out := u.ok(dir, "list", "-o", "wide")
-	re := regexp.MustCompile(`(?m)^` + s.hash + ` +` + fmt.Sprint(s.pid) + ` +running .* ` + other + ` `)
+	re := regexp.MustCompile(`(?m)^` + s.hash + ` +- +` + fmt.Sprint(s.pid) + ` +running .* ` + other + ` `)
 	if !re.MatchString(out) {
 		t.Fatalf("a %s task is not listed after state.json was lost:\n%s", other, out)
 	}
@@ -238,7 +238,7 @@ func TestUnreachableTaskIsUnknownAndKept(t *testing.T) {
 	s := u.start(dir, "sleep", "306")
 	nobus := []string{"DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus", "XDG_RUNTIME_DIR=" + t.TempDir(), "BTL_BACKEND=auto"}
 	r := u.btlEnv(dir, nobus, "list")
-	if r.code != 0 || !regexp.MustCompile(`(?m)^`+s.hash+` +`+fmt.Sprint(s.pid)+` +unknown `).MatchString(r.stdout) {
+	if r.code != 0 || !regexp.MustCompile(`(?m)^`+s.hash+` +- +unknown `).MatchString(r.stdout) {
 		t.Errorf("list without a bus: %+v", r)
 	}
 	for _, args := range [][]string{{"clean"}, {"clean", "--all"}} {

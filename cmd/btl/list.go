@@ -25,9 +25,12 @@ func newListCmd(e *env) *cobra.Command {
 		Short:   "List tracked tasks",
 		Long: `List tracked tasks with their status: running, exited N, killed (SIGNAL),
 failed, gone (not running, how it ended unknown), or unknown (its backend
-cannot be asked from here; btl show says why). -o wide adds each task's
-backend and unit or label; -o json (or --json) prints the stable JSON schema
-documented in the README.`,
+cannot be asked from here; btl show says why). For a running task: the TCP
+ports its process tree listens on, its CPU time with its share of the task's
+lifetime, the memory of the whole tree, and its uptime. -o wide adds each
+task's PID, process count, start, directory, backend and unit or label;
+-o json (or --json) prints everything, in the stable JSON schema documented
+in the README.`,
 		Example: "  btl list\n  btl ls -o wide\n  btl list --json | jq -r '.[] | select(.status == \"running\") | .hash'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -43,14 +46,15 @@ documented in the README.`,
 			if err != nil {
 				return err
 			}
+			stats := e.stats(cmd.Context(), views)
 			if output == "json" {
-				return e.writeJSON(cmd.Context(), views)
+				return e.writeJSON(cmd.Context(), views, stats)
 			}
 			if len(views) == 0 {
 				fmt.Fprintln(e.stdout, "No background processes tracked")
 				return nil
 			}
-			return writeTable(e.stdout, views, output == "wide", colorOK(e.stdout))
+			return writeTable(e.stdout, views, stats, output == "wide", colorOK(e.stdout))
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide or json")
@@ -62,6 +66,7 @@ documented in the README.`,
 // interface: fields may be added, none renamed or removed.
 type taskJSON struct {
 	Hash      string    `json:"hash"`
+	Name      string    `json:"name"` // given with --name; "" when none
 	PID       int       `json:"pid"`
 	Status    string    `json:"status"`            // running, exited, killed, failed, gone, starting, unknown
 	Reason    string    `json:"reason,omitempty"`  // set when status is unknown: why the backend cannot be asked
@@ -75,11 +80,19 @@ type taskJSON struct {
 	Unit      string    `json:"unit,omitempty"`    // systemd unit or launchd service target
 	LogFile   string    `json:"log_file"`          // path of the log
 	Native    string    `json:"inspect,omitempty"` // command that shows the task natively
+
+	// What a running task uses; absent (ports: empty) otherwise.
+	Ports         []int    `json:"ports"`                    // TCP ports its tree listens on, ascending
+	Processes     int      `json:"processes"`                // live processes in its tree
+	CPUSeconds    *float64 `json:"cpu_seconds,omitempty"`    // CPU time used by its tree, user and system
+	CPUPercent    *float64 `json:"cpu_percent,omitempty"`    // cpu_seconds as a share of uptime_seconds (100 = one core)
+	MemoryBytes   *uint64  `json:"memory_bytes,omitempty"`   // memory of its tree (systemd: the unit's MemoryCurrent)
+	UptimeSeconds *float64 `json:"uptime_seconds,omitempty"` // time since it started
 }
 
 func toJSON(v core.View) taskJSON {
 	j := taskJSON{
-		Hash: v.Hash, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
+		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: backendName(v.Task),
 		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
 	}
@@ -95,11 +108,19 @@ func toJSON(v core.View) taskJSON {
 	return j
 }
 
-func (e *env) writeJSON(ctx context.Context, views []core.View) error {
+func (e *env) writeJSON(ctx context.Context, views []core.View, stats []taskStats) error {
 	out := make([]taskJSON, 0, len(views))
-	for _, v := range views {
+	for i, v := range views {
 		j := toJSON(v)
 		j.Native = e.nativeCommand(ctx, v.Task)
+		j.Ports = []int{}
+		if st := stats[i]; st.running {
+			j.Ports = append(j.Ports, st.Ports...)
+			j.Processes = len(st.PIDs)
+			cpu, pct, up := st.CPU.Seconds(), st.cpuPercent(), st.uptime.Seconds()
+			mem := st.Memory
+			j.CPUSeconds, j.CPUPercent, j.MemoryBytes, j.UptimeSeconds = &cpu, &pct, &mem, &up
+		}
 		out = append(out, j)
 	}
 	enc := json.NewEncoder(e.stdout)
@@ -107,22 +128,25 @@ func (e *env) writeJSON(ctx context.Context, views []core.View) error {
 	return enc.Encode(out)
 }
 
-func writeTable(w io.Writer, views []core.View, wide, color bool) error {
-	header := []string{"HASH", "PID", "STATUS", "STARTED", "COMMAND", "CWD"}
+func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color bool) error {
+	header := []string{"HASH", "NAME", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "COMMAND"}
+	statusCol := 2
 	if wide {
-		header = append(header, "BACKEND", "UNIT")
+		header = []string{"HASH", "NAME", "PID", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "PROCS", "STARTED", "COMMAND", "CWD", "BACKEND", "UNIT"}
+		statusCol = 3
 	}
-	const statusCol = 2
 	rows := [][]string{header}
 	now := time.Now()
-	for _, v := range views {
-		row := []string{v.Hash, strconv.Itoa(v.PID), v.Status.String(), ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd)}
+	for i, v := range views {
+		st := stats[i]
+		ports, cpu, mem, up, procs := "-", "-", "-", "-", "-"
+		if st.running {
+			ports, cpu, mem, up, procs = st.ports(), st.cpu(), humanSize(int64(st.Memory)), shortDuration(st.uptime), strconv.Itoa(len(st.PIDs))
+		}
+		row := []string{v.Hash, orDash(v.Name), v.Status.String(), ports, cpu, mem, up, printable(v.Command)}
 		if wide {
-			unit := v.Unit
-			if unit == "" {
-				unit = "-"
-			}
-			row = append(row, backendName(v.Task), unit)
+			row = []string{v.Hash, orDash(v.Name), strconv.Itoa(v.PID), v.Status.String(), ports, cpu, mem, up, procs,
+				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), backendName(v.Task), orDash(v.Unit)}
 		}
 		rows = append(rows, row)
 	}
@@ -152,6 +176,14 @@ func writeTable(w io.Writer, views []core.View, wide, color bool) error {
 		bw.WriteByte('\n')
 	}
 	return bw.Flush()
+}
+
+// orDash is s, or "-" for an empty cell.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func backendName(t *core.Task) string {

@@ -19,49 +19,67 @@ import (
 
 func newLogsCmd(e *env) *cobra.Command {
 	var lines int
-	var follow bool
+	var follow, wait bool
 	var since string
 	cmd := &cobra.Command{
-		Use:   "logs [hash]",
-		Short: "List log files, or print one task's log",
+		Use:   "logs [hash|name...]",
+		Short: "List log files, or print or follow tasks' logs",
 		Long: `Without a hash, list the log files btl keeps. With a hash (any unique prefix
-of at least 4 characters), print that task's log. Each run starts with a
-line "[btl] <time> started PID <pid>: <command>".
+of at least 4 characters) or a name, print that task's log. Each run starts
+with a line "[btl] <time> started PID <pid>: <command>".
 
 -n prints only the last lines. --since prints the runs started since a time
 (RFC 3339, "2006-01-02 15:04") or for a duration ("10m", "2h"). -f keeps
-printing what the task writes, across replacements, until the task is
-killed or you interrupt it.`,
-		Example: "  btl logs\n  btl logs 93b8\n  btl logs 93b8 -n 50 -f\n  btl logs 93b8 --since 1h",
-		Args:    cobra.MaximumNArgs(1),
+printing what the task writes, across replacements, until the task ends
+(its end is printed: "[btl] exited 3"), is killed, or you interrupt it;
+with --wait, a task that ended is followed on until it is replaced or
+killed.
+
+-f without a hash follows every task's log at once, tasks that start later
+included, each line after the task's name or short hash (in a colour of its
+own on a terminal, unless NO_COLOR is set), from the last 10 lines of each
+(-n changes that); -f with several hashes or names follows those.`,
+		Example: "  btl logs\n  btl logs 93b8\n  btl logs 93b8 -n 50 -f\n  btl logs 93b8 --since 1h\n  btl logs -f\n  btl logs -f api web",
+		Args:    cobra.ArbitraryArgs,
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
-			if len(args) > 0 {
+			if len(args) > 0 && !follow {
 				return nil, cobra.ShellCompDirectiveNoFileComp
 			}
 			return e.completeHashes(cmd, args, prefix)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
-				if follow || cmd.Flags().Changed("lines") || since != "" {
-					return usageError("-n, -f and --since need a hash (see btl logs)")
-				}
-				return e.listLogs()
-			}
 			if lines < 0 {
 				return usageError("-n takes a number of lines, 0 or more")
 			}
-			var from time.Time
+			if wait && !follow {
+				return usageError("--wait goes with -f")
+			}
+			o := logOptions{lines: lines, tail: cmd.Flags().Changed("lines"), follow: follow, wait: wait}
+			if len(args) != 1 {
+				switch {
+				case len(args) == 0 && !follow && (o.tail || since != ""):
+					return usageError("-n and --since need a hash, or -f (see btl logs)")
+				case len(args) == 0 && !follow:
+					return e.listLogs()
+				case !follow:
+					return usageError("several tasks' logs are printed together with -f only")
+				case since != "":
+					return usageError("--since takes one hash")
+				}
+				return e.followMany(cmd.Context(), args, o, wait)
+			}
 			if since != "" {
 				var err error
-				if from, err = parseSince(since, time.Now()); err != nil {
+				if o.since, err = parseSince(since, time.Now()); err != nil {
 					return err
 				}
 			}
-			return e.printLog(cmd.Context(), args[0], logOptions{lines: lines, tail: cmd.Flags().Changed("lines"), since: from, follow: follow})
+			return e.printLog(cmd.Context(), args[0], o)
 		},
 	}
 	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines")
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the task is killed or you interrupt")
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the task ends or you interrupt; without a hash, every task's")
+	cmd.Flags().BoolVar(&wait, "wait", false, "with -f: follow a task that ended on, until it is replaced or killed")
 	cmd.Flags().StringVar(&since, "since", "", "print the runs started since a time or for a duration (10m, 2h)")
 	return cmd
 }
@@ -175,7 +193,8 @@ type logOptions struct {
 	lines  int       // with tail: how many last lines
 	tail   bool      // print only the last lines
 	since  time.Time // non-zero: start at the first run started since
-	follow bool      // keep printing until the task is killed
+	follow bool      // keep printing until the task ends or is killed
+	wait   bool      // with follow: a task that ended is followed on
 }
 
 func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
@@ -217,15 +236,11 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	if !o.follow {
 		return nil
 	}
-	killed := func() bool { return false }
+	end := func() (string, bool) { return "", false }
 	if t != nil {
-		hash := t.Hash
-		killed = func() bool {
-			st, err := e.mgr.Store.Read()
-			return err == nil && st.Processes[hash] == nil
-		}
+		end = e.taskEnd(ctx, t.Hash, o.wait)
 	}
-	return followFile(ctx, &f, path, e.stdout, killed)
+	return followFile(ctx, &f, path, e.stdout, end)
 }
 
 // parseSince reads --since: a duration before now, or a time.
@@ -279,25 +294,57 @@ func waitFile(ctx context.Context, path string) (*os.File, error) {
 	}
 }
 
+// taskEnd returns the check that ends following the task with hash:
+// over once the task is forgotten (killed) or, unless wait, has ended,
+// with the line that says how it ended. It looks under the state lock, so
+// that a replace in progress is not taken for an end.
+func (e *env) taskEnd(ctx context.Context, hash string, wait bool) func() (string, bool) {
+	store := *e.mgr.Store
+	store.Warn = nil // a wait for the lock is not worth a warning here
+	return func() (msg string, over bool) {
+		store.UpdateIf(func(st *core.State) (bool, error) {
+			t := st.Processes[hash]
+			switch {
+			case t == nil:
+				over = true
+			case !wait:
+				if s := e.mgr.Status(ctx, t); s.Ended() {
+					e.mgr.SyncLog(ctx, t)
+					msg, over = "[btl] "+s.String(), true
+				}
+			}
+			return false, nil
+		})
+		return msg, over
+	}
+}
+
 // followFile copies what is appended to *f to w until ctx is done or, a
-// final copy later, killed reports true. When the log is rotated, it
-// finishes the old file and goes on with the new; a replacement of the
-// task goes on in the same file, after its start marker.
-func followFile(ctx context.Context, f **os.File, path string, w io.Writer, killed func() bool) error {
-	tick := time.NewTicker(100 * time.Millisecond)
+// final copy later, end reports true; then it prints end's line, if any.
+// When the log is rotated, it finishes the old file and goes on with the
+// new; a replacement of the task goes on in the same file, after its
+// start marker.
+func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end func() (string, bool)) error {
+	tick := time.NewTicker(followPoll)
 	defer tick.Stop()
 	for n := 0; ; n++ {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
+		msg, done := "", false
+		if n%endCheck == 0 {
+			msg, done = end()
 		}
-		done := n%5 == 4 && killed()
 		if _, err := io.Copy(w, *f); err != nil {
 			return err
 		}
 		if done {
+			if msg != "" {
+				fmt.Fprintln(w, msg)
+			}
 			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
 		}
 		cur, err := (*f).Stat()
 		if err != nil {

@@ -93,7 +93,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ee.code
 	case errors.As(err, &xe):
 		return xe.ExitCode()
-	case errors.Is(err, errUsage):
+	case errors.Is(err, errUsage), errors.Is(err, core.ErrBadName), errors.Is(err, core.ErrNameInUse):
 		return 2
 	}
 	return 1

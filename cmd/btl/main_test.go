@@ -28,6 +28,7 @@ import (
 func TestMain(m *testing.M) {
 	reexec.Init()
 	maybeFakeLaunchctl()
+	maybeListen()
 	if os.Getenv("BTL_TEST_MAIN") == "1" {
 		main()
 	}
@@ -122,7 +123,7 @@ func homeProcs(home string) []int {
 // fakeLaunchctl puts a launchctl first on PATH that runs this test binary
 // as the fake launchctl (see internal/fakelaunchctl), with its own state,
 // and returns the environment entries that do it.
-func fakeLaunchctl(t *testing.T) []string {
+func fakeLaunchctl(t testing.TB) []string {
 	bin := t.TempDir()
 	script := "#!/bin/sh\nFAKE_LAUNCHCTL_AS_MAIN=1 exec " + core.Quote(os.Args[0]) + " \"$@\"\n"
 	if err := os.WriteFile(filepath.Join(bin, "launchctl"), []byte(script), 0o755); err != nil {
@@ -212,7 +213,7 @@ func (u *user) state() *core.State {
 // startRE matches what a start prints: the replaced instance (and whether
 // it needed SIGKILL), the four lines of the start, and, for a task that
 // had already ended when btl looked, how it ended and the end of its log.
-var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(\[btl\] The process has already ended \((.*)\); the end of its log:\n(?:  .*\n)*)?$`)
+var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(?:\[btl\] Name: .*\n)?(\[btl\] The process has already ended \((.*)\); the end of its log:\n(?:  .*\n)*)?$`)
 
 type started struct {
 	killed  int
@@ -329,8 +330,8 @@ func TestReplaceLeavesOneInstance(t *testing.T) {
 	if n := len(u.state().Processes); n != 1 {
 		t.Errorf("state has %d entries, want 1", n)
 	}
-	out := u.ok(dir, "list")
-	if strings.Count(out, first.hash) != 1 || !strings.Contains(out, strconv.Itoa(second.pid)) {
+	out := u.ok(dir, "list", "-o", "wide")
+	if len(regexp.MustCompile(`(?m)^`+first.hash+` `).FindAllString(out, -1)) != 1 || !strings.Contains(out, strconv.Itoa(second.pid)) {
 		t.Errorf("list after replace:\n%s", out)
 	}
 }
@@ -399,14 +400,14 @@ func TestListStatusAndClean(t *testing.T) {
 	})
 	out := u.ok(dir, "list")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 || !regexp.MustCompile(`^HASH +PID +STATUS +STARTED +COMMAND +CWD$`).MatchString(lines[0]) {
+	if len(lines) != 4 || !regexp.MustCompile(`^HASH +NAME +STATUS +PORTS +CPU +MEM +UPTIME +COMMAND$`).MatchString(lines[0]) {
 		t.Fatalf("list:\n%s", out)
 	}
 	for _, c := range []struct {
 		s    started
 		want string
 	}{{runner, "running"}, {failer, "exited 7"}, {fine, "exited 0"}} {
-		re := regexp.MustCompile(`(?m)^` + c.s.hash + ` +` + strconv.Itoa(c.s.pid) + ` +` + c.want + ` +\d+s ago +` + regexp.QuoteMeta(c.s.command) + ` +` + regexp.QuoteMeta(mustReal(t, dir)) + `$`)
+		re := regexp.MustCompile(`(?m)^` + c.s.hash + ` +- +` + c.want + ` +\S+ +\S+ +\S+ +\S+ +` + regexp.QuoteMeta(c.s.command) + `$`)
 		if !re.MatchString(out) {
 			t.Errorf("list lacks a line for %s %s:\n%s", c.s.command, c.want, out)
 		}
@@ -554,8 +555,8 @@ func TestExecErrors(t *testing.T) {
 		{[]string{"--no-such-flag"}, 2, "Error: usage: unknown flag: --no-such-flag (see btl --help)\n"},
 		{[]string{"kill"}, 2, "Error: usage: give the hash of the task to kill, or --all (see btl list)\n"},
 		{[]string{"kill", "abc"}, 1, "Error: invalid hash: \"abc\" is too short; give at least 4 characters of the hash\n"},
-		{[]string{"kill", "zzzzzz"}, 1, "Error: invalid hash: \"zzzzzz\" is not a task hash (hashes are 16 hex characters, see btl list)\n"},
-		{[]string{"show", "zzzz"}, 1, "Error: invalid hash: \"zzzz\" is not a task hash (hashes are 16 hex characters, see btl list)\n"},
+		{[]string{"kill", "zzzzzz"}, 1, "Error: invalid hash: \"zzzzzz\" is not a task name or hash (hashes are 16 hex characters, see btl list)\n"},
+		{[]string{"show", "zzzz"}, 1, "Error: invalid hash: \"zzzz\" is not a task name or hash (hashes are 16 hex characters, see btl list)\n"},
 		{[]string{"show", "0123456789abcdef0"}, 1, "Error: invalid hash: \"0123456789abcdef0\" is longer than a task hash (16 hex characters)\n"},
 		{[]string{"kill", "abcd"}, 1, "Error: no task matches \"abcd\" (no tasks are tracked)\n"},
 		{[]string{"logs", "abcd"}, 1, "Error: no task matches \"abcd\" (no tasks are tracked) (see btl logs for the logs that exist)\n"},

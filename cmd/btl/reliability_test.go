@@ -402,10 +402,10 @@ func TestStateLostReadopts(t *testing.T) {
 		t.Errorf("another data directory adopted the task:\n%s", out)
 	}
 	os.Remove(filepath.Join(u.dataDir(), "state.json"))
-	out := u.ok(dir, "list")
+	out := u.ok(dir, "list", "-o", "wide")
 	// The command as recorded by the service manager, or (fork) as the
 	// process now shows it.
-	if !regexp.MustCompile(`(?m)^` + s.hash + ` +` + strconv.Itoa(s.pid) + ` +running +\d+s ago +(` + regexp.QuoteMeta(s.command) + `|sleep 101) +` + regexp.QuoteMeta(mustReal(t, dir)) + `$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^` + s.hash + ` +- +` + strconv.Itoa(s.pid) + ` +running +\S+ +\S+ +\S+ +\S+ +\d+ +\d+s ago +(` + regexp.QuoteMeta(s.command) + `|sleep 101) +` + regexp.QuoteMeta(mustReal(t, dir)) + ` +\S+ +\S+$`).MatchString(out) {
 		t.Fatalf("list after state.json was deleted:\n%s", out)
 	}
 	u.ok(dir, "kill", s.hash[:6])
@@ -470,7 +470,7 @@ func TestMainExitedChildrenRun(t *testing.T) {
 	argv := []string{"sh", "-c", "sleep 920 & echo $! >> children; echo started"}
 	s := u.start(dir, argv...)
 	first := pids(t, waitFileLines(t, filepath.Join(dir, "children"), 1))[0]
-	row := regexp.MustCompile(`(?m)^` + s.hash + ` +\d+ +running \(main exited\) `)
+	row := regexp.MustCompile(`(?m)^` + s.hash + ` +- +running \(main exited\) `)
 	coretest.Eventually(t, 10*time.Second, "list to say running (main exited)", func() bool {
 		return row.MatchString(u.ok(dir, "list"))
 	})

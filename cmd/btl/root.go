@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,9 @@ starts. Everything from the first word that is not a btl flag on is the
 command, passed as it is; use -- to run a program named like a btl command.`
 
 const rootExample = `  btl npm run dev                 start (or restart) a dev server
-  btl python3 -m http.server 8080
+  btl --name api npm run dev      the same, named: btl logs api, btl kill api
+  btl --wait-port 5173 npm run dev && npx playwright test
+                                  return once the server listens  btl python3 -m http.server 8080
   btl list                        what runs, with hashes
   btl logs 93b8 -f                follow a task's output (any unique prefix)
   btl kill 93b8                   stop a task and everything it started
@@ -27,9 +30,15 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
 // env holds what every command needs, set up once the flags are parsed.
 type env struct {
 	stdout, stderr io.Writer
-	backend        string // --backend or BTL_BACKEND
-	noUnbuffer     bool   // --no-unbuffer
-	auto           bool   // the backend was picked automatically
+	backend        string        // --backend or BTL_BACKEND
+	noUnbuffer     bool          // --no-unbuffer
+	name           string        // --name
+	waitPort       int           // --wait-port
+	waitLog        string        // --wait-log
+	waitAny        bool          // --wait
+	waitTimeout    time.Duration // --wait-timeout
+	ready          *readiness    // what a start waits for, from the flags above
+	auto           bool          // the backend was picked automatically
 	dirs           core.Dirs
 	mgr            *core.Manager
 }
@@ -64,6 +73,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.Flags().SetInterspersed(false)
 	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: auto, fork, systemd or launchd (default $BTL_BACKEND, else auto)")
+	root.Flags().StringVar(&e.name, "name", "", "give the task a name, accepted wherever a hash is (kill api, logs api)")
+	root.Flags().IntVar(&e.waitPort, "wait-port", 0, "return once the task listens on this TCP port")
+	root.Flags().StringVar(&e.waitLog, "wait-log", "", "return once a line of the task's log matches this regular expression")
+	root.Flags().BoolVar(&e.waitAny, "wait", false, "return once the task listens on a TCP port")
+	root.Flags().DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
 	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see btl --help)", err)

@@ -34,7 +34,7 @@ func TestNestedBtl(t *testing.T) {
 	if task.Helper != nil && !coretest.Alive(task.Helper.PID) {
 		t.Errorf("stopping the outer task stopped the inner task's helper (PID %d)", task.Helper.PID)
 	}
-	if out := u.ok(dir, "list"); !regexp.MustCompile(`(?m)^` + inner + `\s+\d+\s+running`).MatchString(out) {
+	if out := u.ok(dir, "list"); !regexp.MustCompile(`(?m)^` + inner + `\s+-\s+running`).MatchString(out) {
 		t.Errorf("inner task after the outer one was stopped:\n%s", out)
 	}
 }

@@ -17,7 +17,7 @@ import (
 
 func newShowCmd(e *env) *cobra.Command {
 	return &cobra.Command{
-		Use:               "show <hash>",
+		Use:               "show <hash|name>",
 		Short:             "Show everything btl knows about a task",
 		Example:           "  btl show 93b8",
 		Args:              exactlyOneHash,
@@ -40,7 +40,7 @@ func newShowCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.writeShow(cmd.Context(), *v)
+			return e.writeShow(cmd.Context(), *v, e.stats(cmd.Context(), []core.View{*v})[0])
 		},
 	}
 }
@@ -52,10 +52,13 @@ func exactlyOneHash(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func (e *env) writeShow(ctx context.Context, v core.View) error {
+func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 1, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "%s:\t%s\n", k, v) }
 	row("Hash", v.Hash)
+	if v.Name != "" {
+		row("Name", v.Name)
+	}
 	row("Command", printable(v.Command))
 	if len(v.Argv) > 0 {
 		q := make([]string, len(v.Argv))
@@ -72,6 +75,17 @@ func (e *env) writeShow(ctx context.Context, v core.View) error {
 	row("PID", strconv.Itoa(v.PID))
 	if !v.StartedAt.IsZero() {
 		row("Started", v.StartedAt.Local().Format("2006-01-02 15:04:05 MST")+" ("+ago(time.Now(), v.StartedAt)+")")
+	}
+	if st.running {
+		row("Uptime", shortDuration(st.uptime))
+		row("Ports", st.ports())
+		row("CPU", cpuTime(st.CPU)+fmt.Sprintf(" (%.1f%% of its uptime)", st.cpuPercent()))
+		row("Memory", humanSize(int64(st.Memory)))
+		pids := make([]string, len(st.PIDs))
+		for i, p := range st.PIDs {
+			pids[i] = strconv.Itoa(p)
+		}
+		row("Processes", strconv.Itoa(len(st.PIDs))+" ("+strings.Join(pids, " ")+")")
 	}
 	row("Backend", backendName(v.Task))
 	if v.Unit != "" {

@@ -16,7 +16,15 @@ import (
 
 // start runs argv from the current directory in the background, replacing
 // an instance with the same hash.
-func (e *env) start(cmd *cobra.Command, argv []string) error {
+func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
+	if cmd.Flags().Changed("name") {
+		if err := core.CheckName(e.name); err != nil {
+			return err
+		}
+	}
+	if e.ready, err = e.parseWait(cmd); err != nil {
+		return err
+	}
 	cwd, err := os.Getwd()
 	if err != nil {
 		return fmt.Errorf("current directory: %w (cd to an existing directory)", err)
@@ -36,6 +44,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if err != nil {
 		return err
 	}
+	spec.Name = e.name
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
 		return err
 	}
@@ -47,6 +56,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		fmt.Fprintf(e.stderr, "Warning: hash %s already names a different task (%s in %s); this one gets hash %s\n",
 			other.Hash, printable(other.Command), printable(other.Cwd), hash)
 	}
+	logFrom := logSize(spec.LogFile)
 	task, _, err := e.mgr.Run(cmd.Context(), spec)
 	if err != nil {
 		return err
@@ -55,6 +65,15 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
 	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
 	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
+	if task.Name != "" {
+		fmt.Fprintf(e.stdout, "[btl] Name: %s\n", task.Name)
+	}
+	if task.Backend == systemd.Name {
+		e.lingerHint()
+	}
+	if e.ready != nil {
+		return e.waitReady(cmd.Context(), task, e.ready, logFrom)
+	}
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now.
 	if st := e.mgr.Status(cmd.Context(), task); st.Ended() {
@@ -63,9 +82,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		for _, l := range lastRunLines(task.LogFile, 10) {
 			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
 		}
-	}
-	if task.Backend == systemd.Name {
-		e.lingerHint()
+		e.explainPort(e.stdout, task)
 	}
 	return nil
 }

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"btl/core"
+)
+
+// tail is one task's log followed by followMany.
+type tail struct {
+	hash    string
+	label   string
+	path    string
+	f       *os.File
+	fromRun bool   // when the file appears, start at its last run
+	start   int    // lines to print from the end when the file is opened
+	part    []byte // a line read without its end yet
+	pid     int    // the instance last seen in the state
+	ended   bool   // this instance's end has been printed
+}
+
+// followPoll is how often followed logs are read; every endCheck-th
+// poll also looks at the state for tasks that joined, ended or left.
+const (
+	followPoll = 100 * time.Millisecond
+	endCheck   = 5
+)
+
+// followMany follows the logs of the tasks named by args (every task,
+// including those that start later, when args is empty), each line
+// prefixed by the task's name or short hash.
+func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait bool) error {
+	st, err := e.mgr.Store.Read()
+	if err != nil {
+		return err
+	}
+	var fixed []string
+	for _, a := range args {
+		t, err := core.Find(st, a)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(fixed, t.Hash) {
+			fixed = append(fixed, t.Hash)
+		}
+	}
+	lines := 10
+	if o.tail {
+		lines = o.lines
+	}
+	p := &prefixer{w: e.stdout, color: colorOK(e.stdout)}
+	tails := map[string]*tail{}
+	join := func(t *core.Task, fromRun bool) *tail {
+		tl := &tail{hash: t.Hash, label: taskLabel(t), path: t.LogFile, pid: t.PID, fromRun: fromRun, start: lines}
+		tails[t.Hash] = tl
+		p.width = max(p.width, len(tl.label))
+		return tl
+	}
+	for _, t := range st.Sorted() {
+		if len(fixed) == 0 || slices.Contains(fixed, t.Hash) {
+			join(t, false)
+		}
+	}
+	defer func() {
+		for _, tl := range tails {
+			if tl.f != nil {
+				tl.f.Close()
+			}
+		}
+	}()
+	// Ends are judged under the state lock, so that a replace in
+	// progress (old instance stopped, new one not yet recorded) is not
+	// taken for the end of the task. Lock waits are not worth a warning.
+	store := *e.mgr.Store
+	store.Warn = nil
+	tick := time.NewTicker(followPoll)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		for _, h := range sortedKeys(tails) {
+			tails[h].read(p)
+		}
+		if n%endCheck == 0 {
+			done := false
+			store.UpdateIf(func(st *core.State) (bool, error) {
+				done = e.checkTails(ctx, st, tails, fixed, join, p, wait)
+				return false, nil
+			})
+			if done {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// checkTails brings the followed tasks in line with the state: tasks
+// that left it are finished and dropped, new ones join (when following
+// every task), and an instance that ended gets its end printed. It
+// reports whether following is over: named tasks all gone, or all ended
+// without wait.
+func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*tail, fixed []string, join func(*core.Task, bool) *tail, p *prefixer, wait bool) bool {
+	for _, h := range sortedKeys(tails) {
+		tl := tails[h]
+		t := st.Processes[h]
+		if t == nil {
+			tl.read(p)
+			tl.flush(p)
+			if tl.f != nil {
+				tl.f.Close()
+			}
+			delete(tails, h)
+			continue
+		}
+		if t.PID != tl.pid {
+			tl.pid, tl.ended = t.PID, false
+		}
+		if tl.ended {
+			continue
+		}
+		if s := e.mgr.Status(ctx, t); s.Ended() {
+			e.mgr.SyncLog(ctx, t)
+			tl.read(p)
+			tl.flush(p)
+			p.line(tl, "[btl] "+s.String())
+			tl.ended = true
+		}
+	}
+	if len(fixed) == 0 {
+		for _, t := range st.Sorted() {
+			if tails[t.Hash] == nil {
+				join(t, true).read(p)
+			}
+		}
+		return false
+	}
+	if len(tails) == 0 {
+		return true
+	}
+	if wait {
+		return false
+	}
+	for _, tl := range tails {
+		if !tl.ended {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys(m map[string]*tail) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// taskLabel is how followed lines name a task: its name, or its short hash.
+func taskLabel(t *core.Task) string {
+	if t.Name != "" {
+		return t.Name
+	}
+	return t.Hash[:8]
+}
+
+// read prints the complete lines added to the log since the last read.
+func (tl *tail) read(p *prefixer) {
+	if tl.f == nil && !tl.open() {
+		return
+	}
+	if cur, err := tl.f.Stat(); err == nil {
+		if pos, _ := tl.f.Seek(0, io.SeekCurrent); cur.Size() < pos {
+			tl.f.Seek(0, io.SeekStart) // truncated
+		} else if fi, err := os.Stat(tl.path); err == nil && !os.SameFile(fi, cur) {
+			tl.copy(p) // rotated: finish the old file
+			if nf, err := os.Open(tl.path); err == nil {
+				tl.f.Close()
+				tl.f = nf
+			}
+		}
+	}
+	tl.copy(p)
+}
+
+// open opens the log and positions it: at its last lines, or for a task
+// that joined while following, at the start of its current run.
+func (tl *tail) open() bool {
+	f, err := os.Open(tl.path)
+	if err != nil {
+		return false
+	}
+	tl.f = f
+	if tl.fromRun {
+		seekLastRun(f)
+	} else {
+		seekLastLines(f, tl.start)
+	}
+	return true
+}
+
+func (tl *tail) copy(p *prefixer) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, _ := tl.f.Read(buf)
+		if n == 0 {
+			return
+		}
+		b := append(tl.part, buf[:n]...)
+		for {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				break
+			}
+			p.line(tl, string(b[:i]))
+			b = b[i+1:]
+		}
+		tl.part = append([]byte(nil), b...)
+	}
+}
+
+// flush prints a last line that has no end.
+func (tl *tail) flush(p *prefixer) {
+	if len(tl.part) > 0 {
+		p.line(tl, string(tl.part))
+		tl.part = nil
+	}
+}
+
+// seekLastRun positions f at the last start marker in its last 64 KiB,
+// or at the start of those when there is none.
+func seekLastRun(f *os.File) {
+	fi, err := f.Stat()
+	if err != nil {
+		return
+	}
+	from := max(fi.Size()-64<<10, 0)
+	b := make([]byte, fi.Size()-from)
+	n, _ := f.ReadAt(b, from)
+	b = b[:n]
+	at := int64(0)
+	for off := 0; off < len(b); {
+		end := bytes.IndexByte(b[off:], '\n')
+		if end < 0 {
+			break
+		}
+		if _, ok := core.ParseStartMarker(string(b[off : off+end])); ok {
+			at = int64(off)
+		}
+		off += end + 1
+	}
+	f.Seek(from+at, io.SeekStart)
+}
+
+// prefixer writes followed lines, each after its task's label, the label
+// in a colour of its own on a terminal.
+type prefixer struct {
+	w     io.Writer
+	color bool
+	width int
+}
+
+// labelColors are the colours labels get, by their task's hash.
+var labelColors = []string{"36", "33", "32", "35", "34", "91", "96", "93", "92", "95"}
+
+func (p *prefixer) line(tl *tail, text string) {
+	label := tl.label + strings.Repeat(" ", max(p.width-len(tl.label), 0))
+	if p.color {
+		h := fnv.New32a()
+		h.Write([]byte(tl.hash))
+		label = "\x1b[" + labelColors[h.Sum32()%uint32(len(labelColors))] + "m" + label + "\x1b[0m"
+	}
+	fmt.Fprintf(p.w, "%s | %s\n", label, text)
+}

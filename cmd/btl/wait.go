@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"btl/core"
+)
+
+// readiness is what a start waits for before it returns: --wait-port,
+// --wait-log, --wait.
+type readiness struct {
+	port    int            // a TCP port the task's tree listens on
+	anyPort bool           // any TCP port the tree listens on
+	logRE   *regexp.Regexp // a line of this run's log
+	timeout time.Duration
+}
+
+// waitPoll bounds the pause between two looks at a task being waited for.
+const waitPoll = 20 * time.Millisecond
+
+// waitTimeoutExit is the exit code of a start whose task was not ready in
+// time, as timeout(1) has it.
+const waitTimeoutExit = 124
+
+// parseWait reads the readiness flags; nil when none is given. Bad values
+// are usage errors, found before anything starts.
+func (e *env) parseWait(cmd *cobra.Command) (*readiness, error) {
+	f := cmd.Flags()
+	if !f.Changed("wait-port") && !f.Changed("wait-log") && !e.waitAny {
+		if f.Changed("wait-timeout") {
+			return nil, usageError("--wait-timeout needs --wait, --wait-port or --wait-log")
+		}
+		return nil, nil
+	}
+	r := &readiness{anyPort: e.waitAny, timeout: e.waitTimeout}
+	if f.Changed("wait-port") {
+		if e.waitPort < 1 || e.waitPort > 65535 {
+			return nil, usageError("--wait-port takes a TCP port from 1 to 65535, not %d", e.waitPort)
+		}
+		r.port = e.waitPort
+	}
+	if f.Changed("wait-log") {
+		re, err := regexp.Compile(e.waitLog)
+		if err != nil {
+			return nil, usageError("--wait-log: %v", err)
+		}
+		r.logRE = re
+	}
+	if r.timeout <= 0 {
+		return nil, usageError("--wait-timeout takes a duration above 0 (such as 30s), not %v", e.waitTimeout)
+	}
+	return r, nil
+}
+
+// logSize is the size of the log at path, 0 when there is none yet.
+func logSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// waitReady waits until task is ready as r says. A task that ends first,
+// or is not ready within r.timeout, is an error, after the last lines of
+// its log on stderr; the task is left running on a timeout.
+func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logFrom int64) error {
+	begun := time.Now()
+	deadline := begun.Add(r.timeout)
+	lw := &logWatch{path: task.LogFile, off: logFrom, re: r.logRE}
+	pause := time.Millisecond
+	for {
+		st := e.mgr.Status(ctx, task)
+		if r.logRE != nil {
+			e.mgr.SyncLog(ctx, task)
+		}
+		if ready, what := r.check(task, lw); ready && !st.Ended() {
+			fmt.Fprintf(e.stdout, "[btl] Ready after %.2fs: %s\n", time.Since(begun).Seconds(), what)
+			return nil
+		}
+		if st.Ended() {
+			e.mgr.SyncLog(ctx, task)
+			e.tellLogEnd(task, fmt.Sprintf("[btl] The process ended (%s) before it was ready; the end of its log:", st))
+			e.explainPort(e.stderr, task)
+			return fmt.Errorf("task %s ended before it was ready (%s)", task.Hash, st)
+		}
+		now := time.Now()
+		if !now.Before(deadline) {
+			e.mgr.SyncLog(ctx, task)
+			e.tellLogEnd(task, fmt.Sprintf("[btl] Not ready after %v; the end of its log:", r.timeout))
+			return &exitError{code: waitTimeoutExit, err: fmt.Errorf("task %s was not ready within %v; it still runs (btl kill %s stops it)", task.Hash, r.timeout, task.Hash)}
+		}
+		t := time.NewTimer(min(pause, deadline.Sub(now)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("gave up waiting for task %s: %w; it still runs", task.Hash, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(pause*2, waitPoll)
+	}
+}
+
+// check reports whether every condition of r holds, and says what was seen.
+func (r *readiness) check(task *core.Task, lw *logWatch) (bool, string) {
+	var seen []string
+	if r.logRE != nil {
+		line, ok := lw.match()
+		if !ok {
+			return false, ""
+		}
+		seen = append(seen, "log line "+strconv.Quote(line))
+	}
+	if r.port != 0 || r.anyPort {
+		ports := core.TaskUsage(task).Ports
+		switch {
+		case r.port != 0 && !slices.Contains(ports, r.port):
+			return false, ""
+		case r.port != 0:
+			seen = append(seen, "listening on port "+strconv.Itoa(r.port))
+		case len(ports) == 0:
+			return false, ""
+		default:
+			seen = append(seen, "listening on port "+strconv.Itoa(ports[0]))
+		}
+	}
+	return true, strings.Join(seen, ", ")
+}
+
+// logWatch reads a log as it grows, from this run's start marker on, for
+// a line matching re.
+type logWatch struct {
+	path    string
+	off     int64
+	re      *regexp.Regexp
+	started bool   // this run's start marker has been read
+	partial []byte // the last line read, not yet ended
+	matched string
+	ok      bool
+}
+
+// match reads what was added to the log and reports the first line of
+// this run that matches.
+func (w *logWatch) match() (string, bool) {
+	if w.ok {
+		return w.matched, true
+	}
+	f, err := os.Open(w.path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() < w.off {
+		// Rotated: the run's start is in the rotated file.
+		w.off, w.partial, w.started = 0, nil, true
+	}
+	f.Seek(w.off, io.SeekStart)
+	b, _ := io.ReadAll(io.LimitReader(f, 4<<20))
+	w.off += int64(len(b))
+	b = append(w.partial, b...)
+	lines := strings.Split(string(b), "\n")
+	w.partial = []byte(lines[len(lines)-1])
+	for i, line := range lines {
+		if i == len(lines)-1 && !w.started {
+			break
+		}
+		if !w.started {
+			_, w.started = core.ParseStartMarker(line)
+			continue
+		}
+		if w.re.MatchString(line) {
+			w.matched, w.ok = line, true
+			return line, true
+		}
+	}
+	return "", false
+}
+
+// tellLogEnd prints head and the last 20 lines of the task's run to stderr.
+func (e *env) tellLogEnd(task *core.Task, head string) {
+	fmt.Fprintln(e.stderr, head)
+	for _, l := range lastRunLines(task.LogFile, 20) {
+		fmt.Fprintf(e.stderr, "  %s\n", printable(l))
+	}
+}
