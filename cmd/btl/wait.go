@@ -90,6 +90,7 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 		}
 		if st.Ended() {
 			e.mgr.SyncLog(ctx, task)
+			settleLog(task.LogFile)
 			e.tellLogEnd(task, fmt.Sprintf("[btl] The process ended (%s) before it was ready; the end of its log:", st))
 			e.explainPort(e.stderr, task)
 			return fmt.Errorf("task %s ended before it was ready (%s)", task.Hash, st)
@@ -187,6 +188,28 @@ func (w *logWatch) match() (string, bool) {
 }
 
 // tellLogEnd prints head and the last 20 lines of the task's run to stderr.
+// settleLog waits, briefly, until the log file stops growing: a task that
+// has just ended may have output on its way to the file (launchd's log pump
+// runs on its own), and what it said last is what explains its end.
+func settleLog(path string) {
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return -1
+		}
+		return fi.Size()
+	}
+	last, still := size(), 0
+	for deadline := time.Now().Add(500 * time.Millisecond); still < 5 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		if n := size(); n != last {
+			last, still = n, 0
+		} else {
+			still++
+		}
+	}
+}
+
 func (e *env) tellLogEnd(task *core.Task, head string) {
 	fmt.Fprintln(e.stderr, head)
 	for _, l := range lastRunLines(task.LogFile, 20) {
