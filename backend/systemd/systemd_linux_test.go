@@ -298,9 +298,21 @@ func TestExecFailureRecordsNothing(t *testing.T) {
 		if len(st.Processes) != 0 {
 			t.Errorf("%s: state records %d tasks after a failed start", tc.argv0, len(st.Processes))
 		}
-		if p := show(t, systemd.UnitName(s.Hash), "LoadState"); p["LoadState"] == "loaded" {
-			out, _ := exec.Command("systemctl", "--user", "show", "-p", "Refs,ActiveState,Result,ExecMainPID,ExecMainCode,ExecMainStatus", systemd.UnitName(s.Hash)).CombinedOutput()
-			t.Errorf("%s: unit left loaded after a failed start: %s", tc.argv0, out)
+		// What a user sees: the unit is not among the manager's units.
+		// (systemctl show would load it again to answer.)
+		unit := systemd.UnitName(s.Hash)
+		var listed string
+		gone := func() bool {
+			listed = systemctl(t, "list-units", "--all", "--plain", "--no-legend", unit)
+			return !strings.Contains(listed, unit)
+		}
+		for deadline := time.Now().Add(5 * time.Second); !gone() && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !gone() {
+			out, _ := exec.Command("systemctl", "--user", "show", "-p", "Refs,ActiveState,Result,ExecMainPID,ExecMainCode,ExecMainStatus", unit).CombinedOutput()
+			_, ferr := os.Stat(filepath.Join(os.Getenv("XDG_RUNTIME_DIR"), "systemd", "transient", unit))
+			t.Errorf("%s: unit left loaded after a failed start: %s%s(transient file: %v)", tc.argv0, listed, out, ferr)
 		}
 	}
 }

@@ -87,7 +87,7 @@ func makeUser(t *testing.T) *user {
 			for _, l := range logs {
 				unit := "btl-" + strings.TrimSuffix(filepath.Base(l), ".log") + ".service"
 				coretest.Eventually(t, 5*time.Second, unit+" to be collected after kill --all", func() bool {
-					return unitLoadState(t, unit) == "not-found"
+					return !unitLoaded(t, unit)
 				})
 			}
 			// The systemd log agent exits by itself once no task runs.
