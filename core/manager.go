@@ -319,20 +319,12 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 // unreachable is the error for a task whose backend cannot be asked.
 func unreachable(t *Task, err error) error {
 	return fmt.Errorf("%w: task %s was started with %s, which cannot be reached here (%v); run btl where `btl list` shows it, or stop it with the backend's own tools",
-		ErrBackendUnavailable, t.Hash, backendName(t), err)
-}
-
-// backendName is the name of the backend that started t.
-func backendName(t *Task) string {
-	if t.Backend == "" {
-		return "fork"
-	}
-	return t.Backend
+		ErrBackendUnavailable, t.Hash, t.BackendName(), err)
 }
 
 // backendFor returns the backend that started t, or why it cannot be had.
 func (m *Manager) backendFor(t *Task) (Backend, error) {
-	return m.backendNamed(backendName(t))
+	return m.backendNamed(t.BackendName())
 }
 
 // backendNamed returns the named backend, opening it once per Manager.

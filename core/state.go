@@ -93,6 +93,15 @@ func (t *Task) fromBytes() {
 	}
 }
 
+// BackendName is the name of the backend that started t; entries written
+// before btl had several backends name none, and were fork's.
+func (t *Task) BackendName() string {
+	if t.Backend == "" {
+		return "fork"
+	}
+	return t.Backend
+}
+
 // Proc returns the identity of the task's main process.
 func (t *Task) Proc() Proc { return Proc{PID: t.PID, Start: t.ProcStart} }
 

@@ -93,7 +93,7 @@ type taskJSON struct {
 func toJSON(v core.View) taskJSON {
 	j := taskJSON{
 		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
-		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: backendName(v.Task),
+		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: v.BackendName(),
 		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
 	}
 	switch v.Status.State {
@@ -146,7 +146,7 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 		row := []string{v.Hash, orDash(v.Name), v.Status.String(), ports, cpu, mem, up, printable(v.Command)}
 		if wide {
 			row = []string{v.Hash, orDash(v.Name), strconv.Itoa(v.PID), v.Status.String(), ports, cpu, mem, up, procs,
-				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), backendName(v.Task), orDash(v.Unit)}
+				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), v.BackendName(), orDash(v.Unit)}
 		}
 		rows = append(rows, row)
 	}
@@ -184,13 +184,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func backendName(t *core.Task) string {
-	if t.Backend == "" {
-		return "fork"
-	}
-	return t.Backend
 }
 
 // ago renders the time since t as "5s ago", "3m ago", "2h ago", "4d ago".

@@ -32,11 +32,11 @@ any directory. --backend runs it with another backend.`,
 			if len(t.Argv) == 0 {
 				return fmt.Errorf("task %s has no recorded arguments; run it again from %s", t.Hash, t.Cwd)
 			}
-			if !cmd.Flags().Changed("backend") && backendName(t) != e.mgr.Backend.Name() {
+			if !cmd.Flags().Changed("backend") && t.BackendName() != e.mgr.Backend.Name() {
 				// A task runs again where it ran, unless told otherwise.
-				b, err := openBackend(backendName(t), e.dirs)
+				b, err := openBackend(t.BackendName(), e.dirs)
 				if err != nil {
-					return fmt.Errorf("task %s was started with %s: %w (give --backend to run it with another)", t.Hash, backendName(t), err)
+					return fmt.Errorf("task %s was started with %s: %w (give --backend to run it with another)", t.Hash, t.BackendName(), err)
 				}
 				e.mgr.Backend = b
 			}

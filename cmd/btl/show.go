@@ -87,7 +87,7 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 		}
 		row("Processes", strconv.Itoa(len(st.PIDs))+" ("+strings.Join(pids, " ")+")")
 	}
-	row("Backend", backendName(v.Task))
+	row("Backend", v.BackendName())
 	if v.Unit != "" {
 		row("Unit", v.Unit)
 	}
@@ -103,7 +103,7 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 // nativeCommand is the command that shows the task with its backend's own
 // tools.
 func (e *env) nativeCommand(ctx context.Context, t *core.Task) string {
-	switch backendName(t) {
+	switch t.BackendName() {
 	case "systemd":
 		return "systemctl --user status " + t.Unit
 	case launchd.Name:
