@@ -176,17 +176,7 @@ func (u *user) btlEnv(dir string, env []string, args ...string) result {
 // far, and a channel that receives its exit; it is killed at cleanup.
 func (u *user) follow(dir, hash string) (*exec.Cmd, *syncBuffer, <-chan error) {
 	u.t.Helper()
-	cmd := exec.Command(os.Args[0], "logs", "-f", hash)
-	cmd.Dir, cmd.Env = dir, u.env
-	out := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		u.t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	u.t.Cleanup(func() { cmd.Process.Kill() })
-	return cmd, out, done
+	return u.followArgs(dir, "-f", hash)
 }
 
 // ok runs btl and fails the test unless it exits 0 with nothing on stderr.
