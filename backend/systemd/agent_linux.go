@@ -587,11 +587,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 // agentProps are the properties of the log agent unit. It restarts after
 // a crash; a clean exit (no task left) ends it.
 func agentProps(exe, config string) []sd.Property {
-	env := []string{AgentEnv + "=" + config}
-	if v, ok := os.LookupEnv("GORACE"); ok {
-		// A race-enabled btl (tests) otherwise sleeps a second at exit.
-		env = append(env, "GORACE="+v)
-	}
+	env := append([]string{AgentEnv + "=" + config}, reexec.ChildEnv...)
 	return []sd.Property{
 		sd.PropDescription("btl log agent"),
 		prop("ExecStart", []execCommand{{Path: exe, Args: escapeArgs([]string{exe})}}),

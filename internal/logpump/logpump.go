@@ -70,7 +70,7 @@ func Start(exe, path string, max int64) (*os.File, error) {
 		}
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(env, Env+"="+path, EnvMax+"="+strconv.FormatInt(max, 10), "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(append(env, Env+"="+path, EnvMax+"="+strconv.FormatInt(max, 10)), reexec.ChildEnv...)
 	cmd.Dir = "/"
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
