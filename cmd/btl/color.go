@@ -4,6 +4,8 @@ import (
 	"io"
 	"os"
 
+	"golang.org/x/term"
+
 	"btl/core"
 )
 
@@ -14,7 +16,7 @@ func colorOK(w io.Writer) bool {
 	if !ok || os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
 		return false
 	}
-	return isTerminal(int(f.Fd()))
+	return term.IsTerminal(int(f.Fd()))
 }
 
 // paint colours text by the status it shows.
