@@ -311,7 +311,7 @@ func (a *agent) journal(hash string) *journal {
 	if !ok && hash != "" {
 		// The task's own BTL_LOG_MAX, from its unit's environment.
 		logMax = a.cfg.LogMax
-		if sp, err := a.conn.allProperties(context.Background(), UnitName(hash)); err == nil && asString(sp["LoadState"]) == "loaded" {
+		if sp, err := a.conn.GetAllPropertiesContext(context.Background(), UnitName(hash)); err == nil && asString(sp["LoadState"]) == "loaded" {
 			env, _ := sp["Environment"].([]string)
 			if n, err := core.LogMax(env); err == nil {
 				logMax = n
@@ -432,7 +432,7 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 	}
 	// A unit is inactive before it starts, too: only a main process that
 	// ran and ended is recorded, and only then is the reference dropped.
-	sp, err := a.conn.allProperties(ctx, name)
+	sp, err := a.conn.GetAllPropertiesContext(ctx, name)
 	if err != nil || asInt(sp["ExecMainPID"]) == 0 || asInt(sp["ExecMainCode"]) == 0 {
 		if asString(sp["LoadState"]) != "loaded" {
 			delete(a.refs, name)

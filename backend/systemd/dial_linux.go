@@ -124,23 +124,6 @@ func (c *conn) unrefUnit(ctx context.Context, unit string) error {
 	return c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.UnrefUnit", 0, unit).Err
 }
 
-// allProperties returns every property of unit, of all its interfaces
-// (Unit, Service, ...), in one call: GetAll with an empty interface name.
-func (c *conn) allProperties(ctx context.Context, unit string) (map[string]any, error) {
-	path := dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + sd.PathBusEscape(unit))
-	var props map[string]dbus.Variant
-	err := c.raw.Object("org.freedesktop.systemd1", path).CallWithContext(ctx,
-		"org.freedesktop.DBus.Properties.GetAll", 0, "").Store(&props)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]any, len(props))
-	for k, v := range props {
-		out[k] = v.Value()
-	}
-	return out, nil
-}
-
 // dbusErrorName returns the D-Bus error name carried by err, if any.
 func dbusErrorName(err error) string {
 	var e dbus.Error

@@ -182,7 +182,7 @@ func (u unitInfo) exitStatus() (core.Status, bool) {
 // unitInfo reads the unit's state. A unit systemd does not know reads as
 // not loaded.
 func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
-	sp, err := b.conn.allProperties(ctx, unit)
+	sp, err := b.conn.GetAllPropertiesContext(ctx, unit)
 	if err != nil {
 		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
 	}
