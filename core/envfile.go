@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // EnvFile is where the environment of the task with the given hash is
@@ -27,23 +25,10 @@ func (d Dirs) saveEnv(hash string, env []string) error {
 		b.WriteString(kv)
 		b.WriteByte(0)
 	}
-	// A new file every time (whatever was left at tmp, even a FIFO, is
-	// removed first), so nothing can make the write wait.
-	tmp := d.EnvFile(hash) + ".tmp"
-	os.Remove(tmp)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
+	if err := ReplaceFile(d.EnvFile(hash), b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("record environment: %w", err)
 	}
-	_, err = f.Write(b.Bytes())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("record environment: %w", err)
-	}
-	return os.Rename(tmp, d.EnvFile(hash))
+	return nil
 }
 
 // LoadEnv returns the environment recorded when the task with the given

@@ -613,8 +613,19 @@ func (s *Store) save(st *State) error {
 
 // WriteFileAtomic replaces path with data: it writes a temporary file in the
 // same directory, syncs it and renames it over path, so readers see either
-// the old content or the new, never a mix.
+// the old content or the new, never a mix, also after a crash of the system.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomic(path, data, perm, true)
+}
+
+// ReplaceFile is WriteFileAtomic without the sync: readers still see the
+// old content or the new, but a crash of the system may lose the new. It is
+// for records that are cheap to lose and written often.
+func ReplaceFile(path string, data []byte, perm os.FileMode) error {
+	return writeFileAtomic(path, data, perm, false)
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -633,8 +644,10 @@ func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	if sync {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

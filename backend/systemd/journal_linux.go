@@ -163,11 +163,7 @@ func (j *journal) saveProgress(p progress) error {
 	if err != nil {
 		return err
 	}
-	tmp := j.Cursor + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("systemd: save log cursor: %w", err)
-	}
-	if err := os.Rename(tmp, j.Cursor); err != nil {
+	if err := core.ReplaceFile(j.Cursor, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("systemd: save log cursor: %w", err)
 	}
 	return nil
