@@ -116,7 +116,16 @@ func TestConcurrentDistinctCommands(t *testing.T) {
 func TestKilledMidway(t *testing.T) {
 	u := newUser(t)
 	dirs := []string{t.TempDir(), t.TempDir()}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("BTL_TEST_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("BTL_TEST_SEED=%q: %v", v, err)
+		}
+		seed = n
+	}
+	t.Logf("random moments from seed %d (BTL_TEST_SEED=%d repeats them)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	cmds := [][]string{
 		{"sh", "-c", "sleep 100 & exec sleep 101"},
 		{"sleep", "102"},
