@@ -101,7 +101,7 @@ func (w *LogWriter) open() error {
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return err
 	}
 	w.f, w.size = f, fi.Size()
@@ -124,7 +124,7 @@ func endsWithNewline(path string, size int64) bool {
 	if err != nil {
 		return true
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var b [1]byte
 	_, err = f.ReadAt(b[:], size-1)
 	return err != nil || b[0] == '\n'
@@ -200,7 +200,7 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 // deleted.
 func (w *LogWriter) ready() error {
 	if w.f != nil && w.deleted() {
-		w.f.Close()
+		_ = w.f.Close()
 		w.f = nil
 	}
 	if w.f == nil {
@@ -220,7 +220,7 @@ func (w *LogWriter) write(p []byte) (int, error) {
 		w.line += int64(n)
 	}
 	if err != nil {
-		w.f.Close()
+		_ = w.f.Close()
 		w.f = nil
 	}
 	return n, err
@@ -232,13 +232,13 @@ func (w *LogWriter) rotate() error {
 	if fi, err := os.Lstat(w.Path); err == nil {
 		if cur, err := w.f.Stat(); err == nil && os.SameFile(fi, cur) {
 			if err := os.Rename(w.Path, w.Path+".1"); err != nil {
-				w.f.Close()
+				_ = w.f.Close()
 				w.f = nil
 				return fmt.Errorf("rotate log: %w", err)
 			}
 		}
 	}
-	w.f.Close()
+	_ = w.f.Close()
 	w.f = nil
 	return w.open()
 }
@@ -287,9 +287,9 @@ func (w *LogWriter) Pump(r io.Reader) error {
 	for {
 		if dl != nil {
 			if lost > 0 {
-				dl.SetReadDeadline(time.Now().Add(pumpRetry))
+				_ = dl.SetReadDeadline(time.Now().Add(pumpRetry))
 			} else {
-				dl.SetReadDeadline(time.Time{})
+				_ = dl.SetReadDeadline(time.Time{})
 			}
 		}
 		n, rerr := r.Read(buf[off:])

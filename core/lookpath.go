@@ -91,7 +91,7 @@ func checkInterpreter(p, dir string, depth int) error {
 	}
 	buf := make([]byte, 256)
 	n, _ := io.ReadFull(f, buf)
-	f.Close()
+	_ = f.Close()
 	line, ok := bytes.CutPrefix(buf[:n], []byte("#!"))
 	if !ok {
 		return nil

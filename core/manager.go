@@ -185,7 +185,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		started = &t
 		// The task runs; not being able to restart it exactly is no reason
 		// to report its start as failed.
-		m.Dirs.saveEnv(spec.Hash, spec.Env)
+		_ = m.Dirs.saveEnv(spec.Hash, spec.Env)
 		return nil
 	})
 	return started, replaced, err
@@ -282,7 +282,7 @@ func (t *Task) sameAs(spec *Spec) bool {
 func lossy(s string) string {
 	b, _ := json.Marshal(s)
 	var out string
-	json.Unmarshal(b, &out)
+	_ = json.Unmarshal(b, &out)
 	return out
 }
 
@@ -457,7 +457,7 @@ func (m *Manager) release(ctx context.Context, t *Task) {
 	}
 	if b, err := m.backendFor(t); err == nil {
 		if r, ok := b.(Releaser); ok {
-			r.Release(ctx, *t)
+			_ = r.Release(ctx, *t)
 		}
 	}
 }

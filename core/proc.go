@@ -106,7 +106,7 @@ func TreeAlive(leader Proc, token string, roots ...Proc) bool {
 
 func signalTree(leader Proc, targets []Proc, sig syscall.Signal) {
 	if slices.Contains(targets, leader) && leader.Verify() {
-		unix.Kill(-leader.PID, sig)
+		_ = unix.Kill(-leader.PID, sig)
 	}
 	for _, p := range targets {
 		p.signal(sig)

@@ -59,7 +59,7 @@ func readSmall(path string, buf []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	n := 0
 	for n < len(buf) {
 		m, err := unix.Read(fd, buf[n:])
@@ -150,7 +150,7 @@ func userProcs(uid int) []ProcInfo {
 	if err != nil {
 		return nil
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	names, _ := d.Readdirnames(-1)
 	var out []ProcInfo
 	for _, n := range names {

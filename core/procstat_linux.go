@@ -59,7 +59,7 @@ func diagListening() (map[uint64]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	out := map[uint64]int{}
 	for _, family := range []byte{unix.AF_INET, unix.AF_INET6} {
 		if err := diagQuery(fd, family, out); err != nil {
@@ -124,7 +124,7 @@ func socketInodes(pid int) []uint64 {
 		return nil
 	}
 	names, _ := d.Readdirnames(-1)
-	d.Close()
+	_ = d.Close()
 	var out []uint64
 	for _, n := range names {
 		target, err := os.Readlink(dir + n)
@@ -147,7 +147,7 @@ func readListening(path string, ports map[uint64]int) {
 	if err != nil {
 		return
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
 	for sc.Scan() {

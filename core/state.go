@@ -299,7 +299,7 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 func (s *Store) removeTemps() {
 	left, _ := filepath.Glob(filepath.Join(s.Dir, ".state.json.tmp-*"))
 	for _, f := range left {
-		os.Remove(f)
+		_ = os.Remove(f)
 	}
 }
 
@@ -315,7 +315,7 @@ func (s *Store) canSave(st *State) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", s.Path(), err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	_, err = f.Write(make([]byte, len(b)+4096))
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -387,15 +387,15 @@ func LockFileWait(ctx context.Context, path string, notice time.Duration, waitin
 		}
 	}
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
 	// Who holds the lock, for those who wait; a full disk only costs them
 	// the name.
 	if f.Truncate(0) == nil {
-		f.WriteAt([]byte(holderLine()), 0)
+		_, _ = f.WriteAt([]byte(holderLine()), 0)
 	}
-	return func() { f.Close() }, nil
+	return func() { _ = f.Close() }, nil
 }
 
 // waitLock waits for the flock on f in a goroutine, so that the wait can
@@ -416,7 +416,7 @@ func waitLock(ctx context.Context, f *os.File, notice time.Duration, waiting fun
 		mu.Lock()
 		defer mu.Unlock()
 		if abandoned {
-			f.Close()
+			_ = f.Close()
 			return
 		}
 		done <- err
@@ -441,7 +441,7 @@ func waitLock(ctx context.Context, f *os.File, notice time.Duration, waiting fun
 			case err := <-done:
 				// Taken just now: give it back.
 				if err == nil {
-					f.Close()
+					_ = f.Close()
 				}
 			default:
 				abandoned = true
@@ -515,7 +515,7 @@ func (s *Store) parse() (*State, error) {
 	case err != nil:
 		return nil, fmt.Errorf("read state: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	b, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read state: %w", err)
@@ -634,8 +634,8 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) erro
 	ok := false
 	defer func() {
 		if !ok {
-			f.Close()
-			os.Remove(tmp)
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	if err := f.Chmod(perm); err != nil {

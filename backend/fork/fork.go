@@ -75,8 +75,8 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	}
 	repR, repW, err := os.Pipe()
 	if err != nil {
-		reqR.Close()
-		reqW.Close()
+		_ = reqR.Close()
+		_ = reqW.Close()
 		return core.Task{}, fmt.Errorf("fork: %w", err)
 	}
 	cmd := exec.Command(exe)
@@ -85,11 +85,11 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
-	reqR.Close()
-	repW.Close()
+	_ = reqR.Close()
+	_ = repW.Close()
 	if err != nil {
-		reqW.Close()
-		repR.Close()
+		_ = reqW.Close()
+		_ = repR.Close()
 		return core.Task{}, fmt.Errorf("fork: start supervisor: %w", err)
 	}
 	helper := &core.Proc{PID: cmd.Process.Pid}
@@ -97,15 +97,15 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		helper.Start = info.Start
 	}
 	// Reap the supervisor if this process outlives it.
-	go cmd.Wait()
+	go func() { _ = cmd.Wait() }()
 
 	removeStaleRecords(b.Dirs.Run, spec)
 
 	req := request{Spec: spec, LogMax: logMax, ExitDir: b.Dirs.Run}
 	werr := gob.NewEncoder(reqW).Encode(req)
-	reqW.Close()
+	_ = reqW.Close()
 	out, rerr := io.ReadAll(repR)
-	repR.Close()
+	_ = repR.Close()
 	var rep reply
 	if err := json.Unmarshal(out, &rep); err != nil {
 		return core.Task{}, fmt.Errorf("fork: the supervisor gave no answer: %w", errors.Join(werr, rerr, err))
@@ -177,7 +177,7 @@ func (b *Backend) release(t core.Task) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	os.Remove(exitFile(b.Dirs.Run, t.Token))
+	_ = os.Remove(exitFile(b.Dirs.Run, t.Token))
 }
 
 func helperRoots(t core.Task) []core.Proc {
@@ -268,7 +268,7 @@ func removeStaleRecords(dir string, spec core.Spec) {
 	old, _ := filepath.Glob(filepath.Join(dir, spec.Hash+"-*.exit"))
 	for _, f := range old {
 		if f != exitFile(dir, spec.Token) {
-			os.Remove(f)
+			_ = os.Remove(f)
 		}
 	}
 }

@@ -41,7 +41,7 @@ func supervise() int {
 		sendReply(repF, reply{Err: "bad request: " + err.Error()})
 		return 1
 	}
-	reqF.Close()
+	_ = reqF.Close()
 	spec := req.Spec
 
 	log, err := core.NewLogWriter(spec.LogFile, req.LogMax)
@@ -77,19 +77,19 @@ func supervise() int {
 		sendReply(repF, reply{Err: err.Error(), Kind: execErrorKind(err)})
 		return 1
 	}
-	pw.Close()
+	_ = pw.Close()
 	rep := reply{PID: cmd.Process.Pid}
 	if info, err := core.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
 	}
-	io.WriteString(log, core.StartMarker(time.Now(), rep.PID, spec.Command))
+	_, _ = io.WriteString(log, core.StartMarker(time.Now(), rep.PID, spec.Command))
 	sendReply(repF, rep)
 
 	copied := make(chan struct{})
 	go func() {
 		// Pump, unlike io.Copy, drains the pipe whatever happens to the
 		// log: a task must never block on its output.
-		log.Pump(pr)
+		_ = log.Pump(pr)
 		close(copied)
 	}()
 	// Reap every child: the task, and the descendants left to this
@@ -122,13 +122,13 @@ func supervise() int {
 		}
 	}
 	<-copied
-	log.Close()
+	_ = log.Close()
 	return 0
 }
 
 func sendReply(f *os.File, r reply) {
-	json.NewEncoder(f).Encode(r)
-	f.Close()
+	_ = json.NewEncoder(f).Encode(r)
+	_ = f.Close()
 }
 
 func execErrorKind(err error) string {

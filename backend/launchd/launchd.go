@@ -250,7 +250,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err := os.MkdirAll(b.Dirs.Run, 0o700); err != nil {
 		return core.Task{}, fmt.Errorf("launchd: %w", err)
 	}
-	os.Remove(report)
+	_ = os.Remove(report)
 	// A label loaded in either domain blocks the bootstrap in both.
 	gui, user := b.domains()
 	for _, d := range []string{gui, user} {
@@ -263,10 +263,13 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, err
 	}
 	rep, err := b.awaitLaunch(ctx, svc, spec, report)
-	os.Remove(report)
+	_ = os.Remove(report)
 	if err != nil {
-		b.bootout(context.WithoutCancel(ctx), svc)
-		os.Remove(path)
+		if berr := b.bootout(context.WithoutCancel(ctx), svc); berr != nil {
+			// The agent may still run, and btl keeps no record of it.
+			err = fmt.Errorf("%w; and removing its agent %s failed: %w", err, svc, berr)
+		}
+		_ = os.Remove(path)
 		return core.Task{}, err
 	}
 	return core.Task{
@@ -294,7 +297,7 @@ func (b *Backend) load(ctx context.Context, spec core.Spec, dom, exe, report str
 		if err == nil {
 			return svc, path, nil
 		}
-		os.Remove(path)
+		_ = os.Remove(path)
 		gui, user := b.domains()
 		if !errors.Is(err, errNoSupport) || dom != gui {
 			return "", "", err
@@ -320,7 +323,7 @@ func (b *Backend) bootstrap(ctx context.Context, dom, path, svc string) error {
 	for {
 		r, err := b.launchctl(ctx, "bootstrap", dom, path)
 		if err == nil && r.code == 0 {
-			os.Remove(b.bootoutMark(svc))
+			_ = os.Remove(b.bootoutMark(svc))
 		}
 		if err != nil || r.code == 0 {
 			return err
@@ -374,7 +377,7 @@ func (b *Backend) bootout(ctx context.Context, svc string) error {
 	// seconds, even once print no longer shows it: remember when, for
 	// this and later btl processes (best effort: without the mark a
 	// replace fails sooner, it does not misbehave).
-	core.WriteFileAtomic(b.bootoutMark(svc), nil, 0o600)
+	_ = core.WriteFileAtomic(b.bootoutMark(svc), nil, 0o600)
 	deadline := time.Now().Add(teardownTimeout)
 	pause := 2 * time.Millisecond
 	for {
@@ -471,7 +474,7 @@ func (b *Backend) unload(ctx context.Context, t core.Task, svcs []string) error 
 		}
 	}
 	if t.Hash != "" {
-		os.Remove(b.plistPath(t.Hash))
+		_ = os.Remove(b.plistPath(t.Hash))
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func launch(report string) int {
 			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)
 		}
 	}
-	os.Stdout.WriteString(core.StartMarker(time.Now(), rep.PID, command))
+	_, _ = os.Stdout.WriteString(core.StartMarker(time.Now(), rep.PID, command))
 	err = syscall.Exec(os.Args[0], os.Args, os.Environ())
 	fmt.Fprintf(os.Stderr, "btl: %s: %v\n", os.Args[0], err)
 	if errors.Is(err, syscall.ENOENT) {
@@ -93,7 +93,7 @@ func pipeOutput(logFile string, max int64) error {
 	if err != nil {
 		return err
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	for _, fd := range []int{1, 2} {
 		if err := unix.Dup2(int(w.Fd()), fd); err != nil {
 			return fmt.Errorf("redirect output: %w", err)

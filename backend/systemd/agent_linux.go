@@ -384,7 +384,7 @@ func (a *agent) follow(ctx context.Context, since time.Time, dirty chan<- string
 					}
 				}
 			}
-			cmd.Wait()
+			_ = cmd.Wait()
 		}
 		select {
 		case <-ctx.Done():
@@ -439,10 +439,17 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 		}
 		return
 	}
-	writeExit(exitPath(a.cfg.Dirs.Run, h), asInt(sp["ExecMainPID"]), asInt(sp["ExecMainCode"]), asInt(sp["ExecMainStatus"]))
+	if err := writeExit(exitPath(a.cfg.Dirs.Run, h), asInt(sp["ExecMainPID"]), asInt(sp["ExecMainCode"]), asInt(sp["ExecMainStatus"])); err != nil {
+		// Keep the reference: the unit stays loaded, and its exit status
+		// with it, where btl reads it instead of the record.
+		fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", name, err)
+		return
+	}
 	if a.refs[name] {
 		delete(a.refs, name)
-		a.conn.unrefUnit(ctx, name)
+		if err := a.conn.unrefUnit(ctx, name); err != nil {
+			fmt.Fprintf(os.Stderr, "btl log agent: unref %s: %v\n", name, err)
+		}
 	}
 }
 
@@ -482,9 +489,9 @@ func exitPath(run, hash string) string { return filepath.Join(run, hash+".exit")
 
 // writeExit records how the main process pid ended: "<pid> exited N" or
 // "<pid> killed SIG".
-func writeExit(path string, pid, code, status int) {
+func writeExit(path string, pid, code, status int) error {
 	if pid == 0 {
-		return
+		return nil
 	}
 	var rec string
 	switch code {
@@ -493,9 +500,9 @@ func writeExit(path string, pid, code, status int) {
 	case cldKilled, cldDumped:
 		rec = fmt.Sprintf("%d killed %d\n", pid, status)
 	default:
-		return
+		return nil
 	}
-	core.WriteFileAtomic(path, []byte(rec), 0o600)
+	return core.WriteFileAtomic(path, []byte(rec), 0o600)
 }
 
 // readExitFor reads the exit record of hash when it is about pid.
@@ -560,7 +567,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 		_, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", agentProps(exe, string(cfg)), ch)
 		if err == nil {
 			if r, err := waitJob(ctx, ch, unit); err != nil || r != "done" {
-				b.conn.ResetFailedUnitContext(ctx, unit)
+				_ = b.conn.ResetFailedUnitContext(ctx, unit)
 				return fmt.Errorf("systemd: start log agent %s: job %s: %v", unit, r, err)
 			}
 			return nil
@@ -578,7 +585,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 			}
 		}
 		if ierr == nil && info.ActiveState == "failed" {
-			b.conn.ResetFailedUnitContext(ctx, unit)
+			_ = b.conn.ResetFailedUnitContext(ctx, unit)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}

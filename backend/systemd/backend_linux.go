@@ -133,10 +133,13 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, err
 	}
 	defer func() { unlock() }()
-	os.Remove(exitPath(b.dirs.Run, spec.Hash))
+	// The last instance's exit record must not be read as this one's.
+	if err := os.Remove(exitPath(b.dirs.Run, spec.Hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return core.Task{}, fmt.Errorf("systemd: %w", err)
+	}
 	result, err := b.startTask(ctx, unit, taskProps(spec, direct), func() {
 		if !direct {
-			j.syncLocked(ctx)
+			_ = j.syncLocked(ctx)
 		}
 	})
 	if err != nil {
@@ -145,12 +148,12 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	info, err := b.unitInfo(ctx, unit)
 	if err != nil {
 		// The unit may run: leave nothing running that is not tracked.
-		b.stopUnit(ctx, unit, 0)
+		_, _ = b.stopUnit(ctx, unit, 0)
 		return core.Task{}, err
 	}
 	if result != "done" && !info.ranAndEnded() {
-		b.stopUnit(ctx, unit, 0)
-		b.conn.ResetFailedUnitContext(ctx, unit)
+		_, _ = b.stopUnit(ctx, unit, 0)
+		_ = b.conn.ResetFailedUnitContext(ctx, unit)
 		// Nothing of a failed start stays behind: wait, briefly, for the
 		// log agent to drop its reference so that systemd forgets the unit.
 		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
@@ -176,7 +179,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if p, err := core.LookupProc(pid); err == nil {
 		t.ProcStart = p.Start
 	}
-	j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
+	_ = j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
 	unlock()
 	unlock = func() {}
 	b.awaitAgentRef(ctx, unit)
@@ -253,7 +256,7 @@ func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Propert
 				}
 				stopped()
 			case "failed":
-				b.conn.ResetFailedUnitContext(ctx, unit)
+				_ = b.conn.ResetFailedUnitContext(ctx, unit)
 			default:
 				time.Sleep(5 * time.Millisecond)
 			}
@@ -292,13 +295,13 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 		if _, err := b.stopUnit(ctx, unit, grace); err != nil {
 			return false, err
 		}
-		b.conn.ResetFailedUnitContext(ctx, unit)
+		_ = b.conn.ResetFailedUnitContext(ctx, unit)
 	}
 	if err := stopEscaped(info.Token, grace); err != nil {
 		return false, err
 	}
 	if due && copyNow {
-		b.journalFor(hash, logFile, logMax()).sync(ctx)
+		_ = b.journalFor(hash, logFile, logMax()).sync(ctx)
 		return false, nil
 	}
 	return due, nil
@@ -337,7 +340,7 @@ func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration
 		return true, fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
 	case <-timer.C:
 	}
-	b.conn.KillUnitWithTarget(ctx, unit, sd.All, int32(unix.SIGKILL))
+	_ = b.conn.KillUnitWithTarget(ctx, unit, sd.All, int32(unix.SIGKILL))
 	kill := time.NewTimer(10 * time.Second)
 	defer kill.Stop()
 	select {
@@ -399,7 +402,7 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 		if !b.agentSeen {
 			// A task runs: so must its log agent (it may have been killed).
 			b.agentSeen = true
-			b.ensureAgent(ctx, logMax())
+			_ = b.ensureAgent(ctx, logMax())
 		}
 		return core.Status{State: core.Running, PID: info.MainPID}, nil
 	}
@@ -527,11 +530,11 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 	}
 	if err != nil || !info.owns(t) || info.running() {
 		if err == nil && !info.Loaded {
-			os.Remove(exitPath(b.dirs.Run, t.Hash))
+			_ = os.Remove(exitPath(b.dirs.Run, t.Hash))
 		}
 		return err
 	}
-	os.Remove(exitPath(b.dirs.Run, t.Hash))
+	_ = os.Remove(exitPath(b.dirs.Run, t.Hash))
 	if info.ActiveState != "failed" && info.ActiveState != "inactive" {
 		if _, err := b.stopUnit(ctx, unitOf(t), core.Grace); err != nil {
 			return err

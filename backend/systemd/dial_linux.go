@@ -89,12 +89,12 @@ func connect(ctx context.Context, a address) (*conn, error) {
 		}
 		// EXTERNAL with the numeric uid: no user name lookup.
 		if err := c.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-			c.Close()
+			_ = c.Close()
 			return nil, err
 		}
 		if !a.private {
 			if err := c.Hello(); err != nil {
-				c.Close()
+				_ = c.Close()
 				return nil, err
 			}
 		}

@@ -131,7 +131,7 @@ type progress struct {
 func (j *journal) progress() progress {
 	var p progress
 	if b, err := os.ReadFile(j.Cursor); err == nil {
-		json.Unmarshal(b, &p)
+		_ = json.Unmarshal(b, &p)
 	}
 	return p
 }
@@ -230,7 +230,7 @@ func (j *journal) interrupted(p progress) []byte {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var st unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &st) != nil || st.Dev != p.Dev || st.Ino != p.Ino || st.Size <= p.Size || st.Size-p.Size > maxResume {
 		return nil
@@ -257,7 +257,7 @@ type copier struct {
 // copy reads `journalctl -o json` output from r and appends each message
 // as a line.
 func (c *copier) copy(r io.Reader) error {
-	defer io.Copy(io.Discard, r)
+	defer func() { _, _ = io.Copy(io.Discard, r) }()
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, rerr := br.ReadBytes('\n')
@@ -306,7 +306,7 @@ func (c *copier) write(b []byte) error {
 		}
 		fi, err := os.Stat(c.j.LogFile)
 		if err != nil {
-			w.Close()
+			_ = w.Close()
 			return err
 		}
 		st := fi.Sys().(*syscall.Stat_t)
@@ -318,7 +318,7 @@ func (c *copier) write(b []byte) error {
 			busy = c.prev
 		}
 		if err := c.j.saveProgress(busy); err != nil {
-			w.Close()
+			_ = w.Close()
 			return err
 		}
 		// Writes reach the log writer in whole lines, at most the size
@@ -400,7 +400,7 @@ func (b *Backend) readable(ctx context.Context) error {
 	if len(bytes.TrimSpace(out)) == 0 {
 		return fmt.Errorf("%w: no entries of uid %d are visible", errJournalUnreadable, j.UID)
 	}
-	os.WriteFile(mark, nil, 0o600)
+	_ = os.WriteFile(mark, nil, 0o600)
 	return nil
 }
 

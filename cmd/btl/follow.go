@@ -72,7 +72,7 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	defer func() {
 		for _, tl := range tails {
 			if tl.f != nil {
-				tl.f.Close()
+				_ = tl.f.Close()
 			}
 		}
 	}()
@@ -89,7 +89,7 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 		}
 		if n%endCheck == 0 {
 			done := false
-			store.UpdateIf(func(st *core.State) (bool, error) {
+			_ = store.UpdateIf(func(st *core.State) (bool, error) {
 				done = e.checkTails(ctx, st, tails, fixed, join, p, wait)
 				return false, nil
 			})
@@ -118,7 +118,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 			tl.read(p)
 			tl.flush(p)
 			if tl.f != nil {
-				tl.f.Close()
+				_ = tl.f.Close()
 			}
 			delete(tails, h)
 			continue
@@ -130,7 +130,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 			continue
 		}
 		if s := e.mgr.Status(ctx, t); s.Ended() {
-			e.mgr.SyncLog(ctx, t)
+			_ = e.mgr.SyncLog(ctx, t)
 			tl.read(p)
 			tl.flush(p)
 			p.line(tl, "[btl] "+s.String())
@@ -183,11 +183,11 @@ func (tl *tail) read(p *prefixer) {
 	}
 	if cur, err := tl.f.Stat(); err == nil {
 		if pos, _ := tl.f.Seek(0, io.SeekCurrent); cur.Size() < pos {
-			tl.f.Seek(0, io.SeekStart) // truncated
+			_, _ = tl.f.Seek(0, io.SeekStart) // truncated
 		} else if fi, err := os.Stat(tl.path); err == nil && !os.SameFile(fi, cur) {
 			tl.copy(p) // rotated: finish the old file
 			if nf, err := os.Open(tl.path); err == nil {
-				tl.f.Close()
+				_ = tl.f.Close()
 				tl.f = nf
 			}
 		}
@@ -206,7 +206,7 @@ func (tl *tail) open() bool {
 	if tl.fromRun {
 		seekLastRun(f)
 	} else {
-		seekLastLines(f, tl.start)
+		_ = seekLastLines(f, tl.start)
 	}
 	return true
 }
@@ -261,7 +261,7 @@ func seekLastRun(f *os.File) {
 		}
 		off += end + 1
 	}
-	f.Seek(from+at, io.SeekStart)
+	_, _ = f.Seek(from+at, io.SeekStart)
 }
 
 // prefixer writes followed lines, each after its task's label, the label

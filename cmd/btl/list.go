@@ -168,12 +168,12 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 			if r > 0 && i == statusCol && color {
 				cell = paint(views[r-1].Status, cell)
 			}
-			bw.WriteString(cell)
+			_, _ = bw.WriteString(cell)
 			if i < len(row)-1 {
-				bw.WriteString(strings.Repeat(" ", pad+2))
+				_, _ = bw.WriteString(strings.Repeat(" ", pad+2))
 			}
 		}
-		bw.WriteByte('\n')
+		_ = bw.WriteByte('\n')
 	}
 	return bw.Flush()
 }

@@ -145,7 +145,7 @@ func markerCommand(path string) string {
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
 	for sc.Scan() {
 		if _, ok := core.ParseStartMarker(sc.Text()); ok {
@@ -214,13 +214,13 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
-	defer func() { f.Close() }()
+	defer func() { _ = f.Close() }()
 	start := int64(0)
 	if !o.since.IsZero() {
 		if start, err = runsSince(f, o.since); err != nil {
 			return err
 		}
-		f.Seek(start, io.SeekStart)
+		_, _ = f.Seek(start, io.SeekStart)
 	}
 	if o.tail {
 		if err := seekLastLines(f, o.lines); err != nil {
@@ -228,7 +228,7 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 		}
 	}
 	if pos, _ := f.Seek(0, io.SeekCurrent); pos < start {
-		f.Seek(start, io.SeekStart)
+		_, _ = f.Seek(start, io.SeekStart)
 	}
 	if _, err := io.Copy(e.stdout, f); err != nil {
 		return err
@@ -302,14 +302,14 @@ func (e *env) taskEnd(ctx context.Context, hash string, wait bool) func() (strin
 	store := *e.mgr.Store
 	store.Warn = nil // a wait for the lock is not worth a warning here
 	return func() (msg string, over bool) {
-		store.UpdateIf(func(st *core.State) (bool, error) {
+		_ = store.UpdateIf(func(st *core.State) (bool, error) {
 			t := st.Processes[hash]
 			switch {
 			case t == nil:
 				over = true
 			case !wait:
 				if s := e.mgr.Status(ctx, t); s.Ended() {
-					e.mgr.SyncLog(ctx, t)
+					_ = e.mgr.SyncLog(ctx, t)
 					msg, over = "[btl] "+s.String(), true
 				}
 			}
@@ -351,7 +351,7 @@ func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end 
 			return err
 		}
 		if pos, _ := (*f).Seek(0, io.SeekCurrent); cur.Size() < pos {
-			(*f).Seek(0, io.SeekStart) // truncated
+			_, _ = (*f).Seek(0, io.SeekStart) // truncated
 			continue
 		}
 		if fi, err := os.Stat(path); err == nil && !os.SameFile(fi, cur) {
@@ -359,8 +359,8 @@ func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end 
 			if err != nil {
 				continue
 			}
-			io.Copy(w, *f)
-			(*f).Close()
+			_, _ = io.Copy(w, *f)
+			_ = (*f).Close()
 			*f = nf
 		}
 	}

@@ -63,7 +63,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				cmd.SetOut(stderr)
-				cmd.Help()
+				_ = cmd.Help()
 				return &exitError{code: 2, err: fmt.Errorf("no command given")}
 			}
 			return e.start(cmd, args)

@@ -77,7 +77,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now.
 	if st := e.mgr.Status(cmd.Context(), task); st.Ended() {
-		e.mgr.SyncLog(cmd.Context(), task)
+		_ = e.mgr.SyncLog(cmd.Context(), task)
 		fmt.Fprintf(e.stdout, "[btl] The process has already ended (%s); the end of its log:\n", st)
 		for _, l := range lastRunLines(task.LogFile, 10) {
 			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
@@ -94,11 +94,11 @@ func lastRunLines(path string, n int) []string {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	// The end of the file is enough for a few lines.
 	const tail = 64 << 10
 	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
-		f.Seek(fi.Size()-tail, io.SeekStart)
+		_, _ = f.Seek(fi.Size()-tail, io.SeekStart)
 	}
 	b, err := io.ReadAll(f)
 	if err != nil || len(b) == 0 {
@@ -138,6 +138,6 @@ func (e *env) lingerHint() {
 	}
 	fmt.Fprintln(e.stderr, "Hint: systemd ends your tasks when you log out of ssh; to keep them running, run: loginctl enable-linger "+u.Username)
 	if f, err := os.OpenFile(seen, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		f.Close()
+		_ = f.Close()
 	}
 }

@@ -82,14 +82,14 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 	for {
 		st := e.mgr.Status(ctx, task)
 		if r.logRE != nil {
-			e.mgr.SyncLog(ctx, task)
+			_ = e.mgr.SyncLog(ctx, task)
 		}
 		if ready, what := r.check(task, lw); ready && !st.Ended() {
 			fmt.Fprintf(e.stdout, "[btl] Ready after %.2fs: %s\n", time.Since(begun).Seconds(), what)
 			return nil
 		}
 		if st.Ended() {
-			e.mgr.SyncLog(ctx, task)
+			_ = e.mgr.SyncLog(ctx, task)
 			settleLog(task.LogFile)
 			e.tellLogEnd(task, fmt.Sprintf("[btl] The process ended (%s) before it was ready; the end of its log:", st))
 			e.explainPort(e.stderr, task)
@@ -97,7 +97,7 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 		}
 		now := time.Now()
 		if !now.Before(deadline) {
-			e.mgr.SyncLog(ctx, task)
+			_ = e.mgr.SyncLog(ctx, task)
 			e.tellLogEnd(task, fmt.Sprintf("[btl] Not ready after %v; the end of its log:", r.timeout))
 			return &exitError{code: waitTimeoutExit, err: fmt.Errorf("task %s was not ready within %v; it still runs (btl kill %s stops it)", task.Hash, r.timeout, task.Hash)}
 		}
@@ -160,12 +160,12 @@ func (w *logWatch) match() (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if fi, err := f.Stat(); err == nil && fi.Size() < w.off {
 		// Rotated: the run's start is in the rotated file.
 		w.off, w.partial, w.started = 0, nil, true
 	}
-	f.Seek(w.off, io.SeekStart)
+	_, _ = f.Seek(w.off, io.SeekStart)
 	b, _ := io.ReadAll(io.LimitReader(f, 4<<20))
 	w.off += int64(len(b))
 	b = append(w.partial, b...)

@@ -135,7 +135,7 @@ func (h *harness) start(t *testing.T, s core.Spec) core.Task {
 // stop stops task at the end of a test and waits for its helper process,
 // if it has one, to finish writing its records.
 func (h *harness) stop(task core.Task) {
-	h.b.Stop(context.Background(), task, 100*time.Millisecond)
+	_ = h.b.Stop(context.Background(), task, 100*time.Millisecond)
 	if task.Helper == nil {
 		return
 	}
@@ -224,10 +224,10 @@ func FullFS(t testing.TB) string {
 		t.Fatalf("lock %s: %v", fs, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
+		_ = f.Close()
 		t.Fatalf("lock %s: %v", fs, err)
 	}
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return fs
 }
 
@@ -279,7 +279,7 @@ func testStartEnvCwdAndLog(t *testing.T, h *harness) {
 func testExecFailure(t *testing.T, h *harness) {
 	dir := t.TempDir()
 	noexec := filepath.Join(dir, "script")
-	os.WriteFile(noexec, []byte("#!/bin/sh\necho hi\n"), 0o644)
+	_ = os.WriteFile(noexec, []byte("#!/bin/sh\necho hi\n"), 0o644)
 	for _, tc := range []struct {
 		path string
 		want error

@@ -88,7 +88,7 @@ func main() {
 		fatal(err)
 	}
 	b.fs, b.load, b.date = fsType(tmp), loadAvg(), time.Now()
-	os.Mkdir(b.work, 0o755)
+	_ = os.Mkdir(b.work, 0o755)
 	if b.out, err = os.Create(filepath.Join(tmp, "out")); err != nil {
 		fatal(err)
 	}
@@ -146,7 +146,7 @@ func (b *bench) env(data string) []string {
 // dataDir returns a fresh btl data directory (an XDG_DATA_HOME).
 func (b *bench) dataDir(name string) string {
 	d := filepath.Join(b.tmp, name)
-	os.MkdirAll(d, 0o700)
+	_ = os.MkdirAll(d, 0o700)
 	b.dataDirs = append(b.dataDirs, d)
 	return d
 }
@@ -155,10 +155,10 @@ func (b *bench) dataDir(name string) string {
 // spawner (see spawn). A non-zero exit is an error: nothing measured here
 // is expected to fail.
 func (b *bench) run(data string, argv ...string) (sample, error) {
-	b.out.Truncate(0)
-	b.out.Seek(0, 0)
+	_ = b.out.Truncate(0)
+	_, _ = b.out.Seek(0, 0)
 	res := filepath.Join(b.tmp, "result")
-	os.Remove(res)
+	_ = os.Remove(res)
 	cmd := exec.Command(b.self, argv...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = b.work, b.out, b.out
 	cmd.Env = append(b.env(data), spawnEnv+"="+res)
@@ -206,7 +206,7 @@ func spawn() {
 			ns, code = time.Since(t0).Nanoseconds(), ws.ExitStatus()
 		}
 	}
-	os.WriteFile(res, fmt.Appendf(nil, "%d %d %d\n", ns, ru.Maxrss, code), 0o600)
+	_ = os.WriteFile(res, fmt.Appendf(nil, "%d %d %d\n", ns, ru.Maxrss, code), 0o600)
 	os.Exit(0)
 }
 
@@ -282,7 +282,7 @@ func (b *bench) killWait(data string, pid int) (sample, error) {
 	if err != nil {
 		return sample{}, fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	s, err := b.run(data, "kill", strconv.Itoa(pid))
 	if err != nil {
 		return s, err
@@ -320,16 +320,16 @@ func (b *bench) cleanup() {
 	}
 	if b.systemd {
 		// btl kill --all stopped btl's units; these are the floors'.
-		exec.Command("systemctl", "--user", "stop", "btlbench-"+b.tag+"-*").Run()
+		_ = exec.Command("systemctl", "--user", "stop", "btlbench-"+b.tag+"-*").Run()
 	}
 	for _, pid := range sleeps(b.tag) {
 		fmt.Fprintf(os.Stderr, "benchmark: cleanup: PID %d (sleep) left over; killing it\n", pid)
-		syscall.Kill(pid, syscall.SIGKILL)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 	if b.out != nil {
-		b.out.Close()
+		_ = b.out.Close()
 	}
-	os.RemoveAll(b.tmp)
+	_ = os.RemoveAll(b.tmp)
 }
 
 // writeReport writes md to path, keeping the hand-written part of the file

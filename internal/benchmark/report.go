@@ -80,7 +80,7 @@ func (rep *report) markdown(b *bench) string {
 
 	p("## Machine\n\n")
 	var u unix.Utsname
-	unix.Uname(&u)
+	_ = unix.Uname(&u)
 	p("- %s %s %s\n", unix.ByteSliceToString(u.Sysname[:]), unix.ByteSliceToString(u.Release[:]), unix.ByteSliceToString(u.Machine[:]))
 	p("- CPU: %s, %d cores\n", cpuModel(), runtime.NumCPU())
 	p("- btl %s, built with %s; %s\n", *flagRev, runtime.Version(), firstLine("systemctl", "--version"))

@@ -275,7 +275,7 @@ func (b *bench) list(r *report) error {
 	if err := live.Start(); err != nil {
 		return err
 	}
-	defer func() { live.Process.Kill(); live.Wait() }()
+	defer func() { _ = live.Process.Kill(); _ = live.Wait() }()
 	info, err := core.LookupProc(live.Process.Pid)
 	if err != nil {
 		return err

@@ -41,7 +41,7 @@ func run(path string) int {
 	}
 	// Pump, unlike io.Copy, goes on draining after a write error, so the
 	// task never blocks on its output.
-	w.Pump(os.Stdin)
+	_ = w.Pump(os.Stdin)
 	if err := w.Close(); err != nil {
 		return 1
 	}
@@ -62,7 +62,7 @@ func Start(exe, path string, max int64) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log pump: %w", err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "BTL_") && !strings.HasPrefix(kv, "_BTL_") {
@@ -75,9 +75,9 @@ func Start(exe, path string, max int64) (*os.File, error) {
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
-		w.Close()
+		_ = w.Close()
 		return nil, fmt.Errorf("log pump: %w", err)
 	}
-	cmd.Process.Release()
+	_ = cmd.Process.Release()
 	return w, nil
 }

@@ -158,7 +158,7 @@ func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
 	// A job booted out before its program ran never runs it: marked as
 	// going at once, under the lock its spawner checks before and after it
 	// starts the program, it cannot begin to run unseen by this teardown.
-	c.st.update(t, func(st *domainState) bool {
+	_ = c.st.update(t, func(st *domainState) bool {
 		cur := st.Jobs[j.Label]
 		if cur == nil || cur.Instance != j.Instance || cur.lingering() || (cur.State != stateSpawning && cur.State != stateSpawningSlow) {
 			return false
@@ -173,7 +173,7 @@ func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
 		}
 	}
 	time.Sleep(minDelay - time.Since(start))
-	c.st.update(t, func(st *domainState) bool {
+	_ = c.st.update(t, func(st *domainState) bool {
 		cur := st.Jobs[j.Label]
 		if cur == nil || cur.Instance != j.Instance || cur.lingering() {
 			return false
@@ -189,11 +189,11 @@ func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
 // job was running.
 func (c *cli) signalJob(t target, label, instance string, sig syscall.Signal) bool {
 	running := false
-	c.st.update(t, func(st *domainState) bool {
+	_ = c.st.update(t, func(st *domainState) bool {
 		j := st.Jobs[label]
 		if j != nil && (instance == "" || j.Instance == instance) && j.State == stateRunning && j.PID > 0 {
 			running = true
-			unix.Kill(j.PID, sig)
+			_ = unix.Kill(j.PID, sig)
 		}
 		return false
 	})
@@ -320,7 +320,7 @@ func (c *cli) list(args []string) int {
 // jobs returns copies of domain t's jobs sorted by label.
 func (c *cli) jobs(t target) []*job {
 	var out []*job
-	c.st.update(t, func(st *domainState) bool {
+	_ = c.st.update(t, func(st *domainState) bool {
 		for _, j := range st.Jobs {
 			cp := *j
 			out = append(out, &cp)

@@ -194,8 +194,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func (c *cli) appendLine(name, line string) {
 	f, err := os.OpenFile(filepath.Join(c.st.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err == nil {
-		f.WriteString(line + "\n")
-		f.Close()
+		_, _ = f.WriteString(line + "\n")
+		_ = f.Close()
 	}
 }
 

@@ -188,13 +188,13 @@ func exitLine(j *job) string {
 
 // writeService writes "print <domain>/<label>".
 func writeService(w io.Writer, t target, j *job) {
-	formats.ExecuteTemplate(w, "service", newView(t, j))
+	_ = formats.ExecuteTemplate(w, "service", newView(t, j))
 }
 
 // writeListDict writes "list <label>": "PID" only while running,
 // "LastExitStatus" as the raw wait status (exit 1 -> 256, SIGTERM -> 15).
 func writeListDict(w io.Writer, t target, j *job) {
-	formats.ExecuteTemplate(w, "list", newView(t, j))
+	_ = formats.ExecuteTemplate(w, "list", newView(t, j))
 }
 
 // writeDomain writes "print <domain>"; each service row shows the pid (0
@@ -210,5 +210,5 @@ func writeDomain(w io.Writer, t target, jobs []*job) {
 		v.Active += jv.Active
 		v.Services = append(v.Services, fmt.Sprintf("%8d %6s \t%s", j.PID, status, j.Label))
 	}
-	formats.ExecuteTemplate(w, "domain", v)
+	_ = formats.ExecuteTemplate(w, "domain", v)
 }

@@ -220,13 +220,13 @@ func (c *cli) startMonitor(t target, j *job) {
 	r, w, err := os.Pipe()
 	if err == nil {
 		err = c.startDetached(w, hiddenMonitor, t.domain(), j.Label, j.Instance)
-		w.Close()
+		_ = w.Close()
 		if err == nil {
-			r.SetReadDeadline(time.Now().Add(30 * time.Second))
+			_ = r.SetReadDeadline(time.Now().Add(30 * time.Second))
 			var buf [8]byte
-			r.Read(buf[:])
+			_, _ = r.Read(buf[:])
 		}
-		r.Close()
+		_ = r.Close()
 	}
 	c.st.modify(t, j.Label, j.Instance, func(j *job) {
 		if j.State == stateSpawning {
@@ -244,8 +244,8 @@ func (c *cli) monitor(t target, label, instance string) int {
 	notify := os.NewFile(3, "notify")
 	report := func() {
 		if notify != nil {
-			notify.WriteString("ok\n")
-			notify.Close()
+			_, _ = notify.WriteString("ok\n")
+			_ = notify.Close()
 			notify = nil
 		}
 	}
@@ -276,7 +276,7 @@ func (c *cli) monitor(t target, label, instance string) int {
 		err = cmd.Start()
 	}
 	for _, f := range files {
-		f.Close()
+		_ = f.Close()
 	}
 	if err != nil {
 		c.diag("spawn %s: %v", label, err)
@@ -285,7 +285,7 @@ func (c *cli) monitor(t target, label, instance string) int {
 	}
 	pid := cmd.Process.Pid
 	taken := false
-	c.st.update(t, func(st *domainState) bool {
+	_ = c.st.update(t, func(st *domainState) bool {
 		j := st.Jobs[label]
 		if j == nil || j.Instance != instance || j.lingering() {
 			return false
@@ -296,7 +296,7 @@ func (c *cli) monitor(t target, label, instance string) int {
 		return true
 	})
 	if !taken {
-		unix.Kill(pid, unix.SIGKILL) // booted out while spawning
+		_ = unix.Kill(pid, unix.SIGKILL) // booted out while spawning
 	}
 	report()
 	// Wait without reaping: the pid stays ours until we reap it under the
@@ -304,11 +304,11 @@ func (c *cli) monitor(t target, label, instance string) int {
 	var info unix.Siginfo
 	for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
 	}
-	c.st.update(t, func(st *domainState) bool {
+	_ = c.st.update(t, func(st *domainState) bool {
 		if !j.AbandonProcessGroup {
-			unix.Kill(-pid, unix.SIGTERM) // the rest of the group; main is a zombie
+			_ = unix.Kill(-pid, unix.SIGTERM) // the rest of the group; main is a zombie
 		}
-		cmd.Wait()
+		_ = cmd.Wait()
 		cur := st.Jobs[label]
 		if cur == nil || cur.Instance != instance {
 			return false

@@ -103,7 +103,7 @@ func (s store) update(t target, fn func(st *domainState) bool) error {
 	if err != nil {
 		return err
 	}
-	defer lf.Close() // releases the lock
+	defer func() { _ = lf.Close() }() // releases the lock
 	for {
 		err = unix.Flock(int(lf.Fd()), unix.LOCK_EX)
 		if err != unix.EINTR {
@@ -153,7 +153,7 @@ func (s store) update(t target, fn func(st *domainState) bool) error {
 // get returns a copy of the job label in domain t, or nil.
 func (s store) get(t target, label string) *job {
 	var out *job
-	s.update(t, func(st *domainState) bool {
+	_ = s.update(t, func(st *domainState) bool {
 		if j := st.Jobs[label]; j != nil {
 			cp := *j
 			out = &cp
@@ -167,7 +167,7 @@ func (s store) get(t target, label string) *job {
 // It reports whether the job was found.
 func (s store) modify(t target, label, instance string, fn func(j *job)) bool {
 	found := false
-	s.update(t, func(st *domainState) bool {
+	_ = s.update(t, func(st *domainState) bool {
 		j := st.Jobs[label]
 		if j == nil || j.Instance != instance {
 			return false
