@@ -48,13 +48,17 @@ func LogMax(env []string) (int64, error) {
 }
 
 // OpenLogFile opens a log file for appending. It refuses to follow a
-// symbolic link and creates the file with mode 0600.
+// symbolic link, creates the file with mode 0600, and opens only a regular
+// file, without waiting: a FIFO or device at path is an error wrapping
+// ErrNotRegular.
 func OpenLogFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			return nil, fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
-		}
+	f, err := OpenRegular(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
+	case errors.Is(err, ErrNotRegular):
+		return nil, fmt.Errorf("open log: %s: %w; remove it", path, ErrNotRegular)
+	case err != nil:
 		return nil, fmt.Errorf("open log: %w", err)
 	}
 	return f, nil

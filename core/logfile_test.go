@@ -2,10 +2,14 @@ package core
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestLogWriterRotatesOnLines(t *testing.T) {
@@ -83,4 +87,42 @@ func chunks(s string, n int) []string {
 		out, s = append(out, s[:n]), s[n:]
 	}
 	return append(out, s)
+}
+
+// A FIFO at a log's path, with or without a reader, is refused at once
+// with ErrNotRegular: opening it for writing would wait for a reader, and
+// writing would wait for it to read.
+func TestLogWriterRefusesFIFO(t *testing.T) {
+	for _, reader := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reader=%v", reader), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "x.log")
+			if err := syscall.Mkfifo(path, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if reader {
+				r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+			}
+			done := make(chan error, 1)
+			go func() {
+				w, err := NewLogWriter(path, 1<<10)
+				if err == nil {
+					_, err = w.Write([]byte("x\n"))
+					w.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrNotRegular) || strings.Contains(err.Error(), "\n") {
+					t.Errorf("NewLogWriter on a FIFO = %v, want one line wrapping ErrNotRegular", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("NewLogWriter on a FIFO did not return within 10s")
+			}
+		})
+	}
 }

@@ -55,6 +55,7 @@ const (
 	teardownTimeout  = 10 * time.Second // bootout until print answers 113
 	bootstrapTimeout = 5 * time.Second  // retries of bootstrap on 5 or 37
 	launchTimeout    = 15 * time.Second // bootstrap until the task runs
+	startTimeout     = time.Minute      // a whole start, once under way
 )
 
 // Backend starts tasks as launchd agents.
@@ -251,6 +252,13 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("launchd: %w", err)
 	}
 	_ = os.Remove(report)
+	// From here on a signal to btl (SIGINT, SIGTERM) does not cut the
+	// start short: a launchctl killed half-way may leave launchd running
+	// the task while btl reports a failure and forgets it. The start
+	// completes, or is rolled back, and the caller records it; each wait
+	// below is bounded, and so is the whole.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), startTimeout)
+	defer cancel()
 	// A label loaded in either domain blocks the bootstrap in both.
 	gui, user := b.domains()
 	for _, d := range []string{gui, user} {

@@ -849,3 +849,53 @@ func TestAutoFallsBack(t *testing.T) {
 		t.Errorf("kill = %v; alive=%v", err, coretest.Alive(task.PID))
 	}
 }
+
+// TestInterruptedBootstrap cancels a start (as SIGINT or SIGTERM to btl
+// does) once launchd runs the task but `launchctl bootstrap` has not yet
+// returned, as happens when launchctl is slow to exit: the start is
+// finished, not abandoned, so the task is tracked and its output reaches
+// its log, never a running task btl has no record of.
+func TestInterruptedBootstrap(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	slow := filepath.Join(t.TempDir(), "launchctl")
+	script := "#!/bin/sh\n" + core.Quote(f.b.Launchctl) + ` "$@"; rc=$?; [ "$1" = bootstrap ] && sleep 1; exit $rc` + "\n"
+	if err := os.WriteFile(slow, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.b.Launchctl = slow
+	s, err := f.m.Prepare([]string{"sh", "-c", "echo interrupted-out; exec sleep 100"}, t.TempDir(), os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := core.EnvInstance + "=" + s.Token
+	t.Cleanup(func() {
+		// Whatever happened, nothing of the task outlives the test.
+		f.b.Stop(context.Background(), core.Task{Hash: s.Hash, Token: s.Token, Unit: "gui/" + f.uid + "/" + launchd.Label(s.Hash)}, 100*time.Millisecond)
+		for _, pid := range carrying(token) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(carrying(token)) == 0; {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	task, _, err := f.m.Run(ctx, s)
+	running := carrying(token)
+	st, serr := f.m.Store.Read()
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	e := st.Processes[s.Hash]
+	if len(running) > 0 && (e == nil || e.Token != s.Token) {
+		t.Fatalf("processes %v of the interrupted start run, but state.json does not track them (start: %v)", running, err)
+	}
+	if err != nil || task == nil {
+		t.Fatalf("interrupted start = %v; want it finished", err)
+	}
+	waitLog(t, task.LogFile, "interrupted-out\n")
+}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/logpump"
 )
 
 // Backend runs tasks as transient units of the caller's systemd user
@@ -72,8 +73,9 @@ func (b *Backend) Name() string { return Name }
 // has stopped the previous instance; a unit of that name systemd still
 // holds (state lost, or a stale failed unit) is stopped here. Where the
 // journal is readable, the task logs to it and the data directory's log
-// agent copies its lines to the log file; where not, the task's output is
-// appended to its log file directly and the task is marked LogDirect.
+// agent copies its lines to the log file; where not, the task's output
+// goes to a log pump (internal/logpump), which writes it to the log file
+// under the same cap, and the task is marked LogDirect.
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
@@ -105,6 +107,18 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	defer cancel()
 
 	direct := b.journalReadable(ctx) != nil
+	var out, header *os.File
+	if direct {
+		// The journal cannot be read: the output goes through a log pump,
+		// which keeps the log under its cap and writes the start marker
+		// first. It outlives btl, and ends with the task's last writer.
+		out, header, err = logpump.StartHeaded(b.exe, spec.LogFile, logMax)
+		if err != nil {
+			return core.Task{}, fmt.Errorf("systemd: %w", err)
+		}
+		defer func() { _ = out.Close() }()
+		defer func() { _ = header.Close() }()
+	}
 	j := b.journalFor(spec.Hash, spec.LogFile, logMax)
 	unit := UnitName(spec.Hash)
 	// The cursor file also tells the agent, and List, that the task is
@@ -126,8 +140,6 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	b.agentSeen = true
 	// Hold the copy lock from before the start until the start marker is
 	// in the log, so that the marker precedes every line of the new run.
-	// (With a direct log, systemd appends itself: a line the task prints
-	// at once may precede the marker.)
 	unlock, err := j.lock()
 	if err != nil {
 		return core.Task{}, err
@@ -137,7 +149,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err := os.Remove(exitPath(b.dirs.Run, spec.Hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return core.Task{}, fmt.Errorf("systemd: %w", err)
 	}
-	result, err := b.startTask(ctx, unit, taskProps(spec, direct), func() {
+	result, err := b.startTask(ctx, unit, taskProps(spec, out), func() {
 		if !direct {
 			_ = j.syncLocked(ctx)
 		}
@@ -179,7 +191,12 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if p, err := core.LookupProc(pid); err == nil {
 		t.ProcStart = p.Start
 	}
-	_ = j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
+	if direct {
+		_, _ = header.WriteString(core.StartMarker(t.StartedAt, t.PID, spec.Command))
+		_ = header.Close()
+	} else {
+		_ = j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
+	}
 	unlock()
 	unlock = func() {}
 	b.awaitAgentRef(ctx, unit)

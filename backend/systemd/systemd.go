@@ -27,8 +27,10 @@
 // btl data directory that ran the same command is not copied. When btl
 // stops a task, it copies once itself after the stop. Where the user
 // cannot read the journal (volatile storage without membership of
-// systemd-journal, no journald), the task is started with
-// StandardOutput=append:<log file> instead and marked LogDirect.
+// systemd-journal, no journald), the task's output goes instead
+// to a log pump (internal/logpump, the btl binary re-executed outside the
+// unit), passed as StandardOutputFileDescriptor, which writes it to the
+// log file under its cap; the task is marked LogDirect.
 //
 // # Exit status
 //

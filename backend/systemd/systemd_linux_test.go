@@ -572,8 +572,14 @@ func TestJournalUnreadableFallback(t *testing.T) {
 	if got := withoutMarkers(got); got != "direct-out\ndirect-err\n" {
 		t.Errorf("log = %q", got)
 	}
-	if p := show(t, task.Unit, "StandardOutput", "StandardError"); p["StandardOutput"] != "append" || p["StandardError"] != "append" {
-		t.Errorf("StandardOutput=%q StandardError=%q, want append (to the log file)", p["StandardOutput"], p["StandardError"])
+	if listed, err := b.List(context.Background()); err != nil {
+		t.Error(err)
+	} else {
+		for _, l := range listed {
+			if l.Hash == task.Hash && !l.LogDirect {
+				t.Errorf("List does not read the task back as LogDirect: %+v", l)
+			}
+		}
 	}
 	if j := journal(t, task.Unit); j != "" {
 		t.Errorf("output of a direct task reached the journal: %q", j)
@@ -668,7 +674,8 @@ func TestListReadoptsAfterStateLoss(t *testing.T) {
 	got := viewOf(t, views, task.Hash)
 	if !got.Status.Alive() || got.Hash != task.Hash || got.PID != task.PID || got.Command != task.Command ||
 		got.Cwd != dir || strings.Join(got.Argv, "\x00") != strings.Join(task.Argv, "\x00") ||
-		got.Token != task.Token || got.LogFile != task.LogFile || got.Backend != systemd.Name || got.ProcStart != task.ProcStart {
+		got.Token != task.Token || got.LogFile != task.LogFile || got.Backend != systemd.Name || got.ProcStart != task.ProcStart ||
+		got.LogDirect != task.LogDirect {
 		t.Errorf("re-adopted %+v (%v)\nwant %+v", *got.Task, got.Status, *task)
 	}
 	// btl with another data directory does not adopt it.
@@ -864,5 +871,39 @@ func TestRunDirDoesNotGrowWithReplaces(t *testing.T) {
 	}
 	if got := names(); len(got) > len(after1)+1 {
 		t.Errorf("after 100 replaces the run directory holds %d files:\n%s\nafter one start: %s", len(got), strings.Join(got, "\n"), strings.Join(after1, " "))
+	}
+}
+
+// With the journal unreadable, output still goes through btl's capped
+// writer: 30 MB under BTL_LOG_MAX=1M leave two files of at most 1 MiB,
+// each of whole lines, the newest ending with the task's last line.
+func TestLogCapWithUnreadableJournal(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	unreadableJournal(t, b)
+	const max = 1 << 20
+	const line = "0123456789 abcdefghijklmnopqrstuvwxyz\n" // 38 bytes
+	task := run(t, manager(b, dirs), t.TempDir(), []string{"BTL_LOG_MAX=1M"}, "sh", "-c",
+		`yes '0123456789 abcdefghijklmnopqrstuvwxyz' 2>/dev/null | head -n 830000; echo END; exec sleep 100`)
+	if !task.LogDirect {
+		t.Fatalf("task not marked LogDirect with an unreadable journal: %+v", task)
+	}
+	coretest.Eventually(t, 60*time.Second, "END in the log", func() bool {
+		return strings.HasSuffix(readLog(t, task.LogFile), "END\n")
+	})
+	for _, f := range []string{task.LogFile, task.LogFile + ".1"} {
+		data := readLog(t, f)
+		if len(data) > max+len(line) {
+			t.Errorf("%s is %d bytes, over the %d cap by more than a line", f, len(data), max)
+		}
+		if !strings.HasSuffix(data, "\n") {
+			t.Errorf("%s does not end with a whole line", f)
+		}
+		for _, l := range strings.SplitAfter(strings.TrimSuffix(data, "\n"), "\n") {
+			if l != line && l != "END" && l != line[:len(line)-1] && !strings.HasPrefix(l, "[btl] ") {
+				t.Errorf("%s holds a split line %q", f, l)
+				break
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package systemd
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,7 +81,10 @@ func validName(s string) bool {
 // outside, so that its exit status can be read from the unit (ExecMainCode,
 // ExecMainStatus) with no process of btl's at exit; a program that exited
 // non-zero leaves a failed unit, which systemd keeps anyway.
-func taskProps(spec core.Spec, direct bool) []sd.Property {
+//
+// With out set (the journal unreadable), stdout and stderr go to out, the
+// pipe of a log pump that writes them to the log file under its cap.
+func taskProps(spec core.Spec, out *os.File) []sd.Property {
 	usec := func(d time.Duration) uint64 { return uint64(d / time.Microsecond) }
 	props := []sd.Property{
 		sd.PropDescription(spec.Command),
@@ -93,10 +97,11 @@ func taskProps(spec core.Spec, direct bool) []sd.Property {
 		prop("TimeoutStopUSec", usec(core.Grace)),
 		prop("SendSIGKILL", true),
 	}
-	if direct {
+	if out != nil {
+		fd := dbus.UnixFD(out.Fd())
 		props = append(props,
-			prop("StandardOutputFileToAppend", spec.LogFile),
-			prop("StandardErrorFileToAppend", spec.LogFile))
+			prop("StandardOutputFileDescriptor", fd),
+			prop("StandardErrorFileDescriptor", fd))
 	} else {
 		props = append(props,
 			prop("StandardOutput", "journal"),
@@ -120,7 +125,7 @@ type unitInfo struct {
 	Path           string // ExecStart program
 	Argv           []string
 	Dir            string    // WorkingDirectory
-	Direct         bool      // output appended to a file, not the journal
+	Direct         bool      // output to a log pump (or appended to a file), not the journal
 	StartedAt      time.Time // ExecMainStartTimestamp
 }
 
@@ -205,7 +210,10 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 	}
 	u.Path, u.Argv = firstExec(sp["ExecStart"])
 	u.Argv = unescapeArgs(u.Argv)
-	u.Direct = strings.HasPrefix(asString(sp["StandardOutput"]), "append")
+	// A task that logs to the journal has its SyslogIdentifier; one whose
+	// output goes to a log pump (or, from older versions, is appended to
+	// the file) has none.
+	u.Direct = asString(sp["SyslogIdentifier"]) == "" || strings.HasPrefix(asString(sp["StandardOutput"]), "append")
 	if us := asInt(sp["ExecMainStartTimestamp"]); us > 0 {
 		u.StartedAt = time.UnixMicro(int64(us)).UTC()
 	}

@@ -186,7 +186,7 @@ func (tl *tail) read(p *prefixer) {
 			_, _ = tl.f.Seek(0, io.SeekStart) // truncated
 		} else if fi, err := os.Stat(tl.path); err == nil && !os.SameFile(fi, cur) {
 			tl.copy(p) // rotated: finish the old file
-			if nf, err := os.Open(tl.path); err == nil {
+			if nf, err := openLog(tl.path); err == nil {
 				_ = tl.f.Close()
 				tl.f = nf
 			}
@@ -198,7 +198,7 @@ func (tl *tail) read(p *prefixer) {
 // open opens the log and positions it: at its last lines, or for a task
 // that joined while following, at the start of its current run.
 func (tl *tail) open() bool {
-	f, err := os.Open(tl.path)
+	f, err := openLog(tl.path)
 	if err != nil {
 		return false
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,6 +125,34 @@ func TestBytesNotText(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(u.dataDir(), "state.json"))
 	if !utf8.Valid(b) {
 		t.Error("state.json is not valid UTF-8")
+	}
+	// btl list -o json stays valid UTF-8 and carries the exact bytes too.
+	out := u.ok(dir, "list", "-o", "json")
+	if !utf8.ValidString(out) || !json.Valid([]byte(out)) {
+		t.Errorf("list -o json is not valid UTF-8 JSON:\n%s", out)
+	}
+	var listed []struct {
+		Hash         string   `json:"hash"`
+		Command      string   `json:"command"`
+		Cwd          string   `json:"cwd"`
+		Argv         []string `json:"argv"`
+		CommandBytes []byte   `json:"command_bytes"`
+		CwdBytes     []byte   `json:"cwd_bytes"`
+		ArgvBytes    [][]byte `json:"argv_bytes"`
+	}
+	if err := json.Unmarshal([]byte(out), &listed); err != nil || len(listed) != 1 {
+		t.Fatalf("list -o json: %v\n%s", err, out)
+	}
+	l := listed[0]
+	var gotArgv []string
+	for _, a := range l.ArgvBytes {
+		gotArgv = append(gotArgv, string(a))
+	}
+	if l.Hash != s.hash || string(l.CommandBytes) != core.CommandLine(argv) || string(l.CwdBytes) != dir || !slices.Equal(gotArgv, argv) {
+		t.Errorf("list -o json lost bytes: command_bytes %q, cwd_bytes %q, argv_bytes %q", l.CommandBytes, l.CwdBytes, gotArgv)
+	}
+	if l.Command == "" || l.Cwd == "" || len(l.Argv) != len(argv) {
+		t.Errorf("list -o json lacks the readable fields: %+v", l)
 	}
 	r := u.btl(t.TempDir(), "restart", s.hash)
 	if m, ok := parseStart(r.stdout); r.code != 0 || !ok || m.hash != s.hash || m.killed != s.pid {

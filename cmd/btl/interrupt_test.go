@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"btl/backend/launchd"
 	"btl/core"
 	"btl/core/coretest"
 )
@@ -21,9 +20,6 @@ import (
 // interrupted at a random moment, half the moment the task's process
 // appears (btl has not finished the start then).
 func TestInterruptedStart(t *testing.T) {
-	if backendUnderTest() == launchd.Name {
-		t.Skip("launchd: an interrupted start can still leave an untracked task")
-	}
 	shared := newUser(t)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	sigs := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL}

@@ -81,6 +81,13 @@ type taskJSON struct {
 	LogFile   string    `json:"log_file"`          // path of the log
 	Native    string    `json:"inspect,omitempty"` // command that shows the task natively
 
+	// The exact bytes of command, cwd and argv (every argument), base64,
+	// only when they are not valid UTF-8: the string fields then hold
+	// U+FFFD in their place.
+	CommandBytes []byte   `json:"command_bytes,omitempty"`
+	CwdBytes     []byte   `json:"cwd_bytes,omitempty"`
+	ArgvBytes    [][]byte `json:"argv_bytes,omitempty"`
+
 	// What a running task uses; absent (ports: empty) otherwise.
 	Ports         []int    `json:"ports"`                    // TCP ports its tree listens on, ascending
 	Processes     int      `json:"processes"`                // live processes in its tree
@@ -95,6 +102,21 @@ func toJSON(v core.View) taskJSON {
 		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: v.BackendName(),
 		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
+	}
+	if !utf8.ValidString(v.Command) {
+		j.CommandBytes = []byte(v.Command)
+	}
+	if !utf8.ValidString(v.Cwd) {
+		j.CwdBytes = []byte(v.Cwd)
+	}
+	for _, a := range v.Argv {
+		if !utf8.ValidString(a) {
+			j.ArgvBytes = make([][]byte, len(v.Argv))
+			for i, a := range v.Argv {
+				j.ArgvBytes[i] = []byte(a)
+			}
+			break
+		}
 	}
 	switch v.Status.State {
 	case core.Exited:

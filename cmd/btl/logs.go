@@ -141,7 +141,7 @@ func (e *env) listLogs() error {
 // markerCommand returns the command named by the first start marker in
 // the first lines of the log file at path, or "".
 func markerCommand(path string) string {
-	f, err := os.Open(path)
+	f, err := openLog(path)
 	if err != nil {
 		return ""
 	}
@@ -202,14 +202,20 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	if err != nil {
 		return err
 	}
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return notRegular(path)
+	}
 	if t != nil {
 		if err := e.mgr.SyncLog(ctx, t); err != nil {
 			fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %v\n", err)
 		}
 	}
-	f, err := os.Open(path)
+	f, err := openLog(path)
 	if errors.Is(err, os.ErrNotExist) && o.follow {
 		f, err = waitFile(ctx, path)
+	}
+	if errors.Is(err, core.ErrNotRegular) {
+		return notRegular(path)
 	}
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
@@ -282,7 +288,7 @@ func runsSince(f *os.File, t time.Time) (int64, error) {
 // waitFile waits for path to appear.
 func waitFile(ctx context.Context, path string) (*os.File, error) {
 	for {
-		f, err := os.Open(path)
+		f, err := openLog(path)
 		if !errors.Is(err, os.ErrNotExist) {
 			return f, err
 		}
@@ -355,7 +361,7 @@ func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end 
 			continue
 		}
 		if fi, err := os.Stat(path); err == nil && !os.SameFile(fi, cur) {
-			nf, err := os.Open(path)
+			nf, err := openLog(path)
 			if err != nil {
 				continue
 			}
@@ -419,4 +425,17 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+}
+
+// openLog opens a log file for reading: only a regular file, and without
+// waiting, so a FIFO or device at path is an error wrapping
+// core.ErrNotRegular, never a hang.
+func openLog(path string) (*os.File, error) {
+	return core.OpenRegular(path, os.O_RDONLY, 0)
+}
+
+// notRegular is the error for a log path that holds something other than
+// a regular file.
+func notRegular(path string) error {
+	return fmt.Errorf("open log: %s: %w; remove it", path, core.ErrNotRegular)
 }

@@ -90,7 +90,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 // lastRunLines returns up to n last lines of the newest run in the log
 // file: the lines after its last start marker.
 func lastRunLines(path string, n int) []string {
-	f, err := os.Open(path)
+	f, err := openLog(path)
 	if err != nil {
 		return nil
 	}

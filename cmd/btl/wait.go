@@ -156,7 +156,7 @@ func (w *logWatch) match() (string, bool) {
 	if w.ok {
 		return w.matched, true
 	}
-	f, err := os.Open(w.path)
+	f, err := openLog(w.path)
 	if err != nil {
 		return "", false
 	}

@@ -102,3 +102,25 @@ func TestLockWait(t *testing.T) {
 		})
 	}
 }
+
+// TestLogsOfFIFO replaces a task's log with a FIFO: btl logs says so in
+// one line and returns, with or without -n or -f.
+func TestLogsOfFIFO(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sh", "-c", "echo hello; exec sleep 100")
+	coretest.Eventually(t, 10*time.Second, "hello in the log", func() bool {
+		b, _ := os.ReadFile(s.log)
+		return strings.Contains(string(b), "hello\n")
+	})
+	os.Remove(s.log)
+	if err := syscall.Mkfifo(s.log, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"logs", s.hash}, {"logs", "-n", "3", s.hash}, {"logs", "-f", s.hash}} {
+		r := u.btl(dir, args...)
+		if r.code == 0 || !strings.Contains(r.stderr, "not a regular file") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("btl %q with a FIFO log: %+v", args, r)
+		}
+	}
+}

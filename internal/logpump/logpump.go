@@ -6,6 +6,7 @@ package logpump
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -22,6 +23,9 @@ import (
 const (
 	Env    = "_BTL_LOG_PUMP"
 	EnvMax = "_BTL_LOG_PUMP_MAX"
+	// envHeader set to 1 makes the pump read a header from descriptor 3
+	// (until EOF) and write it before any output (see StartHeaded).
+	envHeader = "_BTL_LOG_PUMP_HEADER"
 )
 
 func init() {
@@ -39,6 +43,15 @@ func run(path string) int {
 	if err != nil {
 		return 1
 	}
+	if os.Getenv(envHeader) == "1" {
+		// The task's output waits in the pipe until the header is in.
+		h := os.NewFile(3, "header")
+		header, _ := io.ReadAll(h)
+		_ = h.Close()
+		if len(header) > 0 {
+			_, _ = w.Write(header)
+		}
+	}
 	// Pump, unlike io.Copy, goes on draining after a write error, so the
 	// task never blocks on its output.
 	_ = w.Pump(os.Stdin)
@@ -54,15 +67,37 @@ func run(path string) int {
 // BTL_* variables, so stopping the task's tree does not stop it; it exits
 // once every copy of the returned file is closed.
 func Start(exe, path string, max int64) (*os.File, error) {
+	w, _, err := start(exe, path, max, false)
+	return w, err
+}
+
+// StartHeaded is Start with a header: the pump writes what is written to
+// the returned header file (until it is closed) into the log before any
+// of the task's output, such as a start marker that names the task's PID,
+// known only once the task runs. A header file closed without a write
+// (the caller killed) lets the output through without one.
+func StartHeaded(exe, path string, max int64) (out, header *os.File, err error) {
+	return start(exe, path, max, true)
+}
+
+func start(exe, path string, max int64, headed bool) (*os.File, *os.File, error) {
 	exe, err := core.SelfExe(exe)
 	if err != nil {
-		return nil, fmt.Errorf("log pump: %w", err)
+		return nil, nil, fmt.Errorf("log pump: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("log pump: %w", err)
+		return nil, nil, fmt.Errorf("log pump: %w", err)
 	}
 	defer func() { _ = r.Close() }()
+	var hr, hw *os.File
+	if headed {
+		if hr, hw, err = os.Pipe(); err != nil {
+			_ = w.Close()
+			return nil, nil, fmt.Errorf("log pump: %w", err)
+		}
+		defer func() { _ = hr.Close() }()
+	}
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "BTL_") && !strings.HasPrefix(kv, "_BTL_") {
@@ -74,10 +109,17 @@ func Start(exe, path string, max int64) (*os.File, error) {
 	cmd.Dir = "/"
 	cmd.Stdin = r
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if headed {
+		cmd.Env = append(cmd.Env, envHeader+"=1")
+		cmd.ExtraFiles = []*os.File{hr}
+	}
 	if err := cmd.Start(); err != nil {
 		_ = w.Close()
-		return nil, fmt.Errorf("log pump: %w", err)
+		if hw != nil {
+			_ = hw.Close()
+		}
+		return nil, nil, fmt.Errorf("log pump: %w", err)
 	}
 	_ = cmd.Process.Release()
-	return w, nil
+	return w, hw, nil
 }
