@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"btl/internal/proc"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -356,7 +358,7 @@ func adopt(t *Task) {
 	if t.Status == nil || t.Status.State != Starting || t.Token == "" {
 		return
 	}
-	if p, ok := FindByToken(t.Token); ok {
+	if p, ok := proc.FindByToken(t.Token); ok {
 		t.PID, t.ProcStart = p.PID, p.Start
 		t.Status = nil
 		return

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -29,7 +30,7 @@ func init() {
 // task's exit status.
 func supervise() int {
 	os.Unsetenv(SupervisorEnv)
-	os.Unsetenv(core.EnvHelper)
+	os.Unsetenv(proc.EnvHelper)
 	// Inherited descriptors are not close-on-exec; the task must not hold
 	// the reply pipe open, or Start would wait for the task to end.
 	syscall.CloseOnExec(3)
@@ -79,7 +80,7 @@ func supervise() int {
 	}
 	pw.Close()
 	rep := reply{PID: cmd.Process.Pid}
-	if info, err := core.LookupProc(rep.PID); err == nil {
+	if info, err := proc.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
 	}
 	io.WriteString(log, core.StartMarker(time.Now(), rep.PID, spec.Command))

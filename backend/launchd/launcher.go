@@ -13,6 +13,7 @@ import (
 
 	"btl/core"
 	"btl/internal/logpump"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -62,7 +63,7 @@ func launch(report string) int {
 		return 126
 	}
 	rep := launchReport{PID: os.Getpid()}
-	if info, err := core.LookupProc(rep.PID); err == nil {
+	if info, err := proc.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
 	}
 	data, err := json.Marshal(rep)

@@ -18,6 +18,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"btl/core"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -537,7 +538,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 	unit := AgentUnitName(b.dirs.Run)
 	if info, err := b.unitInfo(ctx, unit); err == nil && info.running() {
 		// It runs (it holds no lock now, so it will see the new task).
-		if p, err := core.LookupProc(info.MainPID); err == nil && !p.Zombie {
+		if p, err := proc.LookupProc(info.MainPID); err == nil && !p.Zombie {
 			return nil
 		}
 	}
@@ -573,7 +574,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 		// out, and systemd needs a moment to forget it.
 		info, ierr := b.unitInfo(ctx, unit)
 		if ierr == nil && info.running() {
-			if p, err := core.LookupProc(info.MainPID); err == nil && !p.Zombie {
+			if p, err := proc.LookupProc(info.MainPID); err == nil && !p.Zombie {
 				return nil
 			}
 		}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/proc"
 )
 
 // Backend runs tasks as transient units of the caller's systemd user
@@ -173,7 +174,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		LogDirect: direct,
 		StartedAt: time.Now().UTC(),
 	}
-	if p, err := core.LookupProc(pid); err == nil {
+	if p, err := proc.LookupProc(pid); err == nil {
 		t.ProcStart = p.Start
 	}
 	j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
@@ -308,12 +309,12 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 // unit's cgroup (`systemd-run --user --scope` inside a task moves a child
 // to a scope of its own, where the unit's stop does not reach it): every
 // process of the caller whose environment carries the token, verified
-// before each signal, as core.StopTree does for the fork backend.
+// before each signal, as proc.StopTree does for the fork backend.
 func stopEscaped(token string, grace time.Duration) error {
 	if token == "" {
 		return nil
 	}
-	return core.StopTree(core.Proc{}, token, grace)
+	return proc.StopTree(core.Proc{}, token, grace)
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
@@ -451,7 +452,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			LogDirect: info.Direct,
 			StartedAt: info.StartedAt,
 		}
-		if p, err := core.LookupProc(t.PID); err == nil {
+		if p, err := proc.LookupProc(t.PID); err == nil {
 			t.ProcStart = p.Start
 		}
 		out = append(out, t)

@@ -19,6 +19,7 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -332,7 +333,7 @@ func TestStopEmptiesCgroup(t *testing.T) {
 	if cg == "" {
 		t.Fatal("unit has no ControlGroup")
 	}
-	if info, err := core.LookupProc(pid); err != nil || info.PGID == task.PID {
+	if info, err := proc.LookupProc(pid); err != nil || info.PGID == task.PID {
 		t.Fatalf("child %d did not leave the task's process group (%+v, %v)", pid, info, err)
 	}
 	if err := b.Stop(context.Background(), *task, core.Grace); err != nil {
@@ -773,7 +774,7 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 			if strings.HasSuffix(string(cmdline), "sleep\x00913\x00") && strings.Contains(string(cg), ".scope") {
-				info, err := core.LookupProc(pid)
+				info, err := proc.LookupProc(pid)
 				child = core.Proc{PID: pid, Start: info.Start}
 				return err == nil
 			}

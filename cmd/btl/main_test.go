@@ -20,6 +20,7 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -657,7 +658,7 @@ func TestForeignEntryNeverSignalled(t *testing.T) {
 	victim := exec.Command("sleep", "100")
 	victim.Start()
 	defer victim.Process.Kill()
-	info, err := core.LookupProc(victim.Process.Pid)
+	info, err := proc.LookupProc(victim.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

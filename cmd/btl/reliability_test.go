@@ -18,6 +18,7 @@ import (
 
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/proc"
 )
 
 // tokenProcs returns the live processes of this user whose environment
@@ -509,7 +510,7 @@ func TestForgedEntryWithTrueStartTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
-	info, err := core.LookupProc(victim.Process.Pid)
+	info, err := proc.LookupProc(victim.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}
