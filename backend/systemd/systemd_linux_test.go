@@ -792,19 +792,7 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 // tokenPIDs lists the live processes whose environment carries
 // BTL_INSTANCE=token.
 func tokenPIDs(token string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && bytes.Contains(append([]byte{0}, env...), []byte("\x00"+core.EnvInstance+"="+token+"\x00")) {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return proc.Carrying(os.Getuid(), core.EnvInstance+"="+token)
 }
 
 // A task's own BTL_LOG_MAX holds for the lines the agent copies, even when

@@ -27,22 +27,17 @@ import (
 func tokenProcs(t *testing.T, home string) map[string][]int {
 	t.Helper()
 	out := map[string][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !coretest.Alive(pid) {
-			continue
+	proc.Scan(os.Getuid(), func(pid int, env [][]byte) bool {
+		if !slices.ContainsFunc(env, func(e []byte) bool { return string(e) == "HOME="+home }) {
+			return false
 		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, []byte("\x00HOME="+home+"\x00")) && !bytes.HasPrefix(env, []byte("HOME="+home+"\x00")) {
-			continue
-		}
-		for kv := range bytes.SplitSeq(env, []byte{0}) {
+		for _, kv := range env {
 			if tok, ok := bytes.CutPrefix(kv, []byte(core.EnvInstance+"=")); ok {
 				out[string(tok)] = append(out[string(tok)], pid)
 			}
 		}
-	}
+		return true
+	})
 	return out
 }
 
