@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"btl/internal/logfile"
 	"btl/internal/proc"
 
 	"golang.org/x/sys/unix"
@@ -62,7 +63,7 @@ func (m *Manager) Prepare(argv []string, dir string, env []string) (Spec, error)
 	if len(argv) == 0 {
 		return Spec{}, errors.New("no command given")
 	}
-	if _, err := LogMax(env); err != nil {
+	if _, err := logfile.LogMax(env); err != nil {
 		return Spec{}, err
 	}
 	real, err := filepath.EvalSymlinks(dir)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/proc"
 )
 
@@ -62,7 +63,7 @@ type reply struct {
 // Start runs the supervisor, which executes spec and reports the task's PID
 // (or why it could not be executed) before Start returns.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
-	logMax, err := core.LogMax(spec.Env)
+	logMax, err := logfile.LogMax(spec.Env)
 	if err != nil {
 		return core.Task{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/proc"
 	"btl/internal/reexec"
 )
@@ -45,7 +46,7 @@ func supervise() int {
 	reqF.Close()
 	spec := req.Spec
 
-	log, err := core.NewLogWriter(spec.LogFile, req.LogMax)
+	log, err := logfile.NewLogWriter(spec.LogFile, req.LogMax)
 	if err != nil {
 		sendReply(repF, reply{Err: err.Error()})
 		return 1

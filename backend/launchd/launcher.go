@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/logpump"
 	"btl/internal/proc"
 	"btl/internal/reexec"
@@ -74,7 +75,7 @@ func launch(report string) int {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
 		return 126
 	}
-	if max, err := core.LogMax(os.Environ()); pump && err == nil && max > 0 {
+	if max, err := logfile.LogMax(os.Environ()); pump && err == nil && max > 0 {
 		if err := pipeOutput(logFile, max); err != nil {
 			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/proc"
 	"btl/internal/reexec"
 )
@@ -314,7 +315,7 @@ func (a *agent) journal(hash string) *journal {
 		logMax = a.cfg.LogMax
 		if sp, err := a.conn.allProperties(context.Background(), UnitName(hash)); err == nil && asString(sp["LoadState"]) == "loaded" {
 			env, _ := sp["Environment"].([]string)
-			if n, err := core.LogMax(env); err == nil {
+			if n, err := logfile.LogMax(env); err == nil {
 				logMax = n
 			}
 			a.max[hash] = logMax

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/proc"
 )
 
@@ -94,7 +95,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err := os.MkdirAll(b.dirs.Run, 0o700); err != nil {
 		return core.Task{}, fmt.Errorf("systemd: %w", err)
 	}
-	logMax, err := core.LogMax(spec.Env)
+	logMax, err := logfile.LogMax(spec.Env)
 	if err != nil {
 		return core.Task{}, err
 	}
@@ -483,9 +484,9 @@ func logFileOf(dirs core.Dirs, t core.Task) string {
 
 // logMax is the log size limit for copies made by this process.
 func logMax() int64 {
-	n, err := core.LogMax(os.Environ())
+	n, err := logfile.LogMax(os.Environ())
 	if err != nil {
-		return core.DefaultLogMax
+		return logfile.DefaultLogMax
 	}
 	return n
 }

@@ -1,4 +1,4 @@
-package core
+package logfile
 
 import (
 	"bytes"
@@ -24,7 +24,7 @@ const EnvLogMax = "BTL_LOG_MAX"
 
 // LogMax returns the log size limit set in env, or DefaultLogMax.
 func LogMax(env []string) (int64, error) {
-	v := strings.TrimSpace(Getenv(env, EnvLogMax))
+	v := strings.TrimSpace(getenv(env, EnvLogMax))
 	if v == "" {
 		return DefaultLogMax, nil
 	}
@@ -42,7 +42,7 @@ func LogMax(env []string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%s=%q: want a size such as 10M, 512K or 0", EnvLogMax, Getenv(env, EnvLogMax))
+		return 0, fmt.Errorf("%s=%q: want a size such as 10M, 512K or 0", EnvLogMax, getenv(env, EnvLogMax))
 	}
 	return n * mult, nil
 }
