@@ -119,6 +119,15 @@ func TestShow(t *testing.T) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
 	}
+	// The backend's own command for the task.
+	inspect := map[string]*regexp.Regexp{
+		"fork":    regexp.MustCompile(`\nInspect: +ps -o pid,pgid,stat,etime,args -s ` + strconv.Itoa(s.pid) + `\n`),
+		"systemd": regexp.MustCompile(`\nInspect: +systemctl --user status btl-` + s.hash + `\.service\n`),
+		"launchd": regexp.MustCompile(`\nInspect: +launchctl print (gui|user)/` + strconv.Itoa(os.Getuid()) + `/btl\.` + s.hash + `\n`),
+	}[backendUnderTest()]
+	if !inspect.MatchString(out) {
+		t.Errorf("show's Inspect line does not match %v:\n%s", inspect, out)
+	}
 	if r := u.btl(dir, "show"); r.code != 2 {
 		t.Errorf("show without a hash: %+v", r)
 	}

@@ -4,13 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	osuser "os/user"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"btl/backend/systemd"
 	"btl/core"
 )
 
@@ -68,8 +65,8 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if task.Name != "" {
 		fmt.Fprintf(e.stdout, "[btl] Name: %s\n", task.Name)
 	}
-	if task.Backend == systemd.Name {
-		e.lingerHint()
+	if h := e.mgr.StartHint(task); h != "" {
+		fmt.Fprintln(e.stderr, "Hint: "+h)
 	}
 	if e.ready != nil {
 		return e.waitReady(cmd.Context(), task, e.ready, logFrom)
@@ -117,27 +114,4 @@ func lastRunLines(path string, n int) []string {
 // forceKillNotice says that a task had to be killed with SIGKILL.
 func (e *env) forceKillNotice(t *core.Task) {
 	fmt.Fprintf(e.stdout, "[btl] PID %d did not exit within %v of SIGTERM; sent SIGKILL\n", t.PID, core.Grace)
-}
-
-// lingerHint tells, once, a user on ssh whose systemd tasks would end at
-// logout how to keep them.
-func (e *env) lingerHint() {
-	if os.Getenv("SSH_CONNECTION") == "" && os.Getenv("SSH_TTY") == "" {
-		return
-	}
-	u, err := osuser.Current()
-	if err != nil {
-		return
-	}
-	if _, err := os.Stat(filepath.Join("/var/lib/systemd/linger", u.Username)); err == nil {
-		return
-	}
-	seen := filepath.Join(e.dirs.Data, "linger-hint-shown")
-	if _, err := os.Stat(seen); err == nil {
-		return
-	}
-	fmt.Fprintln(e.stderr, "Hint: systemd ends your tasks when you log out of ssh; to keep them running, run: loginctl enable-linger "+u.Username)
-	if f, err := os.OpenFile(seen, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		f.Close()
-	}
 }
