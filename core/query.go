@@ -63,6 +63,17 @@ func (m *Manager) Show(ctx context.Context, prefix string) (View, error) {
 	return v, err
 }
 
+// Check asks t's status once, as Status does; when t has ended, its log
+// is first brought up to date (SyncLog), so that a caller reading the log
+// finds the task's last output there.
+func (m *Manager) Check(ctx context.Context, t *Task) Status {
+	st := m.Status(ctx, t)
+	if st.Ended() {
+		m.SyncLog(ctx, t)
+	}
+	return st
+}
+
 // Describe returns the command that shows t with its backend's own
 // tools, or "" when that backend cannot tell or cannot be reached here.
 func (m *Manager) Describe(ctx context.Context, t *Task) string {

@@ -110,3 +110,37 @@ func TestManagerShow(t *testing.T) {
 		t.Error("Show of no task succeeded")
 	}
 }
+
+// syncing is a memBackend whose logs need syncing (as systemd's do).
+type syncing struct {
+	*memBackend
+	synced *int
+}
+
+func (s syncing) SyncLog(ctx context.Context, t Task) error { *s.synced++; return nil }
+
+func TestManagerCheck(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		ended      bool
+		wantSynced int
+	}{
+		{"running: the log is not synced", false, 0},
+		{"ended: the log is synced", true, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := 0
+			b := syncing{newMem("s"), &n}
+			m := testManager(t, b.memBackend)
+			m.Backend = b
+			task, _ := m.mustRun(t, t.TempDir(), "sh", "-c", "x")
+			n = 0
+			if c.ended {
+				delete(b.running, task.Token)
+			}
+			if st := m.Check(context.Background(), task); st.Ended() != c.ended || n != c.wantSynced {
+				t.Errorf("Check = %v with %d syncs; want ended %v, %d syncs", st, n, c.ended, c.wantSynced)
+			}
+		})
+	}
+}

@@ -126,8 +126,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 		if tl.ended {
 			continue
 		}
-		if s := e.mgr.Status(ctx, t); s.Ended() {
-			e.mgr.SyncLog(ctx, t)
+		if s := e.mgr.Check(ctx, t); s.Ended() {
 			tl.read(p)
 			tl.flush(p)
 			p.line(tl, "[btl] "+s.String())

@@ -306,8 +306,7 @@ func (e *env) taskEnd(ctx context.Context, hash string, wait bool) func() (strin
 			case t == nil:
 				over = true
 			case !wait:
-				if s := e.mgr.Status(ctx, t); s.Ended() {
-					e.mgr.SyncLog(ctx, t)
+				if s := e.mgr.Check(ctx, t); s.Ended() {
 					msg, over = "[btl] "+s.String(), true
 				}
 			}

@@ -73,8 +73,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	}
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now.
-	if st := e.mgr.Status(cmd.Context(), task); st.Ended() {
-		e.mgr.SyncLog(cmd.Context(), task)
+	if st := e.mgr.Check(cmd.Context(), task); st.Ended() {
 		fmt.Fprintf(e.stdout, "[btl] The process has already ended (%s); the end of its log:\n", st)
 		for _, l := range lastRunLines(task.LogFile, 10) {
 			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
