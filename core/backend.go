@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"btl/internal/proc"
 )
 
 // Grace is how long a stopped task gets between SIGTERM and SIGKILL.
@@ -14,8 +16,8 @@ const Grace = 2 * time.Second
 // token unique to one start; btl uses it to find the task's descendants,
 // even those that left its process group.
 const (
-	EnvHash     = "BTL_HASH"
-	EnvInstance = "BTL_INSTANCE"
+	EnvHash     = proc.EnvHash
+	EnvInstance = proc.EnvInstance
 )
 
 // Spec is everything a backend needs to start a task.
@@ -160,10 +162,4 @@ func (e *ExecError) ExitCode() int {
 
 // SurvivorsError reports processes that were still alive after SIGKILL,
 // typically stuck in uninterruptible sleep.
-type SurvivorsError struct {
-	PIDs []int
-}
-
-func (e *SurvivorsError) Error() string {
-	return fmt.Sprintf("processes survived SIGKILL: %v", e.PIDs)
-}
+type SurvivorsError = proc.SurvivorsError

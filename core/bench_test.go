@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"btl/internal/proc"
 )
 
 func BenchmarkHash(b *testing.B) {
@@ -112,7 +114,7 @@ func BenchmarkUsages(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		info, err := LookupProc(cmd.Process.Pid)
+		info, err := proc.LookupProc(cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
 		}

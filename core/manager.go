@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"btl/internal/logfile"
+	"btl/internal/proc"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -60,7 +63,7 @@ func (m *Manager) Prepare(argv []string, dir string, env []string) (Spec, error)
 	if len(argv) == 0 {
 		return Spec{}, errors.New("no command given")
 	}
-	if _, err := LogMax(env); err != nil {
+	if _, err := logfile.LogMax(env); err != nil {
 		return Spec{}, err
 	}
 	real, err := filepath.EvalSymlinks(dir)
@@ -356,7 +359,7 @@ func adopt(t *Task) {
 	if t.Status == nil || t.Status.State != Starting || t.Token == "" {
 		return
 	}
-	if p, ok := FindByToken(t.Token); ok {
+	if p, ok := proc.FindByToken(t.Token); ok {
 		t.PID, t.ProcStart = p.PID, p.Start
 		t.Status = nil
 		return

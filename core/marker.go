@@ -5,11 +5,13 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"btl/internal/logfile"
 )
 
 // MarkerPrefix starts the line btl writes into a task's log when a run
 // starts.
-const MarkerPrefix = "[btl] "
+const MarkerPrefix = logfile.MarkerPrefix
 
 // StartMarker is the line that marks the start of a run in the task's log:
 //

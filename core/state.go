@@ -93,14 +93,9 @@ func (t *Task) fromBytes() {
 	}
 }
 
-// BackendName is the name of the backend that started t; entries written
-// before btl had several backends name none, and were fork's.
-func (t *Task) BackendName() string {
-	if t.Backend == "" {
-		return "fork"
-	}
-	return t.Backend
-}
+// BackendName is the name of the backend that started t. A loaded entry
+// that names none gets its Store's DefaultBackend.
+func (t *Task) BackendName() string { return t.Backend }
 
 // Proc returns the identity of the task's main process.
 func (t *Task) Proc() Proc { return Proc{PID: t.PID, Start: t.ProcStart} }
@@ -252,6 +247,9 @@ type Store struct {
 	// Context, when set, ends a wait for the lock when it ends (SIGINT,
 	// SIGTERM): the wait is then an error wrapping ErrLockWait.
 	Context context.Context
+	// DefaultBackend names the backend of the entries that name none,
+	// written before btl had several backends; the wiring sets it.
+	DefaultBackend string
 }
 
 // Path is the path of state.json.
@@ -528,6 +526,11 @@ func (s *Store) parse() (*State, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, s.Path(), err)
 	}
 	st.saved = b
+	for _, t := range st.Processes {
+		if t.Backend == "" {
+			t.Backend = s.DefaultBackend
+		}
+	}
 	return st, nil
 }
 

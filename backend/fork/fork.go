@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/logfile"
+	"btl/internal/proc"
 )
 
 // Name is the backend's name in state.json and on the command line.
@@ -61,7 +63,7 @@ type reply struct {
 // Start runs the supervisor, which executes spec and reports the task's PID
 // (or why it could not be executed) before Start returns.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
-	logMax, err := core.LogMax(spec.Env)
+	logMax, err := logfile.LogMax(spec.Env)
 	if err != nil {
 		return core.Task{}, err
 	}
@@ -80,7 +82,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("fork: %w", err)
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data, core.EnvHelper+"="+spec.Token)
+	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data, proc.EnvHelper+"="+spec.Token)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -93,7 +95,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("fork: start supervisor: %w", err)
 	}
 	helper := &core.Proc{PID: cmd.Process.Pid}
-	if info, err := core.LookupProc(helper.PID); err == nil {
+	if info, err := proc.LookupProc(helper.PID); err == nil {
 		helper.Start = info.Start
 	}
 	// Reap the supervisor if this process outlives it.
@@ -147,7 +149,7 @@ func replyError(spec core.Spec, rep reply) error {
 // the task's last output to write) and removes the task's exit record:
 // a stopped task is forgotten, and its records must not pile up.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
-	if err := core.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...); err != nil {
+	if err := proc.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...); err != nil {
 		return err
 	}
 	b.release(t)
@@ -206,7 +208,7 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	for {
 		alive := t.Helper != nil && t.Helper.Verify()
 		st, err := readExit(b.Dirs.Run, t.Token)
-		if err == nil && core.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
+		if err == nil && proc.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
 			// The supervisor records the main process's end while the
 			// descendants it was left live on.
 			return core.Status{State: core.Running, PID: t.PID, MainExited: true}, nil
@@ -238,8 +240,8 @@ const dataEnv = "_BTL_FORK_DATA"
 // from the process.
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 	var out []core.Task
-	for _, f := range core.FindTasks() {
-		if f.Parent.PID == 0 || !core.ProcHasEnv(f.Parent.PID, SupervisorEnv+"=1") || !core.ProcHasEnv(f.Parent.PID, dataEnv+"="+b.Dirs.Data) {
+	for _, f := range findTasks() {
+		if f.Parent.PID == 0 || !proc.ProcHasEnv(f.Parent.PID, SupervisorEnv+"=1") || !proc.ProcHasEnv(f.Parent.PID, dataEnv+"="+b.Dirs.Data) {
 			continue
 		}
 		parent := f.Parent

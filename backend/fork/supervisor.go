@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/logfile"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -29,7 +31,7 @@ func init() {
 // task's exit status.
 func supervise() int {
 	os.Unsetenv(SupervisorEnv)
-	os.Unsetenv(core.EnvHelper)
+	os.Unsetenv(proc.EnvHelper)
 	// Inherited descriptors are not close-on-exec; the task must not hold
 	// the reply pipe open, or Start would wait for the task to end.
 	syscall.CloseOnExec(3)
@@ -44,7 +46,7 @@ func supervise() int {
 	_ = reqF.Close()
 	spec := req.Spec
 
-	log, err := core.NewLogWriter(spec.LogFile, req.LogMax)
+	log, err := logfile.NewLogWriter(spec.LogFile, req.LogMax)
 	if err != nil {
 		sendReply(repF, reply{Err: err.Error()})
 		return 1
@@ -79,7 +81,7 @@ func supervise() int {
 	}
 	_ = pw.Close()
 	rep := reply{PID: cmd.Process.Pid}
-	if info, err := core.LookupProc(rep.PID); err == nil {
+	if info, err := proc.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
 	}
 	_, _ = io.WriteString(log, core.StartMarker(time.Now(), rep.PID, spec.Command))

@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"btl/core"
+	"btl/internal/proc"
 )
 
 // Name is the backend's name in state.json and on the command line.
@@ -463,12 +464,12 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if !leader.Verify() {
 		// An adopted task, or a recorded PID that is gone: ask launchd.
 		if _, st, err := b.find(ctx, t); err == nil && st.Alive() {
-			if info, err := core.LookupProc(st.PID); err == nil {
+			if info, err := proc.LookupProc(st.PID); err == nil {
 				leader = core.Proc{PID: st.PID, Start: info.Start}
 			}
 		}
 	}
-	if err := core.StopTree(leader, t.Token, grace); err != nil {
+	if err := proc.StopTree(leader, t.Token, grace); err != nil {
 		return err // survivors: the agent stays loaded, as the task runs
 	}
 	return b.unload(ctx, t, svcs)
@@ -554,7 +555,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			}
 			t := a.task(hash)
 			t.PID, t.StartedAt, t.Unit = st.PID, mtime.UTC(), svc
-			if info, err := core.LookupProc(st.PID); err == nil {
+			if info, err := proc.LookupProc(st.PID); err == nil {
 				t.ProcStart = info.Start
 			}
 			tasks = append(tasks, t)

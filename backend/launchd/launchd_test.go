@@ -24,6 +24,7 @@ import (
 	"btl/core"
 	"btl/core/coretest"
 	"btl/internal/fakelaunchctl/fake"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -60,21 +61,7 @@ func TestMain(m *testing.M) {
 
 // carrying lists the live processes, other than this one, whose
 // environment holds the entry kv.
-func carrying(kv string) []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() || !coretest.Alive(pid) {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if slices.Contains(strings.Split(string(env), "\x00"), kv) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
+func carrying(kv string) []int { return proc.Carrying(os.Getuid(), kv) }
 
 // fixture is one test's fake launchctl, backend and manager.
 type fixture struct {

@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/logpump"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -62,7 +64,7 @@ func launch(report string) int {
 		return 126
 	}
 	rep := launchReport{PID: os.Getpid()}
-	if info, err := core.LookupProc(rep.PID); err == nil {
+	if info, err := proc.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
 	}
 	data, err := json.Marshal(rep)
@@ -73,7 +75,7 @@ func launch(report string) int {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
 		return 126
 	}
-	if max, err := core.LogMax(os.Environ()); pump && err == nil && max > 0 {
+	if max, err := logfile.LogMax(os.Environ()); pump && err == nil && max > 0 {
 		if err := pipeOutput(logFile, max); err != nil {
 			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)
 		}

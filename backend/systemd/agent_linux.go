@@ -18,6 +18,8 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"btl/core"
+	"btl/internal/logfile"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -313,7 +315,7 @@ func (a *agent) journal(hash string) *journal {
 		logMax = a.cfg.LogMax
 		if sp, err := a.conn.GetAllPropertiesContext(context.Background(), UnitName(hash)); err == nil && asString(sp["LoadState"]) == "loaded" {
 			env, _ := sp["Environment"].([]string)
-			if n, err := core.LogMax(env); err == nil {
+			if n, err := logfile.LogMax(env); err == nil {
 				logMax = n
 			}
 			a.max[hash] = logMax
@@ -544,7 +546,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 	unit := AgentUnitName(b.dirs.Run)
 	if info, err := b.unitInfo(ctx, unit); err == nil && info.running() {
 		// It runs (it holds no lock now, so it will see the new task).
-		if p, err := core.LookupProc(info.MainPID); err == nil && !p.Zombie {
+		if p, err := proc.LookupProc(info.MainPID); err == nil && !p.Zombie {
 			return nil
 		}
 	}
@@ -580,7 +582,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 		// out, and systemd needs a moment to forget it.
 		info, ierr := b.unitInfo(ctx, unit)
 		if ierr == nil && info.running() {
-			if p, err := core.LookupProc(info.MainPID); err == nil && !p.Zombie {
+			if p, err := proc.LookupProc(info.MainPID); err == nil && !p.Zombie {
 				return nil
 			}
 		}

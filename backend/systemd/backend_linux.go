@@ -16,7 +16,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/logpump"
+	"btl/internal/proc"
 )
 
 // Backend runs tasks as transient units of the caller's systemd user
@@ -95,7 +97,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err := os.MkdirAll(b.dirs.Run, 0o700); err != nil {
 		return core.Task{}, fmt.Errorf("systemd: %w", err)
 	}
-	logMax, err := core.LogMax(spec.Env)
+	logMax, err := logfile.LogMax(spec.Env)
 	if err != nil {
 		return core.Task{}, err
 	}
@@ -188,7 +190,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		LogDirect: direct,
 		StartedAt: time.Now().UTC(),
 	}
-	if p, err := core.LookupProc(pid); err == nil {
+	if p, err := proc.LookupProc(pid); err == nil {
 		t.ProcStart = p.Start
 	}
 	if direct {
@@ -328,12 +330,12 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 // unit's cgroup (`systemd-run --user --scope` inside a task moves a child
 // to a scope of its own, where the unit's stop does not reach it): every
 // process of the caller whose environment carries the token, verified
-// before each signal, as core.StopTree does for the fork backend.
+// before each signal, as proc.StopTree does for the fork backend.
 func stopEscaped(token string, grace time.Duration) error {
 	if token == "" {
 		return nil
 	}
-	return core.StopTree(core.Proc{}, token, grace)
+	return proc.StopTree(core.Proc{}, token, grace)
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
@@ -471,7 +473,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			LogDirect: info.Direct,
 			StartedAt: info.StartedAt,
 		}
-		if p, err := core.LookupProc(t.PID); err == nil {
+		if p, err := proc.LookupProc(t.PID); err == nil {
 			t.ProcStart = p.Start
 		}
 		out = append(out, t)
@@ -502,9 +504,9 @@ func logFileOf(dirs core.Dirs, t core.Task) string {
 
 // logMax is the log size limit for copies made by this process.
 func logMax() int64 {
-	n, err := core.LogMax(os.Environ())
+	n, err := logfile.LogMax(os.Environ())
 	if err != nil {
-		return core.DefaultLogMax
+		return logfile.DefaultLogMax
 	}
 	return n
 }

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/logfile"
 )
 
 // journal copies one task unit's journal entries into the task's log file.
@@ -250,7 +251,7 @@ type copier struct {
 	resume bool     // whether skip was set at the start
 	last   string   // cursor of the last entry written
 
-	w  *core.LogWriter
+	w  *logfile.LogWriter
 	bw *bufio.Writer
 }
 
@@ -300,7 +301,7 @@ func (c *copier) write(b []byte) error {
 		}
 	}
 	if c.w == nil {
-		w, err := core.NewLogWriter(c.j.LogFile, c.j.LogMax)
+		w, err := logfile.NewLogWriter(c.j.LogFile, c.j.LogMax)
 		if err != nil {
 			return err
 		}
@@ -407,7 +408,7 @@ func (b *Backend) readable(ctx context.Context) error {
 // appendLocked appends b to the log file, for a caller that holds the lock
 // and has just synced (so that no interrupted copy is pending).
 func (j *journal) appendLocked(b []byte) error {
-	w, err := core.NewLogWriter(j.LogFile, j.LogMax)
+	w, err := logfile.NewLogWriter(j.LogFile, j.LogMax)
 	if err != nil {
 		return err
 	}

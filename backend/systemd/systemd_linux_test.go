@@ -19,6 +19,7 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -332,7 +333,7 @@ func TestStopEmptiesCgroup(t *testing.T) {
 	if cg == "" {
 		t.Fatal("unit has no ControlGroup")
 	}
-	if info, err := core.LookupProc(pid); err != nil || info.PGID == task.PID {
+	if info, err := proc.LookupProc(pid); err != nil || info.PGID == task.PID {
 		t.Fatalf("child %d did not leave the task's process group (%+v, %v)", pid, info, err)
 	}
 	if err := b.Stop(context.Background(), *task, core.Grace); err != nil {
@@ -780,7 +781,7 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 			if strings.HasSuffix(string(cmdline), "sleep\x00913\x00") && strings.Contains(string(cg), ".scope") {
-				info, err := core.LookupProc(pid)
+				info, err := proc.LookupProc(pid)
 				child = core.Proc{PID: pid, Start: info.Start}
 				return err == nil
 			}
@@ -798,19 +799,7 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 // tokenPIDs lists the live processes whose environment carries
 // BTL_INSTANCE=token.
 func tokenPIDs(token string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && bytes.Contains(append([]byte{0}, env...), []byte("\x00"+core.EnvInstance+"="+token+"\x00")) {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return proc.Carrying(os.Getuid(), core.EnvInstance+"="+token)
 }
 
 // A task's own BTL_LOG_MAX holds for the lines the agent copies, even when

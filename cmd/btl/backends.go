@@ -10,6 +10,10 @@ import (
 	"btl/core"
 )
 
+// unnamedBackend started the tasks whose state entries name no backend:
+// those written before btl had several backends.
+const unnamedBackend = fork.Name
+
 // selectBackend returns the backend named by --backend or BTL_BACKEND;
 // "" and "auto" pick the best one available here: systemd where a user
 // manager answers, launchd on macOS, else fork.

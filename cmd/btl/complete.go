@@ -16,7 +16,7 @@ func (e *env) completeHashes(cmd *cobra.Command, args []string, toComplete strin
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	st, err := (&core.Store{Dir: dirs.Data}).Read()
+	st, err := core.ReadState(dirs)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -119,6 +119,15 @@ func TestShow(t *testing.T) {
 			t.Errorf("show lacks %q:\n%s", want, out)
 		}
 	}
+	// The backend's own command for the task.
+	inspect := map[string]*regexp.Regexp{
+		"fork":    regexp.MustCompile(`\nInspect: +ps -o pid,pgid,stat,etime,args -s ` + strconv.Itoa(s.pid) + `\n`),
+		"systemd": regexp.MustCompile(`\nInspect: +systemctl --user status btl-` + s.hash + `\.service\n`),
+		"launchd": regexp.MustCompile(`\nInspect: +launchctl print (gui|user)/` + strconv.Itoa(os.Getuid()) + `/btl\.` + s.hash + `\n`),
+	}[backendUnderTest()]
+	if !inspect.MatchString(out) {
+		t.Errorf("show's Inspect line does not match %v:\n%s", inspect, out)
+	}
 	if r := u.btl(dir, "show"); r.code != 2 {
 		t.Errorf("show without a hash: %+v", r)
 	}
@@ -358,5 +367,42 @@ func TestEditedStateNeverStopsForeignUnit(t *testing.T) {
 	active.Env = u.env
 	if out, _ := active.Output(); strings.TrimSpace(string(out)) != "active" || !coretest.Alive(pid) {
 		t.Fatalf("btl stopped a unit it did not start (%s)", out)
+	}
+}
+
+// An entry written before btl had several backends names none: it is the
+// fork backend's, shown, inspected and stopped as such.
+func TestEntryWithoutBackend(t *testing.T) {
+	if backendUnderTest() != "fork" {
+		t.Skip("such entries are fork's; the fork run covers this")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sleep", "100")
+	path := filepath.Join(u.dataDir(), "state.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st map[string]map[string]map[string]any
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	delete(st["processes"][s.hash], "backend")
+	if b, err = json.Marshal(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := u.ok(dir, "show", s.hash[:8])
+	for _, want := range []string{"Status:    running\n", "Backend:   fork\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+	u.ok(dir, "kill", s.hash[:8])
+	if coretest.Alive(s.pid) {
+		t.Errorf("PID %d still runs after kill", s.pid)
 	}
 }

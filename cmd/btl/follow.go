@@ -38,7 +38,7 @@ const (
 // including those that start later, when args is empty), each line
 // prefixed by the task's name or short hash.
 func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait bool) error {
-	st, err := e.mgr.Store.Read()
+	st, err := e.mgr.Snapshot()
 	if err != nil {
 		return err
 	}
@@ -78,9 +78,7 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	}()
 	// Ends are judged under the state lock, so that a replace in
 	// progress (old instance stopped, new one not yet recorded) is not
-	// taken for the end of the task. Lock waits are not worth a warning.
-	store := *e.mgr.Store
-	store.Warn = nil
+	// taken for the end of the task.
 	tick := time.NewTicker(followPoll)
 	defer tick.Stop()
 	for n := 0; ; n++ {
@@ -89,9 +87,8 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 		}
 		if n%endCheck == 0 {
 			done := false
-			_ = store.UpdateIf(func(st *core.State) (bool, error) {
+			_ = e.mgr.Look(func(st *core.State) {
 				done = e.checkTails(ctx, st, tails, fixed, join, p, wait)
-				return false, nil
 			})
 			if done {
 				return nil
@@ -129,8 +126,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 		if tl.ended {
 			continue
 		}
-		if s := e.mgr.Status(ctx, t); s.Ended() {
-			_ = e.mgr.SyncLog(ctx, t)
+		if s := e.mgr.Check(ctx, t); s.Ended() {
 			tl.read(p)
 			tl.flush(p)
 			p.line(tl, "[btl] "+s.String())

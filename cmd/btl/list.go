@@ -134,7 +134,7 @@ func (e *env) writeJSON(ctx context.Context, views []core.View, stats []taskStat
 	out := make([]taskJSON, 0, len(views))
 	for i, v := range views {
 		j := toJSON(v)
-		j.Native = e.nativeCommand(ctx, v.Task)
+		j.Native = e.mgr.Describe(ctx, v.Task)
 		j.Ports = []int{}
 		if st := stats[i]; st.running {
 			j.Ports = append(j.Ports, st.Ports...)

@@ -118,7 +118,7 @@ func (e *env) listLogs() error {
 		fmt.Fprintln(e.stdout, "No logs yet")
 		return nil
 	}
-	st, _ := e.mgr.Store.Read()
+	st, _ := e.mgr.Snapshot()
 	fmt.Fprintln(e.stdout, "Available logs:")
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
 	now := time.Now()
@@ -161,7 +161,7 @@ func markerCommand(path string) string {
 // findLog resolves a hash prefix against the tracked tasks and, for tasks
 // no longer tracked, against the log files.
 func (e *env) findLog(prefix string) (*core.Task, string, error) {
-	st, err := e.mgr.Store.Read()
+	st, err := e.mgr.Snapshot()
 	if err != nil {
 		st = &core.State{Processes: map[string]*core.Task{}}
 	}
@@ -305,21 +305,17 @@ func waitFile(ctx context.Context, path string) (*os.File, error) {
 // with the line that says how it ended. It looks under the state lock, so
 // that a replace in progress is not taken for an end.
 func (e *env) taskEnd(ctx context.Context, hash string, wait bool) func() (string, bool) {
-	store := *e.mgr.Store
-	store.Warn = nil // a wait for the lock is not worth a warning here
 	return func() (msg string, over bool) {
-		_ = store.UpdateIf(func(st *core.State) (bool, error) {
+		_ = e.mgr.Look(func(st *core.State) {
 			t := st.Processes[hash]
 			switch {
 			case t == nil:
 				over = true
 			case !wait:
-				if s := e.mgr.Status(ctx, t); s.Ended() {
-					_ = e.mgr.SyncLog(ctx, t)
+				if s := e.mgr.Check(ctx, t); s.Ended() {
 					msg, over = "[btl] "+s.String(), true
 				}
 			}
-			return false, nil
 		})
 		return msg, over
 	}

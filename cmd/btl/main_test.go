@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/proc"
 	"btl/internal/reexec"
 )
 
@@ -104,21 +104,7 @@ func makeUser(t *testing.T) *user {
 
 // homeProcs lists the live processes, other than this one, whose
 // environment has HOME=home.
-func homeProcs(home string) []int {
-	var out []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() || !coretest.Alive(pid) {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err == nil && slices.Contains(strings.Split(string(env), "\x00"), "HOME="+home) {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+func homeProcs(home string) []int { return proc.Carrying(os.Getuid(), "HOME="+home) }
 
 // fakeLaunchctl puts a launchctl first on PATH that runs this test binary
 // as the fake launchctl (see internal/fakelaunchctl), with its own state,
@@ -657,7 +643,7 @@ func TestForeignEntryNeverSignalled(t *testing.T) {
 	victim := exec.Command("sleep", "100")
 	victim.Start()
 	defer victim.Process.Kill()
-	info, err := core.LookupProc(victim.Process.Pid)
+	info, err := proc.LookupProc(victim.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

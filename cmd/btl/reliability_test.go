@@ -18,6 +18,7 @@ import (
 
 	"btl/core"
 	"btl/core/coretest"
+	"btl/internal/proc"
 )
 
 // tokenProcs returns the live processes of this user whose environment
@@ -26,22 +27,17 @@ import (
 func tokenProcs(t *testing.T, home string) map[string][]int {
 	t.Helper()
 	out := map[string][]int{}
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !coretest.Alive(pid) {
-			continue
+	proc.Scan(os.Getuid(), func(pid int, env [][]byte) bool {
+		if !slices.ContainsFunc(env, func(e []byte) bool { return string(e) == "HOME="+home }) {
+			return false
 		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(env, []byte("\x00HOME="+home+"\x00")) && !bytes.HasPrefix(env, []byte("HOME="+home+"\x00")) {
-			continue
-		}
-		for kv := range bytes.SplitSeq(env, []byte{0}) {
+		for _, kv := range env {
 			if tok, ok := bytes.CutPrefix(kv, []byte(core.EnvInstance+"=")); ok {
 				out[string(tok)] = append(out[string(tok)], pid)
 			}
 		}
-	}
+		return true
+	})
 	return out
 }
 
@@ -518,7 +514,7 @@ func TestForgedEntryWithTrueStartTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
-	info, err := core.LookupProc(victim.Process.Pid)
+	info, err := proc.LookupProc(victim.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

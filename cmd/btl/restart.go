@@ -1,13 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"btl/core"
 )
 
 func newRestartCmd(e *env) *cobra.Command {
@@ -21,31 +18,14 @@ any directory. --backend runs it with another backend.`,
 		Args:              exactlyOneHash,
 		ValidArgsFunction: e.completeHashes,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := e.mgr.Store.Read()
+			// A task runs again where it ran, unless told otherwise.
+			t, env, recorded, err := e.mgr.Restart(args[0], !cmd.Flags().Changed("backend"))
 			if err != nil {
 				return err
 			}
-			t, err := core.Find(st, args[0])
-			if err != nil {
-				return err
-			}
-			if len(t.Argv) == 0 {
-				return fmt.Errorf("task %s has no recorded arguments; run it again from %s", t.Hash, t.Cwd)
-			}
-			if !cmd.Flags().Changed("backend") && t.BackendName() != e.mgr.Backend.Name() {
-				// A task runs again where it ran, unless told otherwise.
-				b, err := openBackend(t.BackendName(), e.dirs)
-				if err != nil {
-					return fmt.Errorf("task %s was started with %s: %w (give --backend to run it with another)", t.Hash, t.BackendName(), err)
-				}
-				e.mgr.Backend = b
-			}
-			env, err := e.dirs.LoadEnv(t.Hash)
-			if errors.Is(err, os.ErrNotExist) {
+			if !recorded {
 				fmt.Fprintf(e.stderr, "Warning: no recorded environment for %s; using the current one\n", t.Hash)
 				env = os.Environ()
-			} else if err != nil {
-				return err
 			}
 			return e.run(cmd, t.Argv, t.Cwd, env)
 		},

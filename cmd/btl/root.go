@@ -129,8 +129,10 @@ func (e *env) setup(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
+	store := &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }, Context: cmd.Context()}
+	store.DefaultBackend = unnamedBackend
 	e.mgr = &core.Manager{
-		Store:   &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }, Context: cmd.Context()},
+		Store:   store,
 		Dirs:    dirs,
 		Backend: b,
 		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs) },

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"btl/backend/launchd"
 	"btl/core"
 )
 
@@ -23,24 +22,11 @@ func newShowCmd(e *env) *cobra.Command {
 		Args:              exactlyOneHash,
 		ValidArgsFunction: e.completeHashes,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var v *core.View
-			err := e.mgr.Store.Update(func(st *core.State) error {
-				views := e.mgr.Reconcile(cmd.Context(), st)
-				t, err := core.Find(st, args[0])
-				if err != nil {
-					return err
-				}
-				for i := range views {
-					if views[i].Task == t {
-						v = &views[i]
-					}
-				}
-				return nil
-			})
+			v, err := e.mgr.Show(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			return e.writeShow(cmd.Context(), *v, e.stats(cmd.Context(), []core.View{*v})[0])
+			return e.writeShow(cmd.Context(), v, e.stats(cmd.Context(), []core.View{v})[0])
 		},
 	}
 }
@@ -96,29 +82,8 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 		logInfo += " (" + humanSize(fi.Size()) + ")"
 	}
 	row("Log", logInfo)
-	row("Inspect", e.nativeCommand(ctx, v.Task))
-	return tw.Flush()
-}
-
-// nativeCommand is the command that shows the task with its backend's own
-// tools.
-func (e *env) nativeCommand(ctx context.Context, t *core.Task) string {
-	switch t.BackendName() {
-	case "systemd":
-		return "systemctl --user status " + t.Unit
-	case launchd.Name:
-		if strings.Contains(t.Unit, "/") { // the service target itself
-			return "launchctl print " + t.Unit
-		}
-		dom := "gui/" + strconv.Itoa(os.Getuid())
-		if b, ok := e.mgr.Backend.(interface {
-			Domain(context.Context) (string, error)
-		}); ok { // *launchd.Backend, or auto mode's *launchd.Fallback
-			if d, err := b.Domain(ctx); err == nil {
-				dom = d
-			}
-		}
-		return "launchctl print " + dom + "/" + t.Unit
+	if c := e.mgr.Describe(ctx, v.Task); c != "" {
+		row("Inspect", c)
 	}
-	return "ps -o pid,pgid,stat,etime,args -s " + strconv.Itoa(t.PID)
+	return tw.Flush()
 }

@@ -4,13 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	osuser "os/user"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"btl/backend/systemd"
 	"btl/core"
 )
 
@@ -68,16 +65,15 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if task.Name != "" {
 		fmt.Fprintf(e.stdout, "[btl] Name: %s\n", task.Name)
 	}
-	if task.Backend == systemd.Name {
-		e.lingerHint()
+	if h := e.mgr.StartHint(task); h != "" {
+		fmt.Fprintln(e.stderr, "Hint: "+h)
 	}
 	if e.ready != nil {
 		return e.waitReady(cmd.Context(), task, e.ready, logFrom)
 	}
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now.
-	if st := e.mgr.Status(cmd.Context(), task); st.Ended() {
-		_ = e.mgr.SyncLog(cmd.Context(), task)
+	if st := e.mgr.Check(cmd.Context(), task); st.Ended() {
 		fmt.Fprintf(e.stdout, "[btl] The process has already ended (%s); the end of its log:\n", st)
 		for _, l := range lastRunLines(task.LogFile, 10) {
 			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
@@ -117,27 +113,4 @@ func lastRunLines(path string, n int) []string {
 // forceKillNotice says that a task had to be killed with SIGKILL.
 func (e *env) forceKillNotice(t *core.Task) {
 	fmt.Fprintf(e.stdout, "[btl] PID %d did not exit within %v of SIGTERM; sent SIGKILL\n", t.PID, core.Grace)
-}
-
-// lingerHint tells, once, a user on ssh whose systemd tasks would end at
-// logout how to keep them.
-func (e *env) lingerHint() {
-	if os.Getenv("SSH_CONNECTION") == "" && os.Getenv("SSH_TTY") == "" {
-		return
-	}
-	u, err := osuser.Current()
-	if err != nil {
-		return
-	}
-	if _, err := os.Stat(filepath.Join("/var/lib/systemd/linger", u.Username)); err == nil {
-		return
-	}
-	seen := filepath.Join(e.dirs.Data, "linger-hint-shown")
-	if _, err := os.Stat(seen); err == nil {
-		return
-	}
-	fmt.Fprintln(e.stderr, "Hint: systemd ends your tasks when you log out of ssh; to keep them running, run: loginctl enable-linger "+u.Username)
-	if f, err := os.OpenFile(seen, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
-		_ = f.Close()
-	}
 }

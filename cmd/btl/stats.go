@@ -109,7 +109,7 @@ func (e *env) explainPort(w io.Writer, task *core.Task) {
 		return
 	}
 	text += "\n" + strings.Join(task.Argv, " ")
-	st, err := e.mgr.Store.Read()
+	st, err := e.mgr.Snapshot()
 	if err != nil {
 		return
 	}

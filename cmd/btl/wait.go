@@ -80,8 +80,8 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 	lw := &logWatch{path: task.LogFile, off: logFrom, re: r.logRE}
 	pause := time.Millisecond
 	for {
-		st := e.mgr.Status(ctx, task)
-		if r.logRE != nil {
+		st := e.mgr.Check(ctx, task)
+		if r.logRE != nil && !st.Ended() {
 			_ = e.mgr.SyncLog(ctx, task)
 		}
 		if ready, what := r.check(task, lw); ready && !st.Ended() {
@@ -89,7 +89,6 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 			return nil
 		}
 		if st.Ended() {
-			_ = e.mgr.SyncLog(ctx, task)
 			settleLog(task.LogFile)
 			e.tellLogEnd(task, fmt.Sprintf("[btl] The process ended (%s) before it was ready; the end of its log:", st))
 			e.explainPort(e.stderr, task)

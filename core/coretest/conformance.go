@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/proc"
 )
 
 // Setup returns a fresh backend and the directories it uses, for one test.
@@ -55,14 +56,14 @@ const hiddenEnv = "BTL_CONFORMANCE_HIDDEN_ENV=1"
 
 // RunHiddenEnv runs the tree-stopping part of the suite with the
 // environments of the tasks' processes unreadable to btl's process scanner
-// (see core.HideEnvWhere), as macOS makes those of restricted programs such
+// (see proc.HideEnvWhere), as macOS makes those of restricted programs such
 // as /bin/sh and /bin/sleep: trees must then be found by process group and
 // parent PID alone. btl's own helper processes keep readable environments,
 // as they do on macOS. Without environments, a daemonized descendant
 // (orphaned: its parent exited) is found only by a backend that keeps
 // orphans in the task's tree, such as a child subreaper or a cgroup.
 func RunHiddenEnv(t *testing.T, setup Setup) {
-	core.HideEnvWhere(func(env [][]byte) bool {
+	proc.HideEnvWhere(func(env [][]byte) bool {
 		return slices.ContainsFunc(env, func(e []byte) bool { return string(e) == hiddenEnv })
 	})
 	run(t, setup, treeTests, []string{hiddenEnv})
@@ -233,7 +234,7 @@ func FullFS(t testing.TB) string {
 
 // Alive reports whether pid is a live process (not a zombie).
 func Alive(pid int) bool {
-	info, err := core.LookupProc(pid)
+	info, err := proc.LookupProc(pid)
 	return err == nil && !info.Zombie
 }
 
@@ -268,7 +269,7 @@ func testStartEnvCwdAndLog(t *testing.T, h *harness) {
 	}
 	st, err := h.b.Inspect(context.Background(), task)
 	if err != nil || st.State != core.Running {
-		info, lerr := core.LookupProc(task.PID)
+		info, lerr := proc.LookupProc(task.PID)
 		t.Fatalf("Inspect = %+v, %v; want running (task %+v, proc %+v %v, uid %d)", st, err, task, info, lerr, os.Getuid())
 	}
 	if !Alive(task.PID) {

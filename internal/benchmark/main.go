@@ -31,7 +31,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"btl/core"
+	"btl/internal/proc"
 )
 
 var (
@@ -262,13 +262,13 @@ func sleeps(prefix string) []int {
 	return pids
 }
 
-// procs lists the live processes (core.LookupProc reads /proc/PID/stat).
-func procs() []core.ProcInfo {
-	var out []core.ProcInfo
+// procs lists the live processes (proc.LookupProc reads /proc/PID/stat).
+func procs() []proc.ProcInfo {
+	var out []proc.ProcInfo
 	names, _ := filepath.Glob("/proc/[0-9]*")
 	for _, dir := range names {
 		pid, _ := strconv.Atoi(filepath.Base(dir))
-		if info, err := core.LookupProc(pid); err == nil && !info.Zombie {
+		if info, err := proc.LookupProc(pid); err == nil && !info.Zombie {
 			out = append(out, info)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"btl/backend/systemd"
 	"btl/core"
+	"btl/internal/proc"
 )
 
 // row is one timed benchmark: btl's samples and, pair by pair, its floor's.
@@ -199,7 +200,7 @@ func (b *bench) helperMemory(r *report, backend string) error {
 	total := memRow{name: "systemd: everything btl keeps alive for 10 running tasks (agent + journalctl)"}
 	if backend == "fork" {
 		for k := range tasks {
-			info, _ := core.LookupProc(pids[k])
+			info, _ := proc.LookupProc(pids[k])
 			pp := info.PPID
 			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pp)); exe != b.btl {
 				return fmt.Errorf("parent %d of task %d is %q, not the btl supervisor", pp, pids[k], exe)
@@ -276,7 +277,7 @@ func (b *bench) list(r *report) error {
 		return err
 	}
 	defer func() { _ = live.Process.Kill(); _ = live.Wait() }()
-	info, err := core.LookupProc(live.Process.Pid)
+	info, err := proc.LookupProc(live.Process.Pid)
 	if err != nil {
 		return err
 	}

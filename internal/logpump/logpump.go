@@ -1,7 +1,7 @@
 // Package logpump keeps a task's log under its size limit when the task's
 // output would otherwise go straight to the file: a small process (the btl
 // binary re-executed) reads the task's output from a pipe and appends it to
-// the log through core.LogWriter, which rotates the file at the limit.
+// the log through logfile.LogWriter, which rotates the file at the limit.
 package logpump
 
 import (
@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"btl/core"
+	"btl/internal/logfile"
 	"btl/internal/reexec"
 )
 
@@ -39,7 +40,7 @@ func run(path string) int {
 	// The pump outlives signals meant for the task: it ends when the
 	// last writer is gone, so the task's last words reach the log.
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE)
-	w, err := core.NewLogWriter(path, max)
+	w, err := logfile.NewLogWriter(path, max)
 	if err != nil {
 		return 1
 	}

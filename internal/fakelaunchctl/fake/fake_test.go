@@ -22,6 +22,7 @@ import (
 	"howett.net/plist"
 
 	"btl/core/coretest"
+	"btl/internal/proc"
 )
 
 // TestMain lets the test binary impersonate launchctl: with
@@ -260,23 +261,15 @@ func processGone(pid int) bool {
 // ours lists live processes started by this test: helpers carry the state
 // directory in their environment, jobs (and their children) the label prefix.
 func (h *harness) ours() []int {
-	var pids []int
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() || processGone(pid) {
-			continue
-		}
-		env, _ := os.ReadFile("/proc/" + e.Name() + "/environ")
-		for _, kv := range bytes.Split(env, []byte{0}) {
+	return proc.Scan(os.Getuid(), func(_ int, env [][]byte) bool {
+		for _, kv := range env {
 			s := string(kv)
 			if s == "FAKE_LAUNCHCTL_STATE="+h.state || strings.HasPrefix(s, "XPC_SERVICE_NAME="+h.prefix) {
-				pids = append(pids, pid)
-				break
+				return true
 			}
 		}
-	}
-	return pids
+		return false
+	})
 }
 
 // checkLeaks fails the test if processes it started outlive it.

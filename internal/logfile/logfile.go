@@ -1,4 +1,4 @@
-package core
+package logfile
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"btl/internal/regular"
 )
 
 // DefaultLogMax is the size at which a task's log file is rotated.
@@ -24,7 +26,7 @@ const EnvLogMax = "BTL_LOG_MAX"
 
 // LogMax returns the log size limit set in env, or DefaultLogMax.
 func LogMax(env []string) (int64, error) {
-	v := strings.TrimSpace(Getenv(env, EnvLogMax))
+	v := strings.TrimSpace(getenv(env, EnvLogMax))
 	if v == "" {
 		return DefaultLogMax, nil
 	}
@@ -42,7 +44,7 @@ func LogMax(env []string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 || n > (1<<62)/mult {
-		return 0, fmt.Errorf("%s=%q: want a size such as 10M, 512K or 0", EnvLogMax, Getenv(env, EnvLogMax))
+		return 0, fmt.Errorf("%s=%q: want a size such as 10M, 512K or 0", EnvLogMax, getenv(env, EnvLogMax))
 	}
 	return n * mult, nil
 }
@@ -50,14 +52,14 @@ func LogMax(env []string) (int64, error) {
 // OpenLogFile opens a log file for appending. It refuses to follow a
 // symbolic link, creates the file with mode 0600, and opens only a regular
 // file, without waiting: a FIFO or device at path is an error wrapping
-// ErrNotRegular.
+// regular.ErrNotRegular.
 func OpenLogFile(path string) (*os.File, error) {
-	f, err := OpenRegular(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := regular.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	switch {
 	case errors.Is(err, unix.ELOOP):
 		return nil, fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
-	case errors.Is(err, ErrNotRegular):
-		return nil, fmt.Errorf("open log: %s: %w; remove it", path, ErrNotRegular)
+	case errors.Is(err, regular.ErrNotRegular):
+		return nil, fmt.Errorf("open log: %s: %w; remove it", path, regular.ErrNotRegular)
 	case err != nil:
 		return nil, fmt.Errorf("open log: %w", err)
 	}

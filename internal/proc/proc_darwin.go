@@ -1,4 +1,4 @@
-package core
+package proc
 
 import (
 	"bytes"
@@ -81,7 +81,7 @@ func readProcEnv(pid int) [][]byte {
 	return env
 }
 
-// procDetails is not available on macOS without libproc: FindTasks
+// procDetails is not available on macOS without libproc: Details
 // reports what the environment and sysctl tell.
 func procDetails(pid int, start uint64) (argv []string, cwd string, started time.Time) {
 	return nil, "", time.UnixMicro(int64(start)).UTC()

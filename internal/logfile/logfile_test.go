@@ -1,4 +1,4 @@
-package core
+package logfile
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"btl/internal/regular"
 )
 
 func TestLogWriterRotatesOnLines(t *testing.T) {
@@ -90,7 +92,7 @@ func chunks(s string, n int) []string {
 }
 
 // A FIFO at a log's path, with or without a reader, is refused at once
-// with ErrNotRegular: opening it for writing would wait for a reader, and
+// with regular.ErrNotRegular: opening it for writing would wait for a reader, and
 // writing would wait for it to read.
 func TestLogWriterRefusesFIFO(t *testing.T) {
 	for _, reader := range []bool{false, true} {
@@ -117,8 +119,8 @@ func TestLogWriterRefusesFIFO(t *testing.T) {
 			}()
 			select {
 			case err := <-done:
-				if !errors.Is(err, ErrNotRegular) || strings.Contains(err.Error(), "\n") {
-					t.Errorf("NewLogWriter on a FIFO = %v, want one line wrapping ErrNotRegular", err)
+				if !errors.Is(err, regular.ErrNotRegular) || strings.Contains(err.Error(), "\n") {
+					t.Errorf("NewLogWriter on a FIFO = %v, want one line wrapping regular.ErrNotRegular", err)
 				}
 			case <-time.After(10 * time.Second):
 				t.Fatal("NewLogWriter on a FIFO did not return within 10s")

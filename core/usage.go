@@ -2,17 +2,16 @@ package core
 
 import (
 	"context"
-	"slices"
-	"time"
+
+	"btl/internal/proc"
 )
 
+// Proc identifies one process across time (see proc.Proc): a task's main
+// process and its helper are recorded as such.
+type Proc = proc.Proc
+
 // Usage is what a task's process tree uses at one moment.
-type Usage struct {
-	PIDs   []int         // the live processes of the tree, ascending
-	CPU    time.Duration // CPU time, user and system, of the tree's processes and the children they waited for
-	Memory uint64        // resident memory of the tree, in bytes
-	Ports  []int         // TCP ports the tree listens on, ascending, each once
-}
+type Usage = proc.Usage
 
 // MemoryReporter is implemented by backends that account a task's memory
 // themselves (systemd: the unit's cgroup MemoryCurrent). Where a backend
@@ -26,33 +25,14 @@ type MemoryReporter interface {
 // the process table (and, for ports, one read of the socket tables).
 // Tasks with no live process get a zero Usage.
 func Usages(tasks []*Task) []Usage {
-	pt := readProcTable()
-	trees := make([][]ProcInfo, len(tasks))
+	trees := make([]proc.Tree, len(tasks))
 	for i, t := range tasks {
-		if t.Token == "" && t.PID == 0 {
-			continue
-		}
-		var roots []Proc
+		trees[i] = proc.Tree{Leader: t.Proc(), Token: t.Token}
 		if t.Helper != nil {
-			roots = []Proc{*t.Helper}
+			trees[i].Roots = []proc.Proc{*t.Helper}
 		}
-		trees[i] = pt.members(t.Proc(), t.Token, roots)
 	}
-	out := make([]Usage, len(tasks))
-	for i, tree := range trees {
-		for _, p := range tree {
-			out[i].PIDs = append(out[i].PIDs, p.PID)
-			out[i].CPU += p.CPU
-			out[i].Memory += p.RSS
-		}
-		slices.Sort(out[i].PIDs)
-	}
-	fillUsage(out)
-	for i := range out {
-		slices.Sort(out[i].Ports)
-		out[i].Ports = slices.Compact(out[i].Ports)
-	}
-	return out
+	return proc.Usages(trees)
 }
 
 // TaskUsage is Usages for one task.

@@ -1,11 +1,10 @@
-package core
+package proc
 
 import (
 	"bytes"
 	"errors"
 	"os"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -303,48 +302,6 @@ func FindByToken(token string) (Proc, bool) {
 		return Proc{}, false
 	}
 	return Proc{PID: best.PID, Start: best.Start}, true
-}
-
-// Found is the main process of a task, found by its environment.
-type Found struct {
-	Proc
-	Hash, Token string
-	Argv        []string  // from the process, when the system tells
-	Cwd         string    // likewise
-	StartedAt   time.Time // when the process started
-	Parent      Proc      // its parent: the fork backend's supervisor
-}
-
-// FindTasks lists the caller's live processes that lead their own session
-// and carry btl's BTL_HASH and BTL_INSTANCE: the main processes of tasks
-// that btl started in a session of their own. Other processes are never
-// read beyond their stat line.
-func FindTasks() []Found {
-	uid := os.Getuid()
-	var out []Found
-	for _, info := range userProcs(uid) {
-		if info.Zombie || info.UID != uid || info.PGID != info.PID {
-			continue
-		}
-		if sid, err := unix.Getsid(info.PID); err != nil || sid != info.PID {
-			continue
-		}
-		token, ok := envValue(info.PID, EnvInstance)
-		if !ok {
-			continue
-		}
-		hash, ok := envValue(info.PID, EnvHash)
-		if !ok || !ValidHash(hash) || !strings.HasPrefix(token, hash+"-") {
-			continue
-		}
-		f := Found{Proc: Proc{PID: info.PID, Start: info.Start}, Hash: hash, Token: token}
-		f.Argv, f.Cwd, f.StartedAt = procDetails(info.PID, info.Start)
-		if p, err := LookupProc(info.PPID); err == nil && !p.Zombie {
-			f.Parent = Proc{PID: p.PID, Start: p.Start}
-		}
-		out = append(out, f)
-	}
-	return out
 }
 
 // envHider, when set, hides the environments of chosen processes; see

@@ -1,0 +1,78 @@
+package layers
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// rule says which of btl's packages the non-test files under dir may
+// import.
+type rule struct {
+	dir   string // relative to the module root; its subdirectories too
+	allow func(file, imp string) bool
+}
+
+var rules = []rule{
+	{"cmd/btl", func(file, imp string) bool {
+		return !strings.HasPrefix(imp, "btl/backend/") || filepath.Base(file) == "backends.go"
+	}},
+	{"core", func(file, imp string) bool {
+		return imp == "btl/core" || strings.HasPrefix(imp, "btl/core/") ||
+			imp == "btl/internal/proc" || imp == "btl/internal/logfile" || imp == "btl/internal/regular"
+	}},
+	{"backend", func(file, imp string) bool {
+		own := "btl/" + filepath.ToSlash(filepath.Dir(file))
+		return !strings.HasPrefix(imp, "btl/cmd/") && (!strings.HasPrefix(imp, "btl/backend/") || imp == own)
+	}},
+	{"internal/proc", none},
+	{"internal/logfile", func(file, imp string) bool { return imp == "btl/internal/regular" }},
+	{"internal/regular", none},
+	{"internal/reexec", none},
+}
+
+// none allows no package of btl.
+func none(file, imp string) bool { return false }
+
+func TestImportRule(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("module root not found: %v", err)
+	}
+	for _, r := range rules {
+		checked := 0
+		err := filepath.WalkDir(filepath.Join(root, r.dir), func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, path)
+			checked++
+			for _, spec := range f.Imports {
+				imp, _ := strconv.Unquote(spec.Path.Value)
+				if imp == "btl" || strings.HasPrefix(imp, "btl/") {
+					if !r.allow(rel, imp) {
+						t.Errorf("%s imports %s, which the import rule forbids there (see docs/architecture.md)", rel, imp)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if checked == 0 {
+			t.Errorf("no Go files under %s: the rule checks nothing", r.dir)
+		}
+	}
+}
