@@ -40,6 +40,9 @@ any directory. --backend runs it with another backend.`,
 				}
 				e.mgr.Backend = b
 			}
+			// The policy it was started with; one recorded by a btl that
+			// did not know it is no policy.
+			e.restart, _ = core.ParseRestart(t.Restart)
 			env, err := e.dirs.LoadEnv(t.Hash)
 			if errors.Is(err, os.ErrNotExist) {
 				fmt.Fprintf(e.stderr, "Warning: no recorded environment for %s; using the current one\n", t.Hash)
