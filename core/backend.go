@@ -97,7 +97,7 @@ type Status struct {
 	// has exited while processes it started still run.
 	MainExited bool `json:"main_exited,omitempty"`
 	// Restarts is how many times the backend started the task again
-	// (--restart); LastExit how its last run before this one ended
+	// (--restart); LastExit how the last of its runs that ended, ended
 	// ("exited 1"). CrashLoop, with a final State, says the backend gave
 	// up restarting it: State is how its last run ended.
 	Restarts  int    `json:"restarts,omitempty"`

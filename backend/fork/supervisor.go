@@ -113,7 +113,7 @@ type supervisor struct {
 
 	restarts int    // restarts so far
 	inRow    int    // restarts since the last run that lasted RestartResetAfter
-	lastExit string // how the run before the current one ended
+	lastExit string // how the last run that ended, ended
 }
 
 // taskRun is one run of the task's program.
@@ -195,7 +195,10 @@ func (s *supervisor) reap(r *taskRun) core.Status {
 func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status) {
 	p := s.spec.Restart
 	final := end
-	final.Restarts, final.LastExit = s.restarts, s.lastExit
+	final.Restarts = s.restarts
+	if s.restarts > 0 {
+		final.LastExit = end.String()
+	}
 	if !p.Restarts(end) || s.isStopping() {
 		return nil, final
 	}

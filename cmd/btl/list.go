@@ -90,7 +90,7 @@ type taskJSON struct {
 	UptimeSeconds *float64 `json:"uptime_seconds,omitempty"` // time since it started
 
 	// Restarts (--restart): the policy, how often the backend started the
-	// task again, how the run before the current one ended, and whether
+	// task again, how the last run that ended, ended, and whether
 	// the backend gave up (a crash loop: status is then how the last run
 	// ended).
 	Restart   string `json:"restart,omitempty"`   // on-failure:N or always:N; absent for none
