@@ -578,15 +578,6 @@ func writeExit(path string, pid, code, status, restarts int) {
 	core.WriteFileAtomic(path, []byte(rec), 0o600)
 }
 
-// readExitFor reads the exit record of hash when it is about pid.
-func readExitFor(path string, pid int) (core.Status, bool) {
-	if pid == 0 {
-		return core.Status{}, false
-	}
-	st, _, ok := readExitRecord(path, pid)
-	return st, ok
-}
-
 // readExitRecord reads an exit record, and the restarts it notes; when
 // pid is not 0, only a record about pid.
 func readExitRecord(path string, pid int) (core.Status, int, bool) {

@@ -424,7 +424,7 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	if policy.Enabled() {
 		pid = 0
 	}
-	if st, restarts, ok := readExitRecord(exitPath(b.dirs.Run, t.Hash), pid); ok {
+	if st, restarts, ok := readExitRecord(exitPath(b.dirs.Run, t.Hash), pid); ok && (pid != 0 || policy.Enabled()) {
 		// A failed unit stays loaded: this one ended without failing.
 		return endOfRestarts(st, policy, restarts, false, b.dirs.Run, t.Hash), nil
 	}
