@@ -140,6 +140,17 @@ func TestRestartPolicies(t *testing.T) {
 		})
 	}
 
+	// btl restart runs a task with the policy it was started with.
+	dir0 := t.TempDir()
+	kept := u.start(dir0, "--restart", "always:5", "sleep", "100")
+	u.start(dir0, "restart", kept.hash)
+	if got := u.state().Processes[kept.hash].Restart; got != "always:5" {
+		t.Errorf("policy after btl restart: %q", got)
+	}
+	if c := u.btl(dir0, "__complete", "--restart", ""); !strings.HasPrefix(c.stdout, "no\non-failure\nalways\n") {
+		t.Errorf("completion of --restart:\n%s", c.stdout)
+	}
+
 	// A replace without --restart drops the policy of the instance it
 	// replaces: its crash is final.
 	dir := t.TempDir()

@@ -85,6 +85,9 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.Flags().DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
 	root.Flags().StringVar(&e.restartFlag, "restart", "no", "start the task again when it ends: no, on-failure[:N] or always[:N] (N restarts in a row, default 10, then it is a crash loop)")
 	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
+	root.RegisterFlagCompletionFunc("restart", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
+	})
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see btl --help)", err)
 	})
