@@ -189,8 +189,11 @@ func (b *Backend) release(t core.Task) {
 // will start no other run (its stop file): a restart can then no longer
 // slip in behind the stop of the tree.
 func (b *Backend) haltRestarts(t core.Task) {
-	if t.Restart == "" || t.Token == "" || t.Helper == nil || !t.Helper.Verify() {
+	if t.Token == "" || t.Helper == nil || !t.Helper.Verify() {
 		return
+	}
+	if _, err := os.Stat(runsFile(b.Dirs.Run, t.Token)); t.Restart == "" && err != nil {
+		return // no policy, none recorded by the supervisor either
 	}
 	if !core.ProcHasEnv(t.Helper.PID, core.EnvHelper+"="+t.Token) {
 		return
@@ -279,6 +282,10 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			continue
 		}
 		parent := f.Parent
+		var policy string
+		if r, err := readRuns(b.Dirs.Run, f.Token); err == nil {
+			policy = r.Policy
+		}
 		out = append(out, core.Task{
 			Hash:      f.Hash,
 			PID:       f.PID,
@@ -292,6 +299,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			Backend:   Name,
 			LogDirect: true,
 			Helper:    &parent,
+			Restart:   policy,
 		})
 	}
 	return out, nil
@@ -313,17 +321,18 @@ func removeStaleRecords(dir string, spec core.Spec) {
 
 func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }
 
-// runsFile holds the supervisor's runsRecord once it has restarted the
-// task; stopFile says that the supervisor will restart it no more.
+// runsFile holds the supervisor's runsRecord of a task with a restart
+// policy; stopFile says that the supervisor will restart it no more.
 func runsFile(dir, token string) string { return filepath.Join(dir, token+".runs") }
 func stopFile(dir, token string) string { return filepath.Join(dir, token+".stop") }
 
-// runsRecord is the current run of a task its supervisor restarted.
+// runsRecord is the current run of a task with a restart policy.
 type runsRecord struct {
 	PID      int    `json:"pid"`
 	Start    uint64 `json:"start"`
 	Restarts int    `json:"restarts"`
 	LastExit string `json:"last_exit"`
+	Policy   string `json:"policy"` // core.RestartPolicy.String
 }
 
 func writeRuns(dir, token string, r runsRecord) error {

@@ -68,6 +68,11 @@ func supervise() int {
 		sendReply(repF, reply{Err: err.Error(), Kind: execErrorKind(err)})
 		return 1
 	}
+	if spec.Restart.Enabled() {
+		// The record of runs tells btl, even one that lost its state, that
+		// this supervisor restarts the task (see Backend.haltRestarts).
+		writeRuns(req.ExitDir, spec.Token, runsRecord{PID: first.proc.PID, Start: first.proc.Start, Policy: spec.Restart.String()})
+	}
 	sendReply(repF, reply{PID: first.proc.PID, Start: first.proc.Start})
 
 	cur := first
@@ -236,7 +241,7 @@ func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status
 	}
 	s.restarts++
 	s.lastExit = end.String()
-	writeRuns(s.runDir, s.spec.Token, runsRecord{PID: next.proc.PID, Start: next.proc.Start, Restarts: s.restarts, LastExit: s.lastExit})
+	writeRuns(s.runDir, s.spec.Token, runsRecord{PID: next.proc.PID, Start: next.proc.Start, Restarts: s.restarts, LastExit: s.lastExit, Policy: s.spec.Restart.String()})
 	return next, core.Status{}
 }
 

@@ -167,6 +167,7 @@ func (a agent) task(hash string) core.Task {
 		Cwd:       a.WorkingDirectory,
 		LogFile:   a.StandardOutPath,
 		Token:     a.EnvironmentVariables[core.EnvInstance],
+		Restart:   a.EnvironmentVariables[RestartEnv],
 		Unit:      a.Label,
 		Backend:   Name,
 		LogDirect: true,

@@ -487,6 +487,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			Backend:   Name,
 			Unit:      u.Name,
 			Token:     info.Token,
+			Restart:   info.Restart,
 			LogDirect: info.Direct,
 			StartedAt: info.StartedAt,
 		}

@@ -124,6 +124,14 @@ func restartProps(p core.RestartPolicy) []sd.Property {
 	return append(startLimit(p), sd.PropRemainAfterExit(false), prop("Restart", "always"))
 }
 
+// restartOf reads back the policy restartProps set: "" for none.
+func restartOf(restart string, burst int) string {
+	if burst < 2 || restart != string(core.RestartOnFailure) && restart != string(core.RestartAlways) {
+		return ""
+	}
+	return core.RestartPolicy{Mode: core.RestartMode(restart), Max: burst - 1}.String()
+}
+
 func startLimit(p core.RestartPolicy) []sd.Property {
 	return []sd.Property{
 		prop("RestartUSec", uint64(core.RestartDelay/time.Microsecond)),
@@ -139,6 +147,7 @@ type unitInfo struct {
 	ActiveState    string // active, failed, inactive, ...
 	SubState       string // auto-restart: waiting to restart the program
 	NRestarts      int    // restarts systemd made (Restart=)
+	Restart        string // the task's --restart, read back from Restart= and StartLimitBurst
 	Description    string
 	MainPID        int
 	ExecMainPID    int
@@ -224,6 +233,7 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 		return u, nil
 	}
 	u.SubState = asString(sp["SubState"])
+	u.Restart = restartOf(asString(sp["Restart"]), asInt(sp["StartLimitBurst"]))
 	u.NRestarts = asInt(sp["NRestarts"])
 	u.MainPID = asInt(sp["MainPID"])
 	u.ExecMainPID = asInt(sp["ExecMainPID"])

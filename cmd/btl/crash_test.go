@@ -214,3 +214,21 @@ func TestRestartBadInput(t *testing.T) {
 		t.Errorf("%d tasks recorded", n)
 	}
 }
+
+// TestReadoptedTaskKeepsRestart: a task seen again after state.json was
+// lost has its policy back (systemd: from the unit, launchd: the plist,
+// fork: the supervisor's record), and btl kill still stops it for good.
+func TestReadoptedTaskKeepsRestart(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "--restart", "on-failure:4", "sh", "-c", "echo run >> runs; exec sleep 100")
+	os.Remove(filepath.Join(u.dataDir(), "state.json"))
+	if l := u.listed(dir, s.hash); l.Restart != "on-failure:4" || l.Status != "running" {
+		t.Errorf("re-adopted task: %+v, want restart on-failure:4", l)
+	}
+	u.ok(dir, "kill", s.hash)
+	time.Sleep(2 * time.Second) // longer than any pause before a restart of this task
+	if n := runs(dir); n != 1 {
+		t.Errorf("%d runs: restarted after btl kill", n)
+	}
+}
