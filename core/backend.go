@@ -31,6 +31,8 @@ type Spec struct {
 	LogFile string   // where the task's output must end up
 	Token   string   // value of EnvInstance, unique to this start
 	Name    string   // the task's name, a label (see CheckName); may be empty
+
+	Restart RestartPolicy // when the backend starts the task again (--restart)
 }
 
 // Backend starts and stops tasks in one native way (a forked process tree, a
@@ -96,6 +98,13 @@ type Status struct {
 	// MainExited, with State Running, says that the task's main process
 	// has exited while processes it started still run.
 	MainExited bool `json:"main_exited,omitempty"`
+	// Restarts is how many times the backend started the task again
+	// (--restart); LastExit how the last of its runs that ended, ended
+	// ("exited 1"). CrashLoop, with a final State, says the backend gave
+	// up restarting it: State is how its last run ended.
+	Restarts  int    `json:"restarts,omitempty"`
+	LastExit  string `json:"last_exit,omitempty"`
+	CrashLoop bool   `json:"crash_loop,omitempty"`
 }
 
 // final reports whether the status can no longer change: the instance it
@@ -116,6 +125,11 @@ func (s Status) Ended() bool { return s.final() }
 
 // String renders the status as btl list shows it.
 func (s Status) String() string {
+	if s.CrashLoop {
+		end := s
+		end.CrashLoop = false
+		return fmt.Sprintf("crash loop (%s, %s)", end, RestartCount(s.Restarts))
+	}
 	switch s.State {
 	case Running:
 		if s.MainExited {

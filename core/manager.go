@@ -156,6 +156,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			LogFile:   spec.LogFile,
 			Token:     spec.Token,
 			Name:      spec.Name,
+			Restart:   spec.Restart.String(),
 			Backend:   m.Backend.Name(),
 			StartedAt: time.Now().UTC(),
 			Status:    &Status{State: Starting},
@@ -178,6 +179,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		t.LogFile = intent.LogFile
 		t.Token = intent.Token
 		t.Name = intent.Name
+		t.Restart = intent.Restart
 		if t.Backend == "" { // a backend may hand a start on (launchd to fork)
 			t.Backend = intent.Backend
 		}

@@ -44,6 +44,7 @@ type Task struct {
 	Status    *Status   `json:"status,omitempty"`     // how it ended, once known
 	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
 	Name      string    `json:"name,omitempty"`       // label given with --name, see CheckName
+	Restart   string    `json:"restart,omitempty"`    // --restart policy (RestartPolicy.String), "" for none
 
 	// The exact bytes of Command, Cwd and Argv when they are not valid
 	// UTF-8, which a JSON string cannot carry (base64 in the file; the

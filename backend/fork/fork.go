@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -149,6 +150,7 @@ func replyError(spec core.Spec, rep reply) error {
 // the task's last output to write) and removes the task's exit record:
 // a stopped task is forgotten, and its records must not pile up.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
+	b.haltRestarts(t)
 	if err := proc.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...); err != nil {
 		return err
 	}
@@ -180,6 +182,33 @@ func (b *Backend) release(t core.Task) {
 		}
 	}
 	_ = os.Remove(exitFile(b.Dirs.Run, t.Token))
+	_ = os.Remove(runsFile(b.Dirs.Run, t.Token))
+	_ = os.Remove(stopFile(b.Dirs.Run, t.Token))
+}
+
+// haltRestarts tells the supervisor of a task with a restart policy that
+// btl is stopping the task (SIGTERM), and waits until it has said that it
+// will start no other run (its stop file): a restart can then no longer
+// slip in behind the stop of the tree.
+func (b *Backend) haltRestarts(t core.Task) {
+	if t.Token == "" || t.Helper == nil || !t.Helper.Verify() {
+		return
+	}
+	if _, err := os.Stat(runsFile(b.Dirs.Run, t.Token)); t.Restart == "" && err != nil {
+		return // no policy, none recorded by the supervisor either
+	}
+	if !proc.ProcHasEnv(t.Helper.PID, proc.EnvHelper+"="+t.Token) {
+		return
+	}
+	if err := syscall.Kill(t.Helper.PID, syscall.SIGTERM); err != nil {
+		return // it has just ended: no run is left to restart
+	}
+	for deadline := time.Now().Add(helperWait); time.Now().Before(deadline) && t.Helper.Verify(); {
+		if _, err := os.Stat(stopFile(b.Dirs.Run, t.Token)); err == nil {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func helperRoots(t core.Task) []core.Proc {
@@ -198,6 +227,18 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	}
 	if t.Token == "" {
 		return core.Status{State: core.Gone}, nil
+	}
+	if r, err := readRuns(b.Dirs.Run, t.Token); err == nil {
+		// The supervisor has restarted the task: the current run, or,
+		// while the supervisor waits to start the next one, the last.
+		p := core.Proc{PID: r.PID, Start: r.Start}
+		running := core.Status{State: core.Running, PID: r.PID, Restarts: r.Restarts, LastExit: r.LastExit}
+		if p.VerifyTask(t.Token) {
+			return running, nil
+		}
+		if _, err := os.Stat(exitFile(b.Dirs.Run, t.Token)); errors.Is(err, os.ErrNotExist) && t.Helper != nil && t.Helper.Verify() {
+			return running, nil
+		}
 	}
 	// The supervisor records the status right after reaping the task: while
 	// it lives, the record is at most moments away.
@@ -245,6 +286,10 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			continue
 		}
 		parent := f.Parent
+		var policy string
+		if r, err := readRuns(b.Dirs.Run, f.Token); err == nil {
+			policy = r.Policy
+		}
 		out = append(out, core.Task{
 			Hash:      f.Hash,
 			PID:       f.PID,
@@ -258,6 +303,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			Backend:   Name,
 			LogDirect: true,
 			Helper:    &parent,
+			Restart:   policy,
 		})
 	}
 	return out, nil
@@ -267,15 +313,48 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 // spec's task: btl starts an instance only once the previous one is
 // stopped and forgotten.
 func removeStaleRecords(dir string, spec core.Spec) {
-	old, _ := filepath.Glob(filepath.Join(dir, spec.Hash+"-*.exit"))
-	for _, f := range old {
-		if f != exitFile(dir, spec.Token) {
-			_ = os.Remove(f)
+	for _, ext := range []string{".exit", ".runs", ".stop"} {
+		old, _ := filepath.Glob(filepath.Join(dir, spec.Hash+"-*"+ext))
+		for _, f := range old {
+			if !strings.HasPrefix(filepath.Base(f), spec.Token+".") {
+				_ = os.Remove(f)
+			}
 		}
 	}
 }
 
 func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }
+
+// runsFile holds the supervisor's runsRecord of a task with a restart
+// policy; stopFile says that the supervisor will restart it no more.
+func runsFile(dir, token string) string { return filepath.Join(dir, token+".runs") }
+func stopFile(dir, token string) string { return filepath.Join(dir, token+".stop") }
+
+// runsRecord is the current run of a task with a restart policy.
+type runsRecord struct {
+	PID      int    `json:"pid"`
+	Start    uint64 `json:"start"`
+	Restarts int    `json:"restarts"`
+	LastExit string `json:"last_exit"`
+	Policy   string `json:"policy"` // core.RestartPolicy.String
+}
+
+func writeRuns(dir, token string, r runsRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return core.WriteFileAtomic(runsFile(dir, token), b, 0o600)
+}
+
+func readRuns(dir, token string) (runsRecord, error) {
+	var r runsRecord
+	b, err := os.ReadFile(runsFile(dir, token))
+	if err != nil {
+		return r, err
+	}
+	return r, json.Unmarshal(b, &r)
+}
 
 func readExit(dir, token string) (core.Status, error) {
 	var st core.Status

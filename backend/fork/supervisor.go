@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -51,10 +53,90 @@ func supervise() int {
 		sendReply(repF, reply{Err: err.Error()})
 		return 1
 	}
+	if fi, err := os.Stat(spec.Path); err == nil && fi.IsDir() {
+		sendReply(repF, reply{Err: spec.Path + ": is a directory", Kind: "isdir"})
+		return 1
+	}
+	// Orphaned descendants (a child that called setsid and whose parent
+	// exited) become the supervisor's children instead of init's, so the
+	// task's tree stays known by parent PID (Linux).
+	becomeSubreaper()
+	s := &supervisor{spec: spec, log: log, runDir: req.ExitDir}
+	if spec.Restart.Enabled() {
+		s.watchStop()
+	}
+	first, err := s.run()
+	if err != nil {
+		sendReply(repF, reply{Err: err.Error(), Kind: execErrorKind(err)})
+		return 1
+	}
+	if spec.Restart.Enabled() {
+		// The record of runs tells btl, even one that lost its state, that
+		// this supervisor restarts the task (see Backend.haltRestarts).
+		_ = writeRuns(req.ExitDir, spec.Token, runsRecord{PID: first.proc.PID, Start: first.proc.Start, Policy: spec.Restart.String()})
+	}
+	sendReply(repF, reply{PID: first.proc.PID, Start: first.proc.Start})
+
+	cur := first
+	for {
+		end := s.reap(cur)
+		next, final := s.restart(cur, end)
+		if next == nil {
+			if err := writeExit(req.ExitDir, spec.Token, final); err != nil {
+				// Nobody else would hear of it: btl will show the task as
+				// gone, and its log says why.
+				fmt.Fprintf(log, "%s%s could not record how PID %d ended: %v\n", core.MarkerPrefix, time.Now().UTC().Format(time.RFC3339), cur.proc.PID, err)
+			}
+			break
+		}
+		cur = next
+	}
+	// The supervisor lives as long as any of the task's processes does
+	// (that is how btl knows a task whose main process exited still runs)
+	// and until the output is drained.
+	for {
+		_, err := syscall.Wait4(-1, nil, 0, nil)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			break // ECHILD: nothing of the task is left
+		}
+	}
+	<-cur.copied
+	_ = log.Close()
+	return 0
+}
+
+// supervisor runs one task, and runs it again as its restart policy says.
+type supervisor struct {
+	spec   core.Spec
+	log    *logfile.LogWriter
+	runDir string
+
+	mu       sync.Mutex
+	stopping bool          // btl is stopping the task: no more restarts
+	stopped  chan struct{} // closed when stopping is set
+
+	restarts int    // restarts so far
+	inRow    int    // restarts since the last run that lasted RestartResetAfter
+	lastExit string // how the last run that ended, ended
+}
+
+// taskRun is one run of the task's program.
+type taskRun struct {
+	proc   core.Proc
+	began  time.Time
+	copied chan struct{} // closed once its output is in the log
+}
+
+// run executes the task's program with its output on a pipe of its own,
+// and writes the run's start marker into the log before its first byte.
+func (s *supervisor) run() (*taskRun, error) {
+	spec := s.spec
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		sendReply(repF, reply{Err: err.Error()})
-		return 1
+		return nil, err
 	}
 	cmd := &exec.Cmd{
 		Path:   spec.Path,
@@ -67,37 +149,32 @@ func supervise() int {
 		// which is how Stop finds it.
 		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
 	}
-	if fi, err := os.Stat(spec.Path); err == nil && fi.IsDir() {
-		sendReply(repF, reply{Err: spec.Path + ": is a directory", Kind: "isdir"})
-		return 1
-	}
-	// Orphaned descendants (a child that called setsid and whose parent
-	// exited) become the supervisor's children instead of init's, so the
-	// task's tree stays known by parent PID (Linux).
-	becomeSubreaper()
 	if err := cmd.Start(); err != nil {
-		sendReply(repF, reply{Err: err.Error(), Kind: execErrorKind(err)})
-		return 1
+		_ = pr.Close()
+		_ = pw.Close()
+		return nil, err
 	}
 	_ = pw.Close()
-	rep := reply{PID: cmd.Process.Pid}
-	if info, err := proc.LookupProc(rep.PID); err == nil {
-		rep.Start = info.Start
+	r := &taskRun{proc: core.Proc{PID: cmd.Process.Pid}, began: time.Now(), copied: make(chan struct{})}
+	if info, err := proc.LookupProc(r.proc.PID); err == nil {
+		r.proc.Start = info.Start
 	}
-	_, _ = io.WriteString(log, core.StartMarker(time.Now(), rep.PID, spec.Command))
-	sendReply(repF, rep)
-
-	copied := make(chan struct{})
+	_, _ = io.WriteString(s.log, core.StartMarker(r.began, r.proc.PID, spec.Command))
 	go func() {
 		// Pump, unlike io.Copy, drains the pipe whatever happens to the
 		// log: a task must never block on its output.
-		_ = log.Pump(pr)
-		close(copied)
+		_ = s.log.Pump(pr)
+		close(r.copied)
 	}()
-	// Reap every child: the task, and the descendants left to this
-	// process. The supervisor lives as long as any of them does (that is
-	// how btl knows a task whose main process exited still runs) and until
-	// the output is drained.
+	return r, nil
+}
+
+// reap reaps children (the run's main process, and the descendants left
+// to this process) until the run's main process has exited, and returns
+// how it ended. What the run wrote before it exited reaches the log first,
+// so that whoever reads the status finds the output too; a descendant that
+// keeps the pipe open does not hold the record back long.
+func (s *supervisor) reap(r *taskRun) core.Status {
 	for {
 		var ws syscall.WaitStatus
 		pid, err := syscall.Wait4(-1, &ws, 0, nil)
@@ -105,27 +182,92 @@ func supervise() int {
 			continue
 		}
 		if err != nil {
-			break // ECHILD: nothing of the task is left
+			return core.Status{State: core.Gone} // ECHILD: cannot happen while the run lives
 		}
-		if pid == rep.PID {
-			// What the task wrote before it exited reaches the log before
-			// its exit is recorded, so that whoever reads the status finds
-			// the output too; a descendant that keeps the pipe open does
-			// not hold the record back long.
+		if pid == r.proc.PID {
 			select {
-			case <-copied:
+			case <-r.copied:
 			case <-time.After(100 * time.Millisecond):
 			}
-			if err := writeExit(req.ExitDir, spec.Token, waitStatus(ws)); err != nil {
-				// Nobody else would hear of it: btl will show the task as
-				// gone, and its log says why.
-				fmt.Fprintf(log, "%s%s could not record how PID %d ended: %v\n", core.MarkerPrefix, time.Now().UTC().Format(time.RFC3339), rep.PID, err)
-			}
+			return waitStatus(ws)
 		}
 	}
-	<-copied
-	_ = log.Close()
-	return 0
+}
+
+// restart starts the task again after run r ended with end, if its policy
+// says so: after a pause (core.Backoff), with the leftovers of r stopped
+// first, as systemd does. It returns the new run, or nil and the task's
+// final status: r's end, with the restart count, and CrashLoop when the
+// policy's restarts in a row are used up.
+func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status) {
+	p := s.spec.Restart
+	final := end
+	final.Restarts = s.restarts
+	if s.restarts > 0 {
+		final.LastExit = end.String()
+	}
+	if !p.Restarts(end) || s.isStopping() {
+		return nil, final
+	}
+	if time.Since(r.began) >= core.RestartResetAfter {
+		s.inRow = 0
+	}
+	if s.inRow >= p.Max {
+		final.CrashLoop = true
+		return nil, final
+	}
+	s.inRow++
+	if self, err := proc.LookupProc(os.Getpid()); err == nil {
+		// What the run left behind ends with it, so that a restart never
+		// runs beside it; its output is then all in the log.
+		_ = proc.StopTree(core.Proc{}, s.spec.Token, core.Grace, core.Proc{PID: self.PID, Start: self.Start})
+	}
+	select {
+	case <-r.copied:
+	case <-time.After(core.Grace):
+	}
+	select {
+	case <-time.After(core.Backoff(s.inRow)):
+	case <-s.stopped:
+		return nil, final
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return nil, final
+	}
+	next, err := s.run()
+	if err != nil {
+		fmt.Fprintf(s.log, "%s%s could not restart: %v\n", core.MarkerPrefix, time.Now().UTC().Format(time.RFC3339), err)
+		return nil, final
+	}
+	s.restarts++
+	s.lastExit = end.String()
+	_ = writeRuns(s.runDir, s.spec.Token, runsRecord{PID: next.proc.PID, Start: next.proc.Start, Restarts: s.restarts, LastExit: s.lastExit, Policy: s.spec.Restart.String()})
+	return next, core.Status{}
+}
+
+// watchStop makes SIGTERM mean "btl is stopping the task": no restart
+// happens after it. Stop waits for the stop file that says so before it
+// stops the tree, so that no run starts behind its back.
+func (s *supervisor) watchStop() {
+	s.stopped = make(chan struct{})
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	go func() {
+		<-sig
+		s.mu.Lock()
+		s.stopping = true
+		close(s.stopped)
+		_ = core.WriteFileAtomic(stopFile(s.runDir, s.spec.Token), nil, 0o600)
+		s.mu.Unlock()
+	}()
+}
+
+func (s *supervisor) isStopping() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopping
 }
 
 func sendReply(f *os.File, r reply) {

@@ -253,6 +253,12 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		return core.Task{}, fmt.Errorf("launchd: %w", err)
 	}
 	_ = os.Remove(report)
+	if spec.Restart.Mode == core.RestartAlways {
+		// launchd keeps the task alive while this file exists.
+		if err := core.WriteFileAtomic(restartFilesOf(report).keep, nil, 0o600); err != nil {
+			return core.Task{}, fmt.Errorf("launchd: %w", err)
+		}
+	}
 	// From here on a signal to btl (SIGINT, SIGTERM) does not cut the
 	// start short: a launchctl killed half-way may leave launchd running
 	// the task while btl reports a failure and forgets it. The start
@@ -460,6 +466,14 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if err != nil {
 		return err
 	}
+	if t.Restart != "" && t.Token != "" {
+		// No launch runs the program from now on, and an always task is
+		// no longer kept alive: launchd cannot restart what is stopped.
+		f := restartFilesOf(reportPath(b.Dirs, t.Token))
+		_ = core.WriteFileAtomic(f.stop, nil, 0o600) // best effort: the bootout below unloads the job anyway
+		_ = os.Remove(f.keep)
+		defer f.remove()
+	}
 	leader := t.Proc()
 	if !leader.Verify() {
 		// An adopted task, or a recorded PID that is gone: ask launchd.
@@ -498,6 +512,9 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 	if _, st, err := b.find(ctx, t); err != nil || st.Alive() {
 		return err // still running (or unknown): keep its plist
 	}
+	if t.Token != "" {
+		restartFilesOf(reportPath(b.Dirs, t.Token)).remove()
+	}
 	return b.unload(ctx, t, svcs)
 }
 
@@ -506,7 +523,10 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 // code, killed by a signal, or gone when it is loaded in neither.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
 	_, st, err := b.find(ctx, t)
-	return st, err
+	if err != nil {
+		return st, err
+	}
+	return b.withRestarts(t, st), nil
 }
 
 func (b *Backend) inspect(ctx context.Context, svc string) (core.Status, error) {

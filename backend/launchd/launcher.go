@@ -75,6 +75,12 @@ func launch(report string) int {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
 		return 126
 	}
+	if policy, ok := os.LookupEnv(RestartEnv); ok {
+		os.Unsetenv(RestartEnv)
+		if !relaunch(report, policy) {
+			return 0
+		}
+	}
 	if max, err := logfile.LogMax(os.Environ()); pump && err == nil && max > 0 {
 		if err := pipeOutput(logFile, max); err != nil {
 			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)

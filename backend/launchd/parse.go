@@ -34,22 +34,32 @@ func parsePrint(dump string) core.Status {
 	if pid, err := strconv.Atoi(f["pid"]); state == "running" && err == nil && pid > 0 {
 		return core.Status{State: core.Running, PID: pid}
 	}
-	if v, ok := f["last terminating signal"]; ok {
-		if i := strings.LastIndex(v, ":"); i >= 0 {
-			if sig, err := strconv.Atoi(strings.TrimSpace(v[i+1:])); err == nil {
-				return core.Status{State: core.Signaled, Signal: sig}
-			}
-		}
-	}
-	if v, ok := f["last exit code"]; ok {
-		num, _, _ := strings.Cut(v, ":")
-		if code, err := strconv.Atoi(strings.TrimSpace(num)); err == nil {
-			return core.Status{State: core.Exited, Code: code}
-		}
+	if st, ok := lastEnd(f); ok {
+		return st
 	}
 	// Any other state (spawn scheduled, spawning, xpcproxy, waiting,
 	// SIGTERMed, penalty box, a state newer macOS adds) is a loaded job
 	// that has not run yet or is being torn down: only `print` exiting
 	// with 113 means there is no such job.
 	return core.Status{State: core.Starting}
+}
+
+// lastEnd is how the job's last run ended, from the top-level fields of a
+// `launchctl print` dump: "last terminating signal = Name: N" or "last
+// exit code = N" (or "N: NAME"); false when it has not ended yet.
+func lastEnd(f map[string]string) (core.Status, bool) {
+	if v, ok := f["last terminating signal"]; ok {
+		if i := strings.LastIndex(v, ":"); i >= 0 {
+			if sig, err := strconv.Atoi(strings.TrimSpace(v[i+1:])); err == nil {
+				return core.Status{State: core.Signaled, Signal: sig}, true
+			}
+		}
+	}
+	if v, ok := f["last exit code"]; ok {
+		num, _, _ := strings.Cut(v, ":")
+		if code, err := strconv.Atoi(strings.TrimSpace(num)); err == nil {
+			return core.Status{State: core.Exited, Code: code}, true
+		}
+	}
+	return core.Status{}, false
 }

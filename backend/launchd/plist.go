@@ -25,10 +25,13 @@ type agent struct {
 	StandardOutPath      string            `plist:"StandardOutPath"`
 	StandardErrorPath    string            `plist:"StandardErrorPath"`
 	RunAtLoad            bool              `plist:"RunAtLoad"`
-	KeepAlive            bool              `plist:"KeepAlive"`
-	ExitTimeOut          int               `plist:"ExitTimeOut"`
-	ProcessType          string            `plist:"ProcessType"`
-	AbandonProcessGroup  bool              `plist:"AbandonProcessGroup"`
+	// KeepAlive is false, or for --restart (see keepAlive) true or a
+	// dictionary; ThrottleInterval then spaces the spawns.
+	KeepAlive           any    `plist:"KeepAlive"`
+	ThrottleInterval    int    `plist:"ThrottleInterval,omitempty"`
+	ExitTimeOut         int    `plist:"ExitTimeOut"`
+	ProcessType         string `plist:"ProcessType"`
+	AbandonProcessGroup bool   `plist:"AbandonProcessGroup"`
 	// LimitLoadToSessionType is Background in the user/<uid> domain.
 	LimitLoadToSessionType string `plist:"LimitLoadToSessionType,omitempty"`
 	// The caller's open-files limits and umask (launchd's own would be a
@@ -51,6 +54,9 @@ func newAgent(spec core.Spec, dom, exe, report string, lim callerLimits) agent {
 	env[LaunchEnv] = report
 	env[LogEnv] = spec.LogFile
 	env[CommandEnv] = spec.Command
+	if spec.Restart.Enabled() {
+		env[RestartEnv] = spec.Restart.String()
+	}
 	a := agent{
 		Label:                Label(spec.Hash),
 		Program:              exe,
@@ -60,10 +66,13 @@ func newAgent(spec core.Spec, dom, exe, report string, lim callerLimits) agent {
 		StandardOutPath:      spec.LogFile,
 		StandardErrorPath:    spec.LogFile,
 		RunAtLoad:            true,
-		KeepAlive:            false,
+		KeepAlive:            keepAlive(spec.Restart, report),
 		ExitTimeOut:          int(core.Grace / time.Second),
 		ProcessType:          "Interactive",
 		AbandonProcessGroup:  false,
+	}
+	if spec.Restart.Enabled() {
+		a.ThrottleInterval = throttle
 	}
 	if strings.HasPrefix(dom, "user/") {
 		a.LimitLoadToSessionType = "Background"
@@ -78,6 +87,25 @@ func newAgent(spec core.Spec, dom, exe, report string, lim callerLimits) agent {
 		a.Umask = &lim.umask
 	}
 	return a
+}
+
+// throttle is the ThrottleInterval of a task with a restart policy, in
+// seconds: launchd's default, 10, is long for a dev server that crashed.
+const throttle = 1
+
+// keepAlive is the plist's KeepAlive for policy p: launchd spawns the job
+// again after a non-zero exit or a signal ({SuccessfulExit: false}) for
+// on-failure; for always, while the task's keep file exists (PathState),
+// which the launcher removes when it gives up (see restartFiles). KeepAlive
+// true could not be given up on.
+func keepAlive(p core.RestartPolicy, report string) any {
+	switch p.Mode {
+	case core.RestartOnFailure:
+		return map[string]any{"SuccessfulExit": false}
+	case core.RestartAlways:
+		return map[string]any{"PathState": map[string]any{restartFilesOf(report).keep: true}}
+	}
+	return false
 }
 
 // plistPath is where the plist of the task with the given hash lives.
@@ -139,6 +167,7 @@ func (a agent) task(hash string) core.Task {
 		Cwd:       a.WorkingDirectory,
 		LogFile:   a.StandardOutPath,
 		Token:     a.EnvironmentVariables[core.EnvInstance],
+		Restart:   a.EnvironmentVariables[RestartEnv],
 		Unit:      a.Label,
 		Backend:   Name,
 		LogDirect: true,

@@ -68,6 +68,7 @@ type agent struct {
 	conn *conn
 	uid  int
 	refs map[string]bool  // task units the agent holds a reference on
+	runs map[string]int   // each task unit's main PID as last signalled
 	max  map[string]int64 // each task's log size limit, from its unit
 }
 
@@ -85,7 +86,7 @@ func (c agentConfig) run() int {
 		return 1
 	}
 	defer cn.Close()
-	a := &agent{cfg: c, conn: cn, uid: os.Getuid(), refs: map[string]bool{}, max: map[string]int64{}}
+	a := &agent{cfg: c, conn: cn, uid: os.Getuid(), refs: map[string]bool{}, max: map[string]int64{}, runs: map[string]int{}}
 
 	// Exit statuses: the agent holds a reference on each of its task
 	// units (taken when it starts, and on UnitNew), so that a unit that is
@@ -139,6 +140,9 @@ func (c agentConfig) run() int {
 			}
 		case <-flush:
 			flush = nil
+			// A restarted task's start marker goes before its new run's
+			// lines: the changes systemd signalled come first.
+			a.drainSignals(ctx, signals)
 			a.copyAll(ctx, pending)
 		case s := <-signals:
 			a.record(ctx, s)
@@ -174,6 +178,12 @@ func (c agentConfig) run() int {
 	}
 }
 
+// The D-Bus interfaces of a unit whose property changes the agent follows.
+const (
+	unitIface    = "org.freedesktop.systemd1.Unit"
+	serviceIface = "org.freedesktop.systemd1.Service"
+)
+
 // relevant returns the signals of in that concern the agent's task units,
 // in order. It never blocks the connection: a full channel would stop
 // godbus from reading the replies to the agent's own calls.
@@ -204,7 +214,7 @@ func (a *agent) relevant(in <-chan *dbus.Signal) chan *dbus.Signal {
 }
 
 // concerns reports whether s is a UnitNew of one of the agent's task units,
-// or a change of one's ActiveState.
+// a change of one's ActiveState, or a change of its service properties.
 func (a *agent) concerns(s *dbus.Signal) bool {
 	var name string
 	switch s.Name {
@@ -216,11 +226,17 @@ func (a *agent) concerns(s *dbus.Signal) bool {
 		if len(s.Body) < 2 {
 			return false
 		}
-		if iface, _ := s.Body[0].(string); iface != "org.freedesktop.systemd1.Unit" {
-			return false
-		}
 		changed, _ := s.Body[1].(map[string]dbus.Variant)
-		if _, ok := changed["ActiveState"]; !ok {
+		switch iface, _ := s.Body[0].(string); iface {
+		case unitIface:
+			if _, ok := changed["ActiveState"]; !ok {
+				return false
+			}
+		case serviceIface:
+			if _, ok := changed["NRestarts"]; !ok {
+				return false
+			}
+		default:
 			return false
 		}
 		name, _ = unitOfPath(s.Path)
@@ -416,7 +432,7 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 	if len(s.Body) < 2 {
 		return
 	}
-	if iface, _ := s.Body[0].(string); iface != "org.freedesktop.systemd1.Unit" {
+	if iface, _ := s.Body[0].(string); iface != unitIface && iface != serviceIface {
 		return
 	}
 	name, ok := unitOfPath(s.Path)
@@ -428,6 +444,10 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 		return
 	}
 	changed, _ := s.Body[1].(map[string]dbus.Variant)
+	if iface, _ := s.Body[0].(string); iface == serviceIface {
+		a.serviceChanged(ctx, name, h, changed)
+		return
+	}
 	state, _ := changed["ActiveState"].Value().(string)
 	if state != "inactive" && state != "failed" {
 		return
@@ -441,7 +461,7 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 		}
 		return
 	}
-	if err := writeExit(exitPath(a.cfg.Dirs.Run, h), asInt(sp["ExecMainPID"]), asInt(sp["ExecMainCode"]), asInt(sp["ExecMainStatus"])); err != nil {
+	if err := writeExit(exitPath(a.cfg.Dirs.Run, h), asInt(sp["ExecMainPID"]), asInt(sp["ExecMainCode"]), asInt(sp["ExecMainStatus"]), asInt(sp["NRestarts"])); err != nil {
 		// Keep the reference: the unit stays loaded, and its exit status
 		// with it, where btl reads it instead of the record.
 		fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", name, err)
@@ -453,6 +473,62 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 			fmt.Fprintf(os.Stderr, "btl log agent: unref %s: %v\n", name, err)
 		}
 	}
+}
+
+// serviceChanged handles a change of a task unit's service properties
+// while systemd restarts it (Restart=, NRestarts > 0): how its last run
+// ended goes to the task's last-exit file, and each run gets its start
+// marker in the log, after every line the earlier runs printed (copied up
+// to the run's start) and before any of its own. The values are those the
+// signal carries, of the moment of the change: a run that ended at once is
+// marked too.
+func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[string]dbus.Variant) {
+	v := map[string]int{}
+	for _, k := range []string{"NRestarts", "ExecMainPID", "ExecMainCode", "ExecMainStatus", "ExecMainStartTimestamp"} {
+		c, ok := changed[k]
+		if !ok {
+			return
+		}
+		v[k] = asInt(c.Value())
+	}
+	pid := v["ExecMainPID"]
+	if pid == 0 {
+		return
+	}
+	// A run is new when its main PID differs from the one of the last
+	// change seen (NRestarts grows before the new run's PID is known);
+	// the first run's marker is written by Start.
+	seen, known := a.runs[unit]
+	a.runs[unit] = pid
+	newRun := known && seen != pid && v["NRestarts"] > 0
+	if v["ExecMainCode"] != 0 && v["NRestarts"] > 0 {
+		u := unitInfo{ExecMainCode: v["ExecMainCode"], ExecMainStatus: v["ExecMainStatus"]}
+		if st, ok := u.exitStatus(); ok {
+			_ = core.WriteFileAtomic(lastExitPath(a.cfg.Dirs.Run, h), []byte(st.String()+"\n"), 0o600)
+		}
+	}
+	if !newRun {
+		return
+	}
+	sp, err := a.conn.GetAllPropertiesContext(ctx, unit)
+	if err != nil {
+		return
+	}
+	at := time.Now()
+	if us := v["ExecMainStartTimestamp"]; us > 0 {
+		at = time.UnixMicro(int64(us))
+	}
+	j := a.journal(h)
+	unlock, err := j.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	if a.cfg.Readable && !strings.HasPrefix(asString(sp["StandardOutput"]), "append") {
+		j.until = at.UnixMicro()
+		_ = j.syncLocked(ctx)
+	}
+	_ = j.appendLocked([]byte(core.StartMarker(at, pid, asString(sp["Description"]))))
 }
 
 // ref takes a reference on a task unit, once.
@@ -490,8 +566,9 @@ func unitOfPath(p dbus.ObjectPath) (string, bool) {
 func exitPath(run, hash string) string { return filepath.Join(run, hash+".exit") }
 
 // writeExit records how the main process pid ended: "<pid> exited N" or
-// "<pid> killed SIG".
-func writeExit(path string, pid, code, status int) error {
+// "<pid> killed SIG", and on a second line "restarts N" when systemd
+// restarted the task.
+func writeExit(path string, pid, code, status, restarts int) error {
 	if pid == 0 {
 		return nil
 	}
@@ -504,20 +581,37 @@ func writeExit(path string, pid, code, status int) error {
 	default:
 		return nil
 	}
+	if restarts > 0 {
+		rec += fmt.Sprintf("restarts %d\n", restarts)
+	}
 	return core.WriteFileAtomic(path, []byte(rec), 0o600)
 }
 
-// readExitFor reads the exit record of hash when it is about pid.
-func readExitFor(path string, pid int) (core.Status, bool) {
+// readExitRecord reads an exit record, and the restarts it notes; when
+// pid is not 0, only a record about pid.
+func readExitRecord(path string, pid int) (core.Status, int, bool) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return core.Status{}, false
+		return core.Status{}, 0, false
 	}
-	p, rest, ok := strings.Cut(strings.TrimSpace(string(b)), " ")
-	if !ok || p != strconv.Itoa(pid) || pid == 0 {
-		return core.Status{}, false
+	first, more, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	p, rest, ok := strings.Cut(first, " ")
+	if !ok || pid != 0 && p != strconv.Itoa(pid) {
+		return core.Status{}, 0, false
 	}
-	return parseExit(rest)
+	st, ok := parseExit(rest)
+	n, _ := strconv.Atoi(strings.TrimPrefix(more, "restarts "))
+	return st, n, ok
+}
+
+// lastExitPath holds how the run before the current one of a restarted
+// task ended ("exited 1"), written by the log agent when systemd is about
+// to restart it.
+func lastExitPath(run, hash string) string { return filepath.Join(run, hash+".last") }
+
+func readLastExit(run, hash string) string {
+	b, _ := os.ReadFile(lastExitPath(run, hash))
+	return strings.TrimSpace(string(b))
 }
 
 // ensureAgent starts the data directory's log agent unless it runs. It

@@ -151,6 +151,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err := os.Remove(exitPath(b.dirs.Run, spec.Hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return core.Task{}, fmt.Errorf("systemd: %w", err)
 	}
+	_ = os.Remove(lastExitPath(b.dirs.Run, spec.Hash))
 	result, err := b.startTask(ctx, unit, taskProps(spec, out), func() {
 		if !direct {
 			_ = j.syncLocked(ctx)
@@ -417,23 +418,61 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 		return core.Status{}, err
 	}
 	owns := info.owns(t)
-	if owns && info.running() {
+	restarting := owns && info.Loaded && info.SubState == "auto-restart"
+	if owns && info.running() || restarting {
 		if !b.agentSeen {
 			// A task runs: so must its log agent (it may have been killed).
 			b.agentSeen = true
 			_ = b.ensureAgent(ctx, logMax())
 		}
-		return core.Status{State: core.Running, PID: info.MainPID}, nil
-	}
-	if owns {
-		if st, ok := info.exitStatus(); ok {
-			return st, nil
+		st := core.Status{State: core.Running, PID: info.MainPID, Restarts: info.NRestarts}
+		if restarting {
+			st.PID = info.ExecMainPID
 		}
-	}
-	if st, ok := readExitFor(exitPath(b.dirs.Run, t.Hash), t.PID); ok {
+		if info.NRestarts > 0 {
+			st.LastExit = readLastExit(b.dirs.Run, t.Hash)
+		}
 		return st, nil
 	}
+	policy, _ := core.ParseRestart(t.Restart)
+	if owns {
+		if st, ok := info.exitStatus(); ok {
+			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed", b.dirs.Run, t.Hash), nil
+		}
+	}
+	// A unit restarted since its start has another main PID than the
+	// recorded one; its exit record (removed by each start) is its own.
+	pid := t.PID
+	if policy.Enabled() {
+		pid = 0
+	}
+	if st, restarts, ok := readExitRecord(exitPath(b.dirs.Run, t.Hash), pid); ok && (pid != 0 || policy.Enabled()) {
+		// A failed unit stays loaded: this one ended without failing.
+		return endOfRestarts(st, policy, restarts, false, b.dirs.Run, t.Hash), nil
+	}
 	return core.Status{State: core.Gone}, nil
+}
+
+// endOfRestarts completes the final status st of a task with a restart
+// policy: its restarts, how the run before the last ended, and whether
+// systemd gave up on it. A failed unit whose last end is one the policy
+// restarts after is the start limit's doing (systemd 252 keeps the last
+// run's result, not start-limit-hit, in Result): a crash loop. A stop
+// from outside leaves the unit inactive, not failed.
+func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bool, run, hash string) core.Status {
+	if !p.Enabled() {
+		return st
+	}
+	st.Restarts = restarts
+	if restarts > 0 {
+		st.LastExit = readLastExit(run, hash)
+	}
+	st.CrashLoop = failed && (st.State == core.Exited || st.State == core.Signaled) && p.Restarts(st)
+	if st.CrashLoop && st.Restarts > 0 {
+		// NRestarts counts the restart the start limit refused.
+		st.Restarts--
+	}
+	return st
 }
 
 // List returns the running btl-<hash>.service units, read back from their
@@ -470,6 +509,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			Backend:   Name,
 			Unit:      u.Name,
 			Token:     info.Token,
+			Restart:   info.Restart,
 			LogDirect: info.Direct,
 			StartedAt: info.StartedAt,
 		}
@@ -550,10 +590,12 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 	if err != nil || !info.owns(t) || info.running() {
 		if err == nil && !info.Loaded {
 			_ = os.Remove(exitPath(b.dirs.Run, t.Hash))
+			_ = os.Remove(lastExitPath(b.dirs.Run, t.Hash))
 		}
 		return err
 	}
 	_ = os.Remove(exitPath(b.dirs.Run, t.Hash))
+	_ = os.Remove(lastExitPath(b.dirs.Run, t.Hash))
 	if info.ActiveState != "failed" && info.ActiveState != "inactive" {
 		if _, err := b.stopUnit(ctx, unitOf(t), core.Grace); err != nil {
 			return err

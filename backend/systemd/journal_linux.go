@@ -35,6 +35,8 @@ type journal struct {
 	LogMax     int64    `json:"log_max"`  // rotate the log file past this size
 	Cursor     string   `json:"cursor"`   // file holding the last copied entry's cursor
 	Lock       string   `json:"lock"`     // file flocked while copying
+
+	until int64 // when not 0: copy only the entries received before it (µs since the epoch)
 }
 
 // journalFor returns the journal copier of the task with the given hash.
@@ -189,6 +191,10 @@ func (j *journal) sync(ctx context.Context) error {
 func (j *journal) syncLocked(ctx context.Context) error {
 	p := j.progress()
 	args := append([]string{"--all", "--output=json", "--output-fields=MESSAGE"}, p.from()...)
+	if j.until != 0 {
+		u := j.until - 1
+		args = append(args, fmt.Sprintf("--until=@%d.%06d", u/1e6, u%1e6))
+	}
 	cmd := j.command(ctx, append(args, j.matches()...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

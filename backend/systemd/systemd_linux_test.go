@@ -896,3 +896,37 @@ func TestLogCapWithUnreadableJournal(t *testing.T) {
 		}
 	}
 }
+
+// The memory of a task is its unit's MemoryCurrent where systemd accounts
+// it; where it does not (this user manager may have no memory controller:
+// MemoryCurrent "[not set]"), Memory says so and btl sums the processes.
+func TestMemoryIsTheUnitsMemoryCurrent(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	task := run(t, m, t.TempDir(), nil, "sh", "-c", "exec sleep 100")
+	mem, ok := b.Memory(context.Background(), *task)
+	out, err := exec.Command("systemctl", "--user", "show", "-P", "MemoryCurrent", systemd.UnitName(task.Hash)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := strings.TrimSpace(string(out))
+	want, perr := strconv.ParseUint(shown, 10, 64)
+	switch {
+	case perr != nil: // "[not set]"
+		if ok {
+			t.Errorf("Memory = %d, true; systemctl shows MemoryCurrent %q", mem, shown)
+		}
+		if u := core.TaskUsage(task); u.Memory == 0 {
+			t.Errorf("no memory summed over the task's processes %v", u.PIDs)
+		}
+	case !ok || mem < want/2 || mem > want*2:
+		t.Errorf("Memory = %d, %v; systemctl shows MemoryCurrent %d", mem, ok, want)
+	}
+	// Another instance's unit is not this task's.
+	other := *task
+	other.Token = "other"
+	if _, ok := b.Memory(context.Background(), other); ok {
+		t.Error("Memory of a task whose unit runs another instance")
+	}
+}

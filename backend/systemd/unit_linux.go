@@ -92,11 +92,11 @@ func taskProps(spec core.Spec, out *os.File) []sd.Property {
 		prop("WorkingDirectory", spec.Dir),
 		prop("Environment", validEnv(spec.Env)),
 		sd.PropType("exec"),
-		sd.PropRemainAfterExit(true),
 		prop("KillMode", "control-group"),
 		prop("TimeoutStopUSec", usec(core.Grace)),
 		prop("SendSIGKILL", true),
 	}
+	props = append(props, restartProps(spec.Restart)...)
 	if out != nil {
 		fd := dbus.UnixFD(out.Fd())
 		props = append(props,
@@ -111,10 +111,48 @@ func taskProps(spec core.Spec, out *os.File) []sd.Property {
 	return props
 }
 
+// restartProps are the properties that restart a task the way its policy
+// says: Restart= with RestartSec=100ms, and a start limit of Max+1 starts
+// within Max minutes (systemd 252 has no growing RestartSec; a run of a
+// minute or more makes room for one more). With always, RemainAfterExit
+// is off: systemd never restarts a unit it keeps active after its program
+// exited 0. Such a unit stopped from outside stays loaded until the log
+// agent has recorded how it ended; a crash loop leaves it failed.
+func restartProps(p core.RestartPolicy) []sd.Property {
+	switch p.Mode {
+	case core.RestartNo:
+		return []sd.Property{sd.PropRemainAfterExit(true)}
+	case core.RestartOnFailure:
+		// Kept after exit 0, which it is not restarted after.
+		return append(startLimit(p), sd.PropRemainAfterExit(true), prop("Restart", "on-failure"))
+	}
+	return append(startLimit(p), sd.PropRemainAfterExit(false), prop("Restart", "always"))
+}
+
+// restartOf reads back the policy restartProps set: "" for none.
+func restartOf(restart string, burst int) string {
+	if burst < 2 || restart != string(core.RestartOnFailure) && restart != string(core.RestartAlways) {
+		return ""
+	}
+	return core.RestartPolicy{Mode: core.RestartMode(restart), Max: burst - 1}.String()
+}
+
+func startLimit(p core.RestartPolicy) []sd.Property {
+	return []sd.Property{
+		prop("RestartUSec", uint64(core.RestartDelay/time.Microsecond)),
+		prop("StartLimitIntervalUSec", uint64(time.Duration(p.Max)*time.Minute/time.Microsecond)),
+		// The first start counts: Max restarts are Max+1 starts.
+		prop("StartLimitBurst", uint32(p.Max+1)),
+	}
+}
+
 // unitInfo is what btl reads back from a task's unit.
 type unitInfo struct {
 	Loaded         bool   // LoadState=loaded
 	ActiveState    string // active, failed, inactive, ...
+	SubState       string // auto-restart: waiting to restart the program
+	NRestarts      int    // restarts systemd made (Restart=)
+	Restart        string // the task's --restart, read back from Restart= and StartLimitBurst
 	Description    string
 	MainPID        int
 	ExecMainPID    int
@@ -199,6 +237,9 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 	if !u.Loaded {
 		return u, nil
 	}
+	u.SubState = asString(sp["SubState"])
+	u.Restart = restartOf(asString(sp["Restart"]), asInt(sp["StartLimitBurst"]))
+	u.NRestarts = asInt(sp["NRestarts"])
 	u.MainPID = asInt(sp["MainPID"])
 	u.ExecMainPID = asInt(sp["ExecMainPID"])
 	u.ExecMainCode = asInt(sp["ExecMainCode"])

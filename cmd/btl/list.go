@@ -95,6 +95,15 @@ type taskJSON struct {
 	CPUPercent    *float64 `json:"cpu_percent,omitempty"`    // cpu_seconds as a share of uptime_seconds (100 = one core)
 	MemoryBytes   *uint64  `json:"memory_bytes,omitempty"`   // memory of its tree (systemd: the unit's MemoryCurrent)
 	UptimeSeconds *float64 `json:"uptime_seconds,omitempty"` // time since it started
+
+	// Restarts (--restart): the policy, how often the backend started the
+	// task again, how the last run that ended, ended, and whether
+	// the backend gave up (a crash loop: status is then how the last run
+	// ended).
+	Restart   string `json:"restart,omitempty"`   // on-failure:N or always:N; absent for none
+	Restarts  int    `json:"restarts"`            // 0 when never restarted
+	LastExit  string `json:"last_exit,omitempty"` // "exited 1", "killed (SIGSEGV)"
+	CrashLoop bool   `json:"crash_loop,omitempty"`
 }
 
 func toJSON(v core.View) taskJSON {
@@ -102,6 +111,7 @@ func toJSON(v core.View) taskJSON {
 		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: v.BackendName(),
 		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
+		Restart: v.Restart, Restarts: v.Status.Restarts, LastExit: v.Status.LastExit, CrashLoop: v.Status.CrashLoop,
 	}
 	if !utf8.ValidString(v.Command) {
 		j.CommandBytes = []byte(v.Command)
@@ -118,6 +128,7 @@ func toJSON(v core.View) taskJSON {
 			break
 		}
 	}
+	j.PID = currentPID(v)
 	switch v.Status.State {
 	case core.Exited:
 		code := v.Status.Code
@@ -165,9 +176,9 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 		if st.running {
 			ports, cpu, mem, up, procs = st.ports(), st.cpu(), humanSize(int64(st.Memory)), shortDuration(st.uptime), strconv.Itoa(len(st.PIDs))
 		}
-		row := []string{v.Hash, orDash(v.Name), v.Status.String(), ports, cpu, mem, up, printable(v.Command)}
+		row := []string{v.Hash, orDash(v.Name), statusCell(v), ports, cpu, mem, up, printable(v.Command)}
 		if wide {
-			row = []string{v.Hash, orDash(v.Name), strconv.Itoa(v.PID), v.Status.String(), ports, cpu, mem, up, procs,
+			row = []string{v.Hash, orDash(v.Name), strconv.Itoa(currentPID(v)), statusCell(v), ports, cpu, mem, up, procs,
 				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), v.BackendName(), orDash(v.Unit)}
 		}
 		rows = append(rows, row)

@@ -5,6 +5,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"btl/core"
 )
 
 func newRestartCmd(e *env) *cobra.Command {
@@ -23,6 +25,9 @@ any directory. --backend runs it with another backend.`,
 			if err != nil {
 				return err
 			}
+			// The policy it was started with; one recorded by a btl that
+			// did not know it is no policy.
+			e.restart, _ = core.ParseRestart(t.Restart)
 			if !recorded {
 				fmt.Fprintf(e.stderr, "Warning: no recorded environment for %s; using the current one\n", t.Hash)
 				env = os.Environ()

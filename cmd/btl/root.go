@@ -24,6 +24,8 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
                                   return once the server listens  btl python3 -m http.server 8080
   btl list                        what runs, with hashes
   btl logs 93b8 -f                follow a task's output (any unique prefix)
+  btl --restart on-failure node server.js
+                                  start it again when it crashes
   btl kill 93b8                   stop a task and everything it started
   btl -- list                     run a program called "list"`
 
@@ -41,6 +43,9 @@ type env struct {
 	auto           bool          // the backend was picked automatically
 	dirs           core.Dirs
 	mgr            *core.Manager
+
+	restartFlag string             // --restart
+	restart     core.RestartPolicy // parsed --restart
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -78,7 +83,11 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.Flags().StringVar(&e.waitLog, "wait-log", "", "return once a line of the task's log matches this regular expression")
 	root.Flags().BoolVar(&e.waitAny, "wait", false, "return once the task listens on a TCP port")
 	root.Flags().DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
+	root.Flags().StringVar(&e.restartFlag, "restart", "no", "start the task again when it ends: no, on-failure[:N] or always[:N] (N restarts in a row, default 10, then it is a crash loop)")
 	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
+	_ = root.RegisterFlagCompletionFunc("restart", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
+	})
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%v (see btl --help)", err)
 	})

@@ -58,7 +58,16 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	if v.Status.Reason != "" {
 		row("Reason", v.Status.Reason)
 	}
-	row("PID", strconv.Itoa(v.PID))
+	if v.Restart != "" {
+		row("Restart", v.Restart)
+	}
+	if v.Restart != "" || v.Status.Restarts > 0 {
+		row("Restarts", strconv.Itoa(v.Status.Restarts))
+	}
+	if v.Status.LastExit != "" {
+		row("Last exit", v.Status.LastExit)
+	}
+	row("PID", strconv.Itoa(currentPID(v)))
 	if !v.StartedAt.IsZero() {
 		row("Started", v.StartedAt.Local().Format("2006-01-02 15:04:05 MST")+" ("+ago(time.Now(), v.StartedAt)+")")
 	}

@@ -19,6 +19,9 @@ func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
 			return err
 		}
 	}
+	if e.restart, err = core.ParseRestart(e.restartFlag); err != nil {
+		return usageError("%v", err)
+	}
 	if e.ready, err = e.parseWait(cmd); err != nil {
 		return err
 	}
@@ -42,6 +45,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		return err
 	}
 	spec.Name = e.name
+	spec.Restart = e.restart
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
 		return err
 	}

@@ -33,11 +33,21 @@
 //     plist sets SoftResourceLimits/HardResourceLimits NumberOfFiles and
 //     Umask [P1 R1 R2 R3].
 //   - The default ExitTimeOut is 5 s [P1 L1].
+//   - KeepAlive: a job that ends is spawned again, as launchd does, when
+//     KeepAlive is true, or when a condition of its KeepAlive dictionary
+//     holds: SuccessfulExit true after exit 0, false after any other end
+//     (a non-zero code or a signal), PathState when a path's existence is
+//     what its value asks [P1 K1]; never after a bootout. It is spawned
+//     no sooner than ThrottleInterval (default 10 s) after its last spawn
+//     [P1], "spawn scheduled" meanwhile; runs counts every spawn [L1].
 //
 // Sources:
 //
 //	L1  the launchd notes' real `launchctl print` captures; launchctl(1)
-//	P1  launchd.plist(5): ExitTimeOut, SoftResourceLimits, HardResourceLimits, Umask
+//	P1  launchd.plist(5): ExitTimeOut, SoftResourceLimits, HardResourceLimits, Umask,
+//	    KeepAlive (SuccessfulExit "implies that RunAtLoad is set to true";
+//	    PathState), ThrottleInterval ("by default, jobs will not be spawned
+//	    more than once every 10 seconds")
 //	B1  headroomlabs-ai/headroom#1289: bootstrap right after bootout -> 5 for
 //	    seconds; back-to-back -> 37; kickstart after bootout -> 113
 //	B2  Opendray/opendray#211, openclaw/openclaw#136453, tuist/tuist#10143:
@@ -59,6 +69,11 @@
 //	R2  pingdotgg/t3code#11055, NousResearch/hermes-agent#100191:
 //	    `launchctl limit maxfiles` 256, EMFILE in file watchers
 //	R3  Andersbakken/rtags#514: NumberOfFiles in the plist raises it
+//	K1  apple-open-source/macos launchd/src/launchd_core_logic.c,
+//	    job_keepalive: good_exit = WIFEXITED && WEXITSTATUS == 0;
+//	    SUCCESSFUL_EXIT restarts on good_exit, FAILED_EXIT on !good_exit,
+//	    PATH_EXISTS / PATH_MISSING by stat; !ondemand (KeepAlive true)
+//	    always
 //
 // # Invocation
 //
@@ -159,6 +174,9 @@ const (
 	diagLogName      = "diag.log"
 	defaultPath      = "/usr/bin:/bin:/usr/sbin:/sbin"
 	defaultExitTimer = 5
+	// defaultThrottle is launchd's ThrottleInterval: a job is not spawned
+	// more than once every 10 seconds [P1].
+	defaultThrottle  = 10
 	defaultSoftFiles = 256
 	defaultUmask     = 0o022
 )

@@ -1200,3 +1200,67 @@ func TestLimitsAndUmask(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepAlive: a job that ends is spawned again as its KeepAlive says
+// [P1 K1], no sooner than ThrottleInterval after its last spawn, "spawn
+// scheduled" meanwhile; runs counts every spawn; a bootout ends it for
+// good.
+func TestKeepAlive(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	keep := filepath.Join(h.dir, "keep")
+	if err := os.WriteFile(keep, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		keepAlive any
+		throttle  int // 0: launchd's default (10 s)
+		exit      string
+		again     bool
+	}{
+		{"true", true, 1, "exit 0", true},
+		{"failed-exit-1", map[string]any{"SuccessfulExit": false}, 1, "exit 1", true},
+		{"failed-signal", map[string]any{"SuccessfulExit": false}, 1, "kill -SEGV $$", true},
+		{"failed-exit-0", map[string]any{"SuccessfulExit": false}, 1, "exit 0", false},
+		{"successful-exit-0", map[string]any{"SuccessfulExit": true}, 1, "exit 0", true},
+		{"path-exists", map[string]any{"PathState": map[string]any{keep: true}}, 1, "exit 0", true},
+		{"path-missing", map[string]any{"PathState": map[string]any{keep + ".no": true}}, 1, "exit 1", false},
+		{"false", false, 1, "exit 1", false},
+		{"default-throttle", true, 0, "exit 1", false}, // not within the test's 3 s
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := h.with(t)
+			label := h.label(tc.name)
+			runs := filepath.Join(h.dir, tc.name+".runs")
+			job := h.job(label, "/bin/sh", "-c", "echo run >> "+runs+"; "+tc.exit)
+			job["KeepAlive"] = tc.keepAlive
+			if tc.throttle > 0 {
+				job["ThrottleInterval"] = tc.throttle
+			}
+			h.load("", job)
+			count := func() int { b, _ := os.ReadFile(runs); return strings.Count(string(b), "\n") }
+			if tc.again {
+				h.waitFor("a second run, counted by print", func() bool {
+					f, _ := h.print(label)
+					n, _ := strconv.Atoi(f["runs"])
+					return count() >= 2 && n >= 2
+				})
+				h.mustRun(0, "bootout", h.gui+"/"+label)
+				h.waitGone(h.gui, label)
+				n := count()
+				time.Sleep(1500 * time.Millisecond) // longer than ThrottleInterval
+				if count() != n {
+					t.Errorf("spawned again after bootout: %d runs, then %d", n, count())
+				}
+				return
+			}
+			h.waitFor("the first run", func() bool { return count() >= 1 })
+			time.Sleep(3 * time.Second)
+			if n := count(); n != 1 {
+				t.Errorf("%d runs, want 1", n)
+			}
+		})
+	}
+}

@@ -20,8 +20,7 @@ import (
 	"howett.net/plist"
 )
 
-// plistSpec holds the launchd.plist keys the fake understands. KeepAlive is
-// not read: the fake never restarts a job.
+// plistSpec holds the launchd.plist keys the fake understands.
 type plistSpec struct {
 	Label                  string            `plist:"Label"`
 	Program                string            `plist:"Program"`
@@ -38,6 +37,8 @@ type plistSpec struct {
 	SoftResourceLimits     resourceLimits    `plist:"SoftResourceLimits"`
 	HardResourceLimits     resourceLimits    `plist:"HardResourceLimits"`
 	Umask                  *int              `plist:"Umask"`
+	KeepAlive              any               `plist:"KeepAlive"` // bool or dictionary
+	ThrottleInterval       *int              `plist:"ThrottleInterval"`
 	sessionTypes           []string          // LimitLoadToSessionType as a list
 }
 
@@ -93,6 +94,32 @@ func loadPlist(path string, uid int, checkPerm bool) (*plistSpec, error) {
 	default:
 		return nil, fmt.Errorf("LimitLoadToSessionType: unexpected %T", v)
 	}
+	switch v := spec.KeepAlive.(type) {
+	case nil, bool:
+	case map[string]any:
+		for k, c := range v {
+			switch k {
+			case "SuccessfulExit":
+				if _, ok := c.(bool); !ok {
+					return nil, errors.New("KeepAlive: SuccessfulExit is not a boolean")
+				}
+			case "PathState":
+				m, ok := c.(map[string]any)
+				if !ok {
+					return nil, errors.New("KeepAlive: PathState is not a dictionary")
+				}
+				for _, b := range m {
+					if _, ok := b.(bool); !ok {
+						return nil, errors.New("KeepAlive: PathState value is not a boolean")
+					}
+				}
+			default:
+				return nil, fmt.Errorf("KeepAlive: the fake does not model %s", k)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("KeepAlive: unexpected %T", v)
+	}
 	if spec.Label == "" {
 		return nil, errors.New("missing Label")
 	}
@@ -144,6 +171,26 @@ func newJob(spec *plistSpec, path string) *job {
 	}
 	if spec.ExitTimeOut != nil {
 		j.ExitTimeout = *spec.ExitTimeOut
+	}
+	j.Throttle = defaultThrottle
+	if spec.ThrottleInterval != nil {
+		j.Throttle = *spec.ThrottleInterval
+	}
+	switch v := spec.KeepAlive.(type) {
+	case bool:
+		j.KeepAlive = v
+	case map[string]any:
+		if b, ok := v["SuccessfulExit"].(bool); ok {
+			j.SuccessfulExit = &b
+			// "This key implies that RunAtLoad is set to true" [P1].
+			j.RunAtLoad = true
+		}
+		if m, ok := v["PathState"].(map[string]any); ok {
+			j.PathState = map[string]bool{}
+			for path, b := range m {
+				j.PathState[path] = b.(bool)
+			}
+		}
 	}
 	if !j.RunAtLoad {
 		return j
@@ -265,8 +312,35 @@ func (c *cli) monitor(t target, label, instance string) int {
 		delay = d
 	}
 	time.Sleep(delay)
-	if j = c.st.get(t, label); j == nil || j.Instance != instance || j.lingering() {
-		return 0
+	for {
+		ws, ok := c.runJob(t, label, instance, report)
+		if !ok {
+			return 0
+		}
+		// KeepAlive: launchd spawns the job again, no sooner than
+		// ThrottleInterval after its last spawn [P1 K1].
+		j = c.st.get(t, label)
+		if j == nil || j.Instance != instance || j.lingering() || !j.keptAlive(ws) {
+			return 0
+		}
+		if !c.st.modify(t, label, instance, func(j *job) {
+			if !j.lingering() {
+				j.State = stateSpawning
+			}
+		}) {
+			return 0
+		}
+		time.Sleep(time.Until(j.spawned(time.Duration(j.Throttle) * time.Second)))
+	}
+}
+
+// runJob spawns the job's program once, records it running, calls report,
+// waits for it to end and records how it did. ok is false when the job
+// was booted out (or replaced) meanwhile, or its program could not run.
+func (c *cli) runJob(t target, label, instance string, report func()) (ws syscall.WaitStatus, ok bool) {
+	j := c.st.get(t, label)
+	if j == nil || j.Instance != instance || j.lingering() {
+		return 0, false
 	}
 	if err := applyLimits(j); err != nil {
 		c.diag("spawn %s: %v", label, err)
@@ -281,7 +355,7 @@ func (c *cli) monitor(t target, label, instance string) int {
 	if err != nil {
 		c.diag("spawn %s: %v", label, err)
 		c.st.modify(t, label, instance, (*job).markSpawnFailed)
-		return 0
+		return 0, false
 	}
 	pid := cmd.Process.Pid
 	taken := false
@@ -292,6 +366,7 @@ func (c *cli) monitor(t target, label, instance string) int {
 		}
 		j.State, j.PID, j.MonitorPID = stateRunning, pid, os.Getpid()
 		j.Runs++
+		j.LastSpawn = time.Now().UnixNano()
 		taken = true
 		return true
 	})
@@ -319,11 +394,42 @@ func (c *cli) monitor(t target, label, instance string) int {
 		cur.PID, cur.MonitorPID = 0, 0
 		cur.Exited = true
 		if ps := cmd.ProcessState; ps != nil {
-			cur.WaitStatus = int(ps.Sys().(syscall.WaitStatus))
+			ws = ps.Sys().(syscall.WaitStatus)
+			cur.WaitStatus = int(ws)
 		}
+		ok = taken
 		return true
 	})
-	return 0
+	return ws, ok
+}
+
+// keptAlive reports whether launchd spawns the job again after a run that
+// ended with ws: KeepAlive true always; a KeepAlive dictionary when any of
+// its conditions holds [P1]: SuccessfulExit true after exit 0, false after
+// any other end (a non-zero code or a signal [K2]); PathState when each
+// path's existence is what its value asks for.
+func (j *job) keptAlive(ws syscall.WaitStatus) bool {
+	if j.KeepAlive {
+		return true
+	}
+	if j.SuccessfulExit != nil {
+		good := ws.Exited() && ws.ExitStatus() == 0
+		if good == *j.SuccessfulExit {
+			return true
+		}
+	}
+	for path, want := range j.PathState {
+		_, err := os.Stat(path)
+		if (err == nil) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// spawned is when the job may be spawned again: its last spawn plus d.
+func (j *job) spawned(d time.Duration) time.Time {
+	return time.Unix(0, j.LastSpawn).Add(d)
 }
 
 // Bounds of the "spawning" phase before a job's program runs.

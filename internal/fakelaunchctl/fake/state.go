@@ -68,6 +68,14 @@ type job struct {
 	SoftFiles uint64 `json:"soft_files,omitempty"`
 	HardFiles uint64 `json:"hard_files,omitempty"`
 	Umask     int    `json:"umask"`
+	// KeepAlive as the plist gives it: true, or the conditions of its
+	// dictionary (SuccessfulExit, PathState); Throttle is ThrottleInterval
+	// in seconds; LastSpawn when the program last ran (UnixNano).
+	KeepAlive      bool            `json:"keep_alive,omitempty"`
+	SuccessfulExit *bool           `json:"successful_exit,omitempty"`
+	PathState      map[string]bool `json:"path_state,omitempty"`
+	Throttle       int             `json:"throttle"`
+	LastSpawn      int64           `json:"last_spawn,omitempty"`
 }
 
 // lingering reports whether the job was booted out and is only lingering.

@@ -1,0 +1,22 @@
+package main
+
+import "btl/core"
+
+// statusCell is the STATUS cell of a task in btl list: its status, and
+// how often it was restarted when it was (a crash loop says it itself).
+func statusCell(v core.View) string {
+	s := v.Status.String()
+	if v.Status.Restarts > 0 && !v.Status.CrashLoop {
+		s += " (" + core.RestartCount(v.Status.Restarts) + ")"
+	}
+	return s
+}
+
+// currentPID is the PID of the task's current run: the recorded one,
+// unless its backend has restarted it since.
+func currentPID(v core.View) int {
+	if v.Status.Restarts > 0 && v.Status.PID != 0 {
+		return v.Status.PID
+	}
+	return v.PID
+}
