@@ -41,11 +41,11 @@ type Spec struct {
 type Backend interface {
 	// Name is the backend's name as stored in state.json ("fork", ...).
 	Name() string
-	// Start starts spec and returns the running task. It returns only once
-	// the program has been executed; a program that cannot be executed is an
-	// error wrapping ErrNotFound or ErrNotExecutable, and leaves nothing
-	// running.
-	Start(ctx context.Context, spec Spec) (Task, error)
+	// Start starts spec and reports what the backend owns of the running
+	// task; the Manager records the rest. It returns only once the program
+	// has been executed; a program that cannot be executed is an error
+	// wrapping ErrNotFound or ErrNotExecutable, and leaves nothing running.
+	Start(ctx context.Context, spec Spec) (Started, error)
 	// Stop ends every process of t: SIGTERM, up to grace, then SIGKILL. It
 	// returns nil once they are all gone, also when t had already exited,
 	// and a *SurvivorsError when some could not be ended. It never signals
@@ -177,3 +177,44 @@ func (e *ExecError) ExitCode() int {
 // SurvivorsError reports processes that were still alive after SIGKILL,
 // typically stuck in uninterruptible sleep.
 type SurvivorsError = proc.SurvivorsError
+
+// Started is what a backend reports about a task it has started: only the
+// fields it owns. Everything else about the task (hash, command, directory,
+// log file, token, name, policy) the Manager takes from the Spec.
+type Started struct {
+	PID       int       // the task's main process
+	ProcStart uint64    // its start time, see Proc
+	StartedAt time.Time // zero: when the Manager asked for the start
+	// Backend names the backend that ran the task when it is not the one
+	// asked (launchd hands what it cannot run to fork); "" otherwise.
+	Backend   string
+	Unit      string // native name: systemd unit, launchd service target
+	LogDirect bool   // the backend writes the log file itself
+	Helper    *Proc  // the backend's per-task helper process, if any
+}
+
+// apply sets t's backend-owned fields from s.
+func (s Started) apply(t *Task) {
+	t.PID, t.ProcStart = s.PID, s.ProcStart
+	t.Unit, t.LogDirect, t.Helper = s.Unit, s.LogDirect, s.Helper
+	if s.Backend != "" {
+		t.Backend = s.Backend
+	}
+	if !s.StartedAt.IsZero() {
+		t.StartedAt = s.StartedAt
+	}
+}
+
+// Task returns the task that spec describes, as started by the backend
+// named backend with s: what the Manager records, less the user ID, the
+// name and the status, for callers (tests, tools) that start a Spec
+// with a Backend directly.
+func (s Started) Task(spec Spec, backend string) Task {
+	t := Task{
+		Hash: spec.Hash, Command: spec.Command, Cwd: spec.Dir, Argv: spec.Argv,
+		LogFile: spec.LogFile, Token: spec.Token, Restart: spec.Restart.String(),
+		Backend: backend, StartedAt: time.Now().UTC(),
+	}
+	s.apply(&t)
+	return t
+}

@@ -75,7 +75,7 @@ func BenchmarkStateUpdate(b *testing.B) {
 type nullBackend struct{}
 
 func (nullBackend) Name() string                                    { return "fork" }
-func (nullBackend) Start(context.Context, Spec) (Task, error)       { return Task{}, nil }
+func (nullBackend) Start(context.Context, Spec) (Started, error)    { return Started{}, nil }
 func (nullBackend) Stop(context.Context, Task, time.Duration) error { return nil }
 func (nullBackend) List(context.Context) ([]Task, error)            { return nil, nil }
 func (nullBackend) Inspect(_ context.Context, t Task) (Status, error) {

@@ -166,26 +166,14 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			delete(st.Processes, spec.Hash)
 			return err
 		}
-		t, err := m.Backend.Start(ctx, spec)
+		got, err := m.Backend.Start(ctx, spec)
 		if err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
 		}
-		t.Hash = intent.Hash
-		t.UserID = intent.UserID
-		t.Command = intent.Command
-		t.Cwd = intent.Cwd
-		t.Argv = intent.Argv
-		t.LogFile = intent.LogFile
-		t.Token = intent.Token
-		t.Name = intent.Name
-		t.Restart = intent.Restart
-		if t.Backend == "" { // a backend may hand a start on (launchd to fork)
-			t.Backend = intent.Backend
-		}
-		if t.StartedAt.IsZero() {
-			t.StartedAt = intent.StartedAt
-		}
+		t := *intent
+		t.Status = nil
+		got.apply(&t)
 		st.Processes[spec.Hash] = &t
 		started = &t
 		// The task runs; not being able to restart it exactly is no reason

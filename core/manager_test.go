@@ -31,14 +31,14 @@ func newMem(name string) *memBackend {
 
 func (b *memBackend) Name() string { return b.name }
 
-func (b *memBackend) Start(ctx context.Context, spec Spec) (Task, error) {
+func (b *memBackend) Start(ctx context.Context, spec Spec) (Started, error) {
 	b.calls = append(b.calls, "start "+spec.Hash)
 	if b.startErr != nil {
-		return Task{}, b.startErr
+		return Started{}, b.startErr
 	}
 	b.nextPID++
 	b.running[spec.Token] = true
-	return Task{PID: b.nextPID, Unit: b.name + "-" + spec.Hash}, nil
+	return Started{PID: b.nextPID, Unit: b.name + "-" + spec.Hash}, nil
 }
 
 func (b *memBackend) Stop(ctx context.Context, t Task, grace time.Duration) error {

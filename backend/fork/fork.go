@@ -63,24 +63,24 @@ type reply struct {
 
 // Start runs the supervisor, which executes spec and reports the task's PID
 // (or why it could not be executed) before Start returns.
-func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
+func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
 	logMax, err := logfile.LogMax(spec.Env)
 	if err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	exe, err := core.SelfExe(b.Exe)
 	if err != nil {
-		return core.Task{}, fmt.Errorf("fork: %w", err)
+		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}
 	reqR, reqW, err := os.Pipe()
 	if err != nil {
-		return core.Task{}, fmt.Errorf("fork: %w", err)
+		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}
 	repR, repW, err := os.Pipe()
 	if err != nil {
 		_ = reqR.Close()
 		_ = reqW.Close()
-		return core.Task{}, fmt.Errorf("fork: %w", err)
+		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data, proc.EnvHelper+"="+spec.Token)
@@ -93,7 +93,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if err != nil {
 		_ = reqW.Close()
 		_ = repR.Close()
-		return core.Task{}, fmt.Errorf("fork: start supervisor: %w", err)
+		return core.Started{}, fmt.Errorf("fork: start supervisor: %w", err)
 	}
 	helper := &core.Proc{PID: cmd.Process.Pid}
 	if info, err := proc.LookupProc(helper.PID); err == nil {
@@ -111,12 +111,12 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	_ = repR.Close()
 	var rep reply
 	if err := json.Unmarshal(out, &rep); err != nil {
-		return core.Task{}, fmt.Errorf("fork: the supervisor gave no answer: %w", errors.Join(werr, rerr, err))
+		return core.Started{}, fmt.Errorf("fork: the supervisor gave no answer: %w", errors.Join(werr, rerr, err))
 	}
 	if rep.Err != "" {
-		return core.Task{}, replyError(spec, rep)
+		return core.Started{}, replyError(spec, rep)
 	}
-	return core.Task{
+	return core.Started{
 		PID:       rep.PID,
 		ProcStart: rep.Start,
 		Backend:   Name,

@@ -84,10 +84,10 @@ type Fallback struct {
 }
 
 // Start starts spec with launchd, or with Other when launchd cannot run it.
-func (f *Fallback) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
+func (f *Fallback) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
 	err := refuse(spec)
 	if err == nil {
-		var t core.Task
+		var t core.Started
 		t, err = f.Backend.Start(ctx, spec)
 		if err == nil || !errors.Is(err, ErrRefused) && !errors.Is(err, ErrSpawn) {
 			return t, err

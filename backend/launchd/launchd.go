@@ -218,17 +218,17 @@ func (b *Backend) find(ctx context.Context, t core.Task) (string, core.Status, e
 
 // Start writes the task's plist, removes any agent left with its label,
 // bootstraps the new one and waits until the task's program runs.
-func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
+func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
 	if len(spec.Argv) == 0 {
-		return core.Task{}, errors.New("launchd: no command given")
+		return core.Started{}, errors.New("launchd: no command given")
 	}
 	for i, a := range spec.Argv {
 		if !utf8.ValidString(a) {
-			return core.Task{}, fmt.Errorf("launchd: argument %d is not valid UTF-8, which a launchd property list cannot carry (use --backend fork)", i)
+			return core.Started{}, fmt.Errorf("launchd: argument %d is not valid UTF-8, which a launchd property list cannot carry (use --backend fork)", i)
 		}
 	}
 	if err := refuse(spec); err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	// launchd spawns what it cannot run anyway and reports 78 later: check
 	// first, and in the caller's terms.
@@ -237,26 +237,26 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		if errors.As(err, &ee) && len(spec.Argv) > 0 {
 			ee.Name = spec.Argv[0]
 		}
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	exe, err := core.SelfExe(b.Exe)
 	if err != nil {
-		return core.Task{}, fmt.Errorf("launchd: %w", err)
+		return core.Started{}, fmt.Errorf("launchd: %w", err)
 	}
 	dom, err := b.Domain(ctx)
 	if err != nil {
-		return core.Task{}, fmt.Errorf("%w (%w)", err, ErrRefused)
+		return core.Started{}, fmt.Errorf("%w (%w)", err, ErrRefused)
 	}
 	label := Label(spec.Hash)
 	report := reportPath(b.Dirs, spec.Token)
 	if err := os.MkdirAll(b.Dirs.Run, 0o700); err != nil {
-		return core.Task{}, fmt.Errorf("launchd: %w", err)
+		return core.Started{}, fmt.Errorf("launchd: %w", err)
 	}
 	_ = os.Remove(report)
 	if spec.Restart.Mode == core.RestartAlways {
 		// launchd keeps the task alive while this file exists.
 		if err := core.WriteFileAtomic(restartFilesOf(report).keep, nil, 0o600); err != nil {
-			return core.Task{}, fmt.Errorf("launchd: %w", err)
+			return core.Started{}, fmt.Errorf("launchd: %w", err)
 		}
 	}
 	// From here on a signal to btl (SIGINT, SIGTERM) does not cut the
@@ -270,12 +270,12 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	gui, user := b.domains()
 	for _, d := range []string{gui, user} {
 		if err := b.bootout(ctx, d+"/"+label); err != nil {
-			return core.Task{}, fmt.Errorf("launchd: remove stale agent: %w", err)
+			return core.Started{}, fmt.Errorf("launchd: remove stale agent: %w", err)
 		}
 	}
 	svc, path, err := b.load(ctx, spec, dom, exe, report, probeLimits(ctx))
 	if err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	rep, err := b.awaitLaunch(ctx, svc, spec, report)
 	_ = os.Remove(report)
@@ -285,9 +285,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 			err = fmt.Errorf("%w; and removing its agent %s failed: %w", err, svc, berr)
 		}
 		_ = os.Remove(path)
-		return core.Task{}, err
+		return core.Started{}, err
 	}
-	return core.Task{
+	return core.Started{
 		PID:       rep.PID,
 		ProcStart: rep.Start,
 		Unit:      svc,

@@ -80,26 +80,26 @@ func (b *Backend) Name() string { return Name }
 // under the same cap, and the task is marked LogDirect.
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
-func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
+func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
 	if len(spec.Argv) == 0 {
-		return core.Task{}, errors.New("systemd: no command given")
+		return core.Started{}, errors.New("systemd: no command given")
 	}
 	if err := checkUTF8(spec); err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	if _, err := core.LookPath(spec.Path, spec.Dir, spec.Env); err != nil {
 		var ee *core.ExecError
 		if errors.As(err, &ee) {
-			return core.Task{}, &core.ExecError{Name: spec.Argv[0], Err: ee.Err}
+			return core.Started{}, &core.ExecError{Name: spec.Argv[0], Err: ee.Err}
 		}
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	if err := os.MkdirAll(b.dirs.Run, 0o700); err != nil {
-		return core.Task{}, fmt.Errorf("systemd: %w", err)
+		return core.Started{}, fmt.Errorf("systemd: %w", err)
 	}
 	logMax, err := logfile.LogMax(spec.Env)
 	if err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 
 	// From here on a signal to btl (SIGINT, SIGTERM) does not cut the
@@ -116,7 +116,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		// first. It outlives btl, and ends with the task's last writer.
 		out, header, err = logpump.StartHeaded(b.exe, spec.LogFile, logMax)
 		if err != nil {
-			return core.Task{}, fmt.Errorf("systemd: %w", err)
+			return core.Started{}, fmt.Errorf("systemd: %w", err)
 		}
 		defer func() { _ = out.Close() }()
 		defer func() { _ = header.Close() }()
@@ -126,30 +126,30 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	// The cursor file also tells the agent, and List, that the task is
 	// this data directory's; it must exist before the agent looks.
 	if err := j.startAt(time.Now()); err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	// The log agent runs before the task does, and cannot decide to exit
 	// until the task runs (it would see it): a btl killed at any point of
 	// the start leaves no task whose output does not reach its log.
 	agentUnlock, err := b.lockAgent()
 	if err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	defer func() { agentUnlock() }()
 	if err := b.ensureAgentLocked(ctx, logMax); err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	b.agentSeen = true
 	// Hold the copy lock from before the start until the start marker is
 	// in the log, so that the marker precedes every line of the new run.
 	unlock, err := j.lock()
 	if err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	defer func() { unlock() }()
 	// The last instance's exit record must not be read as this one's.
 	if err := os.Remove(exitPath(b.dirs.Run, spec.Hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return core.Task{}, fmt.Errorf("systemd: %w", err)
+		return core.Started{}, fmt.Errorf("systemd: %w", err)
 	}
 	_ = os.Remove(lastExitPath(b.dirs.Run, spec.Hash))
 	result, err := b.startTask(ctx, unit, taskProps(spec, out), func() {
@@ -158,13 +158,13 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 		}
 	})
 	if err != nil {
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	info, err := b.unitInfo(ctx, unit)
 	if err != nil {
 		// The unit may run: leave nothing running that is not tracked.
 		_, _ = b.stopUnit(ctx, unit, 0)
-		return core.Task{}, err
+		return core.Started{}, err
 	}
 	if result != "done" && !info.ranAndEnded() {
 		_, _ = b.stopUnit(ctx, unit, 0)
@@ -176,7 +176,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 				break
 			}
 		}
-		return core.Task{}, startError(spec, unit, result, info)
+		return core.Started{}, startError(spec, unit, result, info)
 	}
 	agentUnlock()
 	agentUnlock = func() {}
@@ -184,7 +184,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) 
 	if pid == 0 {
 		pid = info.ExecMainPID
 	}
-	t := core.Task{
+	t := core.Started{
 		PID:       pid,
 		Unit:      unit,
 		Backend:   Name,

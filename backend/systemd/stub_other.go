@@ -27,8 +27,8 @@ func (b *Backend) Close() error { return nil }
 func (b *Backend) Name() string { return Name }
 
 // Start fails with ErrUnavailable.
-func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Task, error) {
-	return core.Task{}, ErrUnavailable
+func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
+	return core.Started{}, ErrUnavailable
 }
 
 // Stop fails with ErrUnavailable.

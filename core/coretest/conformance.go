@@ -117,15 +117,12 @@ func (h *harness) specEnv(t *testing.T, env []string, argv ...string) core.Spec 
 func (h *harness) start(t *testing.T, s core.Spec) core.Task {
 	t.Helper()
 	ctx := context.Background()
-	task, err := h.b.Start(ctx, s)
+	got, err := h.b.Start(ctx, s)
 	if err != nil {
 		t.Fatalf("start %q: %v", s.Argv, err)
 	}
-	task.Hash, task.Token, task.LogFile, task.UserID = s.Hash, s.Token, s.LogFile, os.Getuid()
-	task.Command, task.Cwd, task.Argv = s.Command, s.Dir, s.Argv
-	if task.Backend == "" {
-		task.Backend = h.b.Name()
-	}
+	task := got.Task(s, h.b.Name())
+	task.UserID = os.Getuid()
 	t.Cleanup(func() { h.stop(task) })
 	if task.PID <= 0 {
 		t.Fatalf("start %q: no PID (%+v)", s.Argv, task)
