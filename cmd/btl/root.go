@@ -21,7 +21,8 @@ command, passed as it is; use -- to run a program named like a btl command.`
 const rootExample = `  btl npm run dev                 start (or restart) a dev server
   btl --name api npm run dev      the same, named: btl logs api, btl kill api
   btl --wait-port 5173 npm run dev && npx playwright test
-                                  return once the server listens  btl python3 -m http.server 8080
+                                  return once the server listens
+  btl python3 -m http.server 8080 another task: each command in each directory is its own
   btl list                        what runs, with hashes
   btl logs 93b8 -f                follow a task's output (any unique prefix)
   btl --restart on-failure node server.js
