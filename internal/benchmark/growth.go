@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // growthOps are the operations timed against the number of running tasks.
@@ -83,7 +84,7 @@ func (b *bench) growth(r *report, backend string, counts []int) error {
 				return err
 			}
 			kill = append(kill, s.ms)
-			if _, _, _, err := b.start(d, backend, arg); err != nil {
+			if err := b.startAgain(r, d, backend, arg); err != nil {
 				return err
 			}
 			s, err = b.run(d, b.btl, "--backend", backend, "list")
@@ -124,4 +125,24 @@ func (g *growth) target(op string) (string, string) {
 		}
 	}
 	return "", ""
+}
+
+// startAgain starts the task just killed again (untimed). Where btl
+// refuses at once (a systemd unit of the task still loaded right after
+// the kill), it tries again for a while, and the report says how often.
+func (b *bench) startAgain(r *report, d, backend, arg string) error {
+	var err error
+	for try := range 40 {
+		if _, _, _, err = b.start(d, backend, arg); err == nil {
+			if try > 0 {
+				r.refused[backend]++
+			}
+			return nil
+		}
+		if !strings.Contains(err.Error(), "already loaded") {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
 }

@@ -175,6 +175,11 @@ func (rep *report) markdown(b *bench) string {
 	p("  started before the timed commands and stopped with `pm2 kill` at the end. Its rows pair\n")
 	p("  btl (fork) with `pm2 start`, `pm2 restart` and `pm2 jlist` in the same iteration (%d\n", min(*flagN, pm2Iterations))
 	p("  iterations: every pm2 command starts node); the ratio column is btl / pm2.\n")
+	for be, n := range rep.refused {
+		p("- %s: %d time(s) in the growth rows, `btl sleep …` run right after `btl kill` of the same task\n", be, n)
+		p("  was refused (\"unit … already loaded\": the stopped unit was still loaded); the driver\n")
+		p("  tried again after 50 ms pauses (untimed).\n")
+	}
 	for _, n := range rep.notes {
 		p("- %s\n", n)
 	}

@@ -39,6 +39,7 @@ type report struct {
 	growth         []*growth
 	svg            string // file name of the growth plot, beside the report
 	notes          []string
+	refused        map[string]int // by backend: starts refused right after a kill (see startAgain)
 }
 
 // measure returns a function that runs argv and appends the sample to dst.
@@ -62,7 +63,7 @@ func inOrder(i int, fns ...func() error) error {
 }
 
 func (b *bench) runAll() (*report, error) {
-	r := &report{}
+	r := &report{refused: map[string]int{}}
 	if *flagOnly == "growth" {
 		return r, b.runGrowth(r)
 	}
