@@ -60,22 +60,33 @@ func (b *bench) growth(r *report, backend string, counts []int) error {
 		var start, repl, kill, list []float64
 		for i := range *flagGrowthN {
 			s, h, _, err := b.start(d, backend, b.uniq())
-			if err != nil {
+			switch {
+			case refused(err):
+				r.failed[backend+", start"]++
+			case err != nil:
 				return err
-			}
-			start = append(start, s.ms)
-			if _, err := b.run(d, b.btl, "--backend", backend, "kill", h); err != nil {
-				return err
+			default:
+				start = append(start, s.ms)
+				if _, err := b.run(d, b.btl, "--backend", backend, "kill", h); err != nil {
+					return err
+				}
 			}
 			arg := args[(i*7919)%n] // spread over the running tasks
 			s, _, _, err = b.start(d, backend, arg)
 			if err == nil && !strings.Contains(s.out, "Killing previous process") {
 				err = fmt.Errorf("btl did not replace: %q", s.out)
 			}
-			if err != nil {
+			if refused(err) {
+				// The old instance is stopped, the new one did not start.
+				r.failed[backend+", replace"]++
+				if err := b.startAgain(r, d, backend, arg); err != nil {
+					return err
+				}
+			} else if err != nil {
 				return err
+			} else {
+				repl = append(repl, s.ms)
 			}
-			repl = append(repl, s.ms)
 			s, err = b.run(d, b.btl, "--backend", backend, "kill", hashes[arg])
 			if err == nil && !strings.Contains(s.out, "Process killed") {
 				err = fmt.Errorf("btl kill did not kill: %q", s.out)
@@ -139,10 +150,16 @@ func (b *bench) startAgain(r *report, d, backend, arg string) error {
 			}
 			return nil
 		}
-		if !strings.Contains(err.Error(), "already loaded") {
+		if !refused(err) {
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	return err
+}
+
+// refused reports whether err is systemd refusing a task's unit because a
+// unit of that name is still loaded (the stopped instance's).
+func refused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "already loaded")
 }

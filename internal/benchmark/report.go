@@ -180,6 +180,11 @@ func (rep *report) markdown(b *bench) string {
 		p("  was refused (\"unit … already loaded\": the stopped unit was still loaded); the driver\n")
 		p("  tried again after 50 ms pauses (untimed).\n")
 	}
+	for op, n := range rep.failed {
+		p("- **%s: %d timed command(s) in the growth rows failed**: btl refused to start the task's\n", op, n)
+		p("  unit because the stopped instance's unit was still loaded (\"unit … already loaded\");\n")
+		p("  they are left out of the medians, and the task was started again (untimed).\n")
+	}
 	for _, n := range rep.notes {
 		p("- %s\n", n)
 	}

@@ -40,6 +40,7 @@ type report struct {
 	svg            string // file name of the growth plot, beside the report
 	notes          []string
 	refused        map[string]int // by backend: starts refused right after a kill (see startAgain)
+	failed         map[string]int // by "backend, operation": timed commands refused the same way
 }
 
 // measure returns a function that runs argv and appends the sample to dst.
@@ -63,7 +64,7 @@ func inOrder(i int, fns ...func() error) error {
 }
 
 func (b *bench) runAll() (*report, error) {
-	r := &report{refused: map[string]int{}}
+	r := &report{refused: map[string]int{}, failed: map[string]int{}}
 	if *flagOnly == "growth" {
 		return r, b.runGrowth(r)
 	}
