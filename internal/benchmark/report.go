@@ -196,6 +196,7 @@ func (rep *report) markdown(b *bench) string {
 	p("\n## How to reproduce\n\n")
 	p("```sh\nmake bench                      # as root: as btltest, with a systemd --user of its own\n")
 	p("make bench BENCHFLAGS='-n 50'   # more iterations; as a regular user: your user manager\n")
+	p("make bench BENCHFLAGS='-growth 1,10,100 -growth-n 5'   # a shorter growth part\n")
 	p("# the driver alone, as a regular user (-systemd no without a user manager):\n")
 	p("go build -o /tmp/btl ./cmd/btl && go run ./internal/benchmark -btl /tmp/btl -n 30\n```\n")
 	return w.String()

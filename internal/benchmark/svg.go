@@ -18,44 +18,56 @@ func growthSVG(gs []*growth) string {
 	)
 	pw, ph := float64(w-left-right), float64(h-top-bott)
 	var counts []int
-	maxMS := 1.0
+	minMS, maxMS := math.Inf(1), 0.0
 	for _, g := range gs {
 		for _, op := range growthOps {
 			for k := range g.counts {
-				maxMS = math.Max(maxMS, median(g.ms[op][k]))
+				if m := median(g.ms[op][k]); m > 0 {
+					minMS, maxMS = math.Min(minMS, m), math.Max(maxMS, m)
+				}
 			}
 		}
 		if len(g.counts) > len(counts) {
 			counts = g.counts
 		}
 	}
-	if len(counts) == 0 {
+	if len(counts) == 0 || maxMS == 0 {
 		return ""
 	}
-	step := niceStep(maxMS / 5)
-	maxY := math.Ceil(maxMS/step) * step
+	// Times span orders of magnitude (a kill in ms, a list of hundreds of
+	// tasks in seconds): both axes are logarithmic.
+	yLo, yHi := math.Floor(math.Log10(minMS)), math.Ceil(math.Log10(maxMS))
+	if yHi == yLo {
+		yHi++
+	}
 	lo, hi := math.Log10(float64(counts[0])), math.Log10(float64(counts[len(counts)-1]))
 	if hi == lo {
 		hi = lo + 1
 	}
 	x := func(n int) float64 { return float64(left) + (math.Log10(float64(n))-lo)/(hi-lo)*pw }
-	y := func(v float64) float64 { return float64(top) + ph - v/maxY*ph }
+	y := func(v float64) float64 {
+		return float64(top) + ph - (math.Log10(math.Max(v, math.Pow(10, yLo)))-yLo)/(yHi-yLo)*ph
+	}
 
 	var s strings.Builder
 	p := func(format string, a ...any) { fmt.Fprintf(&s, format, a...) }
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", w, h, w, h)
 	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
 	p(`<text x="%d" y="18" font-size="14">btl: median time per command vs. running tasks</text>`+"\n", left)
-	for v := 0.0; v <= maxY+step/2; v += step {
-		p(`<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, float64(left)+pw, y(v), y(v))
-		p(`<text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n", left-6, y(v)+4, v)
+	for e := yLo; e <= yHi; e++ {
+		for _, m := range []float64{1, 2, 5} {
+			if v := m * math.Pow(10, e); v <= math.Pow(10, yHi) {
+				p(`<line x1="%d" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#ddd"/>`+"\n", left, float64(left)+pw, y(v), y(v))
+				p(`<text x="%d" y="%.1f" text-anchor="end">%g</text>`+"\n", left-6, y(v)+4, v)
+			}
+		}
 	}
 	for _, n := range counts {
 		p(`<line x1="%.1f" x2="%.1f" y1="%d" y2="%.1f" stroke="#ddd"/>`+"\n", x(n), x(n), top, float64(top)+ph)
 		p(`<text x="%.1f" y="%.1f" text-anchor="middle">%d</text>`+"\n", x(n), float64(top)+ph+16, n)
 	}
 	p(`<text x="%.1f" y="%d" text-anchor="middle">running tasks (log scale)</text>`+"\n", float64(left)+pw/2, h-10)
-	p(`<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">ms (median)</text>`+"\n", float64(top)+ph/2)
+	p(`<text transform="translate(16 %.1f) rotate(-90)" text-anchor="middle">ms, median (log scale)</text>`+"\n", float64(top)+ph/2)
 	colors := map[string]string{"start": "#1f77b4", "replace": "#d62728", "kill": "#2ca02c", "list": "#9467bd"}
 	dashes := []string{"", "6 4", "2 3", "10 3 2 3"}
 	ly := top + 10
@@ -83,18 +95,4 @@ func growthSVG(gs []*growth) string {
 	}
 	p("</svg>\n")
 	return s.String()
-}
-
-// niceStep rounds d up to 1, 2 or 5 times a power of ten.
-func niceStep(d float64) float64 {
-	if d <= 0 {
-		return 1
-	}
-	e := math.Pow(10, math.Floor(math.Log10(d)))
-	for _, m := range []float64{1, 2, 5, 10} {
-		if d <= m*e {
-			return m * e
-		}
-	}
-	return 10 * e
 }
