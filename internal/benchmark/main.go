@@ -34,6 +34,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"btl/backend/systemd"
 	"btl/core"
 )
 
@@ -396,8 +397,14 @@ func (b *bench) cleanup() {
 		}
 	}
 	if b.systemd {
-		// btl kill --all stopped btl's units; these are the floors'.
-		exec.Command("systemctl", "--user", "stop", "btlbench-"+b.tag+"-*").Run()
+		// btl kill --all stopped btl's units; these are the floors'. The
+		// log agents of the data directories, which would otherwise write
+		// their last records into the directories removed below, go too.
+		units := []string{"btlbench-" + b.tag + "-*"}
+		for _, d := range b.dataDirs {
+			units = append(units, systemd.AgentUnitName(filepath.Join(d, "btl", "run")))
+		}
+		exec.Command("systemctl", append([]string{"--user", "stop"}, units...)...).Run()
 	}
 	for _, pid := range sleeps(b.tag) {
 		fmt.Fprintf(os.Stderr, "benchmark: cleanup: PID %d (sleep) left over; killing it\n", pid)

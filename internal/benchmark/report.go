@@ -166,7 +166,7 @@ func (rep *report) markdown(b *bench) string {
 	p("  has, a recorded status, the supervisor's exit record). The growth rows list real tasks.\n")
 	p("  The floor is `btl --version`, the cost of starting the binary at all: the +ms column\n")
 	p("  is the work list does.\n")
-	p("- Growth: with 1, 10, 100 and 300 real running tasks of one backend in one data\n")
+	p("- Growth: with %s real running tasks of one backend in one data\n", strings.ReplaceAll(*flagGrowth, ",", ", "))
 	p("  directory (`-growth`), each iteration starts one more task (killed untimed), replaces a\n")
 	p("  running task, kills a running task (started again untimed, so the count holds) and\n")
 	p("  lists them all. Targets: replace and kill at 300 tasks within 1.25× of 1 task; list of\n")
