@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -88,7 +89,7 @@ func (rep *report) markdown(b *bench) string {
 	if b.pm2Version != "" {
 		p("- pm2 %s, %s\n", b.pm2Version, firstLine("node", "--version"))
 	}
-	p("- %s\n\n", b.date.UTC().Format("2006-01-02 15:04 MST"))
+	p("- %s; the end-to-end driver ran for %s\n\n", b.date.UTC().Format("2006-01-02 15:04 MST"), time.Since(b.date).Round(time.Second))
 
 	p("## Time\n\n")
 	p("| benchmark | btl median | btl p90 | floor | floor median | floor p90 | btl vs floor | target | |\n")
