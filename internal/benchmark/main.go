@@ -17,6 +17,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -26,11 +27,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"btl/backend/systemd"
 	"btl/internal/proc"
 )
 
@@ -41,6 +45,11 @@ var (
 	flagGoBench = flag.String("gobench", "", "output of the core Go benchmarks to include in the report")
 	flagSystemd = flag.String("systemd", "auto", "systemd rows: auto (when a user manager answers), yes or no")
 	flagRev     = flag.String("rev", "", "revision of btl benchmarked, for the report")
+	flagGrowth  = flag.String("growth", "1,10,100,300", "numbers of real running tasks the growth rows are measured with (empty: none)")
+	flagGrowthN = flag.Int("growth-n", 10, "iterations of each growth measurement")
+	flagPM2     = flag.String("pm2", "auto", "pm2 rows: auto (when pm2 is on PATH) or no")
+	flagOnly    = flag.String("only", "", "run only these rows: growth (for a quick look; the report is partial)")
+	flagSVG     = flag.String("svg", "", "write the growth plot to this file (default: benchmarks-growth.svg beside -out)")
 )
 
 // sample is one measured process.
@@ -62,6 +71,15 @@ type bench struct {
 	systemd        bool
 	fs, load       string    // file system of tmp, load average at start
 	date           time.Time // of the start
+	pm2Home        string    // PM2_HOME of pm2, once started
+	pm2Version     string
+	progress       *os.File // where progress lines go
+
+	// mu is held while a command runs; once stopping is set (by cleanup,
+	// which may run on a signal), no command starts any more.
+	mu       sync.Mutex
+	stopping bool
+	cur      atomic.Int64 // process group of the command running, if any
 }
 
 func main() {
@@ -83,7 +101,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	b := &bench{btl: btl, tmp: tmp, work: filepath.Join(tmp, "work"), tag: strconv.Itoa(10000 + os.Getpid()%90000)}
+	b := &bench{btl: btl, tmp: tmp, work: filepath.Join(tmp, "work"), tag: strconv.Itoa(10000 + os.Getpid()%90000), progress: os.Stderr}
 	if b.self, err = os.Executable(); err != nil {
 		fatal(err)
 	}
@@ -110,6 +128,16 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	svgPath := *flagSVG
+	if svgPath == "" && *flagOut != "" {
+		svgPath = filepath.Join(filepath.Dir(*flagOut), svgName)
+	}
+	if svg := growthSVG(rep.growth); svg != "" && svgPath != "" {
+		if err := os.WriteFile(svgPath, []byte(svg), 0o644); err != nil {
+			fatal(err)
+		}
+		rep.svg = filepath.Base(svgPath)
+	}
 	md := rep.markdown(b)
 	fmt.Print(md)
 	if *flagOut != "" {
@@ -118,6 +146,9 @@ func main() {
 		}
 	}
 }
+
+// svgName is the growth plot's file name, beside the report.
+const svgName = "benchmarks-growth.svg"
 
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "benchmark:", err)
@@ -155,14 +186,44 @@ func (b *bench) dataDir(name string) string {
 // spawner (see spawn). A non-zero exit is an error: nothing measured here
 // is expected to fail.
 func (b *bench) run(data string, argv ...string) (sample, error) {
+	return b.runEnv(data, nil, argv...)
+}
+
+// cmdTimeout bounds each command measured: none takes more than seconds.
+const cmdTimeout = 3 * time.Minute
+
+// errStopping is returned by run once cleanup has begun.
+var errStopping = errors.New("stopping")
+
+// runEnv is run with extra environment entries.
+func (b *bench) runEnv(data string, extra []string, argv ...string) (sample, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopping {
+		return sample{}, errStopping
+	}
+	return b.runLocked(data, extra, argv...)
+}
+
+func (b *bench) runLocked(data string, extra []string, argv ...string) (sample, error) {
 	_ = b.out.Truncate(0)
 	_, _ = b.out.Seek(0, 0)
 	res := filepath.Join(b.tmp, "result")
 	_ = os.Remove(res)
 	cmd := exec.Command(b.self, argv...)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = b.work, b.out, b.out
-	cmd.Env = append(b.env(data), spawnEnv+"="+res)
-	err := cmd.Run()
+	cmd.Env = append(append(b.env(data), extra...), spawnEnv+"="+res)
+	// A process group of its own: cleanup, on a signal, and the timeout
+	// end the command and whatever it runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err := cmd.Start()
+	if err == nil {
+		b.cur.Store(int64(cmd.Process.Pid))
+		t := time.AfterFunc(cmdTimeout, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		err = cmd.Wait()
+		t.Stop()
+		b.cur.Store(0)
+	}
 	var s sample
 	out, _ := os.ReadFile(b.out.Name())
 	s.out = string(out)
@@ -305,22 +366,45 @@ func (b *bench) killWait(data string, pid int) (sample, error) {
 	}
 }
 
-// cleanup stops everything this run started and removes its files.
+// cleanup stops everything this run started and removes its files. It
+// waits for the command running, if any, and no command starts after it.
 func (b *bench) cleanup() {
+	if pg := b.cur.Load(); pg != 0 {
+		_ = syscall.Kill(-int(pg), syscall.SIGTERM)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopping {
+		return
+	}
+	b.stopping = true
+	if b.pm2Home != "" {
+		if _, err := os.Stat(filepath.Join(b.pm2Home, "pm2.pid")); err == nil {
+			if _, err := b.runLocked(b.tmp, []string{"PM2_HOME=" + b.pm2Home}, "pm2", "kill"); err != nil {
+				fmt.Fprintln(os.Stderr, "benchmark: cleanup:", err)
+			}
+		}
+	}
 	for _, d := range b.dataDirs {
 		backends := []string{"fork"}
 		if b.systemd {
 			backends = append(backends, "systemd")
 		}
 		for _, be := range backends {
-			if _, err := b.run(d, b.btl, "--backend", be, "kill", "--all"); err != nil {
+			if _, err := b.runLocked(d, nil, b.btl, "--backend", be, "kill", "--all"); err != nil {
 				fmt.Fprintln(os.Stderr, "benchmark: cleanup:", err)
 			}
 		}
 	}
 	if b.systemd {
-		// btl kill --all stopped btl's units; these are the floors'.
-		_ = exec.Command("systemctl", "--user", "stop", "btlbench-"+b.tag+"-*").Run()
+		// btl kill --all stopped btl's units; these are the floors'. The
+		// log agents of the data directories, which would otherwise write
+		// their last records into the directories removed below, go too.
+		units := []string{"btlbench-" + b.tag + "-*"}
+		for _, d := range b.dataDirs {
+			units = append(units, systemd.AgentUnitName(filepath.Join(d, "btl", "run")))
+		}
+		_ = exec.Command("systemctl", append([]string{"--user", "stop"}, units...)...).Run()
 	}
 	for _, pid := range sleeps(b.tag) {
 		fmt.Fprintf(os.Stderr, "benchmark: cleanup: PID %d (sleep) left over; killing it\n", pid)

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -85,7 +86,10 @@ func (rep *report) markdown(b *bench) string {
 	p("- CPU: %s, %d cores\n", cpuModel(), runtime.NumCPU())
 	p("- btl %s, built with %s; %s\n", *flagRev, runtime.Version(), firstLine("systemctl", "--version"))
 	p("- btl data directory on %s; load average at start: %s\n", b.fs, b.load)
-	p("- %s\n\n", b.date.UTC().Format("2006-01-02 15:04 MST"))
+	if b.pm2Version != "" {
+		p("- pm2 %s, %s\n", b.pm2Version, firstLine("node", "--version"))
+	}
+	p("- %s; the end-to-end driver ran for %s\n\n", b.date.UTC().Format("2006-01-02 15:04 MST"), time.Since(b.date).Round(time.Second))
 
 	p("## Time\n\n")
 	p("| benchmark | btl median | btl p90 | floor | floor median | floor p90 | btl vs floor | target | |\n")
@@ -99,6 +103,30 @@ func (rep *report) markdown(b *bench) string {
 		p("| %s | %.1f ms | %.1f ms | %s | %.1f ms | %.1f ms | %s | %s | %s |\n", r.name,
 			median(ms(r.btl)), quantile(ms(r.btl), 0.9), r.floor, median(ms(r.base)), quantile(ms(r.base), 0.9), cmp, target, v)
 	}
+	if len(rep.growth) > 0 {
+		p("\n## Growth with real running tasks\n\n")
+		if rep.svg != "" {
+			p("![median time of start, replace, kill and list against the number of running tasks](%s)\n\n", rep.svg)
+		}
+		counts := rep.growth[0].counts
+		p("Median over %d iterations, in ms, with each number of real running tasks (each its own\n", *flagGrowthN)
+		p("`sleep` process with a distinct argument, started by btl; for systemd each its own unit):\n\n")
+		p("| operation, backend |")
+		for _, n := range counts {
+			p(" %d %s |", n, plural(n, "task", "tasks"))
+		}
+		p(" last vs first | target | |\n| --- |%s ---: | --- | --- |\n", strings.Repeat(" ---: |", len(counts)))
+		for _, op := range growthOps {
+			for _, g := range rep.growth {
+				p("| %s, %s |", op, g.backend)
+				for k := range g.counts {
+					p(" %.1f |", median(g.ms[op][k]))
+				}
+				target, v := g.target(op)
+				p(" %.2f× | %s | %s |\n", median(g.ms[op][len(g.counts)-1])/median(g.ms[op][0]), target, v)
+			}
+		}
+	}
 	p("\n## Memory\n\n")
 	p("Peak RSS of whole processes (rusage), in MiB:\n\n")
 	p("| process | median | max | target | |\n| --- | ---: | ---: | --- | --- |\n")
@@ -109,9 +137,10 @@ func (rep *report) markdown(b *bench) string {
 		}
 		p("| %s | %.1f | %.1f | %s | %s |\n", m.name, median(m.rss), slices.Max(m.rss), target, v)
 	}
-	p("\nResident memory of the per-task helper processes, a second after the start, median\n")
-	p("over a few tasks, in MiB (VmRSS counts the binary's pages shared with every other\n")
-	p("btl process; PSS divides shared pages among the processes that map them):\n\n")
+	p("\nResident memory of what stays alive for running tasks, a second after the start, median\n")
+	p("over a few tasks or the total where the row says so, in MiB (VmRSS counts the binary's\n")
+	p("pages shared with every other btl process; PSS divides shared pages among the processes\n")
+	p("that map them):\n\n")
 	p("| helper | VmRSS | PSS |\n| --- | ---: | ---: |\n")
 	for _, m := range rep.helpers {
 		p("| %s | %.1f | %.1f |\n", m.name, median(m.rss), median(m.pss))
@@ -130,13 +159,33 @@ func (rep *report) markdown(b *bench) string {
 	p("  `systemd-run` returns once the unit's process is forked (btl's units are Type=exec);\n")
 	p("  `kill` is followed by a wait on a pidfd until the process has exited; `systemctl\n")
 	p("  --user stop` waits for the stop job.\n")
-	p("- `list`: 1,000 live tasks would need 1,000 supervisors, so besides 10 real tasks the\n")
+	p("- `list` of 1,000 (synthetic): 1,000 live tasks would need 1,000 supervisors, so these\n")
 	p("  entries are written into state.json with btl's own code (core.Store) in the\n")
 	p("  documented schema. Running: every entry has the PID and start time of one live\n")
-	p("  process, so list checks each against the kernel, as for live tasks. Ended: fork tasks\n")
-	p("  that exited (a PID no process has, a recorded status, the supervisor's exit record).\n")
+	p("  process (with an empty environment, so btl judges it by PID and start time alone), so\n")
+	p("  list checks each against the kernel. Ended: fork tasks that exited (a PID no process\n")
+	p("  has, a recorded status, the supervisor's exit record). The growth rows list real tasks.\n")
 	p("  The floor is `btl --version`, the cost of starting the binary at all: the +ms column\n")
 	p("  is the work list does.\n")
+	p("- Growth: with %s real running tasks of one backend in one data\n", strings.ReplaceAll(*flagGrowth, ",", ", "))
+	p("  directory (`-growth`), each iteration starts one more task (killed untimed), replaces a\n")
+	p("  running task, kills a running task (started again untimed, so the count holds) and\n")
+	p("  lists them all. Targets: replace and kill at 300 tasks within 1.25× of 1 task; list of\n")
+	p("  300 real tasks ≤ 60 ms. The plot (`%s`) is written by the same run.\n", svgName)
+	p("- pm2 (when on PATH): run as the same user with a PM2_HOME of its own; its daemon is\n")
+	p("  started before the timed commands and stopped with `pm2 kill` at the end. Its rows pair\n")
+	p("  btl (fork) with `pm2 start`, `pm2 restart` and `pm2 jlist` in the same iteration (%d\n", min(*flagN, pm2Iterations))
+	p("  iterations: every pm2 command starts node); the ratio column is btl / pm2.\n")
+	for be, n := range rep.refused {
+		p("- %s: %d time(s) in the growth rows, `btl sleep …` run right after `btl kill` of the same task\n", be, n)
+		p("  was refused (\"unit … already loaded\": the stopped unit was still loaded); the driver\n")
+		p("  tried again after 50 ms pauses (untimed).\n")
+	}
+	for op, n := range rep.failed {
+		p("- **%s: %d timed command(s) in the growth rows failed**: btl refused to start the task's\n", op, n)
+		p("  unit because the stopped instance's unit was still loaded (\"unit … already loaded\");\n")
+		p("  they are left out of the medians, and the task was started again (untimed).\n")
+	}
 	for _, n := range rep.notes {
 		p("- %s\n", n)
 	}
@@ -148,9 +197,17 @@ func (rep *report) markdown(b *bench) string {
 	p("\n## How to reproduce\n\n")
 	p("```sh\nmake bench                      # as root: as btltest, with a systemd --user of its own\n")
 	p("make bench BENCHFLAGS='-n 50'   # more iterations; as a regular user: your user manager\n")
+	p("make bench BENCHFLAGS='-growth 1,10,100 -growth-n 5'   # a shorter growth part\n")
 	p("# the driver alone, as a regular user (-systemd no without a user manager):\n")
 	p("go build -o /tmp/btl ./cmd/btl && go run ./internal/benchmark -btl /tmp/btl -n 30\n```\n")
 	return w.String()
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func cpuModel() string {

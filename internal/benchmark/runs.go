@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -37,7 +38,11 @@ type memRow struct {
 type report struct {
 	rows           []*row
 	peaks, helpers []memRow
+	growth         []*growth
+	svg            string // file name of the growth plot, beside the report
 	notes          []string
+	refused        map[string]int // by backend: starts refused right after a kill (see startAgain)
+	failed         map[string]int // by "backend, operation": timed commands refused the same way
 }
 
 // measure returns a function that runs argv and appends the sample to dst.
@@ -61,7 +66,10 @@ func inOrder(i int, fns ...func() error) error {
 }
 
 func (b *bench) runAll() (*report, error) {
-	r := &report{}
+	r := &report{refused: map[string]int{}, failed: map[string]int{}}
+	if *flagOnly == "growth" {
+		return r, b.runGrowth(r)
+	}
 	d := b.dataDir("proc")
 	pf := &row{name: "process floor: `btl --version`", floor: "`true`"}
 	for i := range *flagN {
@@ -88,7 +96,34 @@ func (b *bench) runAll() (*report, error) {
 			return nil, err
 		}
 	}
-	return r, b.list(r)
+	if err := b.list(r); err != nil {
+		return nil, err
+	}
+	if err := b.pm2(r); errors.Is(err, errStopping) {
+		return nil, err
+	} else if err != nil {
+		// pm2 is not btl: a failure of its own costs its rows, not the run.
+		r.notes = append(r.notes, fmt.Sprintf("The pm2 comparison stopped on an error: %v", err))
+	}
+	return r, b.runGrowth(r)
+}
+
+// runGrowth runs the growth rows of every backend.
+func (b *bench) runGrowth(r *report) error {
+	counts, err := growthCounts()
+	if err != nil || len(counts) == 0 {
+		return err
+	}
+	backends := []string{"fork"}
+	if b.systemd {
+		backends = append(backends, "systemd")
+	}
+	for _, be := range backends {
+		if err := b.growth(r, be, counts); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lifecycle times start, replace and kill with one backend, each against
@@ -200,12 +235,9 @@ func (b *bench) helperMemory(r *report, backend string) error {
 	total := memRow{name: "systemd: everything btl keeps alive for 10 running tasks (agent + journalctl)"}
 	if backend == "fork" {
 		for k := range tasks {
-			info, _ := proc.LookupProc(pids[k])
-			pp := info.PPID
-			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pp)); exe != b.btl {
-				return fmt.Errorf("parent %d of task %d is %q, not the btl supervisor", pp, pids[k], exe)
+			if err := addSupervisor(&sup, pids[k], b.btl); err != nil {
+				return err
 			}
-			addMem(&sup, pp)
 		}
 		r.helpers = append(r.helpers, sup)
 	} else {
@@ -229,6 +261,18 @@ func (b *bench) helperMemory(r *report, backend string) error {
 	}
 	_, err := b.run(d, b.btl, "--backend", backend, "kill", "--all")
 	return err
+}
+
+// addSupervisor adds the resident memory of the supervisor of the fork
+// task whose main process is pid to m.
+func addSupervisor(m *memRow, pid int, btl string) error {
+	info, _ := proc.LookupProc(pid)
+	pp := info.PPID
+	if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pp)); exe != btl {
+		return fmt.Errorf("parent %d of task %d is %q, not the btl supervisor", pp, pid, exe)
+	}
+	addMem(m, pp)
+	return nil
 }
 
 func sum(xs []float64) float64 {
@@ -256,23 +300,15 @@ func addMem(m *memRow, pid int) {
 }
 
 // list times `btl list` (fork backend) against `btl --version`, the cost
-// of starting the binary at all: with 10 real running tasks, and with 10,
-// 100 and 1,000 entries written into state.json, running or ended.
+// of starting the binary at all, with 1,000 entries written into
+// state.json, running or ended: a synthetic load (the growth rows list
+// real running tasks).
 func (b *bench) list(r *report) error {
-	d := b.dataDir("list-real")
-	for range 10 {
-		if _, _, _, err := b.start(d, "fork", b.uniq()); err != nil {
-			return err
-		}
-	}
-	if err := b.listRow(r, d, "list, 10 running tasks (real)", 10, 0); err != nil {
-		return err
-	}
-	if _, err := b.run(d, b.btl, "--backend", "fork", "kill", "--all"); err != nil {
-		return err
-	}
 	// The one live process every "running" entry points at.
-	live := exec.Command("sleep", b.uniq())
+	// Its environment is empty, as after `env -i`, so that btl judges it by
+	// PID and start time alone (it cannot carry every entry's token).
+	live := exec.Command("/bin/sleep", b.uniq())
+	live.Env = []string{}
 	if err := live.Start(); err != nil {
 		return err
 	}
@@ -281,24 +317,19 @@ func (b *bench) list(r *report) error {
 	if err != nil {
 		return err
 	}
-	for _, n := range []int{10, 100, 1000} {
-		for _, p := range []*core.Proc{{PID: info.PID, Start: info.Start}, nil} {
-			// Not in b.dataDirs: cleanup has nothing to stop there, and
-			// btl kill --all would stop the live process 1,000 times.
-			d, name := filepath.Join(b.tmp, fmt.Sprintf("list-%d-%v", n, p != nil)), fmt.Sprintf("list, %d ended tasks", n)
-			if p != nil {
-				name = fmt.Sprintf("list, %d running tasks", n)
-			}
-			if err := fillState(d, n, b.work, p); err != nil {
-				return err
-			}
-			limit := 0.0
-			if n == 1000 {
-				limit = 50
-			}
-			if err := b.listRow(r, d, name, n, limit); err != nil {
-				return err
-			}
+	const n = 1000
+	for _, p := range []*core.Proc{{PID: info.PID, Start: info.Start}, nil} {
+		// Not in b.dataDirs: cleanup has nothing to stop there, and
+		// btl kill --all would stop the live process 1,000 times.
+		d, name := filepath.Join(b.tmp, fmt.Sprintf("list-%d-%v", n, p != nil)), fmt.Sprintf("list, %d ended tasks (synthetic: state.json entries)", n)
+		if p != nil {
+			name = fmt.Sprintf("list, %d running tasks (synthetic: state.json entries, one live process)", n)
+		}
+		if err := fillState(d, n, b.work, p); err != nil {
+			return err
+		}
+		if err := b.listRow(r, d, name, n, 50); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -321,7 +352,8 @@ func (b *bench) listRow(r *report, d, name string, n int, limit float64) error {
 	}
 	r.rows = append(r.rows, lr)
 	if n == 1000 {
-		r.peaks = append(r.peaks, memRow{name: "`btl list` (" + strings.TrimPrefix(name, "list, ") + ")", rss: rssOf(lr.btl), limit: 20})
+		short, _, _ := strings.Cut(strings.TrimPrefix(name, "list, "), " (")
+		r.peaks = append(r.peaks, memRow{name: "`btl list` (" + short + ", synthetic)", rss: rssOf(lr.btl), limit: 20})
 	}
 	return nil
 }

@@ -65,22 +65,23 @@ func (p Proc) signal(sig syscall.Signal) bool {
 // to what is left, and returns a *SurvivorsError if anything outlives that.
 // The whole tree is found before anything is signalled.
 func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) error {
-	targets := treeMembers(leader, token, roots)
+	tree := &treeFinder{leader: leader, token: token, roots: roots}
+	targets := tree.members()
 	if len(targets) == 0 {
 		return nil
 	}
 	signalTree(leader, targets, unix.SIGTERM)
 	if waitGone(targets, grace) {
 		// Children forked while the tree was going down.
-		if targets = treeMembers(leader, token, roots); len(targets) == 0 {
+		if targets = tree.members(); len(targets) == 0 {
 			return nil
 		}
 	}
 	for range 3 {
-		targets = mergeProcs(targets, treeMembers(leader, token, roots))
+		targets = mergeProcs(targets, tree.members())
 		signalTree(leader, targets, unix.SIGKILL)
 		if waitGone(targets, time.Second) {
-			if targets = treeMembers(leader, token, roots); len(targets) == 0 {
+			if targets = tree.members(); len(targets) == 0 {
 				return nil
 			}
 		}
@@ -101,6 +102,29 @@ func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) err
 // StopTree for what belongs to it).
 func TreeAlive(leader Proc, token string, roots ...Proc) bool {
 	return len(treeMembers(leader, token, roots)) > 0
+}
+
+// treeFinder finds one task's tree again and again while it is stopped.
+type treeFinder struct {
+	leader Proc
+	token  string
+	roots  []Proc
+	below  bool // a helper of the task lived at an earlier look
+}
+
+// members is treeMembers, except that once a helper of the task was seen
+// alive, its end means the end of the tree: a helper exits only once no
+// process of the task's tree is left (it is their subreaper), so the
+// whole process table need not be read to make sure.
+func (f *treeFinder) members() []Proc {
+	if out, ok := subtree(f.leader, f.token, f.roots); ok {
+		f.below = true
+		return out
+	}
+	if f.below {
+		return nil
+	}
+	return treeMembers(f.leader, f.token, f.roots)
 }
 
 func signalTree(leader Proc, targets []Proc, sig syscall.Signal) {
@@ -146,14 +170,73 @@ func mergeProcs(a, b []Proc) []Proc {
 const EnvHelper = "_BTL_HELPER_OF"
 
 // treeMembers lists the live processes of the caller that belong to the
-// task (see StopTree), found from one snapshot of the process table.
+// task (see StopTree): below its live helper where there is one (see
+// subtree), else from one snapshot of the whole process table.
 func treeMembers(leader Proc, token string, roots []Proc) []Proc {
+	if out, ok := subtree(leader, token, roots); ok {
+		return out
+	}
 	members := readProcTable().members(leader, token, roots)
 	out := make([]Proc, 0, len(members))
 	for _, info := range members {
 		out = append(out, Proc{PID: info.PID, Start: info.Start})
 	}
 	return out
+}
+
+// subtree lists the task's processes from its helpers down, without
+// reading the rest of the process table: a live helper of the task (its
+// environment carries EnvHelper=token) is a child subreaper that outlives
+// every process of the task, so every process the task started, even one
+// that left its session and was orphaned, is among the helper's
+// descendants; a process carrying another task's token, or another task's
+// helper, starts a tree that is not this task's. Its cost depends on the
+// task's tree alone, not on the number of other processes. ok is false
+// when no helper of the task lives or the system cannot list a process's
+// children (then the whole table is read, as without helpers).
+func subtree(leader Proc, token string, roots []Proc) (out []Proc, ok bool) {
+	if token == "" {
+		return nil, false
+	}
+	uid := os.Getuid()
+	var queue []ProcInfo
+	member := map[int]bool{}
+	for _, r := range roots {
+		info, err := LookupProc(r.PID)
+		if err != nil || info.Zombie || info.UID != uid || info.Start != r.Start || !hasEnv(r.PID, EnvHelper+"="+token) {
+			continue
+		}
+		queue = append(queue, info)
+	}
+	helpers := len(queue)
+	if helpers == 0 {
+		return nil, false
+	}
+	for i := 0; i < len(queue); i++ {
+		parent := queue[i]
+		kids, ok := childrenOf(parent.PID)
+		if !ok && i < helpers {
+			return nil, false
+		}
+		for _, pid := range kids {
+			if member[pid] {
+				continue
+			}
+			// A child must have started no earlier than its parent
+			// (guarding against a PID reused since the list was read).
+			c, err := LookupProc(pid)
+			if err != nil || c.Zombie || c.UID != uid || c.Start < parent.Start || foreignEnv(procEnv(pid), token) {
+				continue
+			}
+			member[pid] = true
+			queue = append(queue, c)
+			out = append(out, Proc{PID: c.PID, Start: c.Start})
+		}
+	}
+	if !member[leader.PID] && leader.VerifyTask(token) {
+		out = append(out, leader)
+	}
+	return out, true
 }
 
 // procTable is one snapshot of the caller's live processes, from which
@@ -250,7 +333,13 @@ func (pt *procTable) members(leader Proc, token string, roots []Proc) []ProcInfo
 // with the given token: its environment carries another instance token, or
 // it is another task's helper.
 func (pt *procTable) foreignTask(pid int, token string) bool {
-	for _, e := range pt.env(pid) {
+	return foreignEnv(pt.env(pid), token)
+}
+
+// foreignEnv reports whether env is that of a process of another btl task
+// than the one with the given token (see foreignTask).
+func foreignEnv(env [][]byte, token string) bool {
+	for _, e := range env {
 		if v, ok := bytes.CutPrefix(e, []byte(EnvInstance+"=")); ok && string(v) != token {
 			return true
 		}

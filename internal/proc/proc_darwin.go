@@ -86,3 +86,7 @@ func readProcEnv(pid int) [][]byte {
 func procDetails(pid int, start uint64) (argv []string, cwd string, started time.Time) {
 	return nil, "", time.UnixMicro(int64(start)).UTC()
 }
+
+// childrenOf is not available on macOS: trees are found from the whole
+// process table there.
+func childrenOf(pid int) ([]int, bool) { return nil, false }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -230,3 +231,44 @@ func procDetails(pid int, start uint64) (argv []string, cwd string, started time
 	}
 	return argv, cwd, started
 }
+
+// childrenOf lists the PIDs of pid's live children, from the children
+// file of each of its threads (a child belongs to the thread that forked
+// it, or that it was reparented to). ok is false when the kernel does not
+// provide these files (CONFIG_PROC_CHILDREN) or pid is gone.
+func childrenOf(pid int) (pids []int, ok bool) {
+	if !haveChildren() {
+		return nil, false
+	}
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, false
+	}
+	tids, err := d.Readdirnames(-1)
+	_ = d.Close()
+	if err != nil {
+		return nil, false
+	}
+	for _, tid := range tids {
+		// A thread that has exited has no file any more: it has no
+		// children either.
+		b, err := os.ReadFile(dir + tid + "/children")
+		if err != nil {
+			continue
+		}
+		for f := range strings.FieldsSeq(string(b)) {
+			if c, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, c)
+			}
+		}
+	}
+	return pids, true
+}
+
+// haveChildren reports whether the kernel lists each thread's children
+// in /proc (CONFIG_PROC_CHILDREN).
+var haveChildren = sync.OnceValue(func() bool {
+	_, err := os.Stat("/proc/self/task/" + strconv.Itoa(os.Getpid()) + "/children")
+	return err == nil
+})
