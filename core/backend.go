@@ -72,6 +72,14 @@ type Releaser interface {
 	Release(ctx context.Context, t Task) error
 }
 
+// UnknownLister is implemented by backends whose List can leave out the
+// tasks btl already knows: ListUnknown is List without the tasks whose
+// main process or helper is among known (PID and start time), so that
+// re-adoption reads nothing more of them.
+type UnknownLister interface {
+	ListUnknown(ctx context.Context, known []Proc) ([]Task, error)
+}
+
 // RunState says whether a task runs.
 type RunState string
 

@@ -392,7 +392,7 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 		if err != nil {
 			continue
 		}
-		ts, err := b.List(ctx)
+		ts, err := listUnknown(ctx, b, st)
 		if err != nil {
 			continue
 		}
@@ -421,6 +421,25 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 		views = append(views, View{Task: t, Status: s})
 	}
 	return views, changed
+}
+
+// listUnknown is b's List, without the tasks st already records where b
+// can leave them out (UnknownLister).
+func listUnknown(ctx context.Context, b Backend, st *State) ([]Task, error) {
+	ul, ok := b.(UnknownLister)
+	if !ok {
+		return b.List(ctx)
+	}
+	var known []Proc
+	for _, t := range st.Processes {
+		if t.PID > 0 {
+			known = append(known, t.Proc())
+		}
+		if t.Helper != nil {
+			known = append(known, *t.Helper)
+		}
+	}
+	return ul.ListUnknown(ctx, known)
 }
 
 // nextStatus is what btl records of a task whose record says rec (nil: it

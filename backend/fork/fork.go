@@ -280,11 +280,14 @@ const dataEnv = "_BTL_FORK_DATA"
 // supervisor started for Dirs.Data. Command and directory are read back
 // from the process.
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
+	return b.ListUnknown(ctx, nil)
+}
+
+// ListUnknown is List without the tasks whose main process or supervisor
+// is among known (see core.UnknownLister): those are not read at all.
+func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Task, error) {
 	var out []core.Task
-	for _, f := range findTasks() {
-		if f.Parent.PID == 0 || !proc.ProcHasEnv(f.Parent.PID, SupervisorEnv+"=1") || !proc.ProcHasEnv(f.Parent.PID, dataEnv+"="+b.Dirs.Data) {
-			continue
-		}
+	for _, f := range findTasks(b.Dirs.Data, known) {
 		parent := f.Parent
 		var policy string
 		if r, err := readRuns(b.Dirs.Run, f.Token); err == nil {

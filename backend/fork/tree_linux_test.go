@@ -77,3 +77,68 @@ func TestStopReadsOnlyItsTree(t *testing.T) {
 		t.Errorf("Stop read the environment of process %d, which is no part of the task", other.Process.Pid)
 	}
 }
+
+// TestListReadsNoKnownTask lists two tasks of the state while they run:
+// both are listed as running, and the environment of their supervisors was
+// never read, since re-adoption looks only at processes the state does not
+// already record (a list costs the same however many tasks run). Once the
+// state is lost, the tasks are adopted again from their processes.
+func TestListReadsNoKnownTask(t *testing.T) {
+	b, dirs := setup(t)
+	m := &core.Manager{Store: &core.Store{Dir: dirs.Data}, Dirs: dirs, Backend: b}
+	ctx := context.Background()
+	var tasks []*core.Task
+	for _, d := range []string{t.TempDir(), t.TempDir()} {
+		s, err := m.Prepare([]string{"sleep", "906"}, d, os.Environ())
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, _, err := m.Run(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tasks = append(tasks, task)
+	}
+	defer func() {
+		for _, task := range tasks {
+			_ = b.Stop(ctx, *task, core.Grace)
+		}
+	}()
+	var read atomic.Int32
+	proc.HideEnvWhere(func(env [][]byte) bool {
+		if slices.ContainsFunc(env, func(e []byte) bool {
+			return slices.ContainsFunc(tasks, func(task *core.Task) bool { return string(e) == proc.EnvHelper+"="+task.Token })
+		}) {
+			read.Add(1)
+		}
+		return false
+	})
+	t.Cleanup(func() { proc.HideEnvWhere(nil) })
+	views, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(views) != 2 || !views[0].Status.Alive() || !views[1].Status.Alive() {
+		t.Fatalf("list: %+v, want the two tasks running", views)
+	}
+	if n := read.Load(); n != 0 {
+		t.Errorf("list read a supervisor's environment %d times; the state records both tasks", n)
+	}
+
+	if err := os.Remove(m.Store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	views, err = m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes []string
+	for _, v := range views {
+		hashes = append(hashes, v.Task.Hash)
+	}
+	for _, task := range tasks {
+		if !slices.Contains(hashes, task.Hash) {
+			t.Errorf("task %s not adopted again after the state was lost (listed: %v)", task.Hash, hashes)
+		}
+	}
+}

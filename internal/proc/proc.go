@@ -245,21 +245,55 @@ func subtree(leader Proc, token string, roots []Proc) (out []Proc, ok bool) {
 type procTable struct {
 	byPID    map[int]ProcInfo
 	children map[int][]ProcInfo
+	byPGID   map[int][]ProcInfo
 	envs     map[int][][]byte
+	// byToken lists the processes carrying each EnvInstance token, built
+	// on first use from every process's environment (see tokens).
+	byToken map[string][]ProcInfo
 }
 
 func readProcTable() *procTable {
 	uid := os.Getuid()
 	procs := userProcs(uid)
-	pt := &procTable{byPID: make(map[int]ProcInfo, len(procs)), children: map[int][]ProcInfo{}, envs: map[int][][]byte{}}
+	pt := &procTable{byPID: make(map[int]ProcInfo, len(procs)), children: map[int][]ProcInfo{}, byPGID: map[int][]ProcInfo{}, envs: map[int][][]byte{}}
 	for _, info := range procs {
 		if info.Zombie || info.UID != uid {
 			continue
 		}
 		pt.byPID[info.PID] = info
 		pt.children[info.PPID] = append(pt.children[info.PPID], info)
+		pt.byPGID[info.PGID] = append(pt.byPGID[info.PGID], info)
 	}
 	return pt
+}
+
+// tokens returns the processes of the snapshot by the EnvInstance token
+// their environment carries, reading each environment once per snapshot.
+func (pt *procTable) tokens() map[string][]ProcInfo {
+	if pt.byToken != nil {
+		return pt.byToken
+	}
+	pt.byToken = map[string][]ProcInfo{}
+	prefix := []byte(EnvInstance + "=")
+	for _, info := range pt.byPID {
+		for _, e := range pt.env(info.PID) {
+			if v, ok := bytes.CutPrefix(e, prefix); ok {
+				pt.byToken[string(v)] = append(pt.byToken[string(v)], info)
+			}
+		}
+	}
+	return pt.byToken
+}
+
+// verifyTask is Proc.VerifyTask against the snapshot: p is a live process
+// of the caller in it, with the recorded start time, and carries the
+// task's token wherever its environment is readable.
+func (pt *procTable) verifyTask(p Proc, token string) bool {
+	info, ok := pt.byPID[p.PID]
+	if p.PID <= 1 || p.Start == 0 || !ok || info.Start != p.Start {
+		return false
+	}
+	return envCarries(pt.env(p.PID), token)
 }
 
 // env is procEnv, read once per snapshot.
@@ -288,15 +322,15 @@ func (pt *procTable) members(leader Proc, token string, roots []Proc) []ProcInfo
 			queue = append(queue, info)
 		}
 	}
-	leaderOK := leader.VerifyTask(token)
-	for _, info := range byPID {
-		inGroup := leaderOK && info.PGID == leader.PID
-		if inGroup || (token != "" && pt.hasEnv(info.PID, EnvInstance+"="+token)) {
+	leaderOK := pt.verifyTask(leader, token)
+	if leaderOK {
+		add(byPID[leader.PID])
+		for _, info := range pt.byPGID[leader.PID] {
 			add(info)
 		}
 	}
-	if leaderOK {
-		if info, ok := byPID[leader.PID]; ok {
+	if token != "" {
+		for _, info := range pt.tokens()[token] {
 			add(info)
 		}
 	}
@@ -357,10 +391,12 @@ func foreignEnv(env [][]byte, token string) bool {
 // EnvHash). A process whose environment cannot be read or is
 // empty (it replaced it, as env -i does) is judged by Verify alone.
 func (p Proc) VerifyTask(token string) bool {
-	if !p.Verify() {
-		return false
-	}
-	env := procEnv(p.PID)
+	return p.Verify() && envCarries(procEnv(p.PID), token)
+}
+
+// envCarries reports whether env, a process's environment, is that of the
+// task with the given token (see VerifyTask).
+func envCarries(env [][]byte, token string) bool {
 	if len(env) == 0 || len(env) == 1 && len(env[0]) == 0 {
 		return true
 	}
