@@ -304,18 +304,24 @@ func (s *Store) removeTemps() {
 
 // canSave checks, while the lock is held, that a state the size of st and
 // a new task can be written: it writes a temporary file that large and
-// removes it.
+// removes it. The size is that of the file as read or last written, where
+// there is one (what changed in memory since is far below the margin): so
+// large a state is not encoded only to learn its size.
 func (s *Store) canSave(st *State) error {
-	b, err := st.encode()
-	if err != nil {
-		return err
+	size := len(st.saved)
+	if st.saved == nil {
+		b, err := st.encode()
+		if err != nil {
+			return err
+		}
+		size = len(b)
 	}
 	f, err := os.CreateTemp(s.Dir, ".state.json.tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", s.Path(), err)
 	}
 	defer func() { _ = os.Remove(f.Name()) }()
-	_, err = f.Write(make([]byte, len(b)+4096))
+	_, err = f.Write(make([]byte, size+4096))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
