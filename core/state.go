@@ -597,13 +597,21 @@ func decodeFast(b []byte) (*State, bool) {
 	return st, true
 }
 
-// encode renders st as the state file holds it.
+// encode renders st as the state file holds it: json.MarshalIndent's
+// output, without its pass over the whole of MarshalJSON's output to
+// compact it again (MarshalJSON returns what json.Marshal wrote).
 func (st *State) encode() ([]byte, error) {
-	b, err := json.MarshalIndent(st, "", "  ")
+	b, err := st.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
-	return append(b, '\n'), nil
+	var out bytes.Buffer
+	out.Grow(len(b) * 2)
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
 }
 
 func (s *Store) save(st *State) error {

@@ -299,3 +299,34 @@ func TestStoreRemovesLeftTemps(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 }
+
+// TestStateEncodeAsMarshalIndent checks that the state file's bytes are
+// json.MarshalIndent's, unknown fields and characters JSON escapes included.
+func TestStateEncodeAsMarshalIndent(t *testing.T) {
+	tests := []struct{ name, in string }{
+		{"empty", `{"processes": {}}`},
+		{"plain", `{"processes": {"0123456789abcdef": {"pid": 5, "user_id": 1000, "command": "c", "cwd": "/", "started_at": "2026-01-02T03:04:05Z", "log_file": "/l"}}}`},
+		{"unknown fields", `{"extra": {"a": [1, 2], "s": "<&>"}, "processes": {"0123456789abcdef": {"pid": 5, "command": "c", "future": {"x": "\u2028"}}}}`},
+		{"escaped characters", `{"processes": {"0123456789abcdef": {"command": "a <b> & 'c' \u2028 \u2029 \u00e9 \"q\" \\ \t", "argv": ["<", ">", "&"], "name": "n\u0001"}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var st State
+			if err := json.Unmarshal([]byte(tt.in), &st); err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.encode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.MarshalIndent(&st, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, '\n')
+			if !bytes.Equal(got, want) {
+				t.Errorf("encode:\n%s\nwant (json.MarshalIndent):\n%s", got, want)
+			}
+		})
+	}
+}

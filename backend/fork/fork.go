@@ -316,12 +316,16 @@ func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Ta
 // spec's task: btl starts an instance only once the previous one is
 // stopped and forgotten.
 func removeStaleRecords(dir string, spec core.Spec) {
-	for _, ext := range []string{".exit", ".runs", ".stop"} {
-		old, _ := filepath.Glob(filepath.Join(dir, spec.Hash+"-*"+ext))
-		for _, f := range old {
-			if !strings.HasPrefix(filepath.Base(f), spec.Token+".") {
-				_ = os.Remove(f)
-			}
+	// One read of the directory, which holds the records of every task.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, spec.Hash+"-") || strings.HasPrefix(name, spec.Token+".") {
+			continue
+		}
+		switch filepath.Ext(name) {
+		case ".exit", ".runs", ".stop":
+			_ = os.Remove(filepath.Join(dir, name))
 		}
 	}
 }
