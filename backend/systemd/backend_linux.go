@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"btl/core"
@@ -256,15 +257,22 @@ func startError(spec core.Spec, unit, result string, info unitInfo) error {
 // startTask starts a task's transient unit and waits for the start job. A
 // unit of that name systemd still holds (the state lost it, or it ended
 // and was kept for its exit status) is stopped first, then stopped is
-// called (to copy its last lines), and the start retried.
+// called (to copy its last lines), and the start retried. A stopped unit
+// stays loaded until the log agent has recorded how it ended and dropped
+// its reference, which under load can take seconds: the start waits for
+// systemd to unload it (its UnitRemoved signal), up to unloadTimeout.
 func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Property, stopped func()) (string, error) {
-	for attempt := 0; ; attempt++ {
+	deadline := time.Now().Add(unloadTimeout)
+	for {
 		ch := make(chan string, 1)
 		_, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch)
-		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" && attempt < 200 {
+		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" {
+			if !time.Now().Before(deadline) {
+				return "", fmt.Errorf("systemd: start %s: %w", unit, errStillLoaded)
+			}
 			// Still loaded: running (the state lost it), kept for its exit
 			// status, or inactive until the log agent has recorded how it
-			// ended and dropped its reference (a few ms).
+			// ended and dropped its reference.
 			info, err := b.unitInfo(ctx, unit)
 			if err != nil {
 				return "", err
@@ -275,10 +283,13 @@ func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Propert
 					return "", err
 				}
 				stopped()
+				deadline = time.Now().Add(unloadTimeout)
 			case "failed":
 				_ = b.conn.ResetFailedUnitContext(ctx, unit)
 			default:
-				time.Sleep(5 * time.Millisecond)
+				if err := b.waitUnloaded(ctx, unit, deadline); err != nil {
+					return "", err
+				}
 			}
 			continue
 		}
@@ -286,6 +297,69 @@ func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Propert
 			return "", fmt.Errorf("systemd: start %s: %w", unit, err)
 		}
 		return waitJob(ctx, ch, unit)
+	}
+}
+
+// unloadTimeout bounds the wait for systemd to unload a stopped task unit
+// before a start of the same task.
+const unloadTimeout = 10 * time.Second
+
+// errStillLoaded is why a start gives up after unloadTimeout.
+var errStillLoaded = fmt.Errorf("the unit of the previous instance is still loaded %v after it stopped (something holds a reference on it: systemctl --user status shows it)", unloadTimeout)
+
+// waitUnloaded waits until systemd has unloaded unit, or is about to: its
+// UnitRemoved signal, or a LoadState other than loaded (read again now and
+// then, in case a signal is missed: on the manager's private socket and
+// without a subscriber systemd sends none), or until deadline. It returns
+// nil at the deadline too; the caller's next start attempt says why.
+func (b *Backend) waitUnloaded(ctx context.Context, unit string, deadline time.Time) error {
+	sigs := make(chan *dbus.Signal, 64)
+	b.conn.raw.Signal(sigs)
+	defer b.conn.raw.RemoveSignal(sigs)
+	match := []dbus.MatchOption{
+		dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"),
+		dbus.WithMatchMember("UnitRemoved"),
+		dbus.WithMatchArg(0, unit),
+	}
+	if !b.conn.private {
+		if err := b.conn.raw.AddMatchSignalContext(ctx, match...); err == nil {
+			defer func() { _ = b.conn.raw.RemoveMatchSignalContext(ctx, match...) }()
+		}
+	}
+	// systemd sends UnitRemoved only while some client is subscribed (the
+	// log agent usually is; this makes sure).
+	if b.conn.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err == nil {
+		defer func() {
+			_ = b.conn.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Unsubscribe", 0).Err
+		}()
+	}
+	poll := 5 * time.Millisecond
+	for {
+		// Read after subscribing, so that an unload in between is seen.
+		p, err := b.conn.GetUnitPropertyContext(ctx, unit, "LoadState")
+		if err != nil {
+			return fmt.Errorf("systemd: read %s: %w", unit, err)
+		}
+		if s, _ := p.Value.Value().(string); s != "loaded" {
+			return nil
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil
+		}
+		timer := time.NewTimer(min(poll, wait))
+		select {
+		case s := <-sigs:
+			timer.Stop()
+			if s.Name == "org.freedesktop.systemd1.Manager.UnitRemoved" && len(s.Body) > 0 && s.Body[0] == unit {
+				return nil
+			}
+		case <-timer.C:
+			poll = min(2*poll, 200*time.Millisecond)
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("systemd: waiting for %s to unload: %w", unit, ctx.Err())
+		}
 	}
 }
 

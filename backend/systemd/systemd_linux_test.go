@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
+
 	"btl/backend/fork"
 	"btl/backend/systemd"
 	"btl/core"
@@ -928,5 +930,51 @@ func TestMemoryIsTheUnitsMemoryCurrent(t *testing.T) {
 	other.Token = "other"
 	if _, ok := b.Memory(context.Background(), other); ok {
 		t.Error("Memory of a task whose unit runs another instance")
+	}
+}
+
+// A replace waits for systemd to unload the stopped unit, however long
+// something holds it loaded (the log agent, busy under load, drops its
+// reference late): here the test's own reference, dropped 3 s after the
+// stop. The new instance runs, the old one is gone.
+func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	dir := t.TempDir()
+	first := run(t, m, dir, nil, "sleep", "931")
+	unit := systemd.UnitName(first.Hash)
+	bus, err := dbus.ConnectSessionBus()
+	if err != nil {
+		coretest.Missing(t, "session bus: %v", err)
+	}
+	defer bus.Close()
+	mgr := bus.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
+	if err := mgr.Call("org.freedesktop.systemd1.Manager.RefUnit", 0, unit).Err; err != nil {
+		t.Fatalf("RefUnit %s: %v", unit, err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			out, _ := exec.Command("systemctl", "--user", "show", "-p", "ActiveState", "--value", unit).Output()
+			if strings.TrimSpace(string(out)) == "inactive" {
+				break
+			}
+		}
+		time.Sleep(3 * time.Second)
+		_ = mgr.Call("org.freedesktop.systemd1.Manager.UnrefUnit", 0, unit).Err
+	}()
+	second := run(t, m, dir, nil, "sleep", "931")
+	<-released
+	if second.Token == first.Token {
+		t.Fatalf("the replace returned the old instance %s", first.Token)
+	}
+	st, err := b.Inspect(context.Background(), *second)
+	if err != nil || st.State != core.Running {
+		t.Errorf("new instance: %v, %v; want running", st, err)
+	}
+	if p := (core.Proc{PID: first.PID, Start: first.ProcStart}); p.Verify() {
+		t.Errorf("old instance (PID %d) still runs", first.PID)
 	}
 }
