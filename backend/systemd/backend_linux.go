@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ type Backend struct {
 	probed      bool  // whether readErr is known
 	readableErr error // why the journal cannot be read, or nil
 	agentSeen   bool  // the log agent was checked by this Backend
+
+	snap      *snapshot // the last read of every task unit, for list; nil after a change
+	unitReads int       // units read one by one (unitInfo), for tests
 }
 
 var (
@@ -82,6 +86,7 @@ func (b *Backend) Name() string { return Name }
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
+	b.snap = nil
 	if len(spec.Argv) == 0 {
 		return core.Started{}, errors.New("systemd: no command given")
 	}
@@ -268,7 +273,11 @@ func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Propert
 		_, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch)
 		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" {
 			if !time.Now().Before(deadline) {
-				return "", fmt.Errorf("systemd: start %s: %w", unit, errStillLoaded)
+				var refs []string
+				if p, err := b.conn.GetUnitPropertyContext(ctx, unit, "Refs"); err == nil {
+					refs, _ = p.Value.Value().([]string)
+				}
+				return "", fmt.Errorf("systemd: start %s: %w (references: %v)", unit, errStillLoaded, refs)
 			}
 			// Still loaded: running (the state lost it), kept for its exit
 			// status, or inactive until the log agent has recorded how it
@@ -451,6 +460,7 @@ func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration
 // what is left after grace. The journal is copied to the log before and
 // after. A unit that runs another instance than t is left alone.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
+	b.snap = nil
 	unit := unitOf(t)
 	info, err := b.unitInfo(ctx, unit)
 	if err != nil {
@@ -487,7 +497,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 // signal), and once a stop made it forget the unit, from the exit record
 // the log agent wrote when it saw the main process end.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	info, err := b.unitInfo(ctx, unitOf(t))
+	info, err := b.cachedInfo(ctx, unitOf(t))
 	if err != nil {
 		return core.Status{}, err
 	}
@@ -556,21 +566,20 @@ func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bo
 // one started by btl with another data directory (it has no cursor file
 // in this one's run directory).
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
-	units, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*.service"})
+	snap, err := b.takeSnapshot(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("systemd: list units: %w", err)
+		return nil, err
 	}
 	var out []core.Task
-	for _, u := range units {
-		hash, ok := hashOfUnit(u.Name)
-		if !ok || !unitLive(u.ActiveState, u.SubState) {
+	for name, info := range snap.units {
+		hash, ok := hashOfUnit(name)
+		if !ok || !unitLive(info.ActiveState, info.SubState) {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(b.dirs.Run, hash+".cursor")); err != nil {
 			continue // started by btl with another data directory
 		}
-		info, err := b.unitInfo(ctx, u.Name)
-		if err != nil || !info.running() || core.Hash(info.Dir, info.Description) != hash {
+		if !info.running() || core.Hash(info.Dir, info.Description) != hash {
 			continue
 		}
 		t := core.Task{
@@ -581,7 +590,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			Argv:      info.Argv,
 			LogFile:   b.dirs.LogFile(hash),
 			Backend:   Name,
-			Unit:      u.Name,
+			Unit:      name,
 			Token:     info.Token,
 			Restart:   info.Restart,
 			LogDirect: info.Direct,
@@ -592,6 +601,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 		}
 		out = append(out, t)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Unit < out[j].Unit })
 	return out, nil
 }
 
@@ -653,6 +663,7 @@ func parseExit(s string) (core.Status, bool) {
 // was kept for t's exit status, and removes t's exit record. A unit that
 // runs another instance is left alone.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
+	b.snap = nil
 	info, err := b.unitInfo(ctx, unitOf(t))
 	// A unit whose main process has ended may still run its stop
 	// commands; it fails only once they are done, and only then can its

@@ -936,7 +936,7 @@ func TestMemoryIsTheUnitsMemoryCurrent(t *testing.T) {
 // A replace waits for systemd to unload the stopped unit, however long
 // something holds it loaded (the log agent, busy under load, drops its
 // reference late): here the test's own reference, dropped 3 s after the
-// stop. The new instance runs, the old one is gone.
+// replace began. The new instance runs, the old one is gone.
 func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
 	t.Parallel()
 	b, dirs := newBackend(t)
@@ -956,12 +956,6 @@ func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			out, _ := exec.Command("systemctl", "--user", "show", "-p", "ActiveState", "--value", unit).Output()
-			if strings.TrimSpace(string(out)) == "inactive" {
-				break
-			}
-		}
 		time.Sleep(3 * time.Second)
 		_ = mgr.Call("org.freedesktop.systemd1.Manager.UnrefUnit", 0, unit).Err
 	}()
@@ -976,5 +970,35 @@ func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
 	}
 	if p := (core.Proc{PID: first.PID, Start: first.ProcStart}); p.Verify() {
 		t.Errorf("old instance (PID %d) still runs", first.PID)
+	}
+}
+
+// btl list reads every task unit in one snapshot: listing N running tasks,
+// with their status and memory, reads no unit one by one (a D-Bus round
+// trip per task made a list of 300 take seconds). Each task is still
+// reported as its own instance.
+func TestListReadsNoUnitOneByOne(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	ctx := context.Background()
+	var tasks []*core.Task
+	for i := range 4 {
+		tasks = append(tasks, run(t, m, t.TempDir(), nil, "sleep", strconv.Itoa(940+i)))
+	}
+	before := systemd.UnitReads(b)
+	views, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		v := viewOf(t, views, task.Hash)
+		if v.Status.State != core.Running || v.Status.PID != task.PID {
+			t.Errorf("%s: %+v; want running as PID %d", task.Hash, v.Status, task.PID)
+		}
+		m.Memory(ctx, v.Task)
+	}
+	if n := systemd.UnitReads(b) - before; n != 0 {
+		t.Errorf("list of %d tasks read %d units one by one; want none (one snapshot)", len(tasks), n)
 	}
 }
