@@ -400,7 +400,7 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 		}
 		_ = b.conn.ResetFailedUnitContext(ctx, unit)
 	}
-	if err := stopEscaped(info.Token, grace); err != nil {
+	if err := stopEscaped(hash, info.Token, grace); err != nil {
 		return false, err
 	}
 	if due && copyNow {
@@ -414,9 +414,12 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 // unit's cgroup (`systemd-run --user --scope` inside a task moves a child
 // to a scope of its own, where the unit's stop does not reach it): every
 // process of the caller whose environment carries the token, verified
-// before each signal, as proc.StopTree does for the fork backend.
-func stopEscaped(token string, grace time.Duration) error {
-	if token == "" {
+// before each signal, as proc.StopTree does for the fork backend. The
+// processes inside other tasks' units are looked past first
+// (mayHaveEscaped), so that a stop with nothing escaped reads no other
+// task's environment.
+func stopEscaped(hash, token string, grace time.Duration) error {
+	if token == "" || !mayHaveEscaped(hash, token) {
 		return nil
 	}
 	return proc.StopTree(core.Proc{}, token, grace)
@@ -469,7 +472,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if !info.Loaded {
 		// The task ended and systemd forgot it; a child that escaped to a
 		// scope of its own may still run.
-		if err := stopEscaped(t.Token, grace); err != nil {
+		if err := stopEscaped(t.Hash, t.Token, grace); err != nil {
 			return err
 		}
 		_, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true)

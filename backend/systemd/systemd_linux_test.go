@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1000,5 +1002,38 @@ func TestListReadsNoUnitOneByOne(t *testing.T) {
 	}
 	if n := systemd.UnitReads(b) - before; n != 0 {
 		t.Errorf("list of %d tasks read %d units one by one; want none (one snapshot)", len(tasks), n)
+	}
+}
+
+// A stop looks for escaped children (stopEscaped) without reading the
+// environments of other tasks' processes: they are inside their own
+// units, which its stop does not concern, so a kill or replace costs the
+// same however many tasks run. (Not parallel: the environment spy is
+// global to the test binary.)
+func TestStopReadsNoOtherTasksEnvironment(t *testing.T) {
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	other := run(t, m, t.TempDir(), nil, "sleep", "951")
+	task := run(t, m, t.TempDir(), nil, "sleep", "950")
+	mark := []byte(core.EnvInstance + "=" + other.Token)
+	var read atomic.Bool
+	proc.HideEnvWhere(func(env [][]byte) bool {
+		if slices.ContainsFunc(env, func(e []byte) bool { return bytes.Equal(e, mark) }) {
+			read.Store(true)
+		}
+		return false
+	})
+	t.Cleanup(func() { proc.HideEnvWhere(nil) })
+	if err := b.Stop(context.Background(), *task, time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if read.Load() {
+		t.Errorf("the stop of %s read the environment of the other task's process (PID %d)", task.Hash, other.PID)
+	}
+	if p := (core.Proc{PID: task.PID, Start: task.ProcStart}); p.Verify() {
+		t.Errorf("the stopped task (PID %d) still runs", task.PID)
+	}
+	if st, err := b.Inspect(context.Background(), *other); err != nil || st.State != core.Running {
+		t.Errorf("the other task: %v, %v; want running", st, err)
 	}
 }
