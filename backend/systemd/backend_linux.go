@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
 	"golang.org/x/sys/unix"
 
 	"btl/core"
@@ -35,6 +37,9 @@ type Backend struct {
 	probed      bool  // whether readErr is known
 	readableErr error // why the journal cannot be read, or nil
 	agentSeen   bool  // the log agent was checked by this Backend
+
+	snap      *snapshot // the last read of every task unit, for list; nil after a change
+	unitReads int       // units read one by one (unitInfo), for tests
 }
 
 var (
@@ -81,6 +86,7 @@ func (b *Backend) Name() string { return Name }
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
+	b.snap = nil
 	if len(spec.Argv) == 0 {
 		return core.Started{}, errors.New("systemd: no command given")
 	}
@@ -256,15 +262,26 @@ func startError(spec core.Spec, unit, result string, info unitInfo) error {
 // startTask starts a task's transient unit and waits for the start job. A
 // unit of that name systemd still holds (the state lost it, or it ended
 // and was kept for its exit status) is stopped first, then stopped is
-// called (to copy its last lines), and the start retried.
+// called (to copy its last lines), and the start retried. A stopped unit
+// stays loaded until the log agent has recorded how it ended and dropped
+// its reference, which under load can take seconds: the start waits for
+// systemd to unload it (its UnitRemoved signal), up to unloadTimeout.
 func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Property, stopped func()) (string, error) {
-	for attempt := 0; ; attempt++ {
+	deadline := time.Now().Add(unloadTimeout)
+	for {
 		ch := make(chan string, 1)
 		_, err := b.conn.StartTransientUnitContext(ctx, unit, "fail", props, ch)
-		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" && attempt < 200 {
+		if dbusErrorName(err) == "org.freedesktop.systemd1.UnitExists" {
+			if !time.Now().Before(deadline) {
+				var refs []string
+				if p, err := b.conn.GetUnitPropertyContext(ctx, unit, "Refs"); err == nil {
+					refs, _ = p.Value.Value().([]string)
+				}
+				return "", fmt.Errorf("systemd: start %s: %w (references: %v)", unit, errStillLoaded, refs)
+			}
 			// Still loaded: running (the state lost it), kept for its exit
 			// status, or inactive until the log agent has recorded how it
-			// ended and dropped its reference (a few ms).
+			// ended and dropped its reference.
 			info, err := b.unitInfo(ctx, unit)
 			if err != nil {
 				return "", err
@@ -275,10 +292,13 @@ func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Propert
 					return "", err
 				}
 				stopped()
+				deadline = time.Now().Add(unloadTimeout)
 			case "failed":
 				_ = b.conn.ResetFailedUnitContext(ctx, unit)
 			default:
-				time.Sleep(5 * time.Millisecond)
+				if err := b.waitUnloaded(ctx, unit, deadline); err != nil {
+					return "", err
+				}
 			}
 			continue
 		}
@@ -286,6 +306,69 @@ func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Propert
 			return "", fmt.Errorf("systemd: start %s: %w", unit, err)
 		}
 		return waitJob(ctx, ch, unit)
+	}
+}
+
+// unloadTimeout bounds the wait for systemd to unload a stopped task unit
+// before a start of the same task.
+const unloadTimeout = 10 * time.Second
+
+// errStillLoaded is why a start gives up after unloadTimeout.
+var errStillLoaded = fmt.Errorf("the unit of the previous instance is still loaded %v after it stopped (something holds a reference on it: systemctl --user status shows it)", unloadTimeout)
+
+// waitUnloaded waits until systemd has unloaded unit, or is about to: its
+// UnitRemoved signal, or a LoadState other than loaded (read again now and
+// then, in case a signal is missed: on the manager's private socket and
+// without a subscriber systemd sends none), or until deadline. It returns
+// nil at the deadline too; the caller's next start attempt says why.
+func (b *Backend) waitUnloaded(ctx context.Context, unit string, deadline time.Time) error {
+	sigs := make(chan *dbus.Signal, 64)
+	b.conn.raw.Signal(sigs)
+	defer b.conn.raw.RemoveSignal(sigs)
+	match := []dbus.MatchOption{
+		dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"),
+		dbus.WithMatchMember("UnitRemoved"),
+		dbus.WithMatchArg(0, unit),
+	}
+	if !b.conn.private {
+		if err := b.conn.raw.AddMatchSignalContext(ctx, match...); err == nil {
+			defer func() { _ = b.conn.raw.RemoveMatchSignalContext(ctx, match...) }()
+		}
+	}
+	// systemd sends UnitRemoved only while some client is subscribed (the
+	// log agent usually is; this makes sure).
+	if b.conn.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err == nil {
+		defer func() {
+			_ = b.conn.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Unsubscribe", 0).Err
+		}()
+	}
+	poll := 5 * time.Millisecond
+	for {
+		// Read after subscribing, so that an unload in between is seen.
+		p, err := b.conn.GetUnitPropertyContext(ctx, unit, "LoadState")
+		if err != nil {
+			return fmt.Errorf("systemd: read %s: %w", unit, err)
+		}
+		if s, _ := p.Value.Value().(string); s != "loaded" {
+			return nil
+		}
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return nil
+		}
+		timer := time.NewTimer(min(poll, wait))
+		select {
+		case s := <-sigs:
+			timer.Stop()
+			if s.Name == "org.freedesktop.systemd1.Manager.UnitRemoved" && len(s.Body) > 0 && s.Body[0] == unit {
+				return nil
+			}
+		case <-timer.C:
+			poll = min(2*poll, 200*time.Millisecond)
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("systemd: waiting for %s to unload: %w", unit, ctx.Err())
+		}
 	}
 }
 
@@ -317,7 +400,7 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 		}
 		_ = b.conn.ResetFailedUnitContext(ctx, unit)
 	}
-	if err := stopEscaped(info.Token, grace); err != nil {
+	if err := stopEscaped(hash, info.Token, grace); err != nil {
 		return false, err
 	}
 	if due && copyNow {
@@ -331,9 +414,12 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 // unit's cgroup (`systemd-run --user --scope` inside a task moves a child
 // to a scope of its own, where the unit's stop does not reach it): every
 // process of the caller whose environment carries the token, verified
-// before each signal, as proc.StopTree does for the fork backend.
-func stopEscaped(token string, grace time.Duration) error {
-	if token == "" {
+// before each signal, as proc.StopTree does for the fork backend. The
+// processes inside other tasks' units are looked past first
+// (mayHaveEscaped), so that a stop with nothing escaped reads no other
+// task's environment.
+func stopEscaped(hash, token string, grace time.Duration) error {
+	if token == "" || !mayHaveEscaped(hash, token) {
 		return nil
 	}
 	return proc.StopTree(core.Proc{}, token, grace)
@@ -377,6 +463,7 @@ func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration
 // what is left after grace. The journal is copied to the log before and
 // after. A unit that runs another instance than t is left alone.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
+	b.snap = nil
 	unit := unitOf(t)
 	info, err := b.unitInfo(ctx, unit)
 	if err != nil {
@@ -385,7 +472,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if !info.Loaded {
 		// The task ended and systemd forgot it; a child that escaped to a
 		// scope of its own may still run.
-		if err := stopEscaped(t.Token, grace); err != nil {
+		if err := stopEscaped(t.Hash, t.Token, grace); err != nil {
 			return err
 		}
 		_, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true)
@@ -413,7 +500,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 // signal), and once a stop made it forget the unit, from the exit record
 // the log agent wrote when it saw the main process end.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	info, err := b.unitInfo(ctx, unitOf(t))
+	info, err := b.cachedInfo(ctx, unitOf(t))
 	if err != nil {
 		return core.Status{}, err
 	}
@@ -482,21 +569,20 @@ func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bo
 // one started by btl with another data directory (it has no cursor file
 // in this one's run directory).
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
-	units, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*.service"})
+	snap, err := b.takeSnapshot(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("systemd: list units: %w", err)
+		return nil, err
 	}
 	var out []core.Task
-	for _, u := range units {
-		hash, ok := hashOfUnit(u.Name)
-		if !ok || !unitLive(u.ActiveState, u.SubState) {
+	for name, info := range snap.units {
+		hash, ok := hashOfUnit(name)
+		if !ok || !unitLive(info.ActiveState, info.SubState) {
 			continue
 		}
 		if _, err := os.Stat(filepath.Join(b.dirs.Run, hash+".cursor")); err != nil {
 			continue // started by btl with another data directory
 		}
-		info, err := b.unitInfo(ctx, u.Name)
-		if err != nil || !info.running() || core.Hash(info.Dir, info.Description) != hash {
+		if !info.running() || core.Hash(info.Dir, info.Description) != hash {
 			continue
 		}
 		t := core.Task{
@@ -507,7 +593,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			Argv:      info.Argv,
 			LogFile:   b.dirs.LogFile(hash),
 			Backend:   Name,
-			Unit:      u.Name,
+			Unit:      name,
 			Token:     info.Token,
 			Restart:   info.Restart,
 			LogDirect: info.Direct,
@@ -518,6 +604,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 		}
 		out = append(out, t)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Unit < out[j].Unit })
 	return out, nil
 }
 
@@ -579,6 +666,7 @@ func parseExit(s string) (core.Status, bool) {
 // was kept for t's exit status, and removes t's exit record. A unit that
 // runs another instance is left alone.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
+	b.snap = nil
 	info, err := b.unitInfo(ctx, unitOf(t))
 	// A unit whose main process has ended may still run its stop
 	// commands; it fails only once they are done, and only then can its

@@ -6,3 +6,6 @@ func SetJournalArgs(b *Backend, args ...string) {
 	b.journalArgs = args
 	b.probed = false
 }
+
+// UnitReads is how many times b has read a single unit's properties.
+func UnitReads(b *Backend) int { return b.unitReads }

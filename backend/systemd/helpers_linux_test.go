@@ -193,3 +193,24 @@ func TestCopyFromSinceSkipsEarlierEntries(t *testing.T) {
 		t.Errorf("from() with a cursor = %q", got)
 	}
 }
+
+func TestInOtherTaskUnit(t *testing.T) {
+	own := UnitName("fa3e2ad0ad6d3fc2")
+	base := "/user.slice/user-1001.slice/user@1001.service/app.slice/"
+	for _, tc := range []struct {
+		name, cgroup string
+		want         bool
+	}{
+		{"v2, another task", "0::" + base + "btl-0123456789abcdef.service\n", true},
+		{"v2, own task", "0::" + base + own + "\n", false},
+		{"v2, a scope", "0::" + base + "run-r1234.scope\n", false},
+		{"v2, the log agent", "0::" + base + "btl-logs-01234567.service\n", false},
+		{"v1, another task", "4:memory:/x\n1:name=systemd:" + base + "btl-0123456789abcdef.service\n0::/\n", true},
+		{"v1, another task in another controller only", "4:memory:" + base + "btl-0123456789abcdef.service\n1:name=systemd:" + base + "run-r1.scope\n0::/\n", false},
+		{"empty", "", false},
+	} {
+		if got := inOtherTaskUnit(tc.cgroup, own); got != tc.want {
+			t.Errorf("%s: inOtherTaskUnit = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

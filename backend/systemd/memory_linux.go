@@ -16,6 +16,14 @@ var _ core.MemoryReporter = (*Backend)(nil)
 // UINT64_MAX on the bus), or when the unit runs another instance than t;
 // btl then sums the tree's processes.
 func (b *Backend) Memory(ctx context.Context, t core.Task) (uint64, bool) {
+	if b.snap != nil {
+		// btl list: the snapshot List took has every unit's MemoryCurrent.
+		info, err := b.cachedInfo(ctx, unitOf(t))
+		if err != nil || !info.owns(t) || info.Memory == math.MaxUint64 || info.Memory == 0 {
+			return 0, false
+		}
+		return info.Memory, true
+	}
 	p, err := b.conn.GetUnitTypePropertyContext(ctx, unitOf(t), "Service", "MemoryCurrent")
 	if err != nil {
 		return 0, false

@@ -9,11 +9,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godbus/dbus/v5"
 
 	"btl/backend/fork"
 	"btl/backend/systemd"
@@ -928,5 +932,108 @@ func TestMemoryIsTheUnitsMemoryCurrent(t *testing.T) {
 	other.Token = "other"
 	if _, ok := b.Memory(context.Background(), other); ok {
 		t.Error("Memory of a task whose unit runs another instance")
+	}
+}
+
+// A replace waits for systemd to unload the stopped unit, however long
+// something holds it loaded (the log agent, busy under load, drops its
+// reference late): here the test's own reference, dropped 3 s after the
+// replace began. The new instance runs, the old one is gone.
+func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	dir := t.TempDir()
+	first := run(t, m, dir, nil, "sleep", "931")
+	unit := systemd.UnitName(first.Hash)
+	bus, err := dbus.ConnectSessionBus()
+	if err != nil {
+		coretest.Missing(t, "session bus: %v", err)
+	}
+	defer bus.Close()
+	mgr := bus.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
+	if err := mgr.Call("org.freedesktop.systemd1.Manager.RefUnit", 0, unit).Err; err != nil {
+		t.Fatalf("RefUnit %s: %v", unit, err)
+	}
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		time.Sleep(3 * time.Second)
+		_ = mgr.Call("org.freedesktop.systemd1.Manager.UnrefUnit", 0, unit).Err
+	}()
+	second := run(t, m, dir, nil, "sleep", "931")
+	<-released
+	if second.Token == first.Token {
+		t.Fatalf("the replace returned the old instance %s", first.Token)
+	}
+	st, err := b.Inspect(context.Background(), *second)
+	if err != nil || st.State != core.Running {
+		t.Errorf("new instance: %v, %v; want running", st, err)
+	}
+	if p := (core.Proc{PID: first.PID, Start: first.ProcStart}); p.Verify() {
+		t.Errorf("old instance (PID %d) still runs", first.PID)
+	}
+}
+
+// btl list reads every task unit in one snapshot: listing N running tasks,
+// with their status and memory, reads no unit one by one (a D-Bus round
+// trip per task made a list of 300 take seconds). Each task is still
+// reported as its own instance.
+func TestListReadsNoUnitOneByOne(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	ctx := context.Background()
+	var tasks []*core.Task
+	for i := range 4 {
+		tasks = append(tasks, run(t, m, t.TempDir(), nil, "sleep", strconv.Itoa(940+i)))
+	}
+	before := systemd.UnitReads(b)
+	views, err := m.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		v := viewOf(t, views, task.Hash)
+		if v.Status.State != core.Running || v.Status.PID != task.PID {
+			t.Errorf("%s: %+v; want running as PID %d", task.Hash, v.Status, task.PID)
+		}
+		m.Memory(ctx, v.Task)
+	}
+	if n := systemd.UnitReads(b) - before; n != 0 {
+		t.Errorf("list of %d tasks read %d units one by one; want none (one snapshot)", len(tasks), n)
+	}
+}
+
+// A stop looks for escaped children (stopEscaped) without reading the
+// environments of other tasks' processes: they are inside their own
+// units, which its stop does not concern, so a kill or replace costs the
+// same however many tasks run. (Not parallel: the environment spy is
+// global to the test binary.)
+func TestStopReadsNoOtherTasksEnvironment(t *testing.T) {
+	b, dirs := newBackend(t)
+	m := manager(b, dirs)
+	other := run(t, m, t.TempDir(), nil, "sleep", "951")
+	task := run(t, m, t.TempDir(), nil, "sleep", "950")
+	mark := []byte(core.EnvInstance + "=" + other.Token)
+	var read atomic.Bool
+	proc.HideEnvWhere(func(env [][]byte) bool {
+		if slices.ContainsFunc(env, func(e []byte) bool { return bytes.Equal(e, mark) }) {
+			read.Store(true)
+		}
+		return false
+	})
+	t.Cleanup(func() { proc.HideEnvWhere(nil) })
+	if err := b.Stop(context.Background(), *task, time.Second); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if read.Load() {
+		t.Errorf("the stop of %s read the environment of the other task's process (PID %d)", task.Hash, other.PID)
+	}
+	if p := (core.Proc{PID: task.PID, Start: task.ProcStart}); p.Verify() {
+		t.Errorf("the stopped task (PID %d) still runs", task.PID)
+	}
+	if st, err := b.Inspect(context.Background(), *other); err != nil || st.State != core.Running {
+		t.Errorf("the other task: %v, %v; want running", st, err)
 	}
 }

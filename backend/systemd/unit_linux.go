@@ -165,6 +165,7 @@ type unitInfo struct {
 	Dir            string    // WorkingDirectory
 	Direct         bool      // output to a log pump (or appended to a file), not the journal
 	StartedAt      time.Time // ExecMainStartTimestamp
+	Memory         uint64    // MemoryCurrent (UINT64_MAX: not set)
 }
 
 // running reports whether the unit's main process is alive.
@@ -225,17 +226,24 @@ func (u unitInfo) exitStatus() (core.Status, bool) {
 // unitInfo reads the unit's state. A unit systemd does not know reads as
 // not loaded.
 func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
+	b.unitReads++
 	sp, err := b.conn.GetAllPropertiesContext(ctx, unit)
 	if err != nil {
 		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
 	}
+	return parseUnitInfo(sp), nil
+}
+
+// parseUnitInfo decodes the properties of a unit (GetAll over every
+// interface).
+func parseUnitInfo(sp map[string]any) unitInfo {
 	u := unitInfo{
 		Loaded:      asString(sp["LoadState"]) == "loaded",
 		ActiveState: asString(sp["ActiveState"]),
 		Description: asString(sp["Description"]),
 	}
 	if !u.Loaded {
-		return u, nil
+		return u
 	}
 	u.SubState = asString(sp["SubState"])
 	u.Restart = restartOf(asString(sp["Restart"]), asInt(sp["StartLimitBurst"]))
@@ -258,7 +266,97 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 	if us := asInt(sp["ExecMainStartTimestamp"]); us > 0 {
 		u.StartedAt = time.UnixMicro(int64(us)).UTC()
 	}
-	return u, nil
+	u.Memory, _ = sp["MemoryCurrent"].(uint64)
+	return u
+}
+
+// snapshot is what one read of every btl unit of the manager gave: the
+// state of each loaded task unit, by name. A unit not in it was not
+// loaded.
+type snapshot struct {
+	at    time.Time
+	units map[string]unitInfo
+}
+
+// snapshotTTL is how long a snapshot answers Inspect and Memory. btl list
+// asks about every task right after List took one; a longer-lived caller
+// (btl logs -f) takes a new one with each List.
+const snapshotTTL = time.Second
+
+// snapshotWindow bounds the property reads a snapshot has in flight.
+const snapshotWindow = 64
+
+// takeSnapshot reads every loaded btl-*.service unit of the manager: one
+// ListUnitsByPatterns, then the properties of each unit, the reads
+// pipelined on the connection rather than one round trip after another.
+func (b *Backend) takeSnapshot(ctx context.Context) (*snapshot, error) {
+	list, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*.service"})
+	if err != nil {
+		return nil, fmt.Errorf("systemd: list units: %w", err)
+	}
+	var units []sd.UnitStatus
+	for _, u := range list {
+		if _, ok := hashOfUnit(u.Name); ok && u.LoadState == "loaded" {
+			units = append(units, u)
+		}
+	}
+	snap := &snapshot{at: time.Now(), units: make(map[string]unitInfo, len(units))}
+	done := make(chan *dbus.Call, snapshotWindow)
+	inflight := 0
+	collect := func() error {
+		c := <-done
+		inflight--
+		if c.Err != nil {
+			return fmt.Errorf("systemd: read %s: %w", c.Path, c.Err)
+		}
+		var props map[string]dbus.Variant
+		if err := c.Store(&props); err != nil {
+			return fmt.Errorf("systemd: read %s: %w", c.Path, err)
+		}
+		sp := make(map[string]any, len(props))
+		for k, v := range props {
+			sp[k] = v.Value()
+		}
+		name, _ := unitOfPath(c.Path)
+		snap.units[name] = parseUnitInfo(sp)
+		return nil
+	}
+	var firstErr error
+	for _, u := range units {
+		if inflight == snapshotWindow {
+			if err := collect(); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+		b.conn.raw.Object("org.freedesktop.systemd1", u.Path).GoWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, done, "")
+		inflight++
+	}
+	for inflight > 0 {
+		if err := collect(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	b.snap = snap
+	return snap, nil
+}
+
+// cachedInfo is unitInfo answered from the last snapshot while it is
+// fresh; a snapshot that aged is taken anew (every task is being asked
+// about), and without one the unit alone is read.
+func (b *Backend) cachedInfo(ctx context.Context, unit string) (unitInfo, error) {
+	if b.snap == nil {
+		return b.unitInfo(ctx, unit)
+	}
+	if time.Since(b.snap.at) > snapshotTTL {
+		if _, err := b.takeSnapshot(ctx); err != nil {
+			b.snap = nil
+			return unitInfo{}, err
+		}
+	}
+	return b.snap.units[unit], nil
 }
 
 func asString(v any) string {

@@ -1,0 +1,71 @@
+package systemd
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"btl/core"
+	"btl/internal/proc"
+)
+
+// mayHaveEscaped reports whether a process of the caller that carries the
+// instance token may live outside the task's unit: any process of the
+// caller whose environment carries it, except those inside another btl
+// task unit's cgroup (another task's processes; the stop of that task
+// would reach them, and a process of this task cannot be there unless it
+// moved itself into another task's unit). It reads the owner of every
+// process (one stat), the cgroup of the caller's own, and the environment
+// only of those outside btl task units: with many tasks running, most
+// processes of the user are theirs, and their environments are not read.
+// When /proc cannot be listed it answers true.
+func mayHaveEscaped(hash, token string) bool {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return true
+	}
+	names, err := d.Readdirnames(-1)
+	_ = d.Close()
+	if err != nil {
+		return true
+	}
+	uid := uint32(os.Getuid())
+	own := UnitName(hash)
+	kv := core.EnvInstance + "=" + token
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		var st syscall.Stat_t
+		if syscall.Stat("/proc/"+name, &st) != nil || st.Uid != uid {
+			continue
+		}
+		if cg, err := os.ReadFile("/proc/" + name + "/cgroup"); err == nil && inOtherTaskUnit(string(cg), own) {
+			continue
+		}
+		if proc.ProcHasEnv(pid, kv) {
+			return true
+		}
+	}
+	return false
+}
+
+// inOtherTaskUnit reports whether a /proc/<pid>/cgroup text places the
+// process inside a btl task unit other than own, in the hierarchy systemd
+// keeps its units in: the unified one ("0::"), or name=systemd of cgroup v1.
+func inOtherTaskUnit(cgroup, own string) bool {
+	for _, line := range strings.Split(cgroup, "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || f[1] != "" && f[1] != "name=systemd" {
+			continue
+		}
+		for _, seg := range strings.Split(f[2], "/") {
+			if _, ok := hashOfUnit(seg); ok && seg != own {
+				return true
+			}
+		}
+	}
+	return false
+}
