@@ -1,7 +1,6 @@
 package fork_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,14 +32,7 @@ func TestStopReadsOnlyItsTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { other.Process.Kill(); other.Wait() }()
-	var read atomic.Bool
-	proc.HideEnvWhere(func(env [][]byte) bool {
-		if slices.ContainsFunc(env, func(e []byte) bool { return bytes.Equal(e, mark) }) {
-			read.Store(true)
-		}
-		return false
-	})
-	t.Cleanup(func() { proc.HideEnvWhere(nil) })
+	reads := coretest.EnvReads(t, string(mark))
 
 	dir := t.TempDir()
 	s, err := m.Prepare([]string{"sh", "-c", `(setsid sh -c 'echo $$ > pids; exec sleep 907' </dev/null >/dev/null 2>&1 &); exec sleep 907`}, dir, os.Environ())
@@ -61,7 +52,7 @@ func TestStopReadsOnlyItsTree(t *testing.T) {
 		daemon, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		return daemon > 0
 	})
-	read.Store(false)
+	reads.Store(0)
 	if err := b.Stop(ctx, task, core.Grace); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
@@ -73,7 +64,7 @@ func TestStopReadsOnlyItsTree(t *testing.T) {
 	if !coretest.Alive(other.Process.Pid) {
 		t.Errorf("Stop ended process %d, which is no part of the task", other.Process.Pid)
 	}
-	if read.Load() {
+	if reads.Load() > 0 {
 		t.Errorf("Stop read the environment of process %d, which is no part of the task", other.Process.Pid)
 	}
 }
@@ -104,16 +95,11 @@ func TestListReadsNoKnownTask(t *testing.T) {
 			_ = b.Stop(ctx, *task, core.Grace)
 		}
 	}()
-	var read atomic.Int32
-	proc.HideEnvWhere(func(env [][]byte) bool {
-		if slices.ContainsFunc(env, func(e []byte) bool {
-			return slices.ContainsFunc(tasks, func(task *core.Task) bool { return string(e) == proc.EnvHelper+"="+task.Token })
-		}) {
-			read.Add(1)
-		}
-		return false
-	})
-	t.Cleanup(func() { proc.HideEnvWhere(nil) })
+	var helpers []string
+	for _, task := range tasks {
+		helpers = append(helpers, proc.EnvHelper+"="+task.Token)
+	}
+	read := coretest.EnvReads(t, helpers...)
 	views, err := m.List(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -9,10 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -1015,19 +1013,11 @@ func TestStopReadsNoOtherTasksEnvironment(t *testing.T) {
 	m := manager(b, dirs)
 	other := run(t, m, t.TempDir(), nil, "sleep", "951")
 	task := run(t, m, t.TempDir(), nil, "sleep", "950")
-	mark := []byte(core.EnvInstance + "=" + other.Token)
-	var read atomic.Bool
-	proc.HideEnvWhere(func(env [][]byte) bool {
-		if slices.ContainsFunc(env, func(e []byte) bool { return bytes.Equal(e, mark) }) {
-			read.Store(true)
-		}
-		return false
-	})
-	t.Cleanup(func() { proc.HideEnvWhere(nil) })
+	reads := coretest.EnvReads(t, core.EnvInstance+"="+other.Token)
 	if err := b.Stop(context.Background(), *task, time.Second); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
-	if read.Load() {
+	if reads.Load() > 0 {
 		t.Errorf("the stop of %s read the environment of the other task's process (PID %d)", task.Hash, other.PID)
 	}
 	if p := (core.Proc{PID: task.PID, Start: task.ProcStart}); p.Verify() {
