@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"btl/internal/regular"
 )
 
 // EnvFile is where the environment of the task with the given hash is
@@ -34,7 +36,7 @@ func (d Dirs) saveEnv(hash string, env []string) error {
 // LoadEnv returns the environment recorded when the task with the given
 // hash was last started.
 func (d Dirs) LoadEnv(hash string) ([]string, error) {
-	f, err := OpenRegular(d.EnvFile(hash), os.O_RDONLY, 0)
+	f, err := regular.Open(d.EnvFile(hash), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"btl/internal/regular"
 )
 
 // LookPath resolves name as a shell would run it from dir with the given
@@ -85,7 +87,7 @@ func checkInterpreter(p, dir string, depth int) error {
 	if depth >= 4 {
 		return nil
 	}
-	f, err := OpenRegular(p, os.O_RDONLY, 0)
+	f, err := regular.Open(p, os.O_RDONLY, 0)
 	if err != nil {
 		return nil
 	}

@@ -15,6 +15,7 @@ import (
 
 	"btl/internal/logfile"
 	"btl/internal/proc"
+	"btl/internal/regular"
 
 	"golang.org/x/sys/unix"
 )
@@ -188,11 +189,11 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 // created by btl (mode 0600), never through a symbolic link, and a regular
 // file (a FIFO or device in its place is refused, not waited on).
 func checkLog(path string) error {
-	lf, err := OpenRegular(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	lf, err := regular.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	switch {
 	case errors.Is(err, unix.ELOOP):
 		return fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
-	case errors.Is(err, ErrNotRegular):
+	case errors.Is(err, regular.ErrNotRegular):
 		return fmt.Errorf("open log: %s is not a regular file; remove it", path)
 	case err != nil:
 		return fmt.Errorf("open log: %w", err)

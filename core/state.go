@@ -19,6 +19,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"btl/internal/regular"
 )
 
 // MaxStateSize bounds how much of state.json btl reads; a larger file is
@@ -379,7 +381,7 @@ var ErrLockWait = errors.New("gave up waiting for the lock")
 // a description of the holder. The holder of a lock taken by btl is
 // recorded in the lock file: its PID and command line.
 func LockFileWait(ctx context.Context, path string, notice time.Duration, waiting func(holder string)) (unlock func(), err error) {
-	f, err := OpenRegular(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := regular.Open(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -509,13 +511,13 @@ func (s *Store) parse() (*State, error) {
 	st := &State{Processes: map[string]*Task{}}
 	// Opened without blocking: a FIFO put in its place must not hang btl
 	// while it holds the lock.
-	f, err := OpenRegular(s.Path(), os.O_RDONLY, 0)
+	f, err := regular.Open(s.Path(), os.O_RDONLY, 0)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return st, nil
 	case errors.Is(err, unix.ELOOP):
 		return nil, fmt.Errorf("%w: %s is a symbolic link", ErrCorrupt, s.Path())
-	case errors.Is(err, ErrNotRegular):
+	case errors.Is(err, regular.ErrNotRegular):
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, s.Path())
 	case err != nil:
 		return nil, fmt.Errorf("read state: %w", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"btl/core"
+	"btl/internal/regular"
 )
 
 func newLogsCmd(e *env) *cobra.Command {
@@ -214,7 +215,7 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	if errors.Is(err, os.ErrNotExist) && o.follow {
 		f, err = waitFile(ctx, path)
 	}
-	if errors.Is(err, core.ErrNotRegular) {
+	if errors.Is(err, regular.ErrNotRegular) {
 		return notRegular(path)
 	}
 	if err != nil {
@@ -425,13 +426,13 @@ func humanSize(n int64) string {
 
 // openLog opens a log file for reading: only a regular file, and without
 // waiting, so a FIFO or device at path is an error wrapping
-// core.ErrNotRegular, never a hang.
+// regular.ErrNotRegular, never a hang.
 func openLog(path string) (*os.File, error) {
-	return core.OpenRegular(path, os.O_RDONLY, 0)
+	return regular.Open(path, os.O_RDONLY, 0)
 }
 
 // notRegular is the error for a log path that holds something other than
 // a regular file.
 func notRegular(path string) error {
-	return fmt.Errorf("open log: %s: %w; remove it", path, core.ErrNotRegular)
+	return fmt.Errorf("open log: %s: %w; remove it", path, regular.ErrNotRegular)
 }
