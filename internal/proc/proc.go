@@ -465,14 +465,3 @@ func ProcHasEnv(pid int, kv string) bool { return hasEnv(pid, kv) }
 func hasEnv(pid int, kv string) bool {
 	return slices.ContainsFunc(procEnv(pid), func(e []byte) bool { return string(e) == kv })
 }
-
-// envValue returns the value of name in the environment pid started with.
-func envValue(pid int, name string) (string, bool) {
-	prefix := []byte(name + "=")
-	for _, e := range procEnv(pid) {
-		if v, ok := bytes.CutPrefix(e, prefix); ok {
-			return string(v), true
-		}
-	}
-	return "", false
-}

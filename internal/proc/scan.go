@@ -6,20 +6,12 @@ import (
 	"time"
 )
 
-// Processes lists the live processes of the user uid from one read of
-// the process table (zombies included, marked as such).
-func Processes(uid int) []ProcInfo { return userProcs(uid) }
-
 // Stats lists the live processes for a first sorting, at the least cost:
 // on Linux every process of the system as its stat line tells, with UID
 // -1 (unknown: reading it costs another file per process), on macOS the
 // processes of uid. A caller checks the UID of a process it keeps with
 // LookupProc.
 func Stats(uid int) []ProcInfo { return statProcs(uid) }
-
-// EnvValue returns the value of name in the environment pid started with,
-// where the system shows that environment (see HideEnvWhere).
-func EnvValue(pid int, name string) (string, bool) { return envValue(pid, name) }
 
 // Environ returns the environment pid started with, one "NAME=value"
 // entry each, or nil where the system does not show it (see
