@@ -67,14 +67,25 @@ var ErrNotUTF8 = errors.New("systemd: command or directory is not valid UTF-8 (u
 // it run as a data directory's log agent (see runAgent).
 const AgentEnv = "_BTL_SYSTEMD_AGENT"
 
-// UnitName is the name of the unit that runs the task with the given hash.
-func UnitName(hash string) string { return "btl-" + hash + ".service" }
+// UnitName is the name of the unit that runs the task with the given hash
+// for the data directory whose run directory is run:
+// btl-<hash>-<8 hex of run>.service. The data directory's key keeps two
+// data directories (XDG_DATA_HOME, HOME) that run the same command in the
+// same directory from ever touching each other's units.
+func UnitName(run, hash string) string { return "btl-" + hash + "-" + dirKey(run) + ".service" }
+
+// legacyUnitName is the unit name of tasks started by earlier versions of
+// btl, which did not tell data directories apart.
+func legacyUnitName(hash string) string { return "btl-" + hash + ".service" }
 
 // AgentUnitName is the name of the log agent unit of the data directory
 // whose run directory is run: btl-logs-<8 hex of its path>.service, one
 // per data directory (a user normally has one). It is no task unit name
 // (no 16-hex hash).
-func AgentUnitName(run string) string {
+func AgentUnitName(run string) string { return "btl-logs-" + dirKey(run) + ".service" }
+
+// dirKey is the 8 hex digits that name a data directory in unit names.
+func dirKey(run string) string {
 	sum := sha256.Sum256([]byte(filepath.Clean(run)))
-	return "btl-logs-" + hex.EncodeToString(sum[:4]) + ".service"
+	return hex.EncodeToString(sum[:4])
 }

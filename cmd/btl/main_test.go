@@ -85,7 +85,7 @@ func makeUser(t *testing.T) *user {
 		if backendUnderTest() == systemd.Name {
 			logs, _ := filepath.Glob(filepath.Join(u.dataDir(), "logs", "*.log"))
 			for _, l := range logs {
-				unit := "btl-" + strings.TrimSuffix(filepath.Base(l), ".log") + ".service"
+				unit := systemd.UnitName(filepath.Join(u.dataDir(), "run"), strings.TrimSuffix(filepath.Base(l), ".log"))
 				coretest.Eventually(t, 5*time.Second, unit+" to be collected after kill --all", func() bool {
 					return !unitLoaded(t, unit)
 				})
