@@ -19,7 +19,9 @@ var (
 
 // CheckName reports whether name can be given to a task: 1 to MaxNameLen
 // characters, letters, digits, '.', '_' and '-', starting with a letter or
-// a digit.
+// a digit, and not something that reads as a hash prefix (MinPrefix to
+// HashLen hex digits): a task started later could have a hash that starts
+// with it, and the name would then shadow that task's hash.
 func CheckName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: a name cannot be empty", ErrBadName)
@@ -36,7 +38,16 @@ func CheckName(name string) error {
 			return fmt.Errorf("%w: %q (names use letters, digits, '.', '_' and '-', and start with a letter or digit)", ErrBadName, name)
 		}
 	}
+	if looksLikeHash(name) {
+		return fmt.Errorf("%w: %q reads as a hash prefix (%d to %d hex digits); choose a name with another character", ErrBadName, name, MinPrefix, HashLen)
+	}
 	return nil
+}
+
+// looksLikeHash reports whether s could be taken for a hash prefix.
+func looksLikeHash(s string) bool {
+	s = strings.ToLower(s)
+	return len(s) >= MinPrefix && len(s) <= HashLen && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // findName returns the task named name, preferring one that may still run.
