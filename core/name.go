@@ -65,9 +65,9 @@ func findName(st *State, name string) *Task {
 
 // settleName decides the name of the task spec starts, under the state
 // lock and before anything is stopped or started. Without a name, spec
-// keeps the name of the instance it replaces. A name is refused when it
-// is a hash prefix of another task, or when another task that may still
-// run has it; a task that has ended gives its name up.
+// keeps the name of the instance it replaces. A name is refused when
+// CheckName refuses it, or when another task that may still run has it; a
+// task that has ended gives its name up.
 func (m *Manager) settleName(ctx context.Context, st *State, spec *Spec) error {
 	if spec.Name == "" {
 		if old := st.Processes[spec.Hash]; old != nil {
@@ -75,15 +75,13 @@ func (m *Manager) settleName(ctx context.Context, st *State, spec *Spec) error {
 		}
 		return nil
 	}
-	lower := strings.ToLower(spec.Name)
-	hexName := len(lower) >= MinPrefix && strings.Trim(lower, "0123456789abcdef") == ""
+	if err := CheckName(spec.Name); err != nil {
+		return err
+	}
 	var ended []*Task
 	for _, t := range st.Sorted() {
 		if t.Hash == spec.Hash {
 			continue
-		}
-		if hexName && strings.HasPrefix(t.Hash, lower) {
-			return fmt.Errorf("%w: %q is a prefix of the hash of task %s (%s); choose another name", ErrBadName, spec.Name, t.Hash, OneLine(t.Command))
 		}
 		if t.Name != spec.Name {
 			continue
