@@ -525,6 +525,10 @@ func TestExecErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"btl-no-such-command-xyz"}, 127, "Error: btl-no-such-command-xyz: command not found\n"},
+		// What the user gave is escaped: no terminal control sequence
+		// (here one that sets the window title) reaches the terminal.
+		{[]string{"nope\x1b]0;pwned\a"}, 127, "Error: nope\\x1b]0;pwned\\x07: command not found\n"},
+		{[]string{"kill", "x\x1b[2J"}, 1, "Error: invalid hash: \"x\\x1b[2J\" is not a task name or hash (hashes are 16 hex characters, see btl list)\n"},
 		{[]string{"./noexec.sh"}, 126, "Error: ./noexec.sh: permission denied\n"},
 		{[]string{"./adir"}, 126, "Error: ./adir: is a directory\n"},
 		{[]string{"--backend", "bogus", "true"}, 2, "Error: usage: unknown backend \"bogus\" (want auto, fork, systemd or launchd)\n"},
