@@ -294,6 +294,11 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 	}
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
+	if errors.Is(err, regular.ErrNotRegular) {
+		// The backend answers, but a file of the task's is not what btl
+		// wrote there: the error says which, and what it is instead.
+		return false, err
+	}
 	if err != nil {
 		return false, unreachable(t, err)
 	}

@@ -318,7 +318,7 @@ func (s *Store) canSave(st *State) error {
 		}
 		size = len(b)
 	}
-	f, err := os.CreateTemp(s.Dir, ".state.json.tmp-*")
+	f, err := regular.CreateTemp(s.Path(), 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", s.Path(), err)
 	}
@@ -511,7 +511,7 @@ func (s *Store) parse() (*State, error) {
 	st := &State{Processes: map[string]*Task{}}
 	// Opened without blocking: a FIFO put in its place must not hang btl
 	// while it holds the lock.
-	f, err := regular.Open(s.Path(), os.O_RDONLY, 0)
+	b, err := regular.ReadFile(s.Path(), MaxStateSize)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return st, nil
@@ -519,16 +519,10 @@ func (s *Store) parse() (*State, error) {
 		return nil, fmt.Errorf("%w: %s is a symbolic link", ErrCorrupt, s.Path())
 	case errors.Is(err, regular.ErrNotRegular):
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, s.Path())
+	case errors.Is(err, regular.ErrTooLarge):
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), MaxStateSize)
 	case err != nil:
 		return nil, fmt.Errorf("read state: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	b, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
-	}
-	if len(b) > MaxStateSize {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), MaxStateSize)
 	}
 	st, err = DecodeState(b)
 	if err != nil {
@@ -624,59 +618,23 @@ func (s *Store) save(st *State) error {
 	if bytes.Equal(b, st.saved) {
 		return nil // unchanged: spare the write and the fsync
 	}
-	if err := WriteFileAtomic(s.Path(), b, 0o600); err != nil {
+	if err := regular.WriteFileAtomic(s.Path(), b, 0o600); err != nil {
 		return err
 	}
 	st.saved = b
 	return nil
 }
 
-// WriteFileAtomic replaces path with data: it writes a temporary file in the
-// same directory, syncs it and renames it over path, so readers see either
-// the old content or the new, never a mix, also after a crash of the system.
+// WriteFileAtomic is regular.WriteFileAtomic, for callers that have not
+// moved to internal/regular yet.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeFileAtomic(path, data, perm, true)
+	return regular.WriteFileAtomic(path, data, perm)
 }
 
-// ReplaceFile is WriteFileAtomic without the sync: readers still see the
-// old content or the new, but a crash of the system may lose the new. It is
-// for records that are cheap to lose and written often.
+// ReplaceFile is regular.ReplaceFile without the sync, for callers that
+// have not moved to internal/regular yet.
 func ReplaceFile(path string, data []byte, perm os.FileMode) error {
-	return writeFileAtomic(path, data, perm, false)
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
-	return nil
+	return regular.ReplaceFile(path, data, perm, false)
 }
 
 // ValidHash reports whether h has the form of a task hash.

@@ -23,6 +23,7 @@ import (
 	"btl/core"
 	"btl/internal/logfile"
 	"btl/internal/proc"
+	"btl/internal/regular"
 )
 
 // Name is the backend's name in state.json and on the command line.
@@ -254,6 +255,9 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 			// descendants it was left live on.
 			return core.Status{State: core.Running, PID: t.PID, MainExited: true}, nil
 		}
+		if errors.Is(err, regular.ErrNotRegular) || errors.Is(err, regular.ErrTooLarge) {
+			return st, fmt.Errorf("fork: read how the task ended: %w; remove it", err)
+		}
 		if !errors.Is(err, os.ErrNotExist) {
 			return st, err
 		}
@@ -330,6 +334,10 @@ func removeStaleRecords(dir string, spec core.Spec) {
 	}
 }
 
+// maxRecord bounds how much of a record in the run directory is read: a
+// few dozen bytes of JSON each.
+const maxRecord = 64 << 10
+
 func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }
 
 // runsFile holds the supervisor's runsRecord of a task with a restart
@@ -351,12 +359,12 @@ func writeRuns(dir, token string, r runsRecord) error {
 	if err != nil {
 		return err
 	}
-	return core.WriteFileAtomic(runsFile(dir, token), b, 0o600)
+	return regular.WriteFileAtomic(runsFile(dir, token), b, 0o600)
 }
 
 func readRuns(dir, token string) (runsRecord, error) {
 	var r runsRecord
-	b, err := os.ReadFile(runsFile(dir, token))
+	b, err := regular.ReadFile(runsFile(dir, token), maxRecord)
 	if err != nil {
 		return r, err
 	}
@@ -365,7 +373,7 @@ func readRuns(dir, token string) (runsRecord, error) {
 
 func readExit(dir, token string) (core.Status, error) {
 	var st core.Status
-	b, err := os.ReadFile(exitFile(dir, token))
+	b, err := regular.ReadFile(exitFile(dir, token), maxRecord)
 	if err != nil {
 		return st, err
 	}
