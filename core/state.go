@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,9 +24,23 @@ import (
 	"btl/internal/regular"
 )
 
-// MaxStateSize bounds how much of state.json btl reads; a larger file is
-// treated as corrupt.
+// MaxStateSize is the largest state.json btl writes: a change that would
+// take the file past it is refused with an error wrapping ErrStateFull
+// (a start says so in one line, and nothing starts).
 const MaxStateSize = 16 << 20
+
+// MaxStateRead bounds how much of state.json btl reads; a larger file is
+// treated as corrupt. It is well above MaxStateSize, so that no state btl
+// wrote, not even one an older btl wrote past MaxStateSize, is taken for
+// corrupt.
+const MaxStateRead = 4 * MaxStateSize
+
+// maxState is MaxStateSize, and maxState*4 MaxStateRead; tests lower it.
+var maxState = MaxStateSize
+
+// ErrStateFull reports a change that would take state.json past
+// MaxStateSize.
+var ErrStateFull = errors.New("state full")
 
 // Task is one tracked task as recorded in state.json. Fields btl does not
 // know are kept and written back unchanged.
@@ -511,7 +526,7 @@ func (s *Store) parse() (*State, error) {
 	st := &State{Processes: map[string]*Task{}}
 	// Opened without blocking: a FIFO put in its place must not hang btl
 	// while it holds the lock.
-	b, err := regular.ReadFile(s.Path(), MaxStateSize)
+	b, err := regular.ReadFile(s.Path(), int64(4*maxState))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return st, nil
@@ -520,7 +535,7 @@ func (s *Store) parse() (*State, error) {
 	case errors.Is(err, regular.ErrNotRegular):
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, s.Path())
 	case errors.Is(err, regular.ErrTooLarge):
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), MaxStateSize)
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), 4*maxState)
 	case err != nil:
 		return nil, fmt.Errorf("read state: %w", err)
 	}
@@ -618,10 +633,45 @@ func (s *Store) save(st *State) error {
 	if bytes.Equal(b, st.saved) {
 		return nil // unchanged: spare the write and the fsync
 	}
+	// Never more than btl reads back; a state that is already larger (an
+	// older btl wrote it) may still shrink.
+	if len(b) > maxState && len(b) > len(st.saved) {
+		return fullError(len(b))
+	}
 	if err := regular.WriteFileAtomic(s.Path(), b, 0o600); err != nil {
 		return err
 	}
 	st.saved = b
+	return nil
+}
+
+// fullError is the error for a state that would be size bytes.
+func fullError(size int) error {
+	return fmt.Errorf("%w: state.json would grow to %.1f MiB, past the %d MiB btl keeps it under; btl clean forgets ended tasks, btl kill stops running ones",
+		ErrStateFull, float64(size)/(1<<20), maxState>>20)
+}
+
+// fits reports whether st, with the task add in place of the one of its
+// hash (nil: none), stays within MaxStateSize, without encoding st when
+// the state as last read or written is far enough below it.
+func (st *State) fits(add *Task) error {
+	one, err := add.MarshalJSON()
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	// Indentation adds less than the encoding itself to a task.
+	if st.saved != nil && len(st.saved)+2*len(one)+4096 <= maxState {
+		return nil
+	}
+	trial := &State{Processes: maps.Clone(st.Processes), extra: st.extra}
+	trial.Processes[add.Hash] = add
+	b, err := trial.encode()
+	if err != nil {
+		return err
+	}
+	if len(b) > maxState && len(b) > len(st.saved) {
+		return fullError(len(b))
+	}
 	return nil
 }
 
