@@ -28,6 +28,9 @@ type ProcInfo struct {
 	UID    int // real user ID
 	Start  uint64
 	Zombie bool
+	// Stopped: the process is stopped (SIGSTOP, SIGTSTP, a tracer) and
+	// does nothing until it is continued.
+	Stopped bool
 	// Linux only (zero elsewhere): CPU time used, user and system, by the
 	// process and the children it waited for; resident memory in bytes.
 	CPU time.Duration
