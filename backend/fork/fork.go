@@ -196,7 +196,7 @@ func (b *Backend) haltRestarts(t core.Task) {
 	if t.Token == "" || t.Helper == nil || !t.Helper.Verify() {
 		return
 	}
-	if _, err := os.Stat(runsFile(b.Dirs.Run, t.Token)); t.Restart == "" && err != nil {
+	if t.Restart == "" && !regular.IsFile(runsFile(b.Dirs.Run, t.Token)) {
 		return // no policy, none recorded by the supervisor either
 	}
 	if !proc.ProcHasEnv(t.Helper.PID, proc.EnvHelper+"="+t.Token) {
@@ -207,7 +207,7 @@ func (b *Backend) haltRestarts(t core.Task) {
 	}
 	continueHelper(t) // a stopped supervisor hears SIGTERM only once continued
 	for deadline := time.Now().Add(helperWait); time.Now().Before(deadline) && t.Helper.Verify(); {
-		if _, err := os.Stat(stopFile(b.Dirs.Run, t.Token)); err == nil {
+		if regular.IsFile(stopFile(b.Dirs.Run, t.Token)) {
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -239,7 +239,7 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 		if p.VerifyTask(t.Token) {
 			return running, nil
 		}
-		if _, err := os.Stat(exitFile(b.Dirs.Run, t.Token)); errors.Is(err, os.ErrNotExist) && t.Helper != nil && t.Helper.Verify() {
+		if !regular.IsFile(exitFile(b.Dirs.Run, t.Token)) && t.Helper != nil && t.Helper.Verify() {
 			return running, nil
 		}
 	}

@@ -103,6 +103,12 @@ func Open(path string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
+// IsFile reports whether a regular file is at path (a symbolic link is
+// not followed): for marks whose presence is what counts.
+func IsFile(path string) bool {
+	return lstatMode(path)&unix.S_IFMT == unix.S_IFREG
+}
+
 // ReadFile returns the content of the regular file at path (see Open),
 // reading at most max bytes: a larger file is an error wrapping
 // ErrTooLarge.

@@ -120,6 +120,27 @@ func TestOddFiles(t *testing.T) {
 	}
 }
 
+func TestIsFile(t *testing.T) {
+	for _, o := range odd {
+		dir := t.TempDir()
+		target := filepath.Join(dir, "target")
+		if err := os.WriteFile(target, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if !IsFile(target) {
+			t.Errorf("IsFile of a regular file = false")
+		}
+		path := filepath.Join(dir, "file")
+		o.make(t, path, target)
+		if IsFile(path) {
+			t.Errorf("IsFile of %s = true", o.kind)
+		}
+	}
+	if IsFile(filepath.Join(t.TempDir(), "missing")) {
+		t.Errorf("IsFile of nothing = true")
+	}
+}
+
 func TestReadFileBound(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
 	if err := os.WriteFile(path, []byte("0123456789"), 0o600); err != nil {
