@@ -387,7 +387,7 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
 	if err != nil {
-		return Status{State: Unknown, PID: t.PID, Reason: err.Error()}
+		return Status{State: Unknown, PID: t.PID, Reason: err.Error(), badFile: errors.Is(err, regular.ErrNotRegular)}
 	}
 	return st
 }
@@ -638,6 +638,8 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 			views = slices.DeleteFunc(views, func(v View) bool { return !named[v.Task] })
 			for _, v := range views {
 				switch {
+				case v.Status.State == Unknown && v.Status.badFile:
+					return fmt.Errorf("%s: %s", v.Hash, v.Status.Reason)
 				case v.Status.State == Unknown:
 					return unreachable(v.Task, errors.New(v.Status.Reason))
 				case !v.Status.Ended():

@@ -178,9 +178,11 @@ func TestBadExitRecordNamed(t *testing.T) {
 	if out := u.ok(dir, "show", s.hash); !strings.Contains(out, want) {
 		t.Errorf("show does not say what is wrong:\n%s", out)
 	}
-	r := u.btl(dir, "kill", s.hash)
-	if r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "not available") || strings.Count(r.stderr, "\n") != 1 {
-		t.Errorf("kill with a directory as the exit record: %+v", r)
+	for _, cmd := range []string{"kill", "clean"} {
+		r := u.btl(dir, cmd, s.hash)
+		if r.code != 1 || !strings.Contains(r.stderr, want) || strings.Contains(r.stderr, "not available") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("%s with a directory as the exit record: %+v", cmd, r)
+		}
 	}
 	if err := os.Remove(exit); err != nil {
 		t.Fatal(err)
