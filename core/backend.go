@@ -113,6 +113,10 @@ type Status struct {
 	Restarts  int    `json:"restarts,omitempty"`
 	LastExit  string `json:"last_exit,omitempty"`
 	CrashLoop bool   `json:"crash_loop,omitempty"`
+
+	// badFile, with Unknown: the backend answered, but a file of the
+	// task's is not what btl wrote there (Reason names it).
+	badFile bool
 }
 
 // final reports whether the status can no longer change: the instance it

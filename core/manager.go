@@ -126,6 +126,11 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		if err := m.settleName(ctx, st, &spec); err != nil {
 			return err
 		}
+		// A state btl could not read back is never written: a start that
+		// would take it past the limit is refused before anything stops.
+		if err := st.fits(m.intent(spec)); err != nil {
+			return fmt.Errorf("cannot record %s: %w", spec.Hash, err)
+		}
 		if old := st.Processes[spec.Hash]; old != nil {
 			// Stopping the old instance is undone by nothing: first make
 			// sure the state it leads to can be saved (a full disk).
@@ -148,20 +153,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		// Record the intent before anything runs: if btl dies between the
 		// start and the save below, the next btl finds the task by its
 		// token (see adopt) instead of losing sight of it.
-		intent := &Task{
-			Hash:      spec.Hash,
-			UserID:    os.Getuid(),
-			Command:   spec.Command,
-			Cwd:       spec.Dir,
-			Argv:      spec.Argv,
-			LogFile:   spec.LogFile,
-			Token:     spec.Token,
-			Name:      spec.Name,
-			Restart:   spec.Restart.String(),
-			Backend:   m.Backend.Name(),
-			StartedAt: time.Now().UTC(),
-			Status:    &Status{State: Starting},
-		}
+		intent := m.intent(spec)
 		st.Processes[spec.Hash] = intent
 		if err := m.Store.checkpoint(st); err != nil {
 			delete(st.Processes, spec.Hash)
@@ -183,6 +175,24 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		return nil
 	})
 	return started, replaced, err
+}
+
+// intent is the record of spec's start before the backend starts it.
+func (m *Manager) intent(spec Spec) *Task {
+	return &Task{
+		Hash:      spec.Hash,
+		UserID:    os.Getuid(),
+		Command:   spec.Command,
+		Cwd:       spec.Dir,
+		Argv:      spec.Argv,
+		LogFile:   spec.LogFile,
+		Token:     spec.Token,
+		Name:      spec.Name,
+		Restart:   spec.Restart.String(),
+		Backend:   m.Backend.Name(),
+		StartedAt: time.Now().UTC(),
+		Status:    &Status{State: Starting},
+	}
 }
 
 // checkLog makes sure the log file at path can be opened for appending:
@@ -294,6 +304,11 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 	}
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
+	if errors.Is(err, regular.ErrNotRegular) {
+		// The backend answers, but a file of the task's is not what btl
+		// wrote there: the error says which, and what it is instead.
+		return false, err
+	}
 	if err != nil {
 		return false, unreachable(t, err)
 	}
@@ -372,7 +387,7 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
 	if err != nil {
-		return Status{State: Unknown, PID: t.PID, Reason: err.Error()}
+		return Status{State: Unknown, PID: t.PID, Reason: err.Error(), badFile: errors.Is(err, regular.ErrNotRegular)}
 	}
 	return st
 }
@@ -381,13 +396,13 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 // default backend runs and st lost, records how finished tasks ended, and returns every
 // task with its status, oldest first.
 func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
-	views, _ := m.reconcile(ctx, st)
+	views, _, _ := m.reconcile(ctx, st)
 	return views
 }
 
-// reconcile is Reconcile, also reporting whether it changed st.
-func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
-	changed := false
+// reconcile is Reconcile, also reporting whether it changed st and the
+// tasks it adopted.
+func (m *Manager) reconcile(ctx context.Context, st *State) (views []View, changed bool, adopted []*Task) {
 	for _, name := range m.names() {
 		b, err := m.backendNamed(name)
 		if err != nil {
@@ -402,11 +417,11 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 				t.UserID = os.Getuid()
 				t.Backend = b.Name()
 				st.Processes[t.Hash] = &t
+				adopted = append(adopted, &t)
 				changed = true
 			}
 		}
 	}
-	var views []View
 	for _, t := range st.Sorted() {
 		if t.Status != nil && t.Status.final() {
 			// An instance that ended stays ended: nothing to ask.
@@ -421,7 +436,32 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 		}
 		views = append(views, View{Task: t, Status: s})
 	}
-	return views, changed
+	return views, changed, adopted
+}
+
+// unadopt takes the tasks adoption added back out of st when st would
+// otherwise pass MaxStateSize (tasks found again with huge command
+// lines): they are shown, and found again next time, but not recorded.
+func (m *Manager) unadopt(st *State, adopted []*Task) {
+	var left []*Task
+	for _, t := range adopted {
+		if st.Processes[t.Hash] == t {
+			left = append(left, t)
+		}
+	}
+	if len(left) == 0 {
+		return
+	}
+	b, err := st.encode()
+	if err != nil || len(b) <= maxState || len(b) <= len(st.saved) {
+		return
+	}
+	for _, t := range left {
+		delete(st.Processes, t.Hash)
+	}
+	if m.Store.Warn != nil {
+		m.Store.Warn(fmt.Sprintf("%d running tasks found again are not recorded: %v", len(left), fullError(len(b))))
+	}
 }
 
 // listUnknown is b's List, without the tasks st already records where b
@@ -504,7 +544,9 @@ func (m *Manager) List(ctx context.Context) ([]View, error) {
 	var views []View
 	err := m.Store.UpdateIf(func(st *State) (bool, error) {
 		var changed bool
-		views, changed = m.reconcile(ctx, st)
+		var adopted []*Task
+		views, changed, adopted = m.reconcile(ctx, st)
+		m.unadopt(st, adopted)
 		return changed, nil
 	})
 	return views, err
@@ -582,7 +624,8 @@ func (m *Manager) Forget(ctx context.Context, prefixes []string) (removed int, e
 
 func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cleaned, err error) {
 	err = m.Store.Update(func(st *State) error {
-		views := m.Reconcile(ctx, st)
+		views, _, adopted := m.reconcile(ctx, st)
+		defer m.unadopt(st, adopted)
 		if len(prefixes) > 0 {
 			named := map[*Task]bool{}
 			for _, p := range prefixes {
@@ -595,6 +638,8 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 			views = slices.DeleteFunc(views, func(v View) bool { return !named[v.Task] })
 			for _, v := range views {
 				switch {
+				case v.Status.State == Unknown && v.Status.badFile:
+					return fmt.Errorf("%s: %s", v.Hash, v.Status.Reason)
 				case v.Status.State == Unknown:
 					return unreachable(v.Task, errors.New(v.Status.Reason))
 				case !v.Status.Ended():

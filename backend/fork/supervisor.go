@@ -17,6 +17,7 @@ import (
 	"btl/internal/logfile"
 	"btl/internal/proc"
 	"btl/internal/reexec"
+	"btl/internal/regular"
 )
 
 // SupervisorEnv is set in the environment of the re-executed btl binary to
@@ -259,7 +260,7 @@ func (s *supervisor) watchStop() {
 		s.mu.Lock()
 		s.stopping = true
 		close(s.stopped)
-		_ = core.WriteFileAtomic(stopFile(s.runDir, s.spec.Token), nil, 0o600)
+		_ = regular.WriteFileAtomic(stopFile(s.runDir, s.spec.Token), nil, 0o600)
 		s.mu.Unlock()
 	}()
 }
@@ -302,5 +303,5 @@ func writeExit(dir, token string, st core.Status) error {
 	if err != nil {
 		return err
 	}
-	return core.WriteFileAtomic(exitFile(dir, token), b, 0o600)
+	return regular.WriteFileAtomic(exitFile(dir, token), b, 0o600)
 }

@@ -16,6 +16,7 @@ import (
 	"btl/internal/logpump"
 	"btl/internal/proc"
 	"btl/internal/reexec"
+	"btl/internal/regular"
 )
 
 // LaunchEnv is set in a task's plist to the file where the launcher reports
@@ -69,7 +70,7 @@ func launch(report string) int {
 	}
 	data, err := json.Marshal(rep)
 	if err == nil {
-		err = core.WriteFileAtomic(report, data, 0o600)
+		err = regular.WriteFileAtomic(report, data, 0o600)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
@@ -118,7 +119,7 @@ func reportPath(dirs core.Dirs, token string) string {
 // readReport reads the launcher's report; an error means there is none yet.
 func readReport(path string) (launchReport, error) {
 	var rep launchReport
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, maxFile)
 	if err != nil {
 		return rep, err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/regular"
 )
 
 // RestartEnv is set in the plist of a task with a restart policy to the
@@ -52,7 +53,7 @@ type crashLoopRecord struct {
 }
 
 func readJSON(path string, v any) bool {
-	b, err := os.ReadFile(path)
+	b, err := regular.ReadFile(path, maxFile)
 	return err == nil && json.Unmarshal(b, v) == nil
 }
 
@@ -61,7 +62,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return core.WriteFileAtomic(path, b, 0o600)
+	return regular.WriteFileAtomic(path, b, 0o600)
 }
 
 // relaunch is the launcher's part of a restart policy, run before the

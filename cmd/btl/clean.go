@@ -37,7 +37,7 @@ sight of it and could start the same command twice): stop it with btl kill.`,
 				return err
 			}
 			for _, w := range c.Warnings {
-				fmt.Fprintf(e.stderr, "Warning: %v\n", w)
+				fmt.Fprintf(e.stderr, "Warning: %s\n", printable(w.Error()))
 			}
 			switch {
 			case len(c.Removed) == 0 && !all:

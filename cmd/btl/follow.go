@@ -20,11 +20,13 @@ type tail struct {
 	label   string
 	path    string
 	f       *os.File
-	fromRun bool   // when the file appears, start at its last run
-	start   int    // lines to print from the end when the file is opened
-	part    []byte // a line read without its end yet
-	pid     int    // the instance last seen in the state
-	ended   bool   // this instance's end has been printed
+	fromRun bool      // when the file appears, start at its last run
+	start   int       // lines to print from the end when the file is opened
+	part    []byte    // a line read without its end yet, at most maxPartial
+	since   time.Time // when part began to wait for its end
+	buf     []byte    // read buffer
+	pid     int       // the instance last seen in the state
+	ended   bool      // this instance's end has been printed
 }
 
 // followPoll is how often followed logs are read; every endCheck-th
@@ -32,6 +34,15 @@ type tail struct {
 const (
 	followPoll = 100 * time.Millisecond
 	endCheck   = 5
+)
+
+// A line without its end yet is printed as it is once it reaches
+// maxPartial bytes, or once it has waited partialWait for the rest: a
+// task that writes without newlines (a prompt, a progress bar, megabytes
+// of one line) shows up, and the follower's memory stays bounded.
+const (
+	maxPartial  = 64 << 10
+	partialWait = time.Second
 )
 
 // followMany follows the logs of the tasks named by args (every task,
@@ -83,7 +94,7 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		for _, h := range sortedKeys(tails) {
-			tails[h].read(p)
+			tails[h].read(p, time.Now())
 		}
 		if n%endCheck == 0 {
 			done := false
@@ -112,7 +123,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 		tl := tails[h]
 		t := st.Processes[h]
 		if t == nil {
-			tl.read(p)
+			tl.read(p, time.Now())
 			tl.flush(p)
 			if tl.f != nil {
 				_ = tl.f.Close()
@@ -127,7 +138,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 			continue
 		}
 		if s := e.mgr.Check(ctx, t); s.Ended() {
-			tl.read(p)
+			tl.read(p, time.Now())
 			tl.flush(p)
 			p.line(tl, "[btl] "+s.String())
 			tl.ended = true
@@ -136,7 +147,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 	if len(fixed) == 0 {
 		for _, t := range st.Sorted() {
 			if tails[t.Hash] == nil {
-				join(t, true).read(p)
+				join(t, true).read(p, time.Now())
 			}
 		}
 		return false
@@ -172,8 +183,10 @@ func taskLabel(t *core.Task) string {
 	return t.Hash[:8]
 }
 
-// read prints the complete lines added to the log since the last read.
-func (tl *tail) read(p *prefixer) {
+// read prints the lines added to the log since the last read, at now: the
+// complete ones, and a line without its end yet once it is maxPartial
+// long or has waited partialWait.
+func (tl *tail) read(p *prefixer, now time.Time) {
 	if tl.f == nil && !tl.open() {
 		return
 	}
@@ -181,14 +194,17 @@ func (tl *tail) read(p *prefixer) {
 		if pos, _ := tl.f.Seek(0, io.SeekCurrent); cur.Size() < pos {
 			_, _ = tl.f.Seek(0, io.SeekStart) // truncated
 		} else if fi, err := os.Stat(tl.path); err == nil && !os.SameFile(fi, cur) {
-			tl.copy(p) // rotated: finish the old file
+			tl.copy(p, now) // rotated: finish the old file
 			if nf, err := openLog(tl.path); err == nil {
 				_ = tl.f.Close()
 				tl.f = nf
 			}
 		}
 	}
-	tl.copy(p)
+	tl.copy(p, now)
+	if len(tl.part) > 0 && now.Sub(tl.since) >= partialWait {
+		tl.flush(p)
+	}
 }
 
 // open opens the log and positions it: at its last lines, or for a task
@@ -207,31 +223,50 @@ func (tl *tail) open() bool {
 	return true
 }
 
-func (tl *tail) copy(p *prefixer) {
-	buf := make([]byte, 32<<10)
+// copy prints what the log holds past the last read: each complete line,
+// and the start of a line without its end as soon as it is maxPartial
+// long (the rest follows on lines of its own).
+func (tl *tail) copy(p *prefixer, now time.Time) {
+	if tl.buf == nil {
+		tl.buf = make([]byte, 32<<10)
+	}
 	for {
-		n, _ := tl.f.Read(buf)
+		n, _ := tl.f.Read(tl.buf)
 		if n == 0 {
 			return
 		}
-		b := append(tl.part, buf[:n]...)
-		for {
+		for b := tl.buf[:n]; len(b) > 0; {
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
-				break
+				room := maxPartial - len(tl.part)
+				if len(b) < room {
+					if len(tl.part) == 0 {
+						tl.since = now
+					}
+					tl.part = append(tl.part, b...)
+					break
+				}
+				tl.part = append(tl.part, b[:room]...)
+				tl.flush(p)
+				b = b[room:]
+				continue
 			}
-			p.line(tl, string(b[:i]))
+			if len(tl.part) > 0 {
+				tl.part = append(tl.part, b[:i]...)
+				tl.flush(p)
+			} else {
+				p.line(tl, string(b[:i]))
+			}
 			b = b[i+1:]
 		}
-		tl.part = append([]byte(nil), b...)
 	}
 }
 
-// flush prints a last line that has no end.
+// flush prints a line that has no end (yet).
 func (tl *tail) flush(p *prefixer) {
 	if len(tl.part) > 0 {
 		p.line(tl, string(tl.part))
-		tl.part = nil
+		tl.part = tl.part[:0]
 	}
 }
 

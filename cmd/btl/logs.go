@@ -208,7 +208,7 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	}
 	if t != nil {
 		if err := e.mgr.SyncLog(ctx, t); err != nil {
-			fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %v\n", err)
+			fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %s\n", printable(err.Error()))
 		}
 	}
 	f, err := openLog(path)

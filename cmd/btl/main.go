@@ -84,8 +84,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	// One line, whatever the error holds (errors.Join puts each on its own).
-	fmt.Fprintf(stderr, "Error: %s\n", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+	// One line, whatever the error holds (errors.Join puts each on its
+	// own), and escaped: an error often quotes what the user gave (a
+	// command name, a hash), which must not reach a terminal as control
+	// sequences.
+	fmt.Fprintf(stderr, "Error: %s\n", core.OneLine(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")))
 	var ee *exitError
 	var xe *core.ExecError
 	switch {

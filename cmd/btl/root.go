@@ -139,7 +139,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	store := &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }, Context: cmd.Context()}
+	store := &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+core.OneLine(msg)) }, Context: cmd.Context()}
 	store.DefaultBackend = unnamedBackend
 	e.mgr = &core.Manager{
 		Store:   store,

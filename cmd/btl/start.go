@@ -65,7 +65,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	fmt.Fprintf(e.stdout, "[btl] Starting: %s\n", printable(task.Command))
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
 	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
-	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
+	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", printable(task.LogFile))
 	if task.Name != "" {
 		fmt.Fprintf(e.stdout, "[btl] Name: %s\n", task.Name)
 	}

@@ -126,7 +126,7 @@ func endsWithNewline(path string, size int64) bool {
 	if size == 0 {
 		return true
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	f, err := regular.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return true
 	}
