@@ -106,7 +106,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	// The log is created by btl (mode 0600, never through a symbolic
 	// link), and a log that cannot be opened stops the start before the
 	// old instance is touched.
-	if err := checkLog(spec.LogFile); err != nil {
+	if err := checkLog(spec.LogFile, false); err != nil {
 		return nil, nil, err
 	}
 	// Backends keep exit statuses and journal cursors in run/: without it
@@ -116,7 +116,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	}
 	err = m.Store.Update(func(st *State) error {
 		if other := m.place(st, &spec); other != nil {
-			if err := checkLog(spec.LogFile); err != nil {
+			if err := checkLog(spec.LogFile, false); err != nil {
 				return err
 			}
 			if m.OnRehash != nil {
@@ -125,6 +125,17 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		}
 		if err := m.settleName(ctx, st, &spec); err != nil {
 			return err
+		}
+		// The start is not refused: its log may be made now. A start that
+		// fails from here on removes the log it made.
+		if created, err := createLog(spec.LogFile); err != nil {
+			return err
+		} else if created {
+			defer func() {
+				if started == nil {
+					_ = os.Remove(spec.LogFile)
+				}
+			}()
 		}
 		if old := st.Processes[spec.Hash]; old != nil {
 			// Stopping the old instance is undone by nothing: first make
@@ -186,11 +197,19 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 }
 
 // checkLog makes sure the log file at path can be opened for appending:
-// created by btl (mode 0600), never through a symbolic link, and a regular
-// file (a FIFO or device in its place is refused, not waited on).
-func checkLog(path string) error {
-	lf, err := regular.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// never through a symbolic link, and a regular file (a FIFO or device in
+// its place is refused, not waited on). A log that does not exist yet
+// must be one the caller can create; with create set, checkLog creates it
+// (mode 0600).
+func checkLog(path string, create bool) error {
+	flag := os.O_WRONLY | os.O_APPEND
+	if create {
+		flag |= os.O_CREATE
+	}
+	lf, err := regular.Open(path, flag, 0o600)
 	switch {
+	case !create && errors.Is(err, os.ErrNotExist):
+		return checkWritableDir(filepath.Dir(path))
 	case errors.Is(err, unix.ELOOP):
 		return fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
 	case errors.Is(err, regular.ErrNotRegular):
@@ -199,6 +218,16 @@ func checkLog(path string) error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	return lf.Close()
+}
+
+// createLog creates the log file at path (mode 0600) unless it exists,
+// as checkLog checks it, and reports whether it created it.
+func createLog(path string) (created bool, err error) {
+	lf, err := regular.Open(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return true, lf.Close()
+	}
+	return false, checkLog(path, true)
 }
 
 // checkWritableDir makes sure the caller can create files in dir.
@@ -511,9 +540,23 @@ func (m *Manager) List(ctx context.Context) ([]View, error) {
 }
 
 // Kill stops the tasks named by hash prefixes (every task when all is set)
-// and removes them from the state. It returns the tasks it removed, each
-// with Status.Alive() true when it was running until stopped.
+// and forgets them: their records and runtime files go, their log files
+// stay (btl logs shows them; clean --all deletes them). It returns the
+// tasks it removed, each with Status.Alive() true when it was running
+// until stopped.
 func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View, error) {
+	return m.halt(ctx, prefixes, all, false)
+}
+
+// Stop stops the tasks named by hash prefixes (every task when all is
+// set) as Kill does, but keeps their records, names and files: a task that
+// ran is recorded as Stopped, one that had ended keeps how it ended, and
+// Restart runs either again.
+func (m *Manager) Stop(ctx context.Context, prefixes []string, all bool) ([]View, error) {
+	return m.halt(ctx, prefixes, all, true)
+}
+
+func (m *Manager) halt(ctx context.Context, prefixes []string, all, keep bool) ([]View, error) {
 	var killed []View
 	err := m.Store.Update(func(st *State) error {
 		var ts []*Task
@@ -533,6 +576,11 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 		}
 		var errs []error
 		for _, t := range ts {
+			if keep && t.Status != nil && t.Status.final() {
+				// Already stopped or ended: nothing runs to stop.
+				killed = append(killed, View{Task: t, Status: *t.Status})
+				continue
+			}
 			alive, err := m.stop(ctx, t, nil)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", t.Hash, err))
@@ -543,11 +591,24 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 				v.Status = Status{State: Running, PID: t.PID}
 			}
 			killed = append(killed, v)
+			if keep {
+				if alive || t.Status == nil {
+					t.Status = &Status{State: Stopped, PID: t.PID}
+				} else if !t.Status.final() {
+					t.Status = &Status{State: Gone, PID: t.PID}
+				}
+				continue
+			}
 			delete(st.Processes, t.Hash)
 			if !alive {
 				// Stopping a running task leaves nothing behind; one that
 				// had ended may have left a record (a failed unit).
 				m.release(ctx, t)
+			}
+			// Nothing btl made for the task outlives its record but its
+			// log, which clean --all deletes.
+			if err := m.Dirs.removeRunFiles(t.Hash); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
@@ -615,6 +676,13 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 				if err := m.Dirs.removeTaskFiles(v.Hash); err != nil {
 					c.Warnings = append(c.Warnings, err)
 				}
+			}
+		}
+		if all && len(prefixes) == 0 {
+			// Logs of forgotten (killed) tasks, and runtime files of no
+			// task: nothing else would ever remove them.
+			if err := m.Dirs.sweep(func(hash string) bool { return st.Processes[hash] != nil }); err != nil {
+				c.Warnings = append(c.Warnings, err)
 			}
 		}
 		return nil

@@ -140,6 +140,9 @@ func (b *Backend) withRestarts(t core.Task, st core.Status) core.Status {
 	if !st.Alive() && readJSON(f.crashLoop, &cl) {
 		out := cl.Status
 		out.Restarts, out.CrashLoop = cl.Restarts, true
+		if rep, err := readReport(reportPath(b.Dirs, t.Token)); err == nil && rep.PID != 0 {
+			out.PID = rep.PID // the last run's
+		}
 		if cl.Restarts > 0 {
 			out.LastExit = cl.Status.String()
 		}

@@ -84,8 +84,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	// One line, whatever the error holds (errors.Join puts each on its own).
-	fmt.Fprintf(stderr, "Error: %s\n", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+	fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+	return exitCode(err)
+}
+
+// oneLine renders err on one line, whatever it holds (errors.Join puts
+// each on its own).
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}
+
+// exitCode is btl's exit code for err (see btl --help).
+func exitCode(err error) int {
 	var ee *exitError
 	var xe *core.ExecError
 	switch {

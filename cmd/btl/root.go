@@ -96,6 +96,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newListCmd(e),
 		newLogsCmd(e),
 		newKillCmd(e),
+		newStopCmd(e),
 		newCleanCmd(e),
 		newShowCmd(e),
 		newRestartCmd(e),
