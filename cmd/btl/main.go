@@ -79,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(markStart(root, args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0

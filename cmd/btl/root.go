@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -72,7 +73,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				_ = cmd.Help()
 				return &exitError{code: 2, err: fmt.Errorf("no command given")}
 			}
-			return e.start(cmd, args)
+			return withSuggestion(cmd, args, e.start(cmd, args))
 		},
 	}
 	root.SetOut(stdout)
@@ -90,7 +91,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError("%v (see btl --help)", err)
+		return usageError("%s (see btl %s--help)", flagErrorText(err), subName(cmd))
 	})
 	root.AddCommand(
 		newListCmd(e),
@@ -150,4 +151,29 @@ func (e *env) setup(cmd *cobra.Command) error {
 		Names:   availableBackends(),
 	}
 	return nil
+}
+
+// goParseError matches what Go's number and duration parsers add to a bad
+// flag value: btl says it in its own words.
+var goParseError = regexp.MustCompile(`strconv\.Parse\w+: parsing "[^"]*": (invalid syntax|value out of range)|time: (invalid|unknown unit in) duration.*$`)
+
+// flagErrorText is a flag error as btl says it.
+func flagErrorText(err error) string {
+	return goParseError.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		switch {
+		case strings.Contains(m, "out of range"):
+			return "out of range"
+		case strings.HasPrefix(m, "time:"):
+			return "not a duration (such as 500ms, 30s or 2m)"
+		}
+		return "not a whole number"
+	})
+}
+
+// subName is "name " for a subcommand, "" for btl itself.
+func subName(cmd *cobra.Command) string {
+	if cmd.HasParent() {
+		return cmd.Name() + " "
+	}
+	return ""
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"btl/core"
 )
@@ -26,8 +29,15 @@ func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
 		return err
 	}
 	cwd, err := os.Getwd()
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("current directory is not accessible: %w (chmod u+rx it, or cd elsewhere)", err)
+	case err != nil:
 		return fmt.Errorf("current directory: %w (cd to an existing directory)", err)
+	}
+	if err := unix.Access(cwd, unix.X_OK); err != nil {
+		// The task could not run there either.
+		return fmt.Errorf("current directory %s is not accessible: %w (chmod u+rx it, or cd elsewhere)", printable(cwd), err)
 	}
 	env := os.Environ()
 	if _, set := os.LookupEnv("PYTHONUNBUFFERED"); !set && !e.noUnbuffer {
@@ -78,10 +88,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now.
 	if st := e.mgr.Check(cmd.Context(), task); st.Ended() {
-		fmt.Fprintf(e.stdout, "[btl] The process has already ended (%s); the end of its log:\n", st)
-		for _, l := range lastRunLines(task.LogFile, 10) {
-			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
-		}
+		writeLogEnd(e.stdout, fmt.Sprintf("[btl] The process has already ended (%s); the end of its log:", st), lastRunLines(task.LogFile, 10))
 		e.explainPort(e.stdout, task)
 	}
 	return nil

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"btl/core/coretest"
+)
+
+// TestInterruptedWait: Ctrl-C during --wait-port exits 130, says the task
+// still runs, and leaves it running.
+func TestInterruptedWait(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	for _, flag := range [][]string{{"--wait-port", "9"}, {"--wait-log", "never"}, {"--wait"}} {
+		cmd := exec.Command(os.Args[0], append(flag, "sleep", "200")...)
+		cmd.Dir = dir
+		cmd.Env = u.env
+		var out, errb syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		coretest.Eventually(t, 10*time.Second, "the task to start", func() bool {
+			return strings.Contains(out.String(), "[btl] Logs:")
+		})
+		cmd.Process.Signal(syscall.SIGINT)
+		cmd.Wait()
+		hash := u.state().Sorted()[0].Hash
+		want := "Error: interrupted; " + hash + " still runs (btl kill " + hash + " stops it)\n"
+		if code := cmd.ProcessState.ExitCode(); code != 130 || errb.String() != want {
+			t.Errorf("%v interrupted: exit %d, stderr %q, want 130 and %q", flag, code, errb.String(), want)
+		}
+		if l := u.listed(dir, hash); l.Status != "running" {
+			t.Errorf("task after an interrupted wait: %+v", l)
+		}
+	}
+}
+
+// TestTypoHints: a first word that is no program but close to a btl
+// command, or a pm2 verb, gets a hint, exit 127, and starts nothing; a
+// program of such a name still runs.
+func TestTypoHints(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"lsit"}, "btl list"},
+		{[]string{"delete", "web"}, "btl kill"},
+		{[]string{"status"}, "btl list"},
+		{[]string{"restrat", "web"}, "btl restart"},
+		{[]string{"--name", "x", "lgos"}, "btl logs"},
+	} {
+		r := u.btlEnv(dir, []string{"PATH=/usr/bin:/bin"}, tc.args...)
+		word := tc.args[0]
+		if word == "--name" {
+			word = tc.args[2]
+		}
+		want := "Error: " + word + ": command not found; did you mean `" + tc.hint + "`?\n"
+		if r.code != 127 || r.stderr != want || r.stdout != "" {
+			t.Errorf("btl %q: exit %d, stderr %q, want 127 and %q", tc.args, r.code, r.stderr, want)
+		}
+	}
+	if r := u.btlEnv(dir, []string{"PATH=/usr/bin:/bin"}, "nosuchprogram"); r.code != 127 || strings.Contains(r.stderr, "did you mean") {
+		t.Errorf("nosuchprogram: exit %d, %q", r.code, r.stderr)
+	}
+	if n := len(u.state().Processes); n != 0 {
+		t.Errorf("hints started %d tasks", n)
+	}
+	// A program that exists runs, even with a pm2 verb's name.
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "status"), []byte("#!/bin/sh\necho status program ran\n"), 0o755)
+	r := u.btlEnv(dir, []string{"PATH=" + bin + ":/usr/bin:/bin"}, "status")
+	s, ok := parseStart(r.stdout)
+	if r.code != 0 || !ok {
+		t.Fatalf("btl status with a status program: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	u.ok(dir, "logs", s.hash) // brings a journal-backed log up to date
+	waitLog(t, s.log, "status program ran")
+}
+
+// TestFlagsBeforeAnAlias: btl flags before a word that is a btl alias make
+// it the command to run; an alias is btl's only as the first word.
+func TestFlagsBeforeAnAlias(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "marker-file"), nil, 0o600)
+	for _, args := range [][]string{
+		{"--name", "x", "ls", dir},
+		{"--backend", backendUnderTest(), "ls", dir, "-a"},
+		{"--no-unbuffer", "ls", dir, "-1"},
+	} {
+		out := u.ok(dir, args...)
+		if !strings.Contains(out, "[btl] Starting: ls") {
+			t.Errorf("btl %q:\n%s", args, out)
+		}
+	}
+	if out := u.ok(dir, "--backend", backendUnderTest(), "list"); !strings.HasPrefix(out, "HASH") {
+		t.Errorf("btl --backend X list:\n%s", out)
+	}
+	if out := u.ok(dir, "ls"); !strings.HasPrefix(out, "HASH") {
+		t.Errorf("btl ls:\n%s", out)
+	}
+}
+
+// TestSmallerEdges: errors in btl's words, an empty log said to be empty,
+// an inaccessible directory named as such, readiness timed from the start.
+func TestSmallerEdges(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	if r := u.btl(dir, "logs", "-n", "abc"); r.code != 2 || strings.Contains(r.stderr, "strconv") || !strings.Contains(r.stderr, "not a whole number") {
+		t.Errorf("logs -n abc: exit %d, %q", r.code, r.stderr)
+	}
+	if r := u.btl(dir, "--wait-timeout", "soon", "sleep", "1"); r.code != 2 || strings.Contains(r.stderr, "time:") {
+		t.Errorf("--wait-timeout soon: exit %d, %q", r.code, r.stderr)
+	}
+	r := u.btl(dir, "--wait-port", "9", "--wait-timeout", "300ms", "sleep", "100")
+	if r.code != 124 || !strings.Contains(r.stderr, "[btl] Not ready after 300ms; nothing in its log\n") {
+		t.Errorf("timeout with an empty log: exit %d\n%s", r.code, r.stderr)
+	}
+	out := u.ok(dir, "--wait-log", "ready", "sh", "-c", "sleep 1; echo ready; exec sleep 100")
+	i := strings.Index(out, "[btl] Ready after ")
+	if i < 0 {
+		t.Fatalf("no ready line:\n%s", out)
+	}
+	if secs, err := strconv.ParseFloat(strings.TrimSuffix(strings.Fields(out[i+len("[btl] Ready after "):])[0], "s:"), 64); err != nil || secs < 1 {
+		t.Errorf("ready after %v (%v) for a task that sleeps 1s first:\n%s", secs, err, out)
+	}
+	// A directory that became mode 000 while the shell was in it.
+	locked := filepath.Join(t.TempDir(), "locked")
+	os.Mkdir(locked, 0o700)
+	t.Cleanup(func() { os.Chmod(locked, 0o700) })
+	cmd := exec.Command("sh", "-c", `chmod 0 . && exec "$0" sleep 1`, os.Args[0])
+	cmd.Dir, cmd.Env = locked, u.env
+	got, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(got), "is not accessible") {
+		t.Errorf("start in a directory of mode 000: exit %d (%v), %q", code, err, got)
+	}
+}
+
+// TestLogsSinceFiltersLines: --since picks the lines written since a time,
+// not the runs started since, and --timestamps prints each line's time.
+func TestLogsSinceFiltersLines(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sh", "-c", "echo early; while [ ! -e go ]; do sleep 0.02; done; echo late; exec sleep 100")
+	u.ok(dir, "logs", s.hash)
+	waitLog(t, s.log, "early\n")
+	early := time.Now()
+	// The next second on the clock, which the log's times count in.
+	coretest.Eventually(t, 5*time.Second, "a second to pass", func() bool { return time.Since(early) > 1100*time.Millisecond })
+	since := time.Now().UTC()
+	os.WriteFile(filepath.Join(dir, "go"), nil, 0o600)
+	coretest.Eventually(t, 10*time.Second, "late in the log", func() bool {
+		return strings.Contains(u.ok(dir, "logs", s.hash), "late\n")
+	})
+	out := u.ok(dir, "logs", s.hash, "--since", since.Format(time.RFC3339))
+	if out != "late\n" {
+		t.Errorf("logs --since %s: %q, want only the line written since", since.Format(time.RFC3339), out)
+	}
+	if out := u.ok(dir, "logs", s.hash, "--since", "1h"); !strings.Contains(out, "early\n") || !strings.Contains(out, "started PID") {
+		t.Errorf("logs --since 1h: %q", out)
+	}
+	out = u.ok(dir, "logs", s.hash, "--timestamps")
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("logs --timestamps:\n%s", out)
+	}
+	var times []time.Time
+	for i, want := range []string{"[btl] ", "early", "late"} {
+		at, err := time.Parse(time.RFC3339, lines[i][:stampWidth])
+		if err != nil || !strings.HasPrefix(lines[i][stampWidth+1:], want) {
+			t.Errorf("line %d of logs --timestamps: %q (%v)", i, lines[i], err)
+		}
+		times = append(times, at)
+	}
+	if len(times) == 3 && (times[1].After(early) || times[2].Before(since.Truncate(time.Second)) || times[0].After(times[1])) {
+		t.Errorf("times %v: early was logged by %v, late after %v", times, early, since)
+	}
+	if out := u.ok(dir, "logs", s.hash, "-t", "-n", "1"); !strings.HasSuffix(out, " late\n") || len(out) != stampWidth+len(" late\n") {
+		t.Errorf("logs -t -n 1: %q", out)
+	}
+	if r := u.btl(dir, "logs", "--timestamps"); r.code != 2 {
+		t.Errorf("logs --timestamps without a hash: exit %d", r.code)
+	}
+	// The times go with the log.
+	u.ok(dir, "kill", s.hash)
+	u.ok(dir, "clean", "--all")
+	if left, _ := filepath.Glob(filepath.Join(u.dataDir(), "logs", "*")); len(left) != 0 {
+		t.Errorf("clean --all left %v", left)
+	}
+}
