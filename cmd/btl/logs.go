@@ -302,7 +302,9 @@ func (e *env) taskEnd(ctx context.Context, hash string, wait bool) func() (strin
 			t := st.Processes[hash]
 			switch {
 			case t == nil:
-				over = true
+				msg, over = "[btl] killed", true // and forgotten
+			case !wait && t.Status != nil && t.Status.Ended():
+				msg, over = "[btl] "+t.Status.String(), true // stopped
 			case !wait:
 				if s := e.mgr.Check(ctx, t); s.Ended() {
 					msg, over = "[btl] "+s.String(), true

@@ -198,3 +198,63 @@ func TestLogsSinceFiltersLines(t *testing.T) {
 		t.Errorf("clean --all left %v", left)
 	}
 }
+
+// TestLogsFollowEndLines: following every task, a replace, a stop and a
+// kill each end their instance with a line, in order, and a longer name
+// that joins later keeps the label column as wide as it was.
+func TestLogsFollowEndLines(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	webArgv := []string{"--name", "web", "sh", "-c", `echo "web up $$"; exec sleep 100`}
+	web := u.start(dir, webArgv...)
+	job := u.start(dir, "--name", "job", "sh", "-c", "echo job up; exec sleep 100")
+	waitLog(t, web.log, "web up")
+	waitLog(t, job.log, "job up")
+	cmd, out, done := u.followArgs(dir, "-f")
+	has := func(what, s string) {
+		t.Helper()
+		coretest.Eventually(t, 10*time.Second, what, func() bool { return strings.Contains(out.String(), s) })
+	}
+	has("web's line", "web      | web up "+strconv.Itoa(web.pid)+"\n")
+	web2 := u.start(dir, webArgv...)
+	has("the replaced end line, then the new run", "web      | [btl] replaced\nweb      | [btl] ")
+	has("the new run's output", "web      | web up "+strconv.Itoa(web2.pid)+"\n")
+	if i, j := strings.Index(out.String(), "[btl] replaced"), strings.Index(out.String(), "started PID "+strconv.Itoa(web2.pid)); i < 0 || j < i {
+		t.Errorf("the replaced line comes after the new run's marker:\n%s", out.String())
+	}
+	u.ok(dir, "stop", "job")
+	has("the stopped end line", "job      | [btl] stopped\n")
+	u.ok(dir, "kill", "web")
+	has("the killed end line", "web      | [btl] killed\n")
+	long := u.start(dir, "--name", "a-much-longer-name", "sh", "-c", "echo long up; exec sleep 100")
+	has("the longer name's line, cut to the column", "a-much-~ | long up\n")
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if strings.Index(l, " | ") != 8 {
+			t.Errorf("label column moved: %q", l)
+		}
+	}
+	if strings.Count(out.String(), "[btl] replaced") != 1 {
+		t.Errorf("replaced said more than once:\n%s", out.String())
+	}
+	u.ok(dir, "kill", long.hash)
+	cmd.Process.Signal(os.Interrupt)
+	waitDone(t, done, "logs -f after interrupt")
+}
+
+// TestLogsFollowOneKilledOrStopped: following one task ends with a line
+// that says how it was stopped.
+func TestLogsFollowOneKilledOrStopped(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	for _, verb := range []string{"kill", "stop"} {
+		s := u.start(dir, "sh", "-c", "echo up; exec sleep 100")
+		_, out, done := u.follow(dir, s.hash)
+		coretest.Eventually(t, 10*time.Second, "its output", func() bool { return strings.Contains(out.String(), "up\n") })
+		u.ok(dir, verb, s.hash)
+		waitDone(t, done, "logs -f after "+verb)
+		want := map[string]string{"kill": "[btl] killed\n", "stop": "[btl] stopped\n"}[verb]
+		if !strings.HasSuffix(out.String(), want) {
+			t.Errorf("logs -f of a task that got btl %s ended with %q", verb, out.String())
+		}
+	}
+}
