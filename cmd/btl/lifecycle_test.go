@@ -201,4 +201,3 @@ func TestCrashLoopShowsTheLastPID(t *testing.T) {
 		t.Errorf("show, want PID %d:\n%s", last, show)
 	}
 }
-
