@@ -1,9 +1,11 @@
 package main
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -255,6 +257,69 @@ func TestLogsFollowOneKilledOrStopped(t *testing.T) {
 		want := map[string]string{"kill": "[btl] killed\n", "stop": "[btl] stopped\n"}[verb]
 		if !strings.HasSuffix(out.String(), want) {
 			t.Errorf("logs -f of a task that got btl %s ended with %q", verb, out.String())
+		}
+	}
+}
+
+// TestStartSaysWhoHoldsItsPort: a start whose command line names a port
+// that another process holds says so at once (the task may only fail
+// later); the task's own port, once it listens, is no such case, and
+// neither is a port the replaced instance held.
+func TestStartSaysWhoHoldsItsPort(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	want := "[btl] port " + p + " is held by PID " + strconv.Itoa(os.Getpid()) + ", not by this task; it may fail to listen there\n"
+	for _, argv := range [][]string{
+		{"sh", "-c", "exec sleep 100", "server", p},
+		{"env", "PORT=" + p, "sleep", "101"},
+		{"sh", "-c", "exec sleep 102", "server", "--listen", "http://localhost:" + p + "/"},
+	} {
+		if out := u.ok(dir, argv...); !strings.Contains(out, want) {
+			t.Errorf("btl %q, want %q:\n%s", argv, want, out)
+		}
+	}
+	// A replace of a task that listens on its port: the old instance is
+	// gone when btl looks, so nothing is said.
+	q := freePort(t)
+	argv := listenArgv("127.0.0.1:"+strconv.Itoa(q), 0)
+	u.ok(dir, append([]string{"--wait-port", strconv.Itoa(q)}, argv...)...)
+	for range 3 {
+		if out := u.ok(dir, argv...); strings.Contains(out, "is held by") {
+			t.Errorf("a replace of the task on its own port:\n%s", out)
+		}
+	}
+	// A btl task that holds the port is named.
+	holder := u.start(dir, argv...)
+	coretest.Eventually(t, 10*time.Second, "the holder to listen", func() bool { return dials(q) })
+	out := u.ok(dir, "sh", "-c", "exec sleep 103", "server", strconv.Itoa(q))
+	if want := "[btl] port " + strconv.Itoa(q) + " is held by task " + holder.hash[:8] + " ("; !strings.Contains(out, want) {
+		t.Errorf("a start on a btl task's port, want %q:\n%s", want, out)
+	}
+}
+
+func TestCommandPorts(t *testing.T) {
+	for _, tc := range []struct {
+		argv []string
+		want []int
+	}{
+		{[]string{"python3", "-m", "http.server", "8080"}, []int{8080}},
+		{[]string{"npm", "run", "dev", "--", "--port", "5173"}, []int{5173}},
+		{[]string{"node", "server.js", "-p", "80"}, []int{80}},
+		{[]string{"env", "PORT=3004", "node", "server.js"}, []int{3004}},
+		{[]string{"vite", "--port=5174", "--host", "0.0.0.0"}, []int{5174}},
+		{[]string{"serve", "--listen", "http://localhost:9000/app"}, []int{9000}},
+		{[]string{"sleep", "100"}, nil},
+		{[]string{"8080"}, nil}, // the program itself
+		{[]string{"x", "99999", "123", "2026-01-02"}, nil},
+	} {
+		if got := commandPorts(tc.argv); !slices.Equal(got, tc.want) {
+			t.Errorf("commandPorts(%q) = %v, want %v", tc.argv, got, tc.want)
 		}
 	}
 }

@@ -59,7 +59,9 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
 		return err
 	}
+	var before []int // the ports the replaced instance listened on
 	e.mgr.OnReplace = func(old *core.Task) {
+		before = core.TaskUsage(old).Ports
 		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
 	}
 	e.mgr.OnForceKill = e.forceKillNotice
@@ -86,9 +88,13 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		return e.waitReady(cmd.Context(), task, e.ready, logFrom)
 	}
 	// One look, no waiting: a task that died at once (a port in use, a
-	// typo in its arguments) is worth saying so now.
-	if st := e.mgr.Check(cmd.Context(), task); st.Ended() {
+	// typo in its arguments) is worth saying so now, and so is a port it
+	// needs that another process holds (it may die of that later).
+	st := e.mgr.Check(cmd.Context(), task)
+	if st.Ended() {
 		writeLogEnd(e.stdout, fmt.Sprintf("[btl] The process has already ended (%s); the end of its log:", st), lastRunLines(task.LogFile, 10))
+	}
+	if !e.warnHeldPorts(e.stdout, task, before) && st.Ended() {
 		e.explainPort(e.stdout, task)
 	}
 	return nil
