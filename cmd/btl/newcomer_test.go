@@ -323,3 +323,47 @@ func TestCommandPorts(t *testing.T) {
 		}
 	}
 }
+
+// TestCompletionOffersProgramsAndFiles: the first word completes to btl's
+// commands, programs on PATH and files, as a shell would for a command;
+// stop completes hashes like kill.
+func TestCompletionOffersProgramsAndFiles(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	bin := t.TempDir()
+	os.WriteFile(filepath.Join(bin, "pyserve"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(bin, "pynotexec"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, "scr.sh"), nil, 0o755)
+	os.Mkdir(filepath.Join(dir, "scripts"), 0o700)
+	path := []string{"PATH=" + bin + ":/usr/bin:/bin"}
+	for _, tc := range []struct {
+		word      string
+		want, not []string
+	}{
+		{"py", []string{"pyserve\n"}, []string{"pynotexec"}},
+		{"./scr", []string{"./scr.sh\n", "./scripts/\n"}, nil},
+		{"sc", []string{"scr.sh\n", "scripts/\n"}, nil},
+		{"li", []string{"list\t"}, nil},
+		{"st", []string{"stop\t"}, nil},
+	} {
+		out := u.btlEnv(dir, path, "__complete", tc.word).stdout
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("completion of %q lacks %q:\n%s", tc.word, w, out)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(out, n) {
+				t.Errorf("completion of %q has %q:\n%s", tc.word, n, out)
+			}
+		}
+	}
+	// A word after the program: the shell's own file completion.
+	if out := u.btlEnv(dir, path, "__complete", "npm", "ru").stdout; !strings.HasSuffix(out, ":0\n") {
+		t.Errorf("completion of the command's arguments:\n%s", out)
+	}
+	s := u.start(dir, "sleep", "100")
+	if out := u.btl(dir, "__complete", "stop", "").stdout; !strings.Contains(out, s.hash+"\tsleep 100\n") {
+		t.Errorf("completion of stop:\n%s", out)
+	}
+}

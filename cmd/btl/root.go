@@ -59,6 +59,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Example: rootExample,
 		Version: buildVersion(),
 		Args:    cobra.ArbitraryArgs,
+		// The first word: btl's commands, programs on PATH, files.
+		ValidArgsFunction: completeStart,
 		// The command's own flags belong to the command.
 		TraverseChildren:  false,
 		SilenceErrors:     true,
