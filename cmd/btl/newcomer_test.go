@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -365,5 +366,44 @@ func TestCompletionOffersProgramsAndFiles(t *testing.T) {
 	s := u.start(dir, "sleep", "100")
 	if out := u.btl(dir, "__complete", "stop", "").stdout; !strings.Contains(out, s.hash+"\tsleep 100\n") {
 		t.Errorf("completion of stop:\n%s", out)
+	}
+}
+
+// TestForkSupervisorNamedAndCommandRecovered: a fork supervisor shows in
+// ps as "btl supervise <hash>", never with the task's command line, and a
+// task found again after state.json was lost shows the command line btl
+// started, not the program it exec'd.
+func TestForkSupervisorNamedAndCommandRecovered(t *testing.T) {
+	if backendUnderTest() != "fork" {
+		t.Skip("fork supervisors only")
+	}
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "env", "PORT=3004", "sleep", "100")
+	helper := u.state().Processes[s.hash].Helper
+	if helper == nil {
+		t.Fatal("no supervisor recorded")
+	}
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(helper.PID) + "/cmdline")
+	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	if len(args) != 3 || args[1] != "supervise" || args[2] != s.hash {
+		t.Errorf("supervisor's argv %q, want [<btl> supervise %s]", args, s.hash)
+	}
+	os.Remove(filepath.Join(u.dataDir(), "state.json"))
+	l := u.listed(dir, s.hash)
+	var ls []struct {
+		Hash, Command, Cwd string
+		Argv               []string
+	}
+	json.Unmarshal([]byte(u.ok(dir, "list", "-o", "json")), &ls)
+	if len(ls) != 1 || ls[0].Command != "env PORT=3004 sleep 100" || ls[0].Cwd != mustReal(t, dir) || len(ls[0].Argv) != 4 {
+		t.Errorf("re-adopted task: %+v (%+v)", ls, l)
+	}
+	if out := u.ok(dir, "sleep", "0.1", "x"); strings.Contains(out, "Killing previous") {
+		t.Errorf("unrelated start replaced something:\n%s", out)
+	}
+	// The recovered command still names the task: the same start replaces it.
+	if r := u.start(dir, "env", "PORT=3004", "sleep", "100"); r.killed != s.pid {
+		t.Errorf("a start of the same command line did not replace the re-adopted task: %+v", r)
 	}
 }
