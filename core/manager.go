@@ -624,12 +624,13 @@ type Cleaned struct {
 	Warnings []error // files of removed tasks that could not be deleted
 }
 
-// Clean forgets the tasks that have ended. A task that runs, or whose
-// backend cannot tell, is never forgotten: the next start of the same
-// command would run a second instance beside it. With all set, Clean also
-// removes everything btl keeps for the forgotten tasks: their log files
-// and runtime files (logs are kept otherwise), and reports the running
-// tasks it kept.
+// Clean forgets the tasks that have ended (or were stopped), with their
+// runtime files. A task that runs, or whose backend cannot tell, is never
+// forgotten: the next start of the same command would run a second
+// instance beside it. With all set, Clean also removes the forgotten
+// tasks' log files (kept otherwise), the logs of tasks forgotten before
+// and runtime files that belong to no task, and reports the running tasks
+// it kept.
 func (m *Manager) Clean(ctx context.Context, all bool) (Cleaned, error) {
 	return m.clean(ctx, nil, all)
 }
@@ -671,11 +672,14 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 			m.release(ctx, v.Task)
 			delete(st.Processes, v.Hash)
 			c.Removed = append(c.Removed, v)
+			// Under the lock: a start of the same command waits. Nothing
+			// but its log outlives a task's record; --all deletes that too.
+			remove := m.Dirs.removeRunFiles
 			if all {
-				// Under the lock: a start of the same command waits.
-				if err := m.Dirs.removeTaskFiles(v.Hash); err != nil {
-					c.Warnings = append(c.Warnings, err)
-				}
+				remove = m.Dirs.removeTaskFiles
+			}
+			if err := remove(v.Hash); err != nil {
+				c.Warnings = append(c.Warnings, err)
 			}
 		}
 		if all && len(prefixes) == 0 {

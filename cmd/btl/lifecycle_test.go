@@ -201,3 +201,28 @@ func TestCrashLoopShowsTheLastPID(t *testing.T) {
 		t.Errorf("show, want PID %d:\n%s", last, show)
 	}
 }
+
+// TestCleanLeavesOnlyTheLog: clean forgets a stopped or ended task with
+// its runtime files; only its log stays.
+func TestCleanLeavesOnlyTheLog(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	stopped := u.start(dir, "sleep", "100")
+	ended := u.start(dir, "sh", "-c", "exit 3")
+	u.ok(dir, "stop", stopped.hash)
+	coretest.Eventually(t, 10*time.Second, "the task to end", func() bool { return u.listed(dir, ended.hash).Status == "exited" })
+	if len(u.runFiles(stopped.hash)) == 0 {
+		t.Fatalf("no runtime files to clean (the recorded environment)")
+	}
+	if out := u.ok(dir, "clean"); out != "[btl] Removed 2 ended tasks\n" {
+		t.Errorf("clean printed %q", out)
+	}
+	for _, s := range []started{stopped, ended} {
+		if f := u.runFiles(s.hash); len(f) != 0 {
+			t.Errorf("clean left runtime files %v", f)
+		}
+		if _, err := os.Stat(s.log); err != nil {
+			t.Errorf("clean removed the log: %v", err)
+		}
+	}
+}
