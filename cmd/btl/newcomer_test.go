@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -405,5 +406,32 @@ func TestForkSupervisorNamedAndCommandRecovered(t *testing.T) {
 	// The recovered command still names the task: the same start replaces it.
 	if r := u.start(dir, "env", "PORT=3004", "sleep", "100"); r.killed != s.pid {
 		t.Errorf("a start of the same command line did not replace the re-adopted task: %+v", r)
+	}
+}
+
+// TestExitCodesDocumented: btl --help and the README list every exit code
+// a start can give, and the README's command table names every command
+// that forgets or stops tasks.
+func TestExitCodesDocumented(t *testing.T) {
+	u := newUser(t)
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, codes, _ := strings.Cut(string(readme), "### Exit codes\n")
+	codes, _, _ = strings.Cut(codes, "\n\n\n")
+	help := u.ok(t.TempDir(), "--help")
+	for _, c := range []string{"0", "1", "2", "124", "126", "127", "130"} {
+		if !strings.Contains(codes, "| `"+c+"` |") {
+			t.Errorf("the README's exit codes lack %s", c)
+		}
+		if !regexp.MustCompile(`\b` + c + ` [a-z]`).MatchString(help) {
+			t.Errorf("btl --help does not explain exit code %s", c)
+		}
+	}
+	for _, verb := range []string{"stop", "restart", "kill", "clean", "clean --all"} {
+		if !strings.Contains(string(readme), "\n| `btl "+verb+"` |") {
+			t.Errorf("the README's command table lacks btl %s", verb)
+		}
 	}
 }

@@ -17,7 +17,13 @@ const rootHelp = `btl runs a command in the background and returns at once. Runn
 command again in the same directory replaces the old instance: its whole
 process tree is stopped (SIGTERM, up to 2 s, then SIGKILL) before the new one
 starts. Everything from the first word that is not a btl flag on is the
-command, passed as it is; use -- to run a program named like a btl command.`
+command, passed as it is; use -- to run a program named like a btl command.
+
+Exit codes of a start: 0 started; 1 an error, or (with --wait*) the task
+ended before it was ready; 2 a usage error (bad flag, name refused); 124 not
+ready within --wait-timeout (it still runs); 126 the program is not
+executable; 127 it is not found; 130 a --wait* interrupted by Ctrl-C (the
+task still runs). Other commands exit 0, 1 on an error, 2 on a usage error.`
 
 const rootExample = `  btl npm run dev                 start (or restart) a dev server
   btl --name api npm run dev      the same, named: btl logs api, btl kill api
@@ -28,7 +34,9 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
   btl logs 93b8 -f                follow a task's output (any unique prefix)
   btl --restart on-failure node server.js
                                   start it again when it crashes
-  btl kill 93b8                   stop a task and everything it started
+  btl stop api                    stop a task, keep it listed; btl restart api runs it again
+  btl restart --all               run every task again
+  btl kill 93b8                   stop a task and everything it started, and forget it
   btl -- list                     run a program called "list"`
 
 // env holds what every command needs, set up once the flags are parsed.
