@@ -63,7 +63,7 @@ func TestTypoHints(t *testing.T) {
 		{[]string{"restrat", "web"}, "btl restart"},
 		{[]string{"--name", "x", "lgos"}, "btl logs"},
 	} {
-		r := u.btlEnv(dir, []string{"PATH=/usr/bin:/bin"}, tc.args...)
+		r := u.btlEnv(dir, []string{searchablePath(u)}, tc.args...)
 		word := tc.args[0]
 		if word == "--name" {
 			word = tc.args[2]
@@ -73,7 +73,7 @@ func TestTypoHints(t *testing.T) {
 			t.Errorf("btl %q: exit %d, stderr %q, want 127 and %q", tc.args, r.code, r.stderr, want)
 		}
 	}
-	if r := u.btlEnv(dir, []string{"PATH=/usr/bin:/bin"}, "nosuchprogram"); r.code != 127 || strings.Contains(r.stderr, "did you mean") {
+	if r := u.btlEnv(dir, []string{searchablePath(u)}, "nosuchprogram"); r.code != 127 || strings.Contains(r.stderr, "did you mean") {
 		t.Errorf("nosuchprogram: exit %d, %q", r.code, r.stderr)
 	}
 	if n := len(u.state().Processes); n != 0 {
@@ -82,13 +82,31 @@ func TestTypoHints(t *testing.T) {
 	// A program that exists runs, even with a pm2 verb's name.
 	bin := t.TempDir()
 	os.WriteFile(filepath.Join(bin, "status"), []byte("#!/bin/sh\necho status program ran\n"), 0o755)
-	r := u.btlEnv(dir, []string{"PATH=" + bin + ":/usr/bin:/bin"}, "status")
+	r := u.btlEnv(dir, []string{"PATH=" + bin + ":" + strings.TrimPrefix(searchablePath(u), "PATH=")}, "status")
 	s, ok := parseStart(r.stdout)
 	if r.code != 0 || !ok {
 		t.Fatalf("btl status with a status program: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	u.ok(dir, "logs", s.hash) // brings a journal-backed log up to date
 	waitLog(t, s.log, "status program ran")
+}
+
+// searchablePath is the PATH= entry of u's environment without the
+// directories this user cannot search (a shell skips those; btl says 126).
+func searchablePath(u *user) string {
+	var path string
+	for _, e := range u.env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	var keep []string
+	for _, d := range filepath.SplitList(path) {
+		if syscall.Access(d, 1) == nil {
+			keep = append(keep, d)
+		}
+	}
+	return "PATH=" + strings.Join(keep, ":")
 }
 
 // TestFlagsBeforeAnAlias: btl flags before a word that is a btl alias make
