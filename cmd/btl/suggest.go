@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"btl/core"
 )
@@ -117,11 +116,12 @@ func markStart(root *cobra.Command, args []string) []string {
 			return append(append(append([]string{}, args[:i]...), "--"), args[i:]...)
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		var f *pflag.Flag
-		if strings.HasPrefix(a, "--") {
-			f = root.Flags().Lookup(name)
-		} else if len(name) == 1 {
-			f = root.Flags().ShorthandLookup(name)
+		f := root.Flags().Lookup(name)
+		if !strings.HasPrefix(a, "--") {
+			f = nil
+			if len(name) == 1 {
+				f = root.Flags().ShorthandLookup(name)
+			}
 		}
 		if f == nil {
 			if pf := root.PersistentFlags().Lookup(name); pf != nil && strings.HasPrefix(a, "--") {
