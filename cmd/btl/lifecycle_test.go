@@ -59,6 +59,9 @@ func TestStopKeepsTheTask(t *testing.T) {
 	if st := u.state().Processes[s.hash]; st != nil {
 		t.Errorf("killed task still recorded: %+v", st)
 	}
+	if r := u.btl(dir, "restart", "api"); r.code != 1 || !strings.Contains(r.stderr, "btl stop keeps it to restart") {
+		t.Errorf("restart of a killed task: exit %d, %q", r.code, r.stderr)
+	}
 	if f := u.runFiles(s.hash); len(f) != 0 {
 		t.Errorf("kill left runtime files: %v", f)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -68,6 +69,9 @@ runs them with another backend. --all restarts every tracked task.`,
 func (e *env) restartOne(cmd *cobra.Command, prefix string) error {
 	// A task runs again where it ran, unless told otherwise.
 	t, env, recorded, err := e.mgr.Restart(prefix, !cmd.Flags().Changed("backend"))
+	if errors.Is(err, core.ErrNoTask) || errors.Is(err, core.ErrBadHash) {
+		return fmt.Errorf("%w; btl kill forgets a task, btl stop keeps it to restart", err)
+	}
 	if err != nil {
 		return err
 	}
