@@ -684,14 +684,29 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 		}
 		if all && len(prefixes) == 0 {
 			// Logs of forgotten (killed) tasks, and runtime files of no
-			// task: nothing else would ever remove them.
-			if err := m.Dirs.sweep(func(hash string) bool { return st.Processes[hash] != nil }); err != nil {
+			// task: nothing else would ever remove them. Unless a backend
+			// cannot be asked here: a task it runs that state.json lost
+			// was not found again, and its files are not orphans.
+			if err := m.unaskable(); err != nil {
+				c.Warnings = append(c.Warnings, fmt.Errorf("files of no tracked task kept: %w", err))
+			} else if err := m.Dirs.sweep(func(hash string) bool { return st.Processes[hash] != nil }); err != nil {
 				c.Warnings = append(c.Warnings, err)
 			}
 		}
 		return nil
 	})
 	return c, err
+}
+
+// unaskable returns why a backend that may run tasks on this machine
+// cannot be asked here, nil when every one can.
+func (m *Manager) unaskable() error {
+	for _, n := range m.names() {
+		if _, err := m.backendNamed(n); err != nil {
+			return fmt.Errorf("%s cannot be asked here: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // MinPrefix is the shortest hash prefix btl accepts.
