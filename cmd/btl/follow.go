@@ -256,6 +256,9 @@ func (tl *tail) copy(p *prefixer) {
 // replaced ends the instance followed so far, which another (token)
 // replaced: its end line, unless it had ended already.
 func (tl *tail) replaced(p *prefixer, token string) {
+	if token == tl.token {
+		return // said already, on reading the new run's start marker
+	}
 	if !tl.ended && tl.token != "" {
 		p.line(tl, "[btl] replaced")
 	}
