@@ -42,6 +42,9 @@ type Manager struct {
 	// OnForceKill, when set, is called after a running task had to be
 	// sent SIGKILL: it had not exited within Grace of SIGTERM.
 	OnForceKill func(t *Task)
+	// OnStarting, when set, is called right before the backend is asked
+	// to start a task (after any old instance was stopped).
+	OnStarting func()
 	// OnRehash, when set, is called when a start's hash belongs to a
 	// different task (other), which is left alone: the start gets hash
 	// instead (see DerivedHash).
@@ -177,6 +180,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		if err := m.Store.checkpoint(st); err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
+		}
+		if m.OnStarting != nil {
+			m.OnStarting()
 		}
 		got, err := m.Backend.Start(ctx, spec)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -65,6 +66,8 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
 	}
 	e.mgr.OnForceKill = e.forceKillNotice
+	var asked time.Time // when the backend was asked to start the task
+	e.mgr.OnStarting = func() { asked = time.Now() }
 	e.mgr.OnRehash = func(other *core.Task, hash string) {
 		fmt.Fprintf(e.stderr, "Warning: hash %s already names a different task (%s in %s); this one gets hash %s\n",
 			other.Hash, printable(other.Command), printable(other.Cwd), hash)
@@ -85,7 +88,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		fmt.Fprintln(e.stderr, "Hint: "+h)
 	}
 	if e.ready != nil {
-		return e.waitReady(cmd.Context(), task, e.ready, logFrom)
+		return e.waitReady(cmd.Context(), task, e.ready, logFrom, asked)
 	}
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now, and so is a port it

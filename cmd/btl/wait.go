@@ -75,17 +75,18 @@ func logSize(path string) int64 {
 	return fi.Size()
 }
 
-// waitReady waits until task is ready as r says. A task that ends first,
+// waitReady waits until task is ready as r says, counting from asked
+// (when the backend was asked to start it). A task that ends first,
 // or is not ready within r.timeout, is an error, after the last lines of
 // its log on stderr; the task is left running on a timeout.
-func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logFrom int64) error {
+func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logFrom int64, asked time.Time) error {
 	begun := time.Now()
 	deadline := begun.Add(r.timeout)
-	// Readiness counts from the task's start (recorded just before the
-	// backend started it), not from the moment btl began to look.
+	// Readiness counts from the moment the backend was asked to start
+	// the task, before its program ran, not from when btl began to look.
 	since := begun
-	if !task.StartedAt.IsZero() && task.StartedAt.Before(begun) {
-		since = task.StartedAt
+	if !asked.IsZero() && asked.Before(begun) {
+		since = asked
 	}
 	lw := &logWatch{path: task.LogFile, off: logFrom, re: r.logRE}
 	pause := time.Millisecond
