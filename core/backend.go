@@ -91,6 +91,7 @@ const (
 	Gone     RunState = "gone"     // not running; how it ended is unknown
 	Failed   RunState = "failed"   // the backend reports a failure without a code
 	Starting RunState = "starting" // recorded, start not yet confirmed
+	Stopped  RunState = "stopped"  // stopped by btl stop; kept until restarted or cleaned
 	// Unknown: the task's backend cannot be asked here (no user bus, say);
 	// Reason says why. Such a task may run, so it is never forgotten.
 	Unknown RunState = "unknown"
@@ -123,7 +124,7 @@ type Status struct {
 // describes has ended (a PID and start time never come back).
 func (s Status) final() bool {
 	switch s.State {
-	case Exited, Signaled, Failed, Gone:
+	case Exited, Signaled, Failed, Gone, Stopped:
 		return true
 	}
 	return false

@@ -42,6 +42,9 @@ type Manager struct {
 	// OnForceKill, when set, is called after a running task had to be
 	// sent SIGKILL: it had not exited within Grace of SIGTERM.
 	OnForceKill func(t *Task)
+	// OnStarting, when set, is called right before the backend is asked
+	// to start a task (after any old instance was stopped).
+	OnStarting func()
 	// OnRehash, when set, is called when a start's hash belongs to a
 	// different task (other), which is left alone: the start gets hash
 	// instead (see DerivedHash).
@@ -106,7 +109,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	// The log is created by btl (mode 0600, never through a symbolic
 	// link), and a log that cannot be opened stops the start before the
 	// old instance is touched.
-	if err := checkLog(spec.LogFile); err != nil {
+	if err := checkLog(spec.LogFile, false); err != nil {
 		return nil, nil, err
 	}
 	// Backends keep exit statuses and journal cursors in run/: without it
@@ -116,7 +119,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	}
 	err = m.Store.Update(func(st *State) error {
 		if other := m.place(st, &spec); other != nil {
-			if err := checkLog(spec.LogFile); err != nil {
+			if err := checkLog(spec.LogFile, false); err != nil {
 				return err
 			}
 			if m.OnRehash != nil {
@@ -130,6 +133,17 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		// would take it past the limit is refused before anything stops.
 		if err := st.fits(m.intent(spec)); err != nil {
 			return fmt.Errorf("cannot record %s: %w", spec.Hash, err)
+		}
+		// The start is not refused: its log may be made now. A start that
+		// fails from here on removes the log it made.
+		if created, err := createLog(spec.LogFile); err != nil {
+			return err
+		} else if created {
+			defer func() {
+				if started == nil {
+					_ = os.Remove(spec.LogFile)
+				}
+			}()
 		}
 		if old := st.Processes[spec.Hash]; old != nil {
 			// Stopping the old instance is undone by nothing: first make
@@ -158,6 +172,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		if err := m.Store.checkpoint(st); err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
+		}
+		if m.OnStarting != nil {
+			m.OnStarting()
 		}
 		got, err := m.Backend.Start(ctx, spec)
 		if err != nil {
@@ -196,11 +213,19 @@ func (m *Manager) intent(spec Spec) *Task {
 }
 
 // checkLog makes sure the log file at path can be opened for appending:
-// created by btl (mode 0600), never through a symbolic link, and a regular
-// file (a FIFO or device in its place is refused, not waited on).
-func checkLog(path string) error {
-	lf, err := regular.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// never through a symbolic link, and a regular file (a FIFO or device in
+// its place is refused, not waited on). A log that does not exist yet
+// must be one the caller can create; with create set, checkLog creates it
+// (mode 0600).
+func checkLog(path string, create bool) error {
+	flag := os.O_WRONLY | os.O_APPEND
+	if create {
+		flag |= os.O_CREATE
+	}
+	lf, err := regular.Open(path, flag, 0o600)
 	switch {
+	case !create && errors.Is(err, os.ErrNotExist):
+		return checkWritableDir(filepath.Dir(path))
 	case errors.Is(err, unix.ELOOP):
 		return fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
 	case errors.Is(err, regular.ErrNotRegular):
@@ -209,6 +234,16 @@ func checkLog(path string) error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	return lf.Close()
+}
+
+// createLog creates the log file at path (mode 0600) unless it exists,
+// as checkLog checks it, and reports whether it created it.
+func createLog(path string) (created bool, err error) {
+	lf, err := regular.Open(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return true, lf.Close()
+	}
+	return false, checkLog(path, true)
 }
 
 // checkWritableDir makes sure the caller can create files in dir.
@@ -553,9 +588,23 @@ func (m *Manager) List(ctx context.Context) ([]View, error) {
 }
 
 // Kill stops the tasks named by hash prefixes (every task when all is set)
-// and removes them from the state. It returns the tasks it removed, each
-// with Status.Alive() true when it was running until stopped.
+// and forgets them: their records and runtime files go, their log files
+// stay (btl logs shows them; clean --all deletes them). It returns the
+// tasks it removed, each with Status.Alive() true when it was running
+// until stopped.
 func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View, error) {
+	return m.halt(ctx, prefixes, all, false)
+}
+
+// Stop stops the tasks named by hash prefixes (every task when all is
+// set) as Kill does, but keeps their records, names and files: a task that
+// ran is recorded as Stopped, one that had ended keeps how it ended, and
+// Restart runs either again.
+func (m *Manager) Stop(ctx context.Context, prefixes []string, all bool) ([]View, error) {
+	return m.halt(ctx, prefixes, all, true)
+}
+
+func (m *Manager) halt(ctx context.Context, prefixes []string, all, keep bool) ([]View, error) {
 	var killed []View
 	err := m.Store.Update(func(st *State) error {
 		var ts []*Task
@@ -575,6 +624,11 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 		}
 		var errs []error
 		for _, t := range ts {
+			if keep && t.Status != nil && t.Status.final() {
+				// Already stopped or ended: nothing runs to stop.
+				killed = append(killed, View{Task: t, Status: *t.Status})
+				continue
+			}
 			alive, err := m.stop(ctx, t, nil)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", t.Hash, err))
@@ -585,11 +639,24 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 				v.Status = Status{State: Running, PID: t.PID}
 			}
 			killed = append(killed, v)
+			if keep {
+				if alive || t.Status == nil {
+					t.Status = &Status{State: Stopped, PID: t.PID}
+				} else if !t.Status.final() {
+					t.Status = &Status{State: Gone, PID: t.PID}
+				}
+				continue
+			}
 			delete(st.Processes, t.Hash)
 			if !alive {
 				// Stopping a running task leaves nothing behind; one that
 				// had ended may have left a record (a failed unit).
 				m.release(ctx, t)
+			}
+			// Nothing btl made for the task outlives its record but its
+			// log, which clean --all deletes.
+			if err := m.Dirs.removeRunFiles(t.Hash); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
@@ -605,12 +672,13 @@ type Cleaned struct {
 	Warnings []error // files of removed tasks that could not be deleted
 }
 
-// Clean forgets the tasks that have ended. A task that runs, or whose
-// backend cannot tell, is never forgotten: the next start of the same
-// command would run a second instance beside it. With all set, Clean also
-// removes everything btl keeps for the forgotten tasks: their log files
-// and runtime files (logs are kept otherwise), and reports the running
-// tasks it kept.
+// Clean forgets the tasks that have ended (or were stopped), with their
+// runtime files. A task that runs, or whose backend cannot tell, is never
+// forgotten: the next start of the same command would run a second
+// instance beside it. With all set, Clean also removes the forgotten
+// tasks' log files (kept otherwise), the logs of tasks forgotten before
+// and runtime files that belong to no task, and reports the running tasks
+// it kept.
 func (m *Manager) Clean(ctx context.Context, all bool) (Cleaned, error) {
 	return m.clean(ctx, nil, all)
 }
@@ -655,16 +723,41 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 			m.release(ctx, v.Task)
 			delete(st.Processes, v.Hash)
 			c.Removed = append(c.Removed, v)
+			// Under the lock: a start of the same command waits. Nothing
+			// but its log outlives a task's record; --all deletes that too.
+			remove := m.Dirs.removeRunFiles
 			if all {
-				// Under the lock: a start of the same command waits.
-				if err := m.Dirs.removeTaskFiles(v.Hash); err != nil {
-					c.Warnings = append(c.Warnings, err)
-				}
+				remove = m.Dirs.removeTaskFiles
+			}
+			if err := remove(v.Hash); err != nil {
+				c.Warnings = append(c.Warnings, err)
+			}
+		}
+		if all && len(prefixes) == 0 {
+			// Logs of forgotten (killed) tasks, and runtime files of no
+			// task: nothing else would ever remove them. Unless a backend
+			// cannot be asked here: a task it runs that state.json lost
+			// was not found again, and its files are not orphans.
+			if err := m.unaskable(); err != nil {
+				c.Warnings = append(c.Warnings, fmt.Errorf("files of no tracked task kept: %w", err))
+			} else if err := m.Dirs.sweep(func(hash string) bool { return st.Processes[hash] != nil }); err != nil {
+				c.Warnings = append(c.Warnings, err)
 			}
 		}
 		return nil
 	})
 	return c, err
+}
+
+// unaskable returns why a backend that may run tasks on this machine
+// cannot be asked here, nil when every one can.
+func (m *Manager) unaskable() error {
+	for _, n := range m.names() {
+		if _, err := m.backendNamed(n); err != nil {
+			return fmt.Errorf("%s cannot be asked here: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // MinPrefix is the shortest hash prefix btl accepts.

@@ -408,3 +408,30 @@ func lowerStateLimit(t *testing.T) {
 	maxState = 1 << 20
 	t.Cleanup(func() { maxState = old })
 }
+
+// TestCleanAllSweepsOnlyWhenEveryBackendAnswers: clean --all removes the
+// files of no tracked task, unless a backend that may run tasks here
+// cannot be asked: one of its tasks that state.json lost would own them.
+func TestCleanAllSweepsOnlyWhenEveryBackendAnswers(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		m := testManager(t, newMem("mem"))
+		if broken {
+			m.Names = append(m.Names, "unreachable")
+		}
+		orphan := filepath.Join(m.Dirs.Run, "0123456789abcdef.env")
+		if err := os.WriteFile(orphan, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := m.Clean(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, statErr := os.Stat(orphan)
+		switch {
+		case broken && (statErr != nil || len(c.Warnings) != 1):
+			t.Errorf("with a backend unreachable: orphan %v, warnings %v", statErr, c.Warnings)
+		case !broken && (!os.IsNotExist(statErr) || len(c.Warnings) != 0):
+			t.Errorf("with every backend reachable: orphan %v, warnings %v", statErr, c.Warnings)
+		}
+	}
+}

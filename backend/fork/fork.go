@@ -83,8 +83,11 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		_ = reqW.Close()
 		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}
-	cmd := exec.Command(exe)
+	// ps shows what it is, without the task's command line (a pkill -f
+	// of the task's program must not hit its supervisor).
+	cmd := exec.Command(exe, "supervise", spec.Hash)
 	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data, proc.EnvHelper+"="+spec.Token)
+	cmd.Env = append(cmd.Env, recordedEnv(spec)...)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

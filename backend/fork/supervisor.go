@@ -204,6 +204,8 @@ func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status
 	p := s.spec.Restart
 	final := end
 	final.Restarts = s.restarts
+	// The task's PID is its last run's, as btl list and show report it.
+	final.PID = r.proc.PID
 	if s.restarts > 0 {
 		final.LastExit = end.String()
 	}

@@ -64,6 +64,7 @@ func launch(report string) int {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: no absolute program in %q\n", os.Args)
 		return 126
 	}
+	last, _ := readReport(report) // the run before this launch, if any
 	rep := launchReport{PID: os.Getpid()}
 	if info, err := proc.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
@@ -78,7 +79,7 @@ func launch(report string) int {
 	}
 	if policy, ok := os.LookupEnv(RestartEnv); ok {
 		os.Unsetenv(RestartEnv)
-		if !relaunch(report, policy) {
+		if !relaunch(report, policy, last.PID) {
 			return 0
 		}
 	}

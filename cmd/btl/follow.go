@@ -26,7 +26,11 @@ type tail struct {
 	since   time.Time // when part began to wait for its end
 	buf     []byte    // read buffer
 	pid     int       // the instance last seen in the state
+	token   string    // its instance token
 	ended   bool      // this instance's end has been printed
+	// instance returns the token of the task's recorded instance, "" when
+	// it is gone from the state
+	instance func() string
 }
 
 // followPoll is how often followed logs are read; every endCheck-th
@@ -67,17 +71,19 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	if o.tail {
 		lines = o.lines
 	}
-	p := &prefixer{w: e.stdout, color: colorOK(e.stdout)}
+	p := &prefixer{w: e.stdout, color: colorOK(e.stdout), width: len("12345678")}
 	tails := map[string]*tail{}
 	join := func(t *core.Task, fromRun bool) *tail {
-		tl := &tail{hash: t.Hash, label: taskLabel(t), path: t.LogFile, pid: t.PID, fromRun: fromRun, start: lines}
+		tl := &tail{hash: t.Hash, label: taskLabel(t), path: t.LogFile, pid: t.PID, token: t.Token, fromRun: fromRun, start: lines}
+		tl.instance = func() string { return e.instanceOf(tl.hash) }
 		tails[t.Hash] = tl
-		p.width = max(p.width, len(tl.label))
 		return tl
 	}
+	// The labels' column is as wide as the widest label at the start, and
+	// stays so: a longer label of a task that joins later is cut to it.
 	for _, t := range st.Sorted() {
 		if len(fixed) == 0 || slices.Contains(fixed, t.Hash) {
-			join(t, false)
+			p.width = max(p.width, len(join(t, false).label))
 		}
 	}
 	defer func() {
@@ -125,19 +131,33 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 		if t == nil {
 			tl.read(p, time.Now())
 			tl.flush(p)
+			if !tl.ended {
+				p.line(tl, "[btl] killed") // and forgotten
+			}
 			if tl.f != nil {
 				_ = tl.f.Close()
 			}
 			delete(tails, h)
 			continue
 		}
+		if t.Token != tl.token {
+			// Replaced, and its new run's start marker not yet read.
+			tl.read(p, time.Now())
+			tl.flush(p)
+			tl.replaced(p, t.Token)
+		}
 		if t.PID != tl.pid {
-			tl.pid, tl.ended = t.PID, false
+			tl.pid = t.PID
 		}
 		if tl.ended {
 			continue
 		}
-		if s := e.mgr.Check(ctx, t); s.Ended() {
+		s := t.Status
+		if s == nil || !s.Ended() {
+			st := e.mgr.Check(ctx, t)
+			s = &st
+		}
+		if s.Ended() {
 			tl.read(p, time.Now())
 			tl.flush(p)
 			p.line(tl, "[btl] "+s.String())
@@ -251,15 +271,44 @@ func (tl *tail) copy(p *prefixer, now time.Time) {
 				b = b[room:]
 				continue
 			}
+			line := string(b[:i])
 			if len(tl.part) > 0 {
-				tl.part = append(tl.part, b[:i]...)
-				tl.flush(p)
-			} else {
-				p.line(tl, string(b[:i]))
+				line = string(append(tl.part, b[:i]...))
+				tl.part = tl.part[:0]
 			}
+			if _, ok := core.ParseStartMarker(line); ok && tl.instance != nil {
+				// A new instance's run (a replace), or a restart of this one.
+				if tok := tl.instance(); tok != "" && tok != tl.token {
+					tl.replaced(p, tok)
+				}
+			}
+			p.line(tl, line)
 			b = b[i+1:]
 		}
 	}
+}
+
+// replaced ends the instance followed so far, which another (token)
+// replaced: its end line, unless it had ended already.
+func (tl *tail) replaced(p *prefixer, token string) {
+	if token == tl.token {
+		return // said already, on reading the new run's start marker
+	}
+	if !tl.ended && tl.token != "" {
+		p.line(tl, "[btl] replaced")
+	}
+	tl.token, tl.ended = token, false
+}
+
+// instanceOf returns the token of the recorded instance of the task with
+// hash, "" when there is none. A replace records its new instance before
+// it starts it, so its run's start marker is never read before this.
+func (e *env) instanceOf(hash string) string {
+	st, err := e.mgr.Snapshot()
+	if err != nil || st.Processes[hash] == nil {
+		return ""
+	}
+	return st.Processes[hash].Token
 }
 
 // flush prints a line that has no end (yet).
@@ -307,7 +356,11 @@ type prefixer struct {
 var labelColors = []string{"36", "33", "32", "35", "34", "91", "96", "93", "92", "95"}
 
 func (p *prefixer) line(tl *tail, text string) {
-	label := tl.label + strings.Repeat(" ", max(p.width-len(tl.label), 0))
+	label := tl.label
+	if len(label) > p.width {
+		label = label[:p.width-1] + "~"
+	}
+	label += strings.Repeat(" ", max(p.width-len(label), 0))
 	if p.color {
 		h := fnv.New32a()
 		h.Write([]byte(tl.hash))
