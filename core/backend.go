@@ -114,6 +114,10 @@ type Status struct {
 	Restarts  int    `json:"restarts,omitempty"`
 	LastExit  string `json:"last_exit,omitempty"`
 	CrashLoop bool   `json:"crash_loop,omitempty"`
+	// StartError, with State Failed, says that the task's last start
+	// failed after its previous instance was stopped: why, in one line.
+	// The task is kept, so that a re-run or a restart tries again.
+	StartError string `json:"start_error,omitempty"`
 
 	// badFile, with Unknown: the backend answered, but a file of the
 	// task's is not what btl wrote there (Reason names it).
@@ -142,6 +146,9 @@ func (s Status) String() string {
 		end := s
 		end.CrashLoop = false
 		return fmt.Sprintf("crash loop (%s, %s)", end, RestartCount(s.Restarts))
+	}
+	if s.StartError != "" {
+		return "failed to start"
 	}
 	switch s.State {
 	case Running:

@@ -117,6 +117,8 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	if err := checkWritableDir(m.Dirs.Run); err != nil {
 		return nil, nil, err
 	}
+	var startErr error // a start that failed after the old instance was stopped
+	replacing := false
 	err = m.Store.Update(func(st *State) error {
 		if other := m.place(st, &spec); other != nil {
 			if err := checkLog(spec.LogFile, false); err != nil {
@@ -163,6 +165,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 				replaced = old
 			}
 			delete(st.Processes, spec.Hash)
+			replacing = true
 		}
 		// Record the intent before anything runs: if btl dies between the
 		// start and the save below, the next btl finds the task by its
@@ -177,6 +180,16 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			m.OnStarting()
 		}
 		got, err := m.Backend.Start(ctx, spec)
+		if err != nil && replacing {
+			// The old instance is gone and the new one did not start: the
+			// task is kept, failed to start, with its name and the reason,
+			// so that a re-run or a restart tries again.
+			failed := *intent
+			failed.Status = &Status{State: Failed, StartError: OneLine(err.Error())}
+			st.Processes[spec.Hash] = &failed
+			startErr = err
+			return nil
+		}
 		if err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
@@ -191,6 +204,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		_ = m.Dirs.saveEnv(spec.Hash, spec.Env)
 		return nil
 	})
+	if err == nil && startErr != nil {
+		err = startErr
+	}
 	return started, replaced, err
 }
 

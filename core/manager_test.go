@@ -161,6 +161,34 @@ func TestManagerFailures(t *testing.T) {
 			t.Errorf("a failed start left an entry: %+v", st.Processes)
 		}
 	})
+	t.Run("start fails after the old instance was stopped", func(t *testing.T) {
+		a := newMem("a")
+		m := testManager(t, a)
+		dir := t.TempDir()
+		spec, _ := m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		spec.Name = "web"
+		if _, _, err := m.Run(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		a.startErr = boom
+		spec, _ = m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		if _, _, err := m.Run(ctx, spec); !errors.Is(err, boom) {
+			t.Fatalf("Run = %v, want boom", err)
+		}
+		views, err := m.List(ctx)
+		if err != nil || len(views) != 1 || views[0].Name != "web" || views[0].Status.String() != "failed to start" || views[0].Status.StartError != "boom" {
+			t.Fatalf("List = %+v, %v; want web, failed to start because of boom", views, err)
+		}
+		a.startErr = nil
+		spec, _ = m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		again, _, err := m.Run(ctx, spec)
+		if err != nil || again.Name != "web" {
+			t.Fatalf("a re-run after a failed start: %+v, %v; want web started", again, err)
+		}
+		if views, _ := m.List(ctx); len(views) != 1 || !views[0].Status.Alive() {
+			t.Errorf("after the re-run, List = %+v; want it running", views)
+		}
+	})
 	t.Run("stop of the old instance fails", func(t *testing.T) {
 		a := newMem("a")
 		m := testManager(t, a)
