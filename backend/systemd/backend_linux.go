@@ -38,6 +38,7 @@ type Backend struct {
 	agentSeen   bool  // the log agent was checked by this Backend
 
 	snap      *snapshot       // the last read of every task unit, for list; nil after a change
+	read      *lastRead       // the last unit read alone; nil after a change
 	unitReads int             // units read one by one (unitInfo), for tests
 	stopped   map[string]bool // hashes whose unit this Backend stopped: a start copies their last lines first
 }
@@ -106,7 +107,7 @@ func (b *Backend) Name() string { return Name }
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
-	b.snap = nil
+	b.snap, b.read = nil, nil
 	if err := b.connected(ctx); err != nil {
 		return core.Started{}, err
 	}
@@ -456,7 +457,8 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		return err
 	}
 	unit := b.unitOf(t)
-	info, err := b.unitInfo(ctx, unit)
+	info, err := b.recentInfo(ctx, unit)
+	b.read = nil
 	if err != nil {
 		return err
 	}
@@ -693,7 +695,7 @@ func parseExit(s string) (core.Status, bool) {
 // was kept for t's exit status, and removes t's exit record. A unit that
 // runs another instance is left alone.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
-	b.snap = nil
+	b.snap, b.read = nil, nil
 	if err := b.connected(ctx); err != nil {
 		return err
 	}

@@ -30,11 +30,11 @@ func mayHaveEscaped(own, token string) bool {
 	if err != nil {
 		return true
 	}
-	uid := uint32(os.Getuid())
+	uid, self := uint32(os.Getuid()), os.Getpid()
 	kv := core.EnvInstance + "=" + token
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid == self {
 			continue
 		}
 		var st syscall.Stat_t
