@@ -670,7 +670,10 @@ func (m *Manager) halt(ctx context.Context, prefixes []string, all, keep bool) (
 				m.release(ctx, t)
 			}
 			// Nothing btl made for the task outlives its record but its
-			// log, which clean --all deletes.
+			// log, which clean --all deletes; the log gets the task's last
+			// lines first where they are copied from elsewhere (the
+			// journal), since the copier's record goes with the rest.
+			_ = m.SyncLog(ctx, t)
 			if err := m.Dirs.removeRunFiles(t.Hash); err != nil {
 				errs = append(errs, err)
 			}

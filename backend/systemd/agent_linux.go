@@ -312,6 +312,13 @@ func (a *agent) concerns(s *dbus.Signal) bool {
 	return ok
 }
 
+// known reports whether btl still keeps files for the task of hash: its
+// journal cursor, which every start writes and kill removes.
+func (a *agent) known(hash string) bool {
+	_, err := os.Lstat(filepath.Join(a.cfg.Dirs.Run, hash+".cursor"))
+	return err == nil
+}
+
 // hashOf returns the hash of one of this data directory's task units.
 func (a *agent) hashOf(unit string) (string, bool) {
 	h, key, ok := hashOfUnit(unit)
@@ -552,7 +559,9 @@ func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[
 	if pid == 0 {
 		return
 	}
-	if note := (exitNote{pid, v["ExecMainCode"], v["ExecMainStatus"], v["NRestarts"]}); note.code != 0 && a.recorded[unit] != note {
+	// A task btl has forgotten (kill removes its files, the cursor among
+	// them) gets no record: it would outlive the task.
+	if note := (exitNote{pid, v["ExecMainCode"], v["ExecMainStatus"], v["NRestarts"]}); note.code != 0 && a.recorded[unit] != note && a.known(h) {
 		if err := writeExit(exitPath(a.cfg.Dirs.Run, h), note.pid, note.code, note.status, note.restarts); err != nil {
 			fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", unit, err)
 		} else {

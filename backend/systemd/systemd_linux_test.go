@@ -401,8 +401,8 @@ func TestExitStatusExact(t *testing.T) {
 				{"systemctl stop, exits 3 on SIGTERM", "trap 'exit 3' TERM; sleep 100 & wait", func(t *testing.T, task *core.Task) {
 					systemctl(t, "stop", task.Unit)
 				}, core.Status{State: core.Exited, Code: 3}},
-				{"btl kill", "exec sleep 100", func(t *testing.T, task *core.Task) {
-					if _, err := m.Kill(context.Background(), []string{task.Hash}, false); err != nil {
+				{"stopped by btl (a replace, btl stop)", "exec sleep 100", func(t *testing.T, task *core.Task) {
+					if err := b.Stop(context.Background(), *task, core.Grace); err != nil {
 						t.Fatal(err)
 					}
 				}, sigterm},
@@ -601,17 +601,20 @@ func TestExternalStopSeen(t *testing.T) {
 	m := manager(b, dirs)
 	task := run(t, m, t.TempDir(), nil, "sleep", "100")
 	systemctl(t, "stop", task.Unit)
-	views, err := m.List(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := viewOf(t, views, task.Hash)
-	if v.Status.Alive() {
-		t.Fatalf("after systemctl --user stop, list shows %+v", v.Status)
-	}
-	if got := v.Status.String(); got != "killed (SIGTERM)" {
-		t.Errorf("status = %q, want killed (SIGTERM)", got)
-	}
+	// The log agent records the end from the unit's signal, a moment
+	// after systemd forgot the unit.
+	var v core.View
+	coretest.Eventually(t, 5*time.Second, "list to show the task killed (SIGTERM)", func() bool {
+		views, err := m.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = viewOf(t, views, task.Hash)
+		if v.Status.Alive() {
+			t.Fatalf("after systemctl --user stop, list shows %+v", v.Status)
+		}
+		return v.Status.String() == "killed (SIGTERM)"
+	})
 	if coretest.Alive(task.PID) {
 		t.Errorf("PID %d alive after systemctl --user stop", task.PID)
 	}
