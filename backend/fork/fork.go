@@ -23,6 +23,7 @@ import (
 	"btl/core"
 	"btl/internal/logfile"
 	"btl/internal/proc"
+	"btl/internal/reexec"
 	"btl/internal/regular"
 )
 
@@ -69,7 +70,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	if err != nil {
 		return core.Started{}, err
 	}
-	exe, err := core.SelfExe(b.Exe)
+	exe, err := reexec.SelfExe(b.Exe)
 	if err != nil {
 		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}

@@ -728,7 +728,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 		return nil
 	}
 	unit := AgentUnitName(b.dirs.Run)
-	exe, err := core.SelfExe(b.exe)
+	exe, err := reexec.SelfExe(b.exe)
 	if err != nil {
 		return fmt.Errorf("systemd: %w", err)
 	}
