@@ -485,7 +485,11 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 			}
 		}
 	}
-	if err := proc.StopTree(leader, t.Token, grace); err != nil {
+	killed, err := proc.StopTree(leader, t.Token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	if err != nil {
 		return err // survivors: the agent stays loaded, as the task runs
 	}
 	return b.unload(ctx, t, svcs)

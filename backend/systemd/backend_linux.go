@@ -413,7 +413,10 @@ func (b *Backend) stopEscaped(ctx context.Context, unit, token string, grace tim
 	if !escaped {
 		return nil
 	}
-	err := proc.StopTree(core.Proc{}, token, grace)
+	killed, err := proc.StopTree(core.Proc{}, token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
 	for _, sc := range scopes {
 		b.forgetScope(ctx, sc)
 	}
@@ -495,6 +498,9 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	if info.Loaded {
 		_, killed, err := b.stopUnit(ctx, unit, grace)
+		if killed {
+			core.NoteKilled(ctx)
+		}
 		if err != nil {
 			return err
 		}
