@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +57,10 @@ func init() {
 // runAgent runs the log agent of the configuration cfg (AgentEnv's value).
 func runAgent(cfg string) int {
 	os.Unsetenv(AgentEnv)
+	// It stays for as long as tasks run, mostly waiting: a small heap and
+	// one processor keep what it holds small.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(20)
 	var c agentConfig
 	if err := json.Unmarshal([]byte(cfg), &c); err != nil {
 		fmt.Fprintf(os.Stderr, "btl log agent: bad %s: %v\n", AgentEnv, err)
