@@ -672,6 +672,9 @@ func readExitRecord(path string, pid int) (core.Status, int, bool) {
 	}
 	st, ok := parseExit(rest)
 	n, _ := strconv.Atoi(strings.TrimPrefix(more, "restarts "))
+	if n > 0 {
+		st.PID, _ = strconv.Atoi(p) // the last run's
+	}
 	return st, n, ok
 }
 

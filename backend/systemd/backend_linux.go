@@ -559,6 +559,9 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	policy, _ := core.ParseRestart(t.Restart)
 	if owns {
 		if st, ok := info.exitStatus(); ok {
+			if info.NRestarts > 0 {
+				st.PID = info.ExecMainPID // the last run's, not the first's
+			}
 			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed", b.dirs.Run, t.Hash), nil
 		}
 	}
