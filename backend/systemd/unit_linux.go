@@ -499,6 +499,10 @@ func firstExec(v any) (string, []string) {
 	return path, argv
 }
 
+// legacyUnitName is the unit name of tasks started by earlier versions of
+// btl, which did not tell data directories apart.
+func legacyUnitName(hash string) string { return "btl-" + hash + ".service" }
+
 // hashOfUnit returns the hash of a task unit name and the key of its data
 // directory ("" for a unit named by earlier versions), and whether name is
 // a task unit name at all.
