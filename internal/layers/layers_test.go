@@ -33,6 +33,7 @@ var rules = []rule{
 	{"internal/logfile", func(file, imp string) bool { return imp == "btl/internal/regular" }},
 	{"internal/regular", none},
 	{"internal/reexec", none},
+	{"internal/project", none},
 }
 
 // none allows no package of btl.
