@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +18,7 @@ import (
 )
 
 func newListCmd(e *env) *cobra.Command {
-	var output string
+	var output, proj string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     "list",
@@ -28,7 +29,9 @@ failed, gone (not running, how it ended unknown), or unknown (its backend
 cannot be asked from here; btl show says why). For a running task: the TCP
 ports its process tree listens on, its CPU time with its share of the task's
 lifetime, the memory of the whole tree, and its uptime. -o wide adds each
-task's PID, process count, start, directory, backend and unit or label;
+task's PID, process count, start, directory, backend, unit or label, and
+the project btl up started it for (--project . lists only the current
+directory's project);
 -o json (or --json) prints everything, in the stable JSON schema documented
 in the README.`,
 		Example: "  btl list\n  btl ls -o wide\n  btl list --json | jq -r '.[] | select(.status == \"running\") | .hash'",
@@ -46,6 +49,11 @@ in the README.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("project") {
+				if views, err = ofProject(views, proj); err != nil {
+					return err
+				}
+			}
 			stats := e.stats(cmd.Context(), views)
 			if output == "json" {
 				return e.writeJSON(cmd.Context(), views, stats)
@@ -59,7 +67,27 @@ in the README.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide or json")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "same as -o json")
+	cmd.Flags().StringVar(&proj, "project", "", "only the tasks btl up started for the project in this directory (. for the current one)")
 	return cmd
+}
+
+// ofProject keeps the views of the tasks btl up started for the project
+// in dir.
+func ofProject(views []core.View, dir string) ([]core.View, error) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return nil, usageError("--project: %v", err)
+	}
+	var out []core.View
+	for _, v := range views {
+		if v.Project == abs {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // taskJSON is one task in `btl list -o json`. The field names are a stable
@@ -79,6 +107,8 @@ type taskJSON struct {
 	Backend   string    `json:"backend"`           // fork, systemd, launchd
 	Unit      string    `json:"unit,omitempty"`    // systemd unit or launchd service target
 	LogFile   string    `json:"log_file"`          // path of the log
+	Project   string    `json:"project,omitempty"` // btl up: the project's directory
+	Entry     string    `json:"entry,omitempty"`   // btl up: the entry's name in the project file
 	Native    string    `json:"inspect,omitempty"` // command that shows the task natively
 
 	// The exact bytes of command, cwd and argv (every argument), base64,
@@ -110,7 +140,7 @@ func toJSON(v core.View) taskJSON {
 	j := taskJSON{
 		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: v.BackendName(),
-		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
+		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason, Project: v.Project, Entry: v.Entry,
 		Restart: v.Restart, Restarts: v.Status.Restarts, LastExit: v.Status.LastExit, CrashLoop: v.Status.CrashLoop,
 	}
 	if !utf8.ValidString(v.Command) {
@@ -165,7 +195,7 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 	header := []string{"HASH", "NAME", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "COMMAND"}
 	statusCol := 2
 	if wide {
-		header = []string{"HASH", "NAME", "PID", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "PROCS", "STARTED", "COMMAND", "CWD", "BACKEND", "UNIT"}
+		header = []string{"HASH", "NAME", "PID", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "PROCS", "STARTED", "COMMAND", "CWD", "BACKEND", "UNIT", "PROJECT"}
 		statusCol = 3
 	}
 	rows := [][]string{header}
@@ -179,7 +209,7 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 		row := []string{v.Hash, orDash(v.Name), statusCell(v), ports, cpu, mem, up, printable(v.Command)}
 		if wide {
 			row = []string{v.Hash, orDash(v.Name), strconv.Itoa(currentPID(v)), statusCell(v), ports, cpu, mem, up, procs,
-				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), v.BackendName(), orDash(v.Unit)}
+				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), v.BackendName(), orDash(v.Unit), orDash(printable(v.Project))}
 		}
 		rows = append(rows, row)
 	}

@@ -111,6 +111,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newCleanCmd(e),
 		newShowCmd(e),
 		newRestartCmd(e),
+		newUpCmd(e),
+		newDownCmd(e),
 	)
 	setupCompletion(root)
 	return root

@@ -141,13 +141,14 @@ func Find(dir string) (string, error) {
 // MaxFileSize bounds what Load reads.
 const MaxFileSize = 1 << 20
 
-// Load reads and parses the project file at path (see Parse).
-func Load(path string, portBase int) (*File, error) {
+// Load reads and parses the project file at path (see Parse); its
+// errors, and the File, call it name.
+func Load(path, name string, portBase int) (*File, error) {
 	b, err := readBounded(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, b, portBase)
+	return Parse(name, b, portBase)
 }
 
 func readBounded(path string) ([]byte, error) {
