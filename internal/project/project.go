@@ -7,6 +7,7 @@ package project
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,12 +168,7 @@ func readBounded(path string) ([]byte, error) {
 	if fi.Size() > MaxFileSize {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, MaxFileSize)
 	}
-	b := make([]byte, fi.Size())
-	n, err := f.Read(b)
-	if err != nil && n != len(b) {
-		return nil, err
-	}
-	return b[:n], nil
+	return io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 }
 
 // Parse parses a project file's bytes. The kind comes from the file's
