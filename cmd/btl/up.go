@@ -205,7 +205,7 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 		ut.spec.Restart = restart
 		ut.spec.Project, ut.spec.Entry = dir, n
 		ut.spec.Def = definition(dir, ut.spec, fileEnv, ent.Deps)
-		ut.name = taskName(views, dir, n, ut.old)
+		ut.name = taskName(views, dir, n, ut.spec.Hash, ut.old)
 		ut.spec.Name = ut.name
 		if ent.Ready != nil {
 			ut.probe = newProber(ent.Ready, ut.spec.Dir, env)
@@ -384,11 +384,12 @@ func recorded(views []core.View, dir, entry string) *core.View {
 
 // taskName is the name of the project's entry: the name its task already
 // has; else the entry's own name, unless another task has it (of another
-// project, or started by hand) or it reads as a hash; then
+// project, or started by hand; the task this start replaces, of the same
+// hash, does not count) or it reads as a hash; then
 // <project>.<entry>, <project> being the directory's base name; and
 // should that be taken too, <project>-<6 hex of the directory's
 // path>.<entry>.
-func taskName(views []core.View, dir, entry string, old *core.View) string {
+func taskName(views []core.View, dir, entry, hash string, old *core.View) string {
 	if old != nil && old.Name != "" {
 		return old.Name
 	}
@@ -400,7 +401,7 @@ func taskName(views []core.View, dir, entry string, old *core.View) string {
 		}
 		taken := false
 		for _, v := range views {
-			if v.Name == cand && (v.Project != dir || v.Entry != entry) {
+			if v.Name == cand && v.Hash != hash && (v.Project != dir || v.Entry != entry) {
 				taken = true
 			}
 		}

@@ -463,3 +463,48 @@ func TestUpBadFiles(t *testing.T) {
 		t.Errorf("up without a file: %+v", r)
 	}
 }
+
+// TestUpCompletedAndNamed: btl up <entry> starts it and what it depends
+// on, after a one-shot dependency exited 0; keys btl does not read are
+// named once.
+func TestUpCompletedAndNamed(t *testing.T) {
+	u := newUser(t)
+	dir := mustReal(t, t.TempDir())
+	writeFile(t, filepath.Join(dir, "process-compose.yaml"), `processes:
+  migrate:
+    command: sh -c 'sleep 0.3; echo migrated > done.txt'
+  api:
+    command: sh -c 'cat done.txt; exec sleep 1000'
+    depends_on:
+      migrate:
+        condition: process_completed_successfully
+    shutdown:
+      signal: 2
+  extra:
+    command: sleep 1001
+    shutdown:
+      signal: 2
+`)
+	r := u.btl(dir, "up", "api")
+	if r.code != 0 || r.stderr != "Warning: process-compose.yaml: not supported, ignored: processes.api.shutdown (line 9), processes.extra.shutdown (line 13)\n" {
+		t.Fatalf("btl up api: %+v", r)
+	}
+	if !strings.Contains(r.stdout, "[btl] migrate: completed (exited 0)\n[btl] api: started") {
+		t.Errorf("api did not start after migrate completed:\n%s", r.stdout)
+	}
+	es := byName(upEntries(r.stdout))
+	if _, ok := es["extra"]; ok || len(es) != 2 {
+		t.Errorf("started %+v, want migrate and api", es)
+	}
+	api := u.state().Processes[es["api"].hash]
+	coretest.Eventually(t, 10*time.Second, "api to read what migrate wrote", func() bool {
+		b, _ := os.ReadFile(api.LogFile)
+		return strings.Contains(string(b), "\nmigrated\n")
+	})
+	if r := u.btl(dir, "down", "nope"); r.code != 2 || !strings.Contains(r.stderr, `has no task for entry "nope"`) {
+		t.Errorf("down nope: %+v", r)
+	}
+	if r := u.btl(dir, "up", "nope"); r.code != 2 || !strings.Contains(r.stderr, `process-compose.yaml defines no process "nope" (it has migrate, api, extra)`) {
+		t.Errorf("up nope: %+v", r)
+	}
+}
