@@ -654,10 +654,17 @@ func (pr *prober) exec(ctx context.Context, timeout time.Duration) bool {
 // down stops the project's tasks, dependents first (see newDownCmd).
 func (e *env) down(ctx context.Context, file string, names []string) error {
 	dir, f, err := loadProject(file, 5000)
-	if err != nil && dir == "" {
+	if errors.Is(err, project.ErrNoFile) {
+		// The file is gone: its tasks are still the directory's.
+		if dir, err = os.Getwd(); err == nil {
+			dir, err = filepath.EvalSymlinks(dir)
+		}
+		if err != nil {
+			return fmt.Errorf("current directory: %w", err)
+		}
+	} else if err != nil && dir == "" {
 		return err
-	}
-	if err != nil {
+	} else if err != nil {
 		// The tasks are recorded: they stop in the reverse order of their
 		// starts instead.
 		fmt.Fprintf(e.stderr, "Warning: %s; stopping in the reverse order of the starts\n", oneLine(err))

@@ -116,6 +116,13 @@ func TestUpProcfile(t *testing.T) {
 	if w := again["worker"]; w.how != "unchanged" || w.pid != s.pid {
 		t.Errorf("btl up after the hand start: worker %+v, want %d unchanged", w, s.pid)
 	}
+	// The file gone, down still finds the directory's tasks.
+	if err := os.Remove(filepath.Join(dir, "Procfile")); err != nil {
+		t.Fatal(err)
+	}
+	if out := u.ok(dir, "down"); !strings.HasSuffix(out, "[btl] Down: stopped 3 tasks\n") {
+		t.Errorf("down without the file:\n%s", out)
+	}
 }
 
 // chainFile is a process-compose project: db listens on a port, api
