@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -513,5 +514,44 @@ func TestUpCompletedAndNamed(t *testing.T) {
 	}
 	if r := u.btl(dir, "up", "nope"); r.code != 2 || !strings.Contains(r.stderr, `process-compose.yaml defines no process "nope" (it has migrate, api, extra)`) {
 		t.Errorf("up nope: %+v", r)
+	}
+}
+
+// TestUpInterrupted: Ctrl-C while an entry waits for another ends btl up
+// with 130; what started still runs, what waited never starts.
+func TestUpInterrupted(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "process-compose.yaml"), `processes:
+  db:
+    command: sleep 1000
+    ready_log_line: never said
+  api:
+    command: sleep 1001
+    depends_on:
+      db:
+        condition: process_healthy
+`)
+	cmd := exec.Command(os.Args[0], "up")
+	cmd.Dir, cmd.Env = dir, u.env
+	var out, errb syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	coretest.Eventually(t, 10*time.Second, "db to start", func() bool { return strings.Contains(out.String(), "[btl] db: started") })
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != interruptedExit || errb.String() != "Error: interrupted; the entries started so far still run (btl down stops them)\n" {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+	db := upEntries(out.String())
+	if len(db) != 1 || !alive(db[0].pid) {
+		t.Errorf("db after the interrupt: %+v", db)
+	}
+	if n := len(u.state().Processes); n != 1 {
+		t.Errorf("%d tasks recorded, want db alone", n)
 	}
 }
