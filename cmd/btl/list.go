@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,8 +31,8 @@ cannot be asked from here; btl show says why). For a running task: the TCP
 ports its process tree listens on, its CPU time with its share of the task's
 lifetime, the memory of the whole tree, and its uptime. -o wide adds each
 task's PID, process count, start, directory, backend, unit or label, and
-the project btl up started it for (--project . lists only the current
-directory's project);
+the project btl up started it for, when one has a project (--project .
+lists only the current directory's project's tasks);
 -o json (or --json) prints everything, in the stable JSON schema documented
 in the README.`,
 		Example: "  btl list\n  btl ls -o wide\n  btl list --json | jq -r '.[] | select(.status == \"running\") | .hash'",
@@ -195,8 +196,13 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 	header := []string{"HASH", "NAME", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "COMMAND"}
 	statusCol := 2
 	if wide {
-		header = []string{"HASH", "NAME", "PID", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "PROCS", "STARTED", "COMMAND", "CWD", "BACKEND", "UNIT", "PROJECT"}
+		header = []string{"HASH", "NAME", "PID", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "PROCS", "STARTED", "COMMAND", "CWD", "BACKEND", "UNIT"}
 		statusCol = 3
+	}
+	// The project column is there once a task belongs to one (btl up).
+	projects := wide && slices.ContainsFunc(views, func(v core.View) bool { return v.Project != "" })
+	if projects {
+		header = append(header, "PROJECT")
 	}
 	rows := [][]string{header}
 	now := time.Now()
@@ -209,7 +215,10 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 		row := []string{v.Hash, orDash(v.Name), statusCell(v), ports, cpu, mem, up, printable(v.Command)}
 		if wide {
 			row = []string{v.Hash, orDash(v.Name), strconv.Itoa(currentPID(v)), statusCell(v), ports, cpu, mem, up, procs,
-				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), v.BackendName(), orDash(v.Unit), orDash(printable(v.Project))}
+				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), v.BackendName(), orDash(v.Unit)}
+			if projects {
+				row = append(row, orDash(printable(v.Project)))
+			}
 		}
 		rows = append(rows, row)
 	}

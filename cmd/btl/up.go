@@ -280,7 +280,6 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 		}
 		// Look at what others wait for.
 		busy := false
-		var timedOut bool
 		for _, n := range order {
 			ut := tasks[n]
 			if ut.task == nil || ut.failed != nil {
@@ -296,8 +295,6 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 			busy = true
 			if err := e.upCheck(ctx, ut, healthy, completed, o.timeout); err != nil {
 				ut.failed = err
-				var ee *exitError
-				timedOut = timedOut || errors.As(err, &ee) && ee.code == waitTimeoutExit
 			}
 		}
 		if !busy {
