@@ -88,6 +88,9 @@ func TestUpProcfile(t *testing.T) {
 			t.Errorf("%s recorded as %+v", e.name, task)
 		}
 	}
+	if out := u.ok(dir, "show", "api"); !strings.Contains(out, "\nProject:   "+dir+" (entry api)\n") {
+		t.Errorf("show api:\n%s", out)
+	}
 	// list: the project in wide, and --project.
 	wide := u.ok(dir, "list", "-o", "wide")
 	if !strings.Contains(strings.SplitN(wide, "\n", 2)[0], "PROJECT") || strings.Count(wide, " "+dir+"\n") != 3 {
