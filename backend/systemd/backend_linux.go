@@ -38,6 +38,7 @@ type Backend struct {
 	agentSeen   bool  // the log agent was checked by this Backend
 
 	snap      *snapshot       // the last read of every task unit, for list; nil after a change
+	read      *lastRead       // the last unit read alone; nil after a change
 	unitReads int             // units read one by one (unitInfo), for tests
 	stopped   map[string]bool // hashes whose unit this Backend stopped: a start copies their last lines first
 }
@@ -106,7 +107,7 @@ func (b *Backend) Name() string { return Name }
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
-	b.snap = nil
+	b.snap, b.read = nil, nil
 	if err := b.connected(ctx); err != nil {
 		return core.Started{}, err
 	}
@@ -402,12 +403,43 @@ func waitJob(ctx context.Context, ch <-chan string, unit string) (string, error)
 // before each signal, as proc.StopTree does for the fork backend. The
 // processes inside other tasks' units are looked past first
 // (mayHaveEscaped), so that a stop with nothing escaped reads no other
-// task's environment.
-func stopEscaped(unit, token string, grace time.Duration) error {
-	if token == "" || !mayHaveEscaped(unit, token) {
+// task's environment. The scopes they were in are left failed by their
+// end: systemd is made to forget them.
+func (b *Backend) stopEscaped(ctx context.Context, unit, token string, grace time.Duration) error {
+	if token == "" {
 		return nil
 	}
-	return proc.StopTree(core.Proc{}, token, grace)
+	escaped, scopes := mayHaveEscaped(unit, token)
+	if !escaped {
+		return nil
+	}
+	killed, err := proc.StopTree(core.Proc{}, token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	for _, sc := range scopes {
+		b.forgetScope(ctx, sc)
+	}
+	return err
+}
+
+// forgetScope resets a scope whose processes btl stopped once systemd has
+// seen it empty (it fails then, its processes having been killed), briefly
+// waiting for that; a scope that still runs something is left alone.
+func (b *Backend) forgetScope(ctx context.Context, scope string) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		p, err := b.conn.GetUnitPropertyContext(ctx, scope, "ActiveState")
+		if err != nil {
+			return
+		}
+		switch st, _ := p.Value.Value().(string); st {
+		case "failed":
+			_ = b.conn.ResetFailedUnitContext(ctx, scope)
+			return
+		case "inactive", "":
+			return
+		}
+	}
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
@@ -456,7 +488,8 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		return err
 	}
 	unit := b.unitOf(t)
-	info, err := b.unitInfo(ctx, unit)
+	info, err := b.recentInfo(ctx, unit)
+	b.read = nil
 	if err != nil {
 		return err
 	}
@@ -465,6 +498,9 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	if info.Loaded {
 		_, killed, err := b.stopUnit(ctx, unit, grace)
+		if killed {
+			core.NoteKilled(ctx)
+		}
 		if err != nil {
 			return err
 		}
@@ -484,7 +520,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	// The task ended (or was just stopped); a child that escaped to a
 	// scope of its own may still run.
-	return stopEscaped(unit, t.Token, grace)
+	return b.stopEscaped(ctx, unit, t.Token, grace)
 }
 
 // Inspect reports t as running while its unit runs t's instance (also once
@@ -523,6 +559,9 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	policy, _ := core.ParseRestart(t.Restart)
 	if owns {
 		if st, ok := info.exitStatus(); ok {
+			if info.NRestarts > 0 {
+				st.PID = info.ExecMainPID // the last run's, not the first's
+			}
 			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed", b.dirs.Run, t.Hash), nil
 		}
 	}
@@ -693,7 +732,7 @@ func parseExit(s string) (core.Status, bool) {
 // was kept for t's exit status, and removes t's exit record. A unit that
 // runs another instance is left alone.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
-	b.snap = nil
+	b.snap, b.read = nil, nil
 	if err := b.connected(ctx); err != nil {
 		return err
 	}

@@ -240,7 +240,27 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 	if err != nil {
 		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
 	}
-	return parseUnitInfo(sp), nil
+	info := parseUnitInfo(sp)
+	b.read = &lastRead{unit: unit, at: time.Now(), info: info}
+	return info, nil
+}
+
+// lastRead is the last unit read alone, which the next step of the same
+// command may take instead of reading it again (a kill inspects the task,
+// then stops it).
+type lastRead struct {
+	unit string
+	at   time.Time
+	info unitInfo
+}
+
+// recentInfo is unitInfo answered from the last read of that unit when it
+// is under snapshotTTL old and nothing was changed since.
+func (b *Backend) recentInfo(ctx context.Context, unit string) (unitInfo, error) {
+	if r := b.read; r != nil && r.unit == unit && time.Since(r.at) < snapshotTTL {
+		return r.info, nil
+	}
+	return b.unitInfo(ctx, unit)
 }
 
 // parseUnitInfo decodes the properties of a unit (GetAll over every
