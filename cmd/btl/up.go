@@ -62,7 +62,8 @@ starting: btl up prints the end of its log and exits 1 (124 for a timeout).
 Run again, btl up replaces only the entries whose definition changed
 (command, directory, environment, dependencies, restart policy) and starts
 the ones that are not running; --force replaces all. btl down stops them.`,
-		Example: "  btl up\n  btl up --wait\n  btl up web\n  btl up -f process-compose.yaml --follow\n  btl down",
+		Example:           "  btl up\n  btl up --wait\n  btl up web\n  btl up -f process-compose.yaml --follow\n  btl down",
+		ValidArgsFunction: completeEntries(&o.file),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.timeout <= 0 {
 				return usageError("--wait-timeout takes a duration above 0 (such as 30s), not %v", o.timeout)
@@ -92,13 +93,32 @@ func newDownCmd(e *env) *cobra.Command {
 dependents before what they depend on, as btl stop does: each is kept,
 listed as stopped with its name; btl up or btl restart runs it again, btl
 kill or btl clean forgets it. With entries named, only those.`,
-		Example: "  btl down\n  btl down web",
+		Example:           "  btl down\n  btl down web",
+		ValidArgsFunction: completeEntries(&file),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.down(cmd.Context(), file, args)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "", "the project file (default: the first of "+strings.Join(project.Names, ", ")+" here)")
 	return cmd
+}
+
+// completeEntries completes the entries of the project file (-f's, else
+// the directory's) not given yet.
+func completeEntries(file *string) func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return func(_ *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		_, f, err := loadProject(*file, 5000)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		for _, en := range f.Entries {
+			if !slices.Contains(args, en.Name) {
+				out = append(out, en.Name)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
 }
 
 // loadProject finds and parses the project file: -f's, else the first of

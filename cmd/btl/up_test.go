@@ -512,6 +512,9 @@ func TestUpCompletedAndNamed(t *testing.T) {
 		b, _ := os.ReadFile(api.LogFile)
 		return strings.Contains(string(b), "\nmigrated\n")
 	})
+	if c := u.btl(dir, "__complete", "up", "api", "").stdout; !strings.HasPrefix(c, "migrate\nextra\n:") {
+		t.Errorf("completion of btl up api: %q", c)
+	}
 	if r := u.btl(dir, "down", "nope"); r.code != 2 || !strings.Contains(r.stderr, `has no task for entry "nope"`) {
 		t.Errorf("down nope: %+v", r)
 	}
