@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"btl/core"
 	"btl/backend/systemd"
+	"btl/core"
 	"btl/core/coretest"
 )
 
