@@ -9,9 +9,6 @@ import (
 	"btl/internal/proc"
 )
 
-// Grace is how long a stopped task gets between SIGTERM and SIGKILL.
-const Grace = 2 * time.Second
-
 // Env names btl sets in every task's environment. EnvInstance carries a
 // token unique to one start; btl uses it to find the task's descendants,
 // even those that left its process group.
@@ -33,11 +30,25 @@ type Spec struct {
 	Name    string   // the task's name, a label (see CheckName); may be empty
 
 	Restart RestartPolicy // when the backend starts the task again (--restart)
+	Stop    StopPolicy    // how the task is stopped (--stop-signal, --stop-timeout); zero: DefaultStop
 
 	// A task of a project (btl up): the project's directory, the entry's
 	// name and the digest of its definition. A start that leaves them
 	// empty keeps those of the instance it replaces.
 	Project, Entry, Def string
+}
+
+// StopPolicy is spec's stop policy: DefaultStop when it gives none, its
+// signal SIGTERM when it gives only a timeout.
+func (spec Spec) StopPolicy() StopPolicy {
+	p := spec.Stop
+	if p == (StopPolicy{}) {
+		return DefaultStop
+	}
+	if p.Signal == 0 {
+		p.Signal = DefaultStop.Signal
+	}
+	return p
 }
 
 // Backend starts and stops tasks in one native way (a forked process tree, a
@@ -51,11 +62,11 @@ type Backend interface {
 	// has been executed; a program that cannot be executed is an error
 	// wrapping ErrNotFound or ErrNotExecutable, and leaves nothing running.
 	Start(ctx context.Context, spec Spec) (Started, error)
-	// Stop ends every process of t: SIGTERM, up to grace, then SIGKILL. It
-	// returns nil once they are all gone, also when t had already exited,
-	// and a *SurvivorsError when some could not be ended. It never signals
-	// a process it cannot prove belongs to t. When it sends SIGKILL, it
-	// says so with NoteKilled(ctx).
+	// Stop ends every process of t: t's stop signal (Task.StopPolicy),
+	// up to grace, then SIGKILL. It returns nil once they are all gone,
+	// also when t had already exited, and a *SurvivorsError when some could
+	// not be ended. It never signals a process it cannot prove belongs to
+	// t. When it sends SIGKILL, it says so with NoteKilled(ctx).
 	Stop(ctx context.Context, t Task, grace time.Duration) error
 	// Inspect reports what became of t.
 	Inspect(ctx context.Context, t Task) (Status, error)
@@ -263,6 +274,7 @@ func (s Started) Task(spec Spec, backend string) Task {
 		LogFile: spec.LogFile, Token: spec.Token, Restart: spec.Restart.String(),
 		Backend: backend, StartedAt: time.Now().UTC(),
 	}
+	spec.StopPolicy().record(&t)
 	s.apply(&t)
 	return t
 }

@@ -40,7 +40,8 @@ type Manager struct {
 	// to make way for a new one.
 	OnReplace func(old *Task)
 	// OnForceKill, when set, is called after a running task had to be
-	// sent SIGKILL: it had not exited within Grace of SIGTERM.
+	// sent SIGKILL: it had not exited within its stop timeout of its stop
+	// signal.
 	OnForceKill func(t *Task)
 	// OnStarting, when set, is called right before the backend is asked
 	// to start a task (after any old instance was stopped).
@@ -216,7 +217,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 
 // intent is the record of spec's start before the backend starts it.
 func (m *Manager) intent(spec Spec) *Task {
-	return &Task{
+	t := &Task{
 		Hash:      spec.Hash,
 		UserID:    os.Getuid(),
 		Command:   spec.Command,
@@ -233,6 +234,8 @@ func (m *Manager) intent(spec Spec) *Task {
 		StartedAt: time.Now().UTC(),
 		Status:    &Status{State: Starting},
 	}
+	spec.StopPolicy().record(t)
+	return t
 }
 
 // checkLog makes sure the log file at path can be opened for appending:
@@ -374,7 +377,7 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 		before()
 	}
 	var rep StopReport
-	err = b.Stop(WithStopReport(ctx, &rep), *t, Grace)
+	err = b.Stop(WithStopReport(ctx, &rep), *t, t.StopPolicy().Timeout)
 	// The backend says whether it sent SIGKILL: a slow stop (a loaded
 	// machine, a large tree) is no reason to say it did.
 	if rep.Killed && m.OnForceKill != nil {

@@ -156,7 +156,7 @@ func replyError(spec core.Spec, rep reply) error {
 // a stopped task is forgotten, and its records must not pile up.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
 	b.haltRestarts(t)
-	killed, err := proc.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...)
+	killed, err := proc.StopTree(t.Proc(), t.Token, t.StopPolicy().Signal, grace, helperRoots(t)...)
 	if killed {
 		core.NoteKilled(ctx)
 	}

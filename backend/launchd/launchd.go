@@ -485,7 +485,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 			}
 		}
 	}
-	killed, err := proc.StopTree(leader, t.Token, grace)
+	killed, err := proc.StopTree(leader, t.Token, t.StopPolicy().Signal, grace)
 	if killed {
 		core.NoteKilled(ctx)
 	}

@@ -68,9 +68,11 @@ func newAgent(spec core.Spec, dom, exe, report string, lim callerLimits) agent {
 		StandardErrorPath:    spec.LogFile,
 		RunAtLoad:            true,
 		KeepAlive:            keepAlive(spec.Restart, report),
-		ExitTimeOut:          int(core.Grace / time.Second),
-		ProcessType:          "Interactive",
-		AbandonProcessGroup:  false,
+		// Whole seconds, rounded up: 0 would be no timeout to launchd
+		// (launchd.plist(5)), and btl stops the tree itself first anyway.
+		ExitTimeOut:         int(max((spec.StopPolicy().Timeout+time.Second-1)/time.Second, 1)),
+		ProcessType:         "Interactive",
+		AbandonProcessGroup: false,
 	}
 	if spec.Restart.Enabled() {
 		a.ThrottleInterval = throttle

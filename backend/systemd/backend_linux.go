@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -406,7 +407,7 @@ func waitJob(ctx context.Context, ch <-chan string, unit string) (string, error)
 // (mayHaveEscaped), so that a stop with nothing escaped reads no other
 // task's environment. The scopes they were in are left failed by their
 // end: systemd is made to forget them.
-func (b *Backend) stopEscaped(ctx context.Context, unit, token string, grace time.Duration) error {
+func (b *Backend) stopEscaped(ctx context.Context, unit, token string, sig syscall.Signal, grace time.Duration) error {
 	if token == "" {
 		return nil
 	}
@@ -414,7 +415,7 @@ func (b *Backend) stopEscaped(ctx context.Context, unit, token string, grace tim
 	if !escaped {
 		return nil
 	}
-	killed, err := proc.StopTree(core.Proc{}, token, grace)
+	killed, err := proc.StopTree(core.Proc{}, token, sig, grace)
 	if killed {
 		core.NoteKilled(ctx)
 	}
@@ -498,7 +499,16 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		return nil
 	}
 	if info.Loaded {
+		begun := time.Now()
 		_, killed, err := b.stopUnit(ctx, unit, grace)
+		if !killed && err == nil && time.Since(begun) >= grace {
+			// systemd's own timeout (TimeoutStopUSec, the task's stop
+			// timeout) may have sent SIGKILL first: it leaves the unit
+			// failed with Result=timeout.
+			if p, err := b.conn.GetUnitTypePropertyContext(ctx, unit, "Service", "Result"); err == nil {
+				killed = p.Value.Value() == "timeout"
+			}
+		}
 		if killed {
 			core.NoteKilled(ctx)
 		}
@@ -521,7 +531,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	// The task ended (or was just stopped); a child that escaped to a
 	// scope of its own may still run.
-	return b.stopEscaped(ctx, unit, t.Token, grace)
+	return b.stopEscaped(ctx, unit, t.Token, t.StopPolicy().Signal, grace)
 }
 
 // Inspect reports t as running while its unit runs t's instance (also once
@@ -659,6 +669,9 @@ func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Ta
 		}
 		if mainExited {
 			t.PID = info.ExecMainPID
+		}
+		if info.Stop.Signal != 0 {
+			t.SetStopPolicy(info.Stop)
 		}
 		if slices.ContainsFunc(known, func(p core.Proc) bool { return p.PID == t.PID }) {
 			continue

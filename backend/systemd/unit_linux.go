@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -86,6 +87,7 @@ func validName(s string) bool {
 // pipe of a log pump that writes them to the log file under its cap.
 func taskProps(spec core.Spec, unit string, out *os.File) []sd.Property {
 	usec := func(d time.Duration) uint64 { return uint64(d / time.Microsecond) }
+	stop := spec.StopPolicy()
 	props := []sd.Property{
 		sd.PropDescription(spec.Command),
 		prop("ExecStart", []execCommand{{Path: spec.Path, Args: escapeArgs(spec.Argv)}}),
@@ -93,7 +95,10 @@ func taskProps(spec core.Spec, unit string, out *os.File) []sd.Property {
 		prop("Environment", validEnv(spec.Env)),
 		sd.PropType("exec"),
 		prop("KillMode", "control-group"),
-		prop("TimeoutStopUSec", usec(core.Grace)),
+		prop("KillSignal", int32(stop.Signal)),
+		// 0 would be no timeout at all to systemd: the least it takes is
+		// a millisecond.
+		prop("TimeoutStopUSec", usec(max(stop.Timeout, time.Millisecond))),
 		prop("SendSIGKILL", true),
 	}
 	props = append(props, restartProps(spec.Restart)...)
@@ -162,12 +167,13 @@ type unitInfo struct {
 	Token          string // BTL_INSTANCE in the unit's Environment
 	Path           string // ExecStart program
 	Argv           []string
-	Dir            string    // WorkingDirectory
-	Direct         bool      // output to a log pump (or appended to a file), not the journal
-	StartedAt      time.Time // ExecMainStartTimestamp
-	Memory         uint64    // MemoryCurrent (UINT64_MAX: not set)
-	CGroup         string    // ControlGroup: the unit's cgroup, "" once empty and stopped
-	Hash           string    // BTL_HASH in the unit's Environment
+	Dir            string          // WorkingDirectory
+	Direct         bool            // output to a log pump (or appended to a file), not the journal
+	StartedAt      time.Time       // ExecMainStartTimestamp
+	Memory         uint64          // MemoryCurrent (UINT64_MAX: not set)
+	CGroup         string          // ControlGroup: the unit's cgroup, "" once empty and stopped
+	Hash           string          // BTL_HASH in the unit's Environment
+	Stop           core.StopPolicy // KillSignal and TimeoutStopUSec
 
 	// partial: only the states, the description and lightProps were read
 	// (a snapshot of a running unit); the instance is told by main PID.
@@ -294,6 +300,7 @@ func parseUnitInfo(sp map[string]any) unitInfo {
 		u.Hash = core.Getenv(env, core.EnvHash)
 	}
 	u.CGroup = asString(sp["ControlGroup"])
+	u.Stop = core.StopPolicy{Signal: syscall.Signal(asInt(sp["KillSignal"])), Timeout: time.Duration(asInt(sp["TimeoutStopUSec"])) * time.Microsecond}
 	u.Path, u.Argv = firstExec(sp["ExecStart"])
 	u.Argv = unescapeArgs(u.Argv)
 	// A task that logs to the journal has its SyslogIdentifier; one whose

@@ -28,6 +28,9 @@ type listed struct {
 	Restarts  int    `json:"restarts"`
 	LastExit  string `json:"last_exit"`
 	CrashLoop bool   `json:"crash_loop"`
+
+	StopSignal  string `json:"stop_signal"`
+	StopTimeout string `json:"stop_timeout"`
 }
 
 func (u *user) listed(dir, hash string) listed {

@@ -11,8 +11,9 @@ func newKillCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "kill <hash|name>... | --all",
 		Short: "Stop tasks and every process they started, and forget them",
-		Long: `Stop tasks: each task's whole process tree gets SIGTERM, then SIGKILL after
-2 s. A hash may be any unique prefix of at least 4 characters. Killed tasks
+		Long: `Stop tasks: each task's whole process tree gets its stop signal (SIGTERM
+unless started with --stop-signal), then SIGKILL after its stop timeout (2 s
+unless started with --stop-timeout). A hash may be any unique prefix of at least 4 characters. Killed tasks
 are forgotten: they leave the list, and their runtime files go; their logs
 are kept (btl logs lists them, btl clean --all deletes them). btl stop
 keeps a task listed instead.`,

@@ -135,6 +135,10 @@ type taskJSON struct {
 	Restarts  int    `json:"restarts"`            // 0 when never restarted
 	LastExit  string `json:"last_exit,omitempty"` // "exited 1", "killed (SIGSEGV)"
 	CrashLoop bool   `json:"crash_loop,omitempty"`
+
+	// How the task is stopped (--stop-signal, --stop-timeout).
+	StopSignal  string `json:"stop_signal"`  // "SIGTERM"
+	StopTimeout string `json:"stop_timeout"` // "2s"
 }
 
 func toJSON(v core.View) taskJSON {
@@ -144,6 +148,8 @@ func toJSON(v core.View) taskJSON {
 		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason + v.Status.StartError, Project: v.Project, Entry: v.Entry,
 		Restart: v.Restart, Restarts: v.Status.Restarts, LastExit: v.Status.LastExit, CrashLoop: v.Status.CrashLoop,
 	}
+	stop := v.StopPolicy()
+	j.StopSignal, j.StopTimeout = stop.SignalName(), stop.Timeout.String()
 	if !utf8.ValidString(v.Command) {
 		j.CommandBytes = []byte(v.Command)
 	}

@@ -78,6 +78,7 @@ func (e *env) restartOne(cmd *cobra.Command, prefix string) error {
 	// The policy it was started with; one recorded by a btl that
 	// did not know it is no policy.
 	e.restart, _ = core.ParseRestart(t.Restart)
+	e.stop = t.StopPolicy()
 	if !recorded {
 		fmt.Fprintf(e.stderr, "Warning: no recorded environment for %s; using the current one\n", t.Hash)
 		env = os.Environ()

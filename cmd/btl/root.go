@@ -15,8 +15,8 @@ import (
 
 const rootHelp = `btl runs a command in the background and returns at once. Running the same
 command again in the same directory replaces the old instance: its whole
-process tree is stopped (SIGTERM, up to 2 s, then SIGKILL) before the new one
-starts. Everything from the first word that is not a btl flag on is the
+process tree is stopped (SIGTERM, up to 2 s, then SIGKILL: --stop-signal and
+--stop-timeout change both) before the new one starts. Everything from the first word that is not a btl flag on is the
 command, passed as it is; use -- to run a program named like a btl command.
 
 Exit codes of a start: 0 started; 1 an error, or (with --wait*) the task
@@ -57,6 +57,10 @@ type env struct {
 
 	restartFlag string             // --restart
 	restart     core.RestartPolicy // parsed --restart
+
+	stopSignal  string          // --stop-signal
+	stopTimeout string          // --stop-timeout
+	stop        core.StopPolicy // parsed --stop-signal and --stop-timeout
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -97,9 +101,14 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.Flags().BoolVar(&e.waitAny, "wait", false, "return once the task listens on a TCP port")
 	root.Flags().DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
 	root.Flags().StringVar(&e.restartFlag, "restart", "no", "start the task again when it ends: no, on-failure[:N] or always[:N] (N restarts in a row, default 10, then it is a crash loop)")
+	root.Flags().StringVar(&e.stopSignal, "stop-signal", "TERM", "the signal that stops the task (kill, stop, a replace): TERM, INT, HUP, QUIT, ...")
+	root.Flags().StringVar(&e.stopTimeout, "stop-timeout", core.Grace.String(), "how long the task gets after its stop signal before SIGKILL (500ms, 10s, 1m)")
 	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
 	_ = root.RegisterFlagCompletionFunc("restart", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = root.RegisterFlagCompletionFunc("stop-signal", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "KILL"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%s (see btl %s--help)", flagErrorText(err), subName(cmd))

@@ -73,6 +73,9 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	if v.Status.LastExit != "" {
 		row("Last exit", v.Status.LastExit)
 	}
+	if stop := v.StopPolicy(); stop != core.DefaultStop {
+		row("Stop", fmt.Sprintf("%s, then SIGKILL after %v", stop.SignalName(), stop.Timeout))
+	}
 	row("PID", strconv.Itoa(currentPID(v)))
 	if !v.StartedAt.IsZero() {
 		row("Started", v.StartedAt.Local().Format("2006-01-02 15:04:05 MST")+" ("+ago(time.Now(), v.StartedAt)+")")

@@ -26,6 +26,9 @@ func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
 	if e.restart, err = core.ParseRestart(e.restartFlag); err != nil {
 		return usageError("%v", err)
 	}
+	if e.stop, err = parseStop(e.stopSignal, e.stopTimeout); err != nil {
+		return err
+	}
 	if e.ready, err = e.parseWait(cmd); err != nil {
 		return err
 	}
@@ -57,6 +60,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	}
 	spec.Name = e.name
 	spec.Restart = e.restart
+	spec.Stop = e.stop
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
 		return err
 	}
@@ -132,5 +136,19 @@ func lastRunLines(path string, n int) []string {
 
 // forceKillNotice says that a task had to be killed with SIGKILL.
 func (e *env) forceKillNotice(t *core.Task) {
-	fmt.Fprintf(e.stdout, "[btl] PID %d did not exit within %v of SIGTERM; sent SIGKILL\n", t.PID, core.Grace)
+	p := t.StopPolicy()
+	fmt.Fprintf(e.stdout, "[btl] PID %d did not exit within %v of %s; sent SIGKILL\n", t.PID, p.Timeout, p.SignalName())
+}
+
+// parseStop reads --stop-signal and --stop-timeout.
+func parseStop(signal, timeout string) (core.StopPolicy, error) {
+	sig, err := core.ParseStopSignal(signal)
+	if err != nil {
+		return core.StopPolicy{}, usageError("%v", err)
+	}
+	d, err := core.ParseStopTimeout(timeout)
+	if err != nil {
+		return core.StopPolicy{}, usageError("%v", err)
+	}
+	return core.StopPolicy{Signal: sig, Timeout: d}, nil
 }

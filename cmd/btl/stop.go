@@ -11,8 +11,9 @@ func newStopCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "stop <hash|name>... | --all",
 		Short: "Stop tasks, keeping them listed to restart",
-		Long: `Stop tasks as btl kill does (each task's whole process tree gets SIGTERM,
-then SIGKILL after 2 s), but keep them: btl list shows them as stopped, with
+		Long: `Stop tasks as btl kill does (each task's whole process tree gets its stop
+signal, SIGTERM by default, then SIGKILL after its stop timeout, 2 s by
+default), but keep them: btl list shows them as stopped, with
 their names, and btl restart runs them again. btl kill or btl clean forgets
 them.`,
 		Example:           "  btl stop api\n  btl stop --all\n  btl restart api",

@@ -64,17 +64,18 @@ func (p Proc) signal(sig syscall.Signal) bool {
 // environment carries EnvHelper=token; its descendants are the task's even
 // when their environments cannot be read or were dropped, and it is never
 // signalled itself.
-// It sends SIGTERM, waits up to grace for all of them to exit, sends SIGKILL
-// to what is left, and returns a *SurvivorsError if anything outlives that.
+// It sends sig (the task's stop signal, SIGTERM unless the task says
+// otherwise), waits up to grace for all of them to exit, sends SIGKILL to
+// what is left, and returns a *SurvivorsError if anything outlives that.
 // killed reports whether it sent SIGKILL. The whole tree is found before
 // anything is signalled.
-func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) (killed bool, err error) {
+func StopTree(leader Proc, token string, sig unix.Signal, grace time.Duration, roots ...Proc) (killed bool, err error) {
 	tree := &treeFinder{leader: leader, token: token, roots: roots}
 	targets := tree.members()
 	if len(targets) == 0 {
 		return false, nil
 	}
-	signalTree(leader, targets, unix.SIGTERM)
+	signalTree(leader, targets, sig)
 	if waitGone(targets, grace) {
 		// Children forked while the tree was going down.
 		if targets = tree.members(); len(targets) == 0 {

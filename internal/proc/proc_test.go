@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestVerifyAndStopTree(t *testing.T) {
@@ -29,7 +31,7 @@ func TestVerifyAndStopTree(t *testing.T) {
 			t.Errorf("%+v verifies", bad)
 		}
 		// Not the leader of a verified group, no token: nothing is signalled.
-		if killed, err := StopTree(bad, "", time.Second); err != nil || killed {
+		if killed, err := StopTree(bad, "", unix.SIGTERM, time.Second); err != nil || killed {
 			t.Errorf("StopTree(%+v) = %v, %v", bad, killed, err)
 		}
 	}
@@ -66,7 +68,7 @@ func TestStopTreeReportsSIGKILL(t *testing.T) {
 				t.Fatal(err)
 			}
 			time.Sleep(100 * time.Millisecond) // the trap is set
-			killed, err := StopTree(Proc{PID: info.PID, Start: info.Start}, token, time.Second)
+			killed, err := StopTree(Proc{PID: info.PID, Start: info.Start}, token, unix.SIGTERM, time.Second)
 			if alive := (Proc{PID: info.PID, Start: info.Start}).Verify(); err != nil || killed != tc.killed || alive {
 				t.Errorf("StopTree = %v, %v (process alive: %v); want killed %v", killed, err, alive, tc.killed)
 			}
