@@ -33,6 +33,10 @@ type Spec struct {
 	Name    string   // the task's name, a label (see CheckName); may be empty
 
 	Restart RestartPolicy // when the backend starts the task again (--restart)
+
+	// EnvFiles and Watch are recorded with the task; backends ignore them.
+	EnvFiles []string // --env-file files (absolute), already read into Env
+	Watch    *Watch   // --watch; Watch.Watcher set when the watcher itself replaces the task
 }
 
 // Backend starts and stops tasks in one native way (a forked process tree, a

@@ -62,6 +62,8 @@ type Task struct {
 	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
 	Name      string    `json:"name,omitempty"`       // label given with --name, see CheckName
 	Restart   string    `json:"restart,omitempty"`    // --restart policy (RestartPolicy.String), "" for none
+	EnvFiles  []string  `json:"env_files,omitempty"`  // --env-file files (absolute), read again at every start
+	Watch     *Watch    `json:"watch,omitempty"`      // --watch: what is watched, and by which process
 
 	// The exact bytes of Command, Cwd and Argv when they are not valid
 	// UTF-8, which a JSON string cannot carry (base64 in the file; the
