@@ -104,6 +104,19 @@ type taskJSON struct {
 	Restarts  int    `json:"restarts"`            // 0 when never restarted
 	LastExit  string `json:"last_exit,omitempty"` // "exited 1", "killed (SIGSEGV)"
 	CrashLoop bool   `json:"crash_loop,omitempty"`
+
+	// Watch (--watch): what is watched, the watcher's PID (0 once
+	// stopped), and the last change that replaced the task.
+	Watch *watchJSON `json:"watch,omitempty"`
+}
+
+// watchJSON is the watch field of btl list -o json.
+type watchJSON struct {
+	Paths      []string   `json:"paths"`
+	WatcherPID int        `json:"watcher_pid"`
+	LastChange *time.Time `json:"last_change"` // null before the first
+	LastPath   string     `json:"last_path,omitempty"`
+	Replaces   int        `json:"replaces"`
 }
 
 func toJSON(v core.View) taskJSON {
@@ -129,6 +142,16 @@ func toJSON(v core.View) taskJSON {
 		}
 	}
 	j.PID = currentPID(v)
+	if w := v.Watch; w != nil {
+		j.Watch = &watchJSON{Paths: w.Paths, LastPath: w.LastPath, Replaces: w.Replaces}
+		if watched(v.Task) {
+			j.Watch.WatcherPID = w.Watcher.PID
+		}
+		if !w.LastChange.IsZero() {
+			lc := w.LastChange
+			j.Watch.LastChange = &lc
+		}
+	}
 	switch v.Status.State {
 	case core.Exited:
 		code := v.Status.Code

@@ -56,6 +56,8 @@ type env struct {
 
 	restartFlag string             // --restart
 	restart     core.RestartPolicy // parsed --restart
+
+	startExtras // --env-file, --watch, -o json, ensure (startopts.go)
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -88,18 +90,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.Flags().SetInterspersed(false)
 	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: auto, fork, systemd or launchd (default $BTL_BACKEND, else auto)")
-	root.Flags().StringVar(&e.name, "name", "", "give the task a name, accepted wherever a hash is (kill api, logs api)")
-	root.Flags().IntVar(&e.waitPort, "wait-port", 0, "return once the task listens on this TCP port")
-	root.Flags().StringVar(&e.waitLog, "wait-log", "", "return once a line of the task's log matches this regular expression")
-	root.Flags().BoolVar(&e.waitAny, "wait", false, "return once the task listens on a TCP port")
-	root.Flags().DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
-	root.Flags().StringVar(&e.restartFlag, "restart", "no", "start the task again when it ends: no, on-failure[:N] or always[:N] (N restarts in a row, default 10, then it is a crash loop)")
-	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
-	_ = root.RegisterFlagCompletionFunc("restart", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
-	})
+	e.addStartFlags(root)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%s (see btl %s--help)", flagErrorText(err), subName(cmd))
 	})
@@ -111,9 +103,27 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newCleanCmd(e),
 		newShowCmd(e),
 		newRestartCmd(e),
+		newEnsureCmd(e),
 	)
 	setupCompletion(root)
 	return root
+}
+
+// addStartFlags adds the flags of a start to cmd (btl itself, btl ensure).
+func (e *env) addStartFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.StringVar(&e.name, "name", "", "give the task a name, accepted wherever a hash is (kill api, logs api)")
+	f.IntVar(&e.waitPort, "wait-port", 0, "return once the task listens on this TCP port")
+	f.StringVar(&e.waitLog, "wait-log", "", "return once a line of the task's log matches this regular expression")
+	f.BoolVar(&e.waitAny, "wait", false, "return once the task listens on a TCP port")
+	f.DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
+	f.StringVar(&e.restartFlag, "restart", "no", "start the task again when it ends: no, on-failure[:N] or always[:N] (N restarts in a row, default 10, then it is a crash loop)")
+	f.BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
+	e.addStartExtras(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("restart", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // setup refuses root, picks the backend and prepares the state directory.
