@@ -81,7 +81,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	var watchErr error
 	e.mgr.OnStarted = func(t *core.Task) {
 		if t.Watch != nil && t.Watch.Watcher == nil {
-			t.Watch.Watcher, watchErr = startWatcher(t.Hash)
+			t.Watch.Watcher, watchErr = startWatcher(t.Hash, t.Watch)
 		}
 	}
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {

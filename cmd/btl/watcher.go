@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,19 +30,39 @@ func init() { reexec.Register(watcherEnv, runWatcher) }
 
 // startWatcher starts the watcher of the task with the given hash: btl
 // re-executed, in a session of its own (ps shows `btl watch <hash>`).
-// The task's record names it; it replaces the task on a change and exits
-// once the record no longer names it (kill, stop, clean, a run without
-// --watch).
-func startWatcher(hash string) (*core.Proc, error) {
+// It returns once the watcher watches w's paths, so that no change made
+// after the start is missed. The task's record names it; it replaces the
+// task on a change and exits once the record no longer names it (kill,
+// stop, clean, a run without --watch).
+func startWatcher(hash string, w *core.Watch) (*core.Proc, error) {
 	exe, err := core.SelfExe("")
 	if err != nil {
 		return nil, err
 	}
+	conf, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	confR, confW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start watcher: %w", err)
+	}
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		_ = confR.Close()
+		_ = confW.Close()
+		return nil, fmt.Errorf("start watcher: %w", err)
+	}
+	defer func() { _ = confW.Close(); _ = readyR.Close() }()
 	cmd := exec.Command(exe, "watch", hash)
 	cmd.Env = append(os.Environ(), watcherEnv+"="+hash)
 	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{confR, readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	_ = confR.Close()
+	_ = readyW.Close()
+	if err != nil {
 		return nil, fmt.Errorf("start watcher: %w", err)
 	}
 	p := &core.Proc{PID: cmd.Process.Pid}
@@ -49,6 +71,11 @@ func startWatcher(hash string) (*core.Proc, error) {
 	}
 	// Reap it if this process outlives it.
 	go func() { _ = cmd.Wait() }()
+	_, _ = confW.Write(conf)
+	_ = confW.Close()
+	if b, _ := io.ReadAll(readyR); string(b) != "watching" {
+		return nil, fmt.Errorf("the watcher could not watch %s", printable(strings.Join(w.Paths, ", ")))
+	}
 	return p, nil
 }
 
@@ -66,6 +93,21 @@ func runWatcher(hash string) int {
 		return 1
 	}
 	self := core.Proc{PID: os.Getpid(), Start: info.Start}
+	// What to watch comes on fd 3; "watching" on fd 4 says it is watched.
+	confR, readyW := os.NewFile(3, "watch-config"), os.NewFile(4, "watch-ready")
+	var conf core.Watch
+	err = json.NewDecoder(io.LimitReader(confR, 16<<20)).Decode(&conf)
+	_ = confR.Close()
+	if err != nil {
+		return 1
+	}
+	tw, err := newTreeWatch(conf.Paths, newIgnorer(conf.Paths, conf.Ignore))
+	if err != nil {
+		return 1
+	}
+	defer tw.close()
+	_, _ = readyW.WriteString("watching")
+	_ = readyW.Close()
 	e := &env{stdout: io.Discard, stderr: io.Discard}
 	c := &cobra.Command{Use: "watch"}
 	c.SetContext(ctx)
@@ -88,11 +130,6 @@ func runWatcher(hash string) int {
 	if t == nil {
 		return 0
 	}
-	tw, err := newTreeWatch(t.Watch.Paths, newIgnorer(t.Watch.Paths, t.Watch.Ignore))
-	if err != nil {
-		return 1
-	}
-	defer tw.close()
 	check := time.NewTicker(watchPoll)
 	defer check.Stop()
 	var debounce <-chan time.Time
@@ -192,10 +229,17 @@ func newTreeWatch(paths []string, ig *ignorer) (*treeWatch, error) {
 	return w, nil
 }
 
-// addTree watches dir and every directory under it that is not ignored.
-func (w *treeWatch) addTree(dir string) {
+// addTree watches dir and every directory under it that is not ignored,
+// and returns the last file it saw there that is not ignored.
+func (w *treeWatch) addTree(dir string) (file string) {
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
+		if err != nil {
+			return nil
+		}
+		if !d.IsDir() {
+			if !w.ig.ignored(p) {
+				file = p
+			}
 			return nil
 		}
 		if p != dir && w.ig.ignored(p) {
@@ -204,6 +248,7 @@ func (w *treeWatch) addTree(dir string) {
 		_ = w.fw.Add(p)
 		return nil
 	})
+	return file
 }
 
 func (w *treeWatch) loop() {
@@ -222,21 +267,25 @@ func (w *treeWatch) loop() {
 			if len(w.files) > 0 && !w.files[ev.Name] && !w.ig.underDir(ev.Name) {
 				continue
 			}
+			name := ev.Name
 			if ev.Has(fsnotify.Create) {
 				if fi, err := os.Lstat(ev.Name); err == nil && fi.IsDir() {
-					w.addTree(ev.Name)
+					// Files made in it before it was watched count too.
+					if f := w.addTree(ev.Name); f != "" {
+						name = f
+					}
 				}
 			}
 			// The latest change is what counts; a slow reader misses none
 			// that matters, only older paths.
 			select {
-			case w.changes <- ev.Name:
+			case w.changes <- name:
 			default:
 				select {
 				case <-w.changes:
 				default:
 				}
-				w.changes <- ev.Name
+				w.changes <- name
 			}
 		case _, ok := <-w.fw.Errors:
 			if !ok {
