@@ -18,7 +18,7 @@ import (
 
 func newListCmd(e *env) *cobra.Command {
 	var output string
-	var asJSON bool
+	var asJSON, watch bool
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -30,7 +30,8 @@ ports its process tree listens on, its CPU time with its share of the task's
 lifetime, the memory of the whole tree, and its uptime. -o wide adds each
 task's PID, process count, start, directory, backend and unit or label;
 -o json (or --json) prints everything, in the stable JSON schema documented
-in the README.`,
+in the README. --watch (-w) redraws the table every second in place (on the
+normal screen: what was printed stays) until q or Ctrl-C.`,
 		Example: "  btl list\n  btl ls -o wide\n  btl list --json | jq -r '.[] | select(.status == \"running\") | .hash'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -41,6 +42,12 @@ in the README.`,
 			case "", "wide", "json":
 			default:
 				return usageError("-o takes wide or json, not %q", output)
+			}
+			if watch {
+				if output == "json" {
+					return usageError("--watch redraws the table; it does not go with -o json")
+				}
+				return e.listWatch(cmd.Context(), output == "wide")
 			}
 			views, err := e.mgr.List(cmd.Context())
 			if err != nil {
@@ -59,6 +66,7 @@ in the README.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide or json")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "same as -o json")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw the table every second, in place, until Ctrl-C or q")
 	return cmd
 }
 

@@ -19,11 +19,12 @@ process tree is stopped (SIGTERM, up to 2 s, then SIGKILL) before the new one
 starts. Everything from the first word that is not a btl flag on is the
 command, passed as it is; use -- to run a program named like a btl command.
 
-Exit codes of a start: 0 started; 1 an error, or (with --wait*) the task
-ended before it was ready; 2 a usage error (bad flag, name refused); 124 not
-ready within --wait-timeout (it still runs); 126 the program is not
-executable; 127 it is not found; 130 a --wait* interrupted by Ctrl-C (the
-task still runs). Other commands exit 0, 1 on an error, 2 on a usage error.`
+Exit codes of a start (and of btl ensure): 0 started (or kept); 1 an error;
+2 a usage error (bad flag, name refused, unreadable --env-file); 3 with
+--wait*, the task ended before it was ready; 124 not ready within
+--wait-timeout (it still runs); 126 the program is not executable; 127 it
+is not found; 130 a --wait* interrupted by Ctrl-C (the task still runs).
+Other commands exit 0, 1 on an error, 2 on a usage error.`
 
 const rootExample = `  btl npm run dev                 start (or restart) a dev server
   btl --name api npm run dev      the same, named: btl logs api, btl kill api
@@ -32,6 +33,9 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
   btl python3 -m http.server 8080 another task: each command in each directory is its own
   btl list                        what runs, with hashes
   btl logs 93b8 -f                follow a task's output (any unique prefix)
+  btl --watch npm run dev         replace it whenever a file here changes
+  btl ensure -o json --wait-port 5173 npm run dev
+                                  start it unless it runs; print it as JSON
   btl --restart on-failure node server.js
                                   start it again when it crashes
   btl stop api                    stop a task, keep it listed; btl restart api runs it again

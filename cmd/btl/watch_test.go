@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -404,5 +406,50 @@ func TestLogsOfEndedTaskExits(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "all done\n") || time.Since(begun) > 10*time.Second {
 			t.Errorf("btl %q: %+v after %v", args, r, time.Since(begun))
 		}
+	}
+}
+
+// TestWatchListRedraws: btl list --watch redraws the table in place,
+// without the alternate screen, and exits 0 on q and on Ctrl-C.
+func TestWatchListRedraws(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sleep", "300")
+	for _, quit := range []string{"q", "SIGINT"} {
+		cmd := exec.Command(os.Args[0], "list", "--watch")
+		cmd.Dir, cmd.Env = dir, u.env
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		coretest.Eventually(t, 15*time.Second, "list --watch to redraw", func() bool {
+			o := out.String()
+			return strings.Contains(o, s.hash) && strings.Contains(o, "A\r\x1b[J") && strings.Count(o, s.hash) >= 2
+		})
+		if quit == "q" {
+			_, _ = in.Write([]byte("q"))
+		} else {
+			_ = cmd.Process.Signal(syscall.SIGINT)
+		}
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("list --watch after %s: %v\n%s", quit, err, out.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatalf("list --watch did not exit on %s", quit)
+		}
+		if strings.Contains(out.String(), "\x1b[?1049h") {
+			t.Error("list --watch switched to the alternate screen")
+		}
+		_ = in.Close()
 	}
 }
