@@ -140,7 +140,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			return ErrNotWatcher
 		}
 		if old != nil && m.Keep != nil {
-			s := Status{State: Gone}
+			var s Status
 			if old.Status == nil || !old.Status.final() {
 				s = m.Status(ctx, old)
 			} else {
