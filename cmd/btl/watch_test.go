@@ -453,3 +453,26 @@ func TestWatchListRedraws(t *testing.T) {
 		_ = in.Close()
 	}
 }
+
+// TestEnsureReplacesUnready: ensure of a running task that is not ready in
+// time replaces it once, and exits 124 when the new one is not ready
+// either; one that ended is started again.
+func TestEnsureReplacesUnready(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	first := u.start(dir, "sleep", "300")
+	port := strconv.Itoa(freePort(t))
+	j, r := u.ensureJSON(dir, "--wait-port", port, "--wait-timeout", "300ms", "sleep", "300")
+	if r.code != 124 || j.Action != "replaced" || j.PID == first.pid || coretest.Alive(first.pid) || j.Ready == nil || *j.Ready {
+		t.Errorf("ensure of a task not ready in time: %+v %+v", j, r)
+	}
+	if strings.Count(r.stderr, "[btl] Replacing it\n") != 1 {
+		t.Errorf("ensure did not say it replaced the task once: %s", r.stderr)
+	}
+	s := u.start(dir, "sh", "-c", "exit 4")
+	coretest.Eventually(t, 10*time.Second, "the task to end", func() bool { return strings.Contains(u.ok(dir, "list"), "exited 4") })
+	j, r = u.ensureJSON(dir, "sh", "-c", "exit 4")
+	if r.code != 0 || j.Action != "replaced" && j.Action != "started" || j.Hash != s.hash {
+		t.Errorf("ensure of an ended task: %+v %+v", j, r)
+	}
+}
