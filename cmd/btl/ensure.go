@@ -24,6 +24,8 @@ one instance, started at most once. Takes the flags of a start; -o json
 prints the task as one JSON object (action: kept, started or replaced).`,
 		Example: "  btl ensure --wait-port 5173 npm run dev\n  btl ensure -o json --wait-log 'ready in' npm run dev",
 		Args:    cobra.ArbitraryArgs,
+		// The first word: programs on PATH and files, as for a start.
+		ValidArgsFunction: completeStart,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageError("give the command to ensure (see btl ensure --help)")
