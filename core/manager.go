@@ -126,6 +126,8 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	if err := checkWritableDir(m.Dirs.Run); err != nil {
 		return nil, nil, err
 	}
+	var startErr error // a start that failed after the old instance was stopped
+	replacing := false
 	err = m.Store.Update(func(st *State) error {
 		if other := m.place(st, &spec); other != nil {
 			if err := checkLog(spec.LogFile, false); err != nil {
@@ -193,6 +195,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 				stopWatcher(old)
 			}
 			delete(st.Processes, spec.Hash)
+			replacing = true
 		}
 		// Record the intent before anything runs: if btl dies between the
 		// start and the save below, the next btl finds the task by its
@@ -207,6 +210,16 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			m.OnStarting()
 		}
 		got, err := m.Backend.Start(ctx, spec)
+		if err != nil && replacing {
+			// The old instance is gone and the new one did not start: the
+			// task is kept, failed to start, with its name and the reason,
+			// so that a re-run or a restart tries again.
+			failed := *intent
+			failed.Status = &Status{State: Failed, StartError: OneLine(err.Error())}
+			st.Processes[spec.Hash] = &failed
+			startErr = err
+			return nil
+		}
 		if err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
@@ -224,6 +237,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		_ = m.Dirs.saveEnv(spec.Hash, spec.Env)
 		return nil
 	})
+	if err == nil && startErr != nil {
+		err = startErr
+	}
 	return started, replaced, err
 }
 
@@ -385,11 +401,11 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 	if st.Alive() && before != nil {
 		before()
 	}
-	begun := time.Now()
-	err = b.Stop(ctx, *t, Grace)
-	// Every backend sends SIGKILL only once Grace has passed since SIGTERM
-	// and something still runs; a stop that returns sooner needed none.
-	if st.Alive() && time.Since(begun) >= Grace && m.OnForceKill != nil {
+	var rep StopReport
+	err = b.Stop(WithStopReport(ctx, &rep), *t, Grace)
+	// The backend says whether it sent SIGKILL: a slow stop (a loaded
+	// machine, a large tree) is no reason to say it did.
+	if rep.Killed && m.OnForceKill != nil {
 		m.OnForceKill(t)
 	}
 	return st.Alive(), err
@@ -693,7 +709,10 @@ func (m *Manager) halt(ctx context.Context, prefixes []string, all, keep bool) (
 				m.release(ctx, t)
 			}
 			// Nothing btl made for the task outlives its record but its
-			// log, which clean --all deletes.
+			// log, which clean --all deletes; the log gets the task's last
+			// lines first where they are copied from elsewhere (the
+			// journal), since the copier's record goes with the rest.
+			_ = m.SyncLog(ctx, t)
 			if err := m.Dirs.removeRunFiles(t.Hash); err != nil {
 				errs = append(errs, err)
 			}

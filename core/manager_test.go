@@ -23,6 +23,8 @@ type memBackend struct {
 	calls   []string // "start <hash>", "stop <token>", ...
 
 	startErr, inspectErr, stopErr, listErr error
+	stopDelay                              time.Duration // how long a stop takes
+	stopKills                              bool          // whether a stop sends SIGKILL
 	listed                                 []Task
 }
 
@@ -46,6 +48,10 @@ func (b *memBackend) Start(ctx context.Context, spec Spec) (Started, error) {
 
 func (b *memBackend) Stop(ctx context.Context, t Task, grace time.Duration) error {
 	b.calls = append(b.calls, "stop "+t.Token)
+	time.Sleep(b.stopDelay)
+	if b.stopKills {
+		NoteKilled(ctx)
+	}
 	if b.stopErr != nil {
 		return b.stopErr
 	}
@@ -146,6 +152,36 @@ func TestManagerReplace(t *testing.T) {
 	}
 }
 
+// The notice that a stop sent SIGKILL follows what the backend did, not
+// how long the stop took: a slow stop that needed no SIGKILL (a loaded
+// machine) says nothing, one that sent it says so.
+func TestForceKillNoticeFollowsBackend(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		kills bool
+	}{
+		{"slow stop, no SIGKILL", Grace + 50*time.Millisecond, false},
+		{"SIGKILL sent", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newMem("a")
+			m := testManager(t, a)
+			dir := t.TempDir()
+			first, _ := m.mustRun(t, dir, "sh", "-c", "x")
+			a.stopDelay, a.stopKills = tc.delay, tc.kills
+			noticed := false
+			m.OnForceKill = func(*Task) { noticed = true }
+			if _, err := m.Kill(context.Background(), []string{first.Hash}, false); err != nil {
+				t.Fatal(err)
+			}
+			if noticed != tc.kills {
+				t.Errorf("SIGKILL notice: %v, want %v", noticed, tc.kills)
+			}
+		})
+	}
+}
+
 func TestManagerFailures(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("boom")
@@ -159,6 +195,34 @@ func TestManagerFailures(t *testing.T) {
 		}
 		if st, _ := m.Store.Read(); len(st.Processes) != 0 {
 			t.Errorf("a failed start left an entry: %+v", st.Processes)
+		}
+	})
+	t.Run("start fails after the old instance was stopped", func(t *testing.T) {
+		a := newMem("a")
+		m := testManager(t, a)
+		dir := t.TempDir()
+		spec, _ := m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		spec.Name = "web"
+		if _, _, err := m.Run(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		a.startErr = boom
+		spec, _ = m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		if _, _, err := m.Run(ctx, spec); !errors.Is(err, boom) {
+			t.Fatalf("Run = %v, want boom", err)
+		}
+		views, err := m.List(ctx)
+		if err != nil || len(views) != 1 || views[0].Name != "web" || views[0].Status.String() != "failed to start" || views[0].Status.StartError != "boom" {
+			t.Fatalf("List = %+v, %v; want web, failed to start because of boom", views, err)
+		}
+		a.startErr = nil
+		spec, _ = m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		again, _, err := m.Run(ctx, spec)
+		if err != nil || again.Name != "web" {
+			t.Fatalf("a re-run after a failed start: %+v, %v; want web started", again, err)
+		}
+		if views, _ := m.List(ctx); len(views) != 1 || !views[0].Status.Alive() {
+			t.Errorf("after the re-run, List = %+v; want it running", views)
 		}
 	})
 	t.Run("stop of the old instance fails", func(t *testing.T) {

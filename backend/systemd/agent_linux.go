@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +57,10 @@ func init() {
 // runAgent runs the log agent of the configuration cfg (AgentEnv's value).
 func runAgent(cfg string) int {
 	os.Unsetenv(AgentEnv)
+	// It stays for as long as tasks run, mostly waiting: a small heap and
+	// one processor keep what it holds small.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(20)
 	var c agentConfig
 	if err := json.Unmarshal([]byte(cfg), &c); err != nil {
 		fmt.Fprintf(os.Stderr, "btl log agent: bad %s: %v\n", AgentEnv, err)
@@ -312,6 +318,13 @@ func (a *agent) concerns(s *dbus.Signal) bool {
 	return ok
 }
 
+// known reports whether btl still keeps files for the task of hash: its
+// journal cursor, which every start writes and kill removes.
+func (a *agent) known(hash string) bool {
+	_, err := os.Lstat(filepath.Join(a.cfg.Dirs.Run, hash+".cursor"))
+	return err == nil
+}
+
 // hashOf returns the hash of one of this data directory's task units.
 func (a *agent) hashOf(unit string) (string, bool) {
 	h, key, ok := hashOfUnit(unit)
@@ -552,7 +565,9 @@ func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[
 	if pid == 0 {
 		return
 	}
-	if note := (exitNote{pid, v["ExecMainCode"], v["ExecMainStatus"], v["NRestarts"]}); note.code != 0 && a.recorded[unit] != note {
+	// A task btl has forgotten (kill removes its files, the cursor among
+	// them) gets no record: it would outlive the task.
+	if note := (exitNote{pid, v["ExecMainCode"], v["ExecMainStatus"], v["NRestarts"]}); note.code != 0 && a.recorded[unit] != note && a.known(h) {
 		if err := writeExit(exitPath(a.cfg.Dirs.Run, h), note.pid, note.code, note.status, note.restarts); err != nil {
 			fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", unit, err)
 		} else {
@@ -657,6 +672,9 @@ func readExitRecord(path string, pid int) (core.Status, int, bool) {
 	}
 	st, ok := parseExit(rest)
 	n, _ := strconv.Atoi(strings.TrimPrefix(more, "restarts "))
+	if n > 0 {
+		st.PID, _ = strconv.Atoi(p) // the last run's
+	}
 	return st, n, ok
 }
 
@@ -719,7 +737,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 		return nil
 	}
 	unit := AgentUnitName(b.dirs.Run)
-	exe, err := core.SelfExe(b.exe)
+	exe, err := reexec.SelfExe(b.exe)
 	if err != nil {
 		return fmt.Errorf("systemd: %w", err)
 	}

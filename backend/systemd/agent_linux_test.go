@@ -138,11 +138,14 @@ func TestFIFOCursorCostsOnlyThatTask(t *testing.T) {
 	bad := run(t, m, t.TempDir(), nil, "sh", "-c", ticker)
 	good := run(t, m, t.TempDir(), nil, "sh", "-c", ticker)
 	waitFile(t, bad.LogFile, "tick3\n")
+	// The FIFO takes the cursor's place at once (the agent rewrites the
+	// cursor after each copy, so a remove then mkfifo could race it).
 	cursor := filepath.Join(dirs.Run, bad.Hash+".cursor")
-	if err := os.Remove(cursor); err != nil {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mkfifo(cursor, 0o600); err != nil {
+	if err := os.Rename(fifo, cursor); err != nil {
 		t.Fatal(err)
 	}
 	n := strings.Count(readLog(t, good.LogFile), "\n")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,7 @@ type Backend struct {
 	agentSeen   bool  // the log agent was checked by this Backend
 
 	snap      *snapshot       // the last read of every task unit, for list; nil after a change
+	read      *lastRead       // the last unit read alone; nil after a change
 	unitReads int             // units read one by one (unitInfo), for tests
 	stopped   map[string]bool // hashes whose unit this Backend stopped: a start copies their last lines first
 }
@@ -106,7 +108,7 @@ func (b *Backend) Name() string { return Name }
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
-	b.snap = nil
+	b.snap, b.read = nil, nil
 	if err := b.connected(ctx); err != nil {
 		return core.Started{}, err
 	}
@@ -402,12 +404,43 @@ func waitJob(ctx context.Context, ch <-chan string, unit string) (string, error)
 // before each signal, as proc.StopTree does for the fork backend. The
 // processes inside other tasks' units are looked past first
 // (mayHaveEscaped), so that a stop with nothing escaped reads no other
-// task's environment.
-func stopEscaped(unit, token string, grace time.Duration) error {
-	if token == "" || !mayHaveEscaped(unit, token) {
+// task's environment. The scopes they were in are left failed by their
+// end: systemd is made to forget them.
+func (b *Backend) stopEscaped(ctx context.Context, unit, token string, grace time.Duration) error {
+	if token == "" {
 		return nil
 	}
-	return proc.StopTree(core.Proc{}, token, grace)
+	escaped, scopes := mayHaveEscaped(unit, token)
+	if !escaped {
+		return nil
+	}
+	killed, err := proc.StopTree(core.Proc{}, token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	for _, sc := range scopes {
+		b.forgetScope(ctx, sc)
+	}
+	return err
+}
+
+// forgetScope resets a scope whose processes btl stopped once systemd has
+// seen it empty (it fails then, its processes having been killed), briefly
+// waiting for that; a scope that still runs something is left alone.
+func (b *Backend) forgetScope(ctx context.Context, scope string) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		p, err := b.conn.GetUnitPropertyContext(ctx, scope, "ActiveState")
+		if err != nil {
+			return
+		}
+		switch st, _ := p.Value.Value().(string); st {
+		case "failed":
+			_ = b.conn.ResetFailedUnitContext(ctx, scope)
+			return
+		case "inactive", "":
+			return
+		}
+	}
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
@@ -456,7 +489,8 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		return err
 	}
 	unit := b.unitOf(t)
-	info, err := b.unitInfo(ctx, unit)
+	info, err := b.recentInfo(ctx, unit)
+	b.read = nil
 	if err != nil {
 		return err
 	}
@@ -465,6 +499,9 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	if info.Loaded {
 		_, killed, err := b.stopUnit(ctx, unit, grace)
+		if killed {
+			core.NoteKilled(ctx)
+		}
 		if err != nil {
 			return err
 		}
@@ -484,7 +521,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	// The task ended (or was just stopped); a child that escaped to a
 	// scope of its own may still run.
-	return stopEscaped(unit, t.Token, grace)
+	return b.stopEscaped(ctx, unit, t.Token, grace)
 }
 
 // Inspect reports t as running while its unit runs t's instance (also once
@@ -495,7 +532,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 // unit, from the exit record the log agent wrote when it saw the main
 // process end.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	info, err := b.cachedInfo(ctx, b.unitOf(t))
+	info, err := b.infoFor(ctx, t)
 	if err != nil {
 		return core.Status{}, err
 	}
@@ -523,6 +560,9 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	policy, _ := core.ParseRestart(t.Restart)
 	if owns {
 		if st, ok := info.exitStatus(); ok {
+			if info.NRestarts > 0 {
+				st.PID = info.ExecMainPID // the last run's, not the first's
+			}
 			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed", b.dirs.Run, t.Hash), nil
 		}
 	}
@@ -569,6 +609,14 @@ func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bo
 // made by btl and is left out; units of other data directories have
 // another key in their names.
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
+	return b.ListUnknown(ctx, nil)
+}
+
+var _ core.UnknownLister = (*Backend)(nil)
+
+// ListUnknown is List without the units whose main process is among
+// known: only the others are read whole.
+func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Task, error) {
 	if err := b.connected(ctx); err != nil {
 		return nil, err
 	}
@@ -582,6 +630,14 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 		hash, k, ok := hashOfUnit(name)
 		if !ok || k != key {
 			continue
+		}
+		if info.partial {
+			if info.MainPID == 0 || slices.ContainsFunc(known, func(p core.Proc) bool { return p.PID == info.MainPID }) {
+				continue
+			}
+			if info, err = b.unitInfo(ctx, name); err != nil {
+				return nil, err
+			}
 		}
 		mainExited := info.mainExited()
 		if !info.running() && !mainExited || info.Hash != hash || !hashFits(info.Dir, info.Description, hash) {
@@ -603,6 +659,9 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 		}
 		if mainExited {
 			t.PID = info.ExecMainPID
+		}
+		if slices.ContainsFunc(known, func(p core.Proc) bool { return p.PID == t.PID }) {
+			continue
 		}
 		if p, err := proc.LookupProc(t.PID); err == nil {
 			t.ProcStart = p.Start
@@ -693,7 +752,7 @@ func parseExit(s string) (core.Status, bool) {
 // was kept for t's exit status, and removes t's exit record. A unit that
 // runs another instance is left alone.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
-	b.snap = nil
+	b.snap, b.read = nil, nil
 	if err := b.connected(ctx); err != nil {
 		return err
 	}

@@ -206,6 +206,12 @@ func (j *journal) syncLocked(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if p.Cursor == "" && p.Since == 0 && !p.Busy {
+		// No record of where the task's entries begin: every start writes
+		// one, and kill removes it with the task. Copying from the start
+		// of the journal would write every earlier run's lines again.
+		return nil
+	}
 	if p.Max != 0 {
 		j.LogMax = p.Max
 	}

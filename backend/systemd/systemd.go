@@ -1,5 +1,6 @@
 // Package systemd runs btl tasks as transient systemd --user units: one
-// unit, btl-<hash>.service, per task, started over D-Bus with
+// unit, btl-<hash>-<data directory key>.service, per task, started over
+// D-Bus (the manager's private socket where it can) with
 // StartTransientUnit, so that `systemctl --user` and `journalctl --user`
 // show btl's tasks and systemd's cgroup tracking guarantees that stopping a
 // task stops every process it spawned, including those that called setsid.
@@ -7,30 +8,27 @@
 // # Logs
 //
 // A task's stdout and stderr go to the journal, tagged with the unit's
-// SyslogIdentifier=btl-<hash> (journald takes it from the stream itself;
-// the _SYSTEMD_USER_UNIT field it looks up in /proc is missing for
-// processes that exit at once). One log agent per data directory (a user
-// normally has one), btl-logs-<8 hex>.service, runs the btl binary
-// re-executed (see runAgent): a
-// single `journalctl -f` over the user's entries tells it which tasks
-// logged, and it copies each one's new entries into its log file, so the
-// files are live while the tasks run. btl starts the agent with each
-// systemd task when it is not running, and any btl command that finds a
-// running task starts it again after a crash; the agent exits by itself
-// once none of its tasks may still print. The agent and Backend.SyncLog
-// share one routine: under a per-hash lock, read the task's cursor file,
-// run `journalctl -o json --after-cursor`, append, save the new cursor.
-// Every line therefore reaches the file once and in order, whoever copies
-// it, across replacements and restarts of the agent; a copy killed
-// half-way is resumed where it stopped. Before a hash's first copy the
-// cursor file holds the start time instead, so that the journal of another
-// btl data directory that ran the same command is not copied. When btl
-// stops a task, it copies once itself after the stop. Where the user
-// cannot read the journal (volatile storage without membership of
-// systemd-journal, no journald), the task's output goes instead
-// to a log pump (internal/logpump, the btl binary re-executed outside the
-// unit), passed as StandardOutputFileDescriptor, which writes it to the
-// log file under its cap; the task is marked LogDirect.
+// SyslogIdentifier (its name without .service; journald takes it from the
+// stream itself, where the _SYSTEMD_USER_UNIT field it looks up in /proc is
+// missing for processes that exit at once). One log agent per data
+// directory, btl-logs-<key>.service, runs the btl binary re-executed (see
+// runAgent): a single `journalctl -f` over the user's entries tells it
+// which tasks logged, and it copies each one's new entries into its log
+// file, so the files are live while the tasks run. It only reacts (to
+// journal entries and to its units' signals) and exits by itself once none
+// of its tasks may still print; btl starts it with each systemd task when
+// it is not running, and any btl command that finds a running task starts
+// it again. The agent and Backend.SyncLog share one routine: under a
+// per-hash lock, read the task's cursor file, run `journalctl -o json
+// --after-cursor`, append, save the new cursor. Every line therefore
+// reaches the file once and in order, whoever copies it, across
+// replacements and restarts of the agent; a copy killed half-way is resumed
+// where it stopped. Where the user cannot read the journal (volatile
+// storage without membership of systemd-journal, no journald), the task's
+// output goes instead to a log pump (internal/logpump, the btl binary
+// re-executed outside the unit), passed as StandardOutputFileDescriptor,
+// which writes it to the log file under its cap; the task is marked
+// LogDirect.
 //
 // # Exit status
 //
@@ -38,11 +36,12 @@
 // is killed by a signal from outside, leaves its unit loaded (active and
 // exited, or failed) with ExecMainCode and ExecMainStatus, which Inspect
 // reads. A unit that is stopped (`systemctl --user stop`, logout) is
-// forgotten by systemd at once; for that case the log agent, subscribed to
-// the units' PropertiesChanged signals, writes how the main process ended
-// to <run dir>/<hash>.exit (one file per task, replaced by each instance).
-// No process runs at a task's exit or stop. btl releases a kept unit when
-// it replaces, kills or cleans the task.
+// forgotten by systemd at once; for that case the log agent writes how the
+// main process ended, from the values the unit's last PropertiesChanged
+// signal carries, to <run dir>/<hash>.exit (one file per task, replaced by
+// each instance). No process runs at a task's exit or stop, and nothing of
+// btl's holds a reference on a unit. btl releases a kept unit when it
+// replaces, kills or cleans the task.
 package systemd
 
 import (

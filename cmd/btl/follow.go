@@ -357,7 +357,7 @@ var labelColors = []string{"36", "33", "32", "35", "34", "91", "96", "93", "92",
 
 func (p *prefixer) line(tl *tail, text string) {
 	label := tl.label
-	if len(label) > p.width {
+	if p.width > 0 && len(label) > p.width {
 		label = label[:p.width-1] + "~"
 	}
 	label += strings.Repeat(" ", max(p.width-len(label), 0))

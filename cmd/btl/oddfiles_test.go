@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/backend/fork"
+	"btl/backend/systemd"
 	"btl/core/coretest"
 )
 
@@ -61,6 +62,22 @@ var taskFiles = []taskFile{
 	{name: "stop file", backend: fork.Name, argv: []string{"--restart", "always", "sleep", "300"},
 		ready: func(t oddTask) bool { return exists(t.data("run", t.token+".runs")) },
 		path:  func(t oddTask) string { return t.data("run", t.token+".stop") }},
+	{name: "systemd exit record", backend: systemd.Name, argv: []string{"sh", "-c", "sleep 0.5; exit 3"},
+		ready: func(t oddTask) bool { return exists(t.data("run", t.hash+".exit")) },
+		path:  func(t oddTask) string { return t.data("run", t.hash+".exit") }},
+	{name: "systemd last exit", backend: systemd.Name, argv: []string{"--restart", "always:100", "sh", "-c", "sleep 0.2; exit 3"},
+		ready: func(t oddTask) bool { return exists(t.data("run", t.hash+".last")) },
+		path:  func(t oddTask) string { return t.data("run", t.hash+".last") }},
+	{name: "systemd journal cursor", backend: systemd.Name, argv: []string{"sh", "-c", "echo hi; exec sleep 300"},
+		path: func(t oddTask) string { return t.data("run", t.hash+".cursor") }},
+	{name: "systemd journal-readable mark", backend: systemd.Name, argv: []string{"sleep", "300"},
+		ready: func(t oddTask) bool { m, _ := filepath.Glob(t.data("run", "journal-readable-*")); return len(m) == 1 },
+		path: func(t oddTask) string {
+			m, _ := filepath.Glob(t.data("run", "journal-readable-*"))
+			return m[0]
+		}},
+	{name: "systemd agent liveness lock", backend: systemd.Name, argv: []string{"sleep", "300"},
+		path: func(t oddTask) string { return t.data("run", "agent.live") }},
 }
 
 // oddKinds are what may sit where btl expects one of its files: each

@@ -55,6 +55,9 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	}
 	row("Directory", printable(v.Cwd))
 	row("Status", v.Status.String())
+	if v.Status.StartError != "" {
+		row("Reason", printable(v.Status.StartError))
+	}
 	if v.Status.Reason != "" {
 		row("Reason", printable(v.Status.Reason))
 	}

@@ -35,7 +35,7 @@ func init() { reexec.Register(watcherEnv, runWatcher) }
 // task on a change and exits once the record no longer names it (kill,
 // stop, clean, a run without --watch).
 func startWatcher(hash string, w *core.Watch) (*core.Proc, error) {
-	exe, err := core.SelfExe("")
+	exe, err := reexec.SelfExe("")
 	if err != nil {
 		return nil, err
 	}

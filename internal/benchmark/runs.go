@@ -40,7 +40,8 @@ type report struct {
 	rows           []*row
 	peaks, helpers []memRow
 	growth         []*growth
-	svg            string // file name of the growth plot, beside the report
+	idle           []idleRow // systemd: what silent tasks cost
+	svg            string    // file name of the growth plot, beside the report
 	notes          []string
 	refused        map[string]int // by backend: starts refused right after a kill (see startAgain)
 	failed         map[string]int // by "backend, operation": timed commands refused the same way
@@ -97,6 +98,11 @@ func (b *bench) runAll() (*report, error) {
 	}
 	for _, be := range backends {
 		if err := b.helperMemory(r, be); err != nil {
+			return nil, err
+		}
+	}
+	if b.systemd {
+		if err := b.idleCost(r, []int{10, 300}); err != nil {
 			return nil, err
 		}
 	}
