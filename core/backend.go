@@ -36,6 +36,10 @@ type Spec struct {
 	// name and the digest of its definition. A start that leaves them
 	// empty keeps those of the instance it replaces.
 	Project, Entry, Def string
+
+	// EnvFiles and Watch are recorded with the task; backends ignore them.
+	EnvFiles []string // --env-file files (absolute), already read into Env
+	Watch    *Watch   // --watch; Watch.Watcher set when the watcher itself replaces the task
 }
 
 // StopPolicy is spec's stop policy: DefaultStop when it gives none, its

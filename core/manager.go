@@ -50,6 +50,15 @@ type Manager struct {
 	// different task (other), which is left alone: the start gets hash
 	// instead (see DerivedHash).
 	OnRehash func(other *Task, hash string)
+	// Keep, when set, is asked under the state lock about the recorded
+	// task a start would replace, with its status: returning true keeps it
+	// and starts nothing (btl ensure). Run then returns it as started,
+	// with replaced nil.
+	Keep func(old *Task, st Status) bool
+	// OnStarted, when set, is called under the state lock with the new
+	// task's record before it is saved; it may complete the record (the
+	// watcher of a watched task).
+	OnStarted func(t *Task)
 
 	opened  map[string]Backend // by Open, nil where it failed
 	openErr map[string]error   // why Open failed
@@ -129,6 +138,22 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 				m.OnRehash(other, spec.Hash)
 			}
 		}
+		old := st.Processes[spec.Hash]
+		if spec.Watch != nil && spec.Watch.Watcher != nil && !sameWatcher(&spec, old) {
+			return ErrNotWatcher
+		}
+		if old != nil && m.Keep != nil {
+			var s Status
+			if old.Status == nil || !old.Status.final() {
+				s = m.Status(ctx, old)
+			} else {
+				s = *old.Status
+			}
+			if m.Keep(old, s) {
+				started = old
+				return nil
+			}
+		}
 		if err := m.settleName(ctx, st, &spec); err != nil {
 			return err
 		}
@@ -169,6 +194,11 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			if alive {
 				replaced = old
 			}
+			if !sameWatcher(&spec, old) {
+				// Run again by hand: the old watcher goes with the old
+				// instance (a new one watches when --watch is given).
+				stopWatcher(old)
+			}
 			delete(st.Processes, spec.Hash)
 			replacing = true
 		}
@@ -202,6 +232,9 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		t := *intent
 		t.Status = nil
 		got.apply(&t)
+		if m.OnStarted != nil {
+			m.OnStarted(&t)
+		}
 		st.Processes[spec.Hash] = &t
 		started = &t
 		// The task runs; not being able to restart it exactly is no reason
@@ -230,6 +263,8 @@ func (m *Manager) intent(spec Spec) *Task {
 		Project:   spec.Project,
 		Entry:     spec.Entry,
 		Def:       spec.Def,
+		EnvFiles:  spec.EnvFiles,
+		Watch:     cloneWatch(spec.Watch),
 		Backend:   m.Backend.Name(),
 		StartedAt: time.Now().UTC(),
 		Status:    &Status{State: Starting},
@@ -651,10 +686,14 @@ func (m *Manager) halt(ctx context.Context, prefixes []string, all, keep bool) (
 		var errs []error
 		for _, t := range ts {
 			if keep && t.Status != nil && t.Status.final() {
-				// Already stopped or ended: nothing runs to stop.
+				// Already stopped or ended: nothing runs to stop, but a
+				// watcher would start it again on a change.
+				stopWatcher(t)
 				killed = append(killed, View{Task: t, Status: *t.Status})
 				continue
 			}
+			// The watcher goes first: it must not start the task again.
+			stopWatcher(t)
 			alive, err := m.stop(ctx, t, nil)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", t.Hash, err))
@@ -750,6 +789,7 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 				continue
 			}
 			m.release(ctx, v.Task)
+			stopWatcher(v.Task)
 			delete(st.Processes, v.Hash)
 			c.Removed = append(c.Removed, v)
 			// Under the lock: a start of the same command waits. Nothing

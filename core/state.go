@@ -64,11 +64,13 @@ type Task struct {
 	Restart   string    `json:"restart,omitempty"`    // --restart policy (RestartPolicy.String), "" for none
 	// --stop-signal (SIGINT) and --stop-timeout (500ms), "" for the
 	// default (DefaultStop): see StopPolicy.
-	StopSignal  string `json:"stop_signal,omitempty"`
-	StopTimeout string `json:"stop_timeout,omitempty"`
-	Project     string `json:"project,omitempty"` // btl up: the project's directory
-	Entry       string `json:"entry,omitempty"`   // btl up: the entry's name in the project file
-	Def         string `json:"def,omitempty"`     // btl up: digest of the entry's definition, to see it changed
+	StopSignal  string   `json:"stop_signal,omitempty"`
+	StopTimeout string   `json:"stop_timeout,omitempty"`
+	Project     string   `json:"project,omitempty"`   // btl up: the project's directory
+	Entry       string   `json:"entry,omitempty"`     // btl up: the entry's name in the project file
+	Def         string   `json:"def,omitempty"`       // btl up: digest of the entry's definition, to see it changed
+	EnvFiles    []string `json:"env_files,omitempty"` // --env-file files (absolute), read again at every start
+	Watch       *Watch   `json:"watch,omitempty"`     // --watch: what is watched, and by which process
 
 	// The exact bytes of Command, Cwd and Argv when they are not valid
 	// UTF-8, which a JSON string cannot carry (base64 in the file; the

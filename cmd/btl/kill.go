@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"btl/core"
 )
 
 func newKillCmd(e *env) *cobra.Command {
@@ -26,10 +28,18 @@ keeps a task listed instead.`,
 			case !all && len(args) == 0:
 				return usageError("give the hash of the task to kill, or --all (see btl list)")
 			}
+			if err := e.setOutput(); err != nil {
+				return err
+			}
 			e.mgr.OnForceKill = e.forceKillNotice
 			removed, err := e.mgr.Kill(cmd.Context(), args, all)
 			n := 0
 			for _, v := range removed {
+				if v.Status.Alive() {
+					e.emit(v.Task, core.Status{State: core.Signaled, PID: v.PID}, nil, "killed")
+				} else {
+					e.emit(v.Task, v.Status, nil, "removed")
+				}
 				switch {
 				case v.Status.Alive():
 					n++
@@ -49,5 +59,6 @@ keeps a task listed instead.`,
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "stop every task")
+	e.addOutputFlag(cmd)
 	return cmd
 }

@@ -20,7 +20,7 @@ import (
 
 func newListCmd(e *env) *cobra.Command {
 	var output, proj string
-	var asJSON bool
+	var asJSON, watch bool
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
@@ -34,7 +34,8 @@ task's PID, process count, start, directory, backend, unit or label, and
 the project btl up started it for, when one has a project (--project .
 lists only the current directory's project's tasks);
 -o json (or --json) prints everything, in the stable JSON schema documented
-in the README.`,
+in the README. --watch (-w) redraws the table every second in place (on the
+normal screen: what was printed stays) until q or Ctrl-C.`,
 		Example: "  btl list\n  btl ls -o wide\n  btl list --json | jq -r '.[] | select(.status == \"running\") | .hash'",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -45,6 +46,12 @@ in the README.`,
 			case "", "wide", "json":
 			default:
 				return usageError("-o takes wide or json, not %q", output)
+			}
+			if watch {
+				if output == "json" {
+					return usageError("--watch redraws the table; it does not go with -o json")
+				}
+				return e.listWatch(cmd.Context(), output == "wide")
 			}
 			views, err := e.mgr.List(cmd.Context())
 			if err != nil {
@@ -69,6 +76,7 @@ in the README.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide or json")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "same as -o json")
 	cmd.Flags().StringVar(&proj, "project", "", "only the tasks btl up started for the project in this directory (. for the current one)")
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw the table every second, in place, until Ctrl-C or q")
 	return cmd
 }
 
@@ -139,6 +147,18 @@ type taskJSON struct {
 	// How the task is stopped (--stop-signal, --stop-timeout).
 	StopSignal  string `json:"stop_signal"`  // "SIGTERM"
 	StopTimeout string `json:"stop_timeout"` // "2s"
+	// Watch (--watch): what is watched, the watcher's PID (0 once
+	// stopped), and the last change that replaced the task.
+	Watch *watchJSON `json:"watch,omitempty"`
+}
+
+// watchJSON is the watch field of btl list -o json.
+type watchJSON struct {
+	Paths      []string   `json:"paths"`
+	WatcherPID int        `json:"watcher_pid"`
+	LastChange *time.Time `json:"last_change"` // null before the first
+	LastPath   string     `json:"last_path,omitempty"`
+	Replaces   int        `json:"replaces"`
 }
 
 func toJSON(v core.View) taskJSON {
@@ -166,6 +186,16 @@ func toJSON(v core.View) taskJSON {
 		}
 	}
 	j.PID = currentPID(v)
+	if w := v.Watch; w != nil {
+		j.Watch = &watchJSON{Paths: w.Paths, LastPath: w.LastPath, Replaces: w.Replaces}
+		if watched(v.Task) {
+			j.Watch.WatcherPID = w.Watcher.PID
+		}
+		if !w.LastChange.IsZero() {
+			lc := w.LastChange
+			j.Watch.LastChange = &lc
+		}
+	}
 	switch v.Status.State {
 	case core.Exited:
 		code := v.Status.Code

@@ -189,7 +189,7 @@ func (u *user) state() *core.State {
 // startRE matches what a start prints: the replaced instance (and whether
 // it needed SIGKILL), the four lines of the start, and, for a task that
 // had already ended when btl looked, how it ended and the end of its log.
-var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(?:\[btl\] Name: .*\n)?(\[btl\] The process has already ended \((.*)\)(?:; the end of its log:\n(?:  .*\n)*|; nothing in its log\n))?(?:\[btl\] port \d+ is held by .*\n)*$`)
+var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(?:\[btl\] Name: .*\n)?(?:\[btl\] Watching: .*\n)?(\[btl\] The process has already ended \((.*)\)(?:; the end of its log:\n(?:  .*\n)*|; nothing in its log\n))?(?:\[btl\] port \d+ is held by .*\n)*$`)
 
 type started struct {
 	killed  int

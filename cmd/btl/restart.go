@@ -28,6 +28,9 @@ runs them with another backend. --all restarts every tracked task.`,
 			case !all && len(args) == 0:
 				return usageError("give the hash or name of the task to restart, or --all (see btl list)")
 			}
+			if err := e.setOutput(); err != nil {
+				return err
+			}
 			if all {
 				st, err := e.mgr.Snapshot()
 				if err != nil {
@@ -62,6 +65,7 @@ runs them with another backend. --all restarts every tracked task.`,
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "restart every tracked task")
+	e.addOutputFlag(cmd)
 	return cmd
 }
 
@@ -79,6 +83,15 @@ func (e *env) restartOne(cmd *cobra.Command, prefix string) error {
 	// did not know it is no policy.
 	e.restart, _ = core.ParseRestart(t.Restart)
 	e.stop = t.StopPolicy()
+	// Its --env-file files are read again, and a watched task is watched
+	// again, by a new watcher.
+	e.envFiles = t.EnvFiles
+	e.watch = nil
+	if t.Watch != nil {
+		w := *t.Watch
+		w.Watcher = nil
+		e.watch = &w
+	}
 	if !recorded {
 		fmt.Fprintf(e.stderr, "Warning: no recorded environment for %s; using the current one\n", t.Hash)
 		env = os.Environ()

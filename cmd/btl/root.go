@@ -19,11 +19,12 @@ process tree is stopped (SIGTERM, up to 2 s, then SIGKILL: --stop-signal and
 --stop-timeout change both) before the new one starts. Everything from the first word that is not a btl flag on is the
 command, passed as it is; use -- to run a program named like a btl command.
 
-Exit codes of a start: 0 started; 1 an error, or (with --wait*) the task
-ended before it was ready; 2 a usage error (bad flag, name refused); 124 not
-ready within --wait-timeout (it still runs); 126 the program is not
-executable; 127 it is not found; 130 a --wait* interrupted by Ctrl-C (the
-task still runs). Other commands exit 0, 1 on an error, 2 on a usage error.`
+Exit codes of a start (and of btl ensure): 0 started (or kept); 1 an error;
+2 a usage error (bad flag, name refused, unreadable --env-file); 3 with
+--wait*, the task ended before it was ready; 124 not ready within
+--wait-timeout (it still runs); 126 the program is not executable; 127 it
+is not found; 130 a --wait* interrupted by Ctrl-C (the task still runs).
+Other commands exit 0, 1 on an error, 2 on a usage error.`
 
 const rootExample = `  btl npm run dev                 start (or restart) a dev server
   btl --name api npm run dev      the same, named: btl logs api, btl kill api
@@ -32,6 +33,9 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
   btl python3 -m http.server 8080 another task: each command in each directory is its own
   btl list                        what runs, with hashes
   btl logs 93b8 -f                follow a task's output (any unique prefix)
+  btl --watch npm run dev         replace it whenever a file here changes
+  btl ensure -o json --wait-port 5173 npm run dev
+                                  start it unless it runs; print it as JSON
   btl --restart on-failure node server.js
                                   start it again when it crashes
   btl stop api                    stop a task, keep it listed; btl restart api runs it again
@@ -61,6 +65,7 @@ type env struct {
 	stopSignal  string          // --stop-signal
 	stopTimeout string          // --stop-timeout
 	stop        core.StopPolicy // parsed --stop-signal and --stop-timeout
+	startExtras                 // --env-file, --watch, -o json, ensure (startopts.go)
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
@@ -93,23 +98,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.Flags().SetInterspersed(false)
 	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: auto, fork, systemd or launchd (default $BTL_BACKEND, else auto)")
-	root.Flags().StringVar(&e.name, "name", "", "give the task a name, accepted wherever a hash is (kill api, logs api)")
-	root.Flags().IntVar(&e.waitPort, "wait-port", 0, "return once the task listens on this TCP port")
-	root.Flags().StringVar(&e.waitLog, "wait-log", "", "return once a line of the task's log matches this regular expression")
-	root.Flags().BoolVar(&e.waitAny, "wait", false, "return once the task listens on a TCP port")
-	root.Flags().DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
-	root.Flags().StringVar(&e.restartFlag, "restart", "no", "start the task again when it ends: no, on-failure[:N] or always[:N] (N restarts in a row, default 10, then it is a crash loop)")
-	root.Flags().StringVar(&e.stopSignal, "stop-signal", "TERM", "the signal that stops the task (kill, stop, a replace): TERM, INT, HUP, QUIT, ...")
-	root.Flags().StringVar(&e.stopTimeout, "stop-timeout", core.Grace.String(), "how long the task gets after its stop signal before SIGKILL (500ms, 10s, 1m)")
-	root.Flags().BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
-	_ = root.RegisterFlagCompletionFunc("restart", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
-	})
-	_ = root.RegisterFlagCompletionFunc("stop-signal", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
-		return []string{"TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "KILL"}, cobra.ShellCompDirectiveNoFileComp
-	})
+	e.addStartFlags(root)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%s (see btl %s--help)", flagErrorText(err), subName(cmd))
 	})
@@ -123,9 +113,32 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newRestartCmd(e),
 		newUpCmd(e),
 		newDownCmd(e),
+		newEnsureCmd(e),
 	)
 	setupCompletion(root)
 	return root
+}
+
+// addStartFlags adds the flags of a start to cmd (btl itself, btl ensure).
+func (e *env) addStartFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.StringVar(&e.name, "name", "", "give the task a name, accepted wherever a hash is (kill api, logs api)")
+	f.IntVar(&e.waitPort, "wait-port", 0, "return once the task listens on this TCP port")
+	f.StringVar(&e.waitLog, "wait-log", "", "return once a line of the task's log matches this regular expression")
+	f.BoolVar(&e.waitAny, "wait", false, "return once the task listens on a TCP port")
+	f.DurationVar(&e.waitTimeout, "wait-timeout", 60*time.Second, "how long --wait, --wait-port and --wait-log wait")
+	f.StringVar(&e.restartFlag, "restart", "no", "start the task again when it ends: no, on-failure[:N] or always[:N] (N restarts in a row, default 10, then it is a crash loop)")
+	f.StringVar(&e.stopSignal, "stop-signal", "TERM", "the signal that stops the task (kill, stop, a replace): TERM, INT, HUP, QUIT, ...")
+	f.StringVar(&e.stopTimeout, "stop-timeout", core.Grace.String(), "how long the task gets after its stop signal before SIGKILL (500ms, 10s, 1m)")
+	f.BoolVar(&e.noUnbuffer, "no-unbuffer", false, "do not set PYTHONUNBUFFERED=1 for the command")
+	e.addStartExtras(cmd)
+	_ = cmd.RegisterFlagCompletionFunc("restart", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
+	})
+	_ = cmd.RegisterFlagCompletionFunc("stop-signal", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{"TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "KILL"}, cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // setup refuses root, picks the backend and prepares the state directory.

@@ -76,6 +76,16 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	if stop := v.StopPolicy(); stop != core.DefaultStop {
 		row("Stop", fmt.Sprintf("%s, then SIGKILL after %v", stop.SignalName(), stop.Timeout))
 	}
+	if w := v.Watch; w != nil {
+		state := "not watched now (stopped)"
+		if watched(v.Task) {
+			state = fmt.Sprintf("by PID %d, debounce %v", w.Watcher.PID, w.Debounce)
+		}
+		row("Watching", printable(strings.Join(w.Paths, ", "))+"; "+state)
+		if !w.LastChange.IsZero() {
+			row("Last change", fmt.Sprintf("%s (%s), %d replaces", printable(w.LastPath), ago(time.Now(), w.LastChange), w.Replaces))
+		}
+	}
 	row("PID", strconv.Itoa(currentPID(v)))
 	if !v.StartedAt.IsZero() {
 		row("Started", v.StartedAt.Local().Format("2006-01-02 15:04:05 MST")+" ("+ago(time.Now(), v.StartedAt)+")")

@@ -18,6 +18,9 @@ import (
 // start runs argv from the current directory in the background, replacing
 // an instance with the same hash.
 func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
+	if err := e.setOutput(); err != nil {
+		return err
+	}
 	if cmd.Flags().Changed("name") {
 		if err := core.CheckName(e.name); err != nil {
 			return err
@@ -43,6 +46,9 @@ func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
 		// The task could not run there either.
 		return fmt.Errorf("current directory %s is not accessible: %w (chmod u+rx it, or cd elsewhere)", printable(cwd), err)
 	}
+	if err := e.parseExtras(cmd, cwd); err != nil {
+		return err
+	}
 	env := os.Environ()
 	if _, set := os.LookupEnv("PYTHONUNBUFFERED"); !set && !e.noUnbuffer {
 		// Output goes to a file, not a terminal: without this, Python
@@ -52,8 +58,13 @@ func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
 	return e.run(cmd, argv, cwd, env)
 }
 
-// run runs argv in dir with env and prints what btl did.
+// run runs argv in dir with env and prints what btl did. The --env-file
+// files are read here, at every start, replace and restart.
 func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) error {
+	env, err := core.ApplyEnvFiles(env, e.envFiles)
+	if err != nil {
+		return err
+	}
 	spec, err := e.mgr.Prepare(argv, dir, env)
 	if err != nil {
 		return err
@@ -61,6 +72,22 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	spec.Name = e.name
 	spec.Restart = e.restart
 	spec.Stop = e.stop
+	spec.EnvFiles = e.envFiles
+	spec.Watch = e.watch
+	e.kept = false
+	e.mgr.Keep = nil
+	if e.ensure {
+		e.mgr.Keep = func(old *core.Task, st core.Status) bool {
+			e.kept = st.Alive() && (e.ensureGuard == "" || old.Token != e.ensureGuard)
+			return e.kept
+		}
+	}
+	var watchErr error
+	e.mgr.OnStarted = func(t *core.Task) {
+		if t.Watch != nil && t.Watch.Watcher == nil {
+			t.Watch.Watcher, watchErr = startWatcher(t.Hash, t.Watch)
+		}
+	}
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
 		return err
 	}
@@ -77,9 +104,19 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 			other.Hash, printable(other.Command), printable(other.Cwd), hash)
 	}
 	logFrom := logSize(spec.LogFile)
-	task, _, err := e.mgr.Run(cmd.Context(), spec)
+	task, replaced, err := e.mgr.Run(cmd.Context(), spec)
 	if err != nil {
 		return err
+	}
+	action := "started"
+	if replaced != nil {
+		action = "replaced"
+	}
+	if watchErr != nil {
+		fmt.Fprintf(e.stderr, "Warning: the task runs, but its watcher did not start: %s\n", oneLine(watchErr))
+	}
+	if e.kept {
+		return e.keptTask(cmd, task)
 	}
 	fmt.Fprintf(e.stdout, "[btl] Starting: %s\n", printable(task.Command))
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
@@ -91,8 +128,14 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if h := e.mgr.StartHint(task); h != "" {
 		fmt.Fprintln(e.stderr, "Hint: "+h)
 	}
+	if task.Watch != nil && task.Watch.Watcher != nil {
+		fmt.Fprintf(e.stdout, "[btl] Watching: %s\n", printable(strings.Join(task.Watch.Paths, ", ")))
+	}
 	if e.ready != nil {
-		return e.waitReady(cmd.Context(), task, e.ready, logFrom, asked)
+		err := e.waitReady(cmd.Context(), task, e.ready, logFrom, asked)
+		ready := err == nil
+		e.emit(task, e.mgr.Check(cmd.Context(), task), &ready, action)
+		return err
 	}
 	// One look, no waiting: a task that died at once (a port in use, a
 	// typo in its arguments) is worth saying so now, and so is a port it
@@ -104,6 +147,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if !e.warnHeldPorts(e.stdout, task, before) && st.Ended() {
 		e.explainPort(e.stdout, task)
 	}
+	e.emit(task, st, nil, action)
 	return nil
 }
 

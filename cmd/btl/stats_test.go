@@ -87,7 +87,7 @@ func TestListShowsWhatRuns(t *testing.T) {
 	other := t.TempDir()
 	r = u.btl(other, "--wait-port", p, "env", "BTL_TEST_LISTEN=127.0.0.1:"+p, testBinary())
 	want := "[btl] port " + p + " is held by task " + s.hash[:8] + ` "srv" (` + s.command + " in " + mustReal(t, dir) + ")\n"
-	if r.code != 1 || !strings.Contains(r.stderr, "address already in use") || !strings.Contains(r.stderr, want) {
+	if r.code != 3 || !strings.Contains(r.stderr, "address already in use") || !strings.Contains(r.stderr, want) {
 		t.Errorf("a start whose port another task holds: %+v\nwant %q", r, want)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"btl/core"
 )
 
 func newStopCmd(e *env) *cobra.Command {
@@ -25,10 +27,18 @@ them.`,
 			case !all && len(args) == 0:
 				return usageError("give the hash or name of the task to stop, or --all (see btl list)")
 			}
+			if err := e.setOutput(); err != nil {
+				return err
+			}
 			e.mgr.OnForceKill = e.forceKillNotice
 			stopped, err := e.mgr.Stop(cmd.Context(), args, all)
 			n := 0
 			for _, v := range stopped {
+				if v.Status.Alive() {
+					e.emit(v.Task, core.Status{State: core.Stopped, PID: v.PID}, nil, "stopped")
+				} else {
+					e.emit(v.Task, v.Status, nil, "stopped")
+				}
 				if v.Status.Alive() {
 					n++
 					fmt.Fprintf(e.stdout, "[btl] Process stopped (PID %d): %s\n", v.PID, printable(v.Command))
@@ -43,5 +53,6 @@ them.`,
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "stop every task")
+	e.addOutputFlag(cmd)
 	return cmd
 }

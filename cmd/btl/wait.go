@@ -32,6 +32,10 @@ const waitPoll = 20 * time.Millisecond
 // time, as timeout(1) has it.
 const waitTimeoutExit = 124
 
+// endedBeforeReadyExit is the exit code of a start whose task ended
+// before it was ready.
+const endedBeforeReadyExit = 3
+
 // interruptedExit is the exit code of a wait ended by Ctrl-C or SIGTERM,
 // as a shell reports a command killed by SIGINT.
 const interruptedExit = 130
@@ -103,7 +107,7 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 			settleLog(task.LogFile)
 			e.tellLogEnd(task, fmt.Sprintf("[btl] The process ended (%s) before it was ready; the end of its log:", st))
 			e.explainPort(e.stderr, task)
-			return fmt.Errorf("task %s ended before it was ready (%s)", task.Hash, st)
+			return &exitError{code: endedBeforeReadyExit, err: fmt.Errorf("task %s ended before it was ready (%s)", task.Hash, st)}
 		}
 		now := time.Now()
 		if !now.Before(deadline) {

@@ -73,7 +73,7 @@ func TestWaitFails(t *testing.T) {
 	dir := t.TempDir()
 	port := strconv.Itoa(freePort(t))
 	r := u.btl(dir, "--wait-port", port, "sh", "-c", "for i in $(seq 1 30); do echo line $i; done; exit 3")
-	if r.code != 1 || !strings.Contains(r.stderr, "[btl] The process ended (exited 3) before it was ready") ||
+	if r.code != 3 || !strings.Contains(r.stderr, "[btl] The process ended (exited 3) before it was ready") ||
 		!strings.Contains(r.stderr, "  line 11\n") || !strings.Contains(r.stderr, "  line 30\n") || strings.Contains(r.stderr, "line 10\n") ||
 		!strings.HasSuffix(r.stderr, "ended before it was ready (exited 3)\n") {
 		t.Errorf("a task that died while waited for: %+v", r)

@@ -48,7 +48,7 @@ var (
 	flagGrowth  = flag.String("growth", "1,10,100,300", "numbers of real running tasks the growth rows are measured with (empty: none)")
 	flagGrowthN = flag.Int("growth-n", 10, "iterations of each growth measurement")
 	flagPM2     = flag.String("pm2", "auto", "pm2 rows: auto (when pm2 is on PATH) or no")
-	flagOnly    = flag.String("only", "", "run only these rows: growth (for a quick look; the report is partial)")
+	flagOnly    = flag.String("only", "", "run only these rows: growth or watch (for a quick look; the report is partial)")
 	flagSVG     = flag.String("svg", "", "write the growth plot to this file (default: benchmarks-growth.svg beside -out)")
 )
 
@@ -85,6 +85,10 @@ type bench struct {
 func main() {
 	if os.Getenv(spawnEnv) != "" {
 		spawn()
+	}
+	// After the spawner, which passes it on to the task it starts.
+	if os.Getenv(serveEnv) != "" {
+		serve()
 	}
 	flag.Parse()
 	if os.Geteuid() == 0 {

@@ -72,6 +72,9 @@ func (b *bench) runAll() (*report, error) {
 	if *flagOnly == "growth" {
 		return r, b.runGrowth(r)
 	}
+	if *flagOnly == "watch" {
+		return r, b.runWatch(r)
+	}
 	d := b.dataDir("proc")
 	pf := &row{name: "process floor: `btl --version`", floor: "`true`"}
 	for i := range *flagN {
@@ -112,7 +115,24 @@ func (b *bench) runAll() (*report, error) {
 		// pm2 is not btl: a failure of its own costs its rows, not the run.
 		r.notes = append(r.notes, fmt.Sprintf("The pm2 comparison stopped on an error: %v", err))
 	}
+	if err := b.runWatch(r); err != nil {
+		return nil, err
+	}
 	return r, b.runGrowth(r)
+}
+
+// runWatch runs the watch rows of every backend.
+func (b *bench) runWatch(r *report) error {
+	backends := []string{"fork"}
+	if b.systemd {
+		backends = append(backends, "systemd")
+	}
+	for _, be := range backends {
+		if err := b.watch(r, be); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runGrowth runs the growth rows of every backend.
