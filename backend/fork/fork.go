@@ -8,7 +8,6 @@ package fork
 
 import (
 	"context"
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,8 +44,8 @@ func New(dirs core.Dirs) *Backend { return &Backend{Dirs: dirs} }
 // Name returns "fork".
 func (b *Backend) Name() string { return Name }
 
-// request is what the supervisor reads on fd 3, gob-encoded: unlike JSON,
-// gob carries arguments that are not valid UTF-8 unchanged.
+// request is what the supervisor reads on fd 3, encoded by encodeRequest:
+// unlike JSON, it carries arguments that are not valid UTF-8 unchanged.
 type request struct {
 	Spec    core.Spec
 	LogMax  int64
@@ -105,7 +104,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	removeStaleRecords(b.Dirs.Run, spec)
 
 	req := request{Spec: spec, LogMax: logMax, ExitDir: b.Dirs.Run}
-	werr := gob.NewEncoder(reqW).Encode(req)
+	_, werr := reqW.Write(encodeRequest(req))
 	_ = reqW.Close()
 	out, rerr := io.ReadAll(repR)
 	_ = repR.Close()
