@@ -548,7 +548,10 @@ func DecodeState(b []byte) (*State, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("empty")
 	}
-	st, ok := decodeFast(b)
+	st, ok := decodeFaster(b)
+	if !ok {
+		st, ok = decodeFast(b)
+	}
 	if !ok {
 		st = &State{}
 		if err := json.Unmarshal(b, st); err != nil {
@@ -603,6 +606,9 @@ func decodeFast(b []byte) (*State, bool) {
 // output, without its pass over the whole of MarshalJSON's output to
 // compact it again (MarshalJSON returns what json.Marshal wrote).
 func (st *State) encode() ([]byte, error) {
+	if b, ok := st.encodeFast(); ok {
+		return b, nil
+	}
 	b, err := st.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
