@@ -163,7 +163,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 			Status:    &Status{State: Starting},
 		}
 		st.Processes[spec.Hash] = intent
-		if err := m.Store.checkpoint(st); err != nil {
+		if err := m.Store.checkpoint(st, intent); err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
 		}

@@ -125,7 +125,8 @@ type State struct {
 	Processes map[string]*Task `json:"processes"`
 
 	extra        map[string]json.RawMessage
-	checkpointed bool   // saved in the middle of an Update
+	checkpointed bool   // an intent was recorded in the middle of an Update
+	intent       bool   // the state holds the task of an intent file, to save
 	saved        []byte // the file's content as read or last written
 }
 
@@ -288,7 +289,7 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 		}
 		return err
 	}
-	if !changed && st.saved != nil {
+	if !changed && st.saved != nil && !st.intent {
 		return nil
 	}
 	return s.save(st)
@@ -333,10 +334,62 @@ func (s *Store) canSave(st *State) error {
 	return nil
 }
 
-// checkpoint saves st in the middle of an Update, while the lock is held.
-func (s *Store) checkpoint(st *State) error {
-	st.checkpointed = true
-	return s.save(st)
+// intentPath is the intent file: the task a start is about to run,
+// recorded before anything runs (see checkpoint), in state.json's format.
+func (s *Store) intentPath() string { return filepath.Join(s.Dir, "state.intent.json") }
+
+// checkpoint records t, in the middle of an Update, while the lock is
+// held, before its start: if btl dies before the Update saves, the next
+// load takes t from the intent file (see mergeIntent) and finds its
+// processes by its token. The file holds t alone, so its cost does not
+// grow with the state; it is not synced, because what it guards against
+// is btl's end, not the machine's (which also ends the task's processes).
+func (s *Store) checkpoint(st *State, t *Task) error {
+	b, err := (&State{Processes: map[string]*Task{t.Hash: t}}).encode()
+	if err != nil {
+		return err
+	}
+	if err := ReplaceFile(s.intentPath(), b, 0o600); err != nil {
+		return err
+	}
+	st.checkpointed, st.intent = true, true
+	return nil
+}
+
+// mergeIntent adds to st the task of an intent file that a start left
+// before it could save (btl ended in between), unless st already holds
+// that instance. Under the lock (remove set), an intent that st already
+// holds is removed.
+func (s *Store) mergeIntent(st *State, remove bool) {
+	f, err := regular.Open(s.intentPath(), os.O_RDONLY, 0)
+	if err != nil {
+		return
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
+	_ = f.Close()
+	in, derr := DecodeState(b)
+	if err != nil || len(b) > MaxStateSize || derr != nil {
+		if remove {
+			_ = os.Remove(s.intentPath())
+		}
+		return
+	}
+	merged := false
+	for h, t := range in.Processes {
+		if old := st.Processes[h]; old != nil && old.Token == t.Token {
+			continue
+		}
+		if t.Backend == "" {
+			t.Backend = s.DefaultBackend
+		}
+		st.Processes[h] = t
+		merged = true
+	}
+	if merged {
+		st.intent = true
+	} else if remove {
+		_ = os.Remove(s.intentPath())
+	}
 }
 
 // Read returns the state without locking it or repairing it. A corrupt
@@ -494,6 +547,9 @@ func lockHolder(f *os.File) string {
 
 func (s *Store) load(repair bool) (*State, error) {
 	st, err := s.parse()
+	if err == nil {
+		s.mergeIntent(st, repair)
+	}
 	if err == nil || !errors.Is(err, ErrCorrupt) || !repair {
 		return st, err
 	}
@@ -504,7 +560,9 @@ func (s *Store) load(repair bool) (*State, error) {
 	if s.Warn != nil {
 		s.Warn(fmt.Sprintf("%v; moved it to %s and started afresh", err, aside))
 	}
-	return &State{Processes: map[string]*Task{}}, nil
+	st = &State{Processes: map[string]*Task{}}
+	s.mergeIntent(st, repair)
+	return st, nil
 }
 
 func (s *Store) parse() (*State, error) {
@@ -627,13 +685,18 @@ func (s *Store) save(st *State) error {
 	if err != nil {
 		return err
 	}
-	if bytes.Equal(b, st.saved) {
-		return nil // unchanged: spare the write and the fsync
+	if !bytes.Equal(b, st.saved) { // unchanged: spare the write and the fsync
+		if err := WriteFileAtomic(s.Path(), b, 0o600); err != nil {
+			return err
+		}
+		st.saved = b
 	}
-	if err := WriteFileAtomic(s.Path(), b, 0o600); err != nil {
-		return err
+	if st.intent {
+		// The state file has it now (or dropped it, for a start that
+		// failed).
+		_ = os.Remove(s.intentPath())
+		st.intent = false
 	}
-	st.saved = b
 	return nil
 }
 
