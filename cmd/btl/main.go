@@ -79,6 +79,13 @@ func (e *exitError) Unwrap() error { return e.err }
 // run executes btl with args and returns its exit code.
 func run(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr)
+	if wantsCompletion(args) {
+		setupCompletion(root)
+	} else {
+		// Built only where it can be asked for or listed: cobra would
+		// otherwise build it, with its four shells, for every command.
+		root.CompletionOptions.DisableDefaultCmd = true
+	}
 	root.SetArgs(args)
 	// SIGINT and SIGTERM end the command's context, for the commands that
 	// work on tasks only: os/signal starts two threads of its own, a third

@@ -100,7 +100,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newShowCmd(e),
 		newRestartCmd(e),
 	)
-	setupCompletion(root)
 	return root
 }
 

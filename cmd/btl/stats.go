@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"btl/core"
@@ -97,15 +98,16 @@ func shortDuration(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", int(d.Hours()/24), int(d.Hours())%24)
 }
 
-// inUse matches what servers print when their port is taken.
-var inUse = regexp.MustCompile(`(?i)in use|EADDRINUSE`)
+// inUse matches what servers print when their port is taken; compiled
+// when first needed, not by every btl process.
+var inUse = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)in use|EADDRINUSE`) })
 
 // explainPort tells, for a task that ended saying that an address is in
 // use, which other btl task listens on a port its log or command names.
 func (e *env) explainPort(w io.Writer, task *core.Task) {
 	lines := lastRunLines(task.LogFile, 20)
 	text := strings.Join(lines, "\n")
-	if !inUse.MatchString(text) {
+	if !inUse().MatchString(text) {
 		return
 	}
 	text += "\n" + strings.Join(task.Argv, " ")
