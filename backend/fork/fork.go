@@ -221,7 +221,11 @@ func helperRoots(t core.Task) []core.Proc {
 // running with MainExited set while processes it started still do, and
 // otherwise how it ended, as its supervisor recorded.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	if t.Proc().VerifyTask(t.Token) {
+	verify := t.Proc().VerifyTask
+	if snap := proc.SnapshotOf(ctx); snap != nil {
+		verify = func(token string) bool { return snap.VerifyTask(t.Proc(), token) }
+	}
+	if verify(t.Token) {
 		return core.Status{State: core.Running, PID: t.PID}, nil
 	}
 	if t.Token == "" {
@@ -286,7 +290,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 // is among known (see core.UnknownLister): those are not read at all.
 func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Task, error) {
 	var out []core.Task
-	for _, f := range findTasks(b.Dirs.Data, known) {
+	for _, f := range findTasks(b.Dirs.Data, known, proc.SnapshotOf(ctx)) {
 		parent := f.Parent
 		var policy string
 		if r, err := readRuns(b.Dirs.Run, f.Token); err == nil {

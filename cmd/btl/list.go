@@ -42,13 +42,16 @@ in the README.`,
 			default:
 				return usageError("-o takes wide or json, not %q", output)
 			}
-			views, err := e.mgr.List(cmd.Context())
+			// One read of the process table for the checks, re-adoption
+			// and the usage columns.
+			ctx := core.WithSnapshot(cmd.Context())
+			views, err := e.mgr.List(ctx)
 			if err != nil {
 				return err
 			}
-			stats := e.stats(cmd.Context(), views)
+			stats := e.stats(ctx, views)
 			if output == "json" {
-				return e.writeJSON(cmd.Context(), views, stats)
+				return e.writeJSON(ctx, views, stats)
 			}
 			if len(views) == 0 {
 				fmt.Fprintln(e.stdout, "No background processes tracked")

@@ -21,7 +21,7 @@ type taskStats struct {
 }
 
 // stats reads what each running task uses, from one read of the process
-// table for all of them.
+// table for all of them (ctx's snapshot, when it carries one).
 func (e *env) stats(ctx context.Context, views []core.View) []taskStats {
 	var tasks []*core.Task
 	var idx []int
@@ -36,7 +36,7 @@ func (e *env) stats(ctx context.Context, views []core.View) []taskStats {
 		return out
 	}
 	now := time.Now()
-	for j, u := range core.Usages(tasks) {
+	for j, u := range core.UsagesIn(ctx, tasks) {
 		v := views[idx[j]]
 		if mem, ok := e.mgr.Memory(ctx, v.Task); ok {
 			u.Memory = mem

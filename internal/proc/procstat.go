@@ -25,7 +25,10 @@ type Tree struct {
 // process table (and, for ports, one read of the socket tables). Trees
 // with no live process get a zero Usage.
 func Usages(ts []Tree) []Usage {
-	pt := readProcTable()
+	return usagesIn(readProcTable(), ts)
+}
+
+func usagesIn(pt *procTable, ts []Tree) []Usage {
 	trees := make([][]ProcInfo, len(ts))
 	for i, t := range ts {
 		if t.Token == "" && t.Leader.PID == 0 {
