@@ -329,7 +329,17 @@ func (pt *procTable) members(leader Proc, token string, roots []Proc) []ProcInfo
 			add(info)
 		}
 	}
-	if token != "" {
+	var rootInfos []ProcInfo
+	for _, r := range roots {
+		info, ok := byPID[r.PID]
+		if ok && info.Start == r.Start && token != "" && pt.hasEnv(r.PID, EnvHelper+"="+token) {
+			rootInfos = append(rootInfos, info)
+		}
+	}
+	// The processes carrying the token, which finds those that left the
+	// tree; where a live helper is a subreaper, none can (see subtree), and
+	// the environments of the user's other processes are not read.
+	if token != "" && (!helpersReap || len(rootInfos) == 0) {
 		for _, info := range pt.tokens()[token] {
 			add(info)
 		}
@@ -339,13 +349,6 @@ func (pt *procTable) members(leader Proc, token string, roots []Proc) []ProcInfo
 	// against a PID reused between two reads of the process table), and a
 	// process carrying another task's token, or another task's helper,
 	// starts a tree that is not this task's.
-	var rootInfos []ProcInfo
-	for _, r := range roots {
-		info, ok := byPID[r.PID]
-		if ok && info.Start == r.Start && token != "" && pt.hasEnv(r.PID, EnvHelper+"="+token) {
-			rootInfos = append(rootInfos, info)
-		}
-	}
 	descend := func(parent ProcInfo) {
 		for _, c := range children[parent.PID] {
 			if member[c.PID] || c.Start < parent.Start || pt.foreignTask(c.PID, token) {
