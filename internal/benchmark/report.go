@@ -201,6 +201,7 @@ func (rep *report) markdown(b *bench) string {
 	p("```sh\nmake bench                      # as root: as btltest, with a systemd --user of its own\n")
 	p("make bench BENCHFLAGS='-n 50'   # more iterations; as a regular user: your user manager\n")
 	p("make bench BENCHFLAGS='-growth 1,10,100 -growth-n 5'   # a shorter growth part\n")
+	p("make bench BENCHFLAGS='-only floor,lifecycle -systemd no -pm2 no'   # some parts only (partial report)\n")
 	p("# the driver alone, as a regular user (-systemd no without a user manager):\n")
 	p("go build -o /tmp/btl ./cmd/btl && go run ./internal/benchmark -btl /tmp/btl -n 30\n```\n")
 	return w.String()
