@@ -91,6 +91,7 @@ const (
 	Gone     RunState = "gone"     // not running; how it ended is unknown
 	Failed   RunState = "failed"   // the backend reports a failure without a code
 	Starting RunState = "starting" // recorded, start not yet confirmed
+	Stopped  RunState = "stopped"  // stopped by btl stop; kept until restarted or cleaned
 	// Unknown: the task's backend cannot be asked here (no user bus, say);
 	// Reason says why. Such a task may run, so it is never forgotten.
 	Unknown RunState = "unknown"
@@ -113,13 +114,21 @@ type Status struct {
 	Restarts  int    `json:"restarts,omitempty"`
 	LastExit  string `json:"last_exit,omitempty"`
 	CrashLoop bool   `json:"crash_loop,omitempty"`
+	// StartError, with State Failed, says that the task's last start
+	// failed after its previous instance was stopped: why, in one line.
+	// The task is kept, so that a re-run or a restart tries again.
+	StartError string `json:"start_error,omitempty"`
+
+	// badFile, with Unknown: the backend answered, but a file of the
+	// task's is not what btl wrote there (Reason names it).
+	badFile bool
 }
 
 // final reports whether the status can no longer change: the instance it
 // describes has ended (a PID and start time never come back).
 func (s Status) final() bool {
 	switch s.State {
-	case Exited, Signaled, Failed, Gone:
+	case Exited, Signaled, Failed, Gone, Stopped:
 		return true
 	}
 	return false
@@ -137,6 +146,9 @@ func (s Status) String() string {
 		end := s
 		end.CrashLoop = false
 		return fmt.Sprintf("crash loop (%s, %s)", end, RestartCount(s.Restarts))
+	}
+	if s.StartError != "" {
+		return "failed to start"
 	}
 	switch s.State {
 	case Running:

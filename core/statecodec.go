@@ -179,6 +179,9 @@ func (t *Task) appendJSON(b []byte) ([]byte, error) {
 			sw.key("crash_loop")
 			sw.b = append(sw.b, "true"...)
 		}
+		if s.StartError != "" {
+			sw.str("start_error", s.StartError)
+		}
 		w.b = sw.end()
 	}
 	if p := t.Helper; p != nil {
@@ -547,6 +550,8 @@ func (d *jsonScanner) status(s *Status) bool {
 			return d.str(&s.LastExit)
 		case "crash_loop":
 			return d.bool(&s.CrashLoop)
+		case "start_error":
+			return d.str(&s.StartError)
 		}
 		return false
 	})

@@ -16,7 +16,7 @@ import (
 // TestStateCodecKnowsEveryField.
 var codecFields = map[reflect.Type][]string{
 	reflect.TypeFor[Task]():   {"pid", "user_id", "command", "cwd", "started_at", "log_file", "argv", "backend", "proc_start", "unit", "token", "log_direct", "status", "helper", "name", "restart", "command_bytes", "cwd_bytes", "argv_bytes"},
-	reflect.TypeFor[Status](): {"state", "pid", "code", "signal", "reason", "main_exited", "restarts", "last_exit", "crash_loop"},
+	reflect.TypeFor[Status](): {"state", "pid", "code", "signal", "reason", "main_exited", "restarts", "last_exit", "crash_loop", "start_error"},
 	reflect.TypeFor[Proc]():   {"pid", "start"},
 }
 
@@ -59,7 +59,7 @@ func randomState(rng *rand.Rand, n int) *State {
 		if rng.IntN(2) == 0 {
 			t.Status = &Status{State: RunState(pick("exited", "killed", "running", "starting")), PID: rng.IntN(3) * 7, Code: rng.IntN(3) - 1,
 				Signal: rng.IntN(2) * 9, Reason: pick("", "why <not>"), MainExited: rng.IntN(2) == 0, Restarts: rng.IntN(2) * 4,
-				LastExit: pick("", "exited 1"), CrashLoop: rng.IntN(2) == 0}
+				LastExit: pick("", "exited 1"), CrashLoop: rng.IntN(2) == 0, StartError: pick("", "fork: <no> \"such\" file")}
 		}
 		if rng.IntN(2) == 0 {
 			t.Helper = &Proc{PID: rng.IntN(1 << 22), Start: rng.Uint64N(1 << 40)}

@@ -20,7 +20,7 @@ import (
 // only of those outside btl task units: with many tasks running, most
 // processes of the user are theirs, and their environments are not read.
 // When /proc cannot be listed it answers true.
-func mayHaveEscaped(hash, token string) bool {
+func mayHaveEscaped(own, token string) bool {
 	d, err := os.Open("/proc")
 	if err != nil {
 		return true
@@ -30,12 +30,11 @@ func mayHaveEscaped(hash, token string) bool {
 	if err != nil {
 		return true
 	}
-	uid := uint32(os.Getuid())
-	own := UnitName(hash)
+	uid, self := uint32(os.Getuid()), os.Getpid()
 	kv := core.EnvInstance + "=" + token
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid == self {
 			continue
 		}
 		var st syscall.Stat_t
@@ -62,7 +61,7 @@ func inOtherTaskUnit(cgroup, own string) bool {
 			continue
 		}
 		for _, seg := range strings.Split(f[2], "/") {
-			if _, ok := hashOfUnit(seg); ok && seg != own {
+			if _, _, ok := hashOfUnit(seg); ok && seg != own {
 				return true
 			}
 		}

@@ -84,7 +84,7 @@ func validName(s string) bool {
 //
 // With out set (the journal unreadable), stdout and stderr go to out, the
 // pipe of a log pump that writes them to the log file under its cap.
-func taskProps(spec core.Spec, out *os.File) []sd.Property {
+func taskProps(spec core.Spec, unit string, out *os.File) []sd.Property {
 	usec := func(d time.Duration) uint64 { return uint64(d / time.Microsecond) }
 	props := []sd.Property{
 		sd.PropDescription(spec.Command),
@@ -106,7 +106,7 @@ func taskProps(spec core.Spec, out *os.File) []sd.Property {
 		props = append(props,
 			prop("StandardOutput", "journal"),
 			prop("StandardError", "journal"),
-			prop("SyslogIdentifier", syslogIdent(spec.Hash)))
+			prop("SyslogIdentifier", syslogIdent(unit)))
 	}
 	return props
 }
@@ -166,11 +166,20 @@ type unitInfo struct {
 	Direct         bool      // output to a log pump (or appended to a file), not the journal
 	StartedAt      time.Time // ExecMainStartTimestamp
 	Memory         uint64    // MemoryCurrent (UINT64_MAX: not set)
+	CGroup         string    // ControlGroup: the unit's cgroup, "" once empty and stopped
+	Hash           string    // BTL_HASH in the unit's Environment
 }
 
 // running reports whether the unit's main process is alive.
 func (u unitInfo) running() bool {
 	return u.Loaded && u.MainPID != 0 && u.ActiveState != "inactive" && u.ActiveState != "failed"
+}
+
+// mainExited reports whether the unit's main process exited while
+// processes it started remain in its cgroup (RemainAfterExit keeps such
+// a unit active): the task still runs.
+func (u unitInfo) mainExited() bool {
+	return u.Loaded && u.ActiveState == "active" && u.SubState == "exited" && cgroupBusy(u.CGroup)
 }
 
 // owns reports whether the unit is, or last ran, the instance t.
@@ -231,7 +240,27 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 	if err != nil {
 		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
 	}
-	return parseUnitInfo(sp), nil
+	info := parseUnitInfo(sp)
+	b.read = &lastRead{unit: unit, at: time.Now(), info: info}
+	return info, nil
+}
+
+// lastRead is the last unit read alone, which the next step of the same
+// command may take instead of reading it again (a kill inspects the task,
+// then stops it).
+type lastRead struct {
+	unit string
+	at   time.Time
+	info unitInfo
+}
+
+// recentInfo is unitInfo answered from the last read of that unit when it
+// is under snapshotTTL old and nothing was changed since.
+func (b *Backend) recentInfo(ctx context.Context, unit string) (unitInfo, error) {
+	if r := b.read; r != nil && r.unit == unit && time.Since(r.at) < snapshotTTL {
+		return r.info, nil
+	}
+	return b.unitInfo(ctx, unit)
 }
 
 // parseUnitInfo decodes the properties of a unit (GetAll over every
@@ -256,7 +285,9 @@ func parseUnitInfo(sp map[string]any) unitInfo {
 	u.Dir = asString(sp["WorkingDirectory"])
 	if env, ok := sp["Environment"].([]string); ok {
 		u.Token = core.Getenv(env, core.EnvInstance)
+		u.Hash = core.Getenv(env, core.EnvHash)
 	}
+	u.CGroup = asString(sp["ControlGroup"])
 	u.Path, u.Argv = firstExec(sp["ExecStart"])
 	u.Argv = unescapeArgs(u.Argv)
 	// A task that logs to the journal has its SyslogIdentifier; one whose
@@ -290,13 +321,14 @@ const snapshotWindow = 64
 // ListUnitsByPatterns, then the properties of each unit, the reads
 // pipelined on the connection rather than one round trip after another.
 func (b *Backend) takeSnapshot(ctx context.Context) (*snapshot, error) {
-	list, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*.service"})
+	key := dirKey(b.dirs.Run)
+	list, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*-" + key + ".service", "btl-????????????????.service"})
 	if err != nil {
 		return nil, fmt.Errorf("systemd: list units: %w", err)
 	}
 	var units []sd.UnitStatus
 	for _, u := range list {
-		if _, ok := hashOfUnit(u.Name); ok && u.LoadState == "loaded" {
+		if _, k, ok := hashOfUnit(u.Name); ok && (k == key || k == "") && u.LoadState == "loaded" {
 			units = append(units, u)
 		}
 	}
@@ -344,19 +376,41 @@ func (b *Backend) takeSnapshot(ctx context.Context) (*snapshot, error) {
 }
 
 // cachedInfo is unitInfo answered from the last snapshot while it is
-// fresh; a snapshot that aged is taken anew (every task is being asked
-// about), and without one the unit alone is read.
+// fresh; once it aged, or without one, the unit alone is read. A snapshot
+// is never taken anew here: a slow command asks about each task once, and
+// reading them all again for each would multiply its calls.
 func (b *Backend) cachedInfo(ctx context.Context, unit string) (unitInfo, error) {
+	if err := b.connected(ctx); err != nil {
+		return unitInfo{}, err
+	}
+	if b.snap != nil && time.Since(b.snap.at) > snapshotTTL {
+		b.snap = nil
+	}
 	if b.snap == nil {
 		return b.unitInfo(ctx, unit)
 	}
-	if time.Since(b.snap.at) > snapshotTTL {
-		if _, err := b.takeSnapshot(ctx); err != nil {
-			b.snap = nil
-			return unitInfo{}, err
-		}
-	}
 	return b.snap.units[unit], nil
+}
+
+// cgroupRoots are where a unit's ControlGroup may be found: the unified
+// hierarchy (cgroup v2, or v2 beside v1) and v1's name=systemd.
+var cgroupRoots = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"}
+
+// cgroupBusy reports whether processes remain in the cgroup cg: a unit
+// whose main process exited is still running while they do (a
+// daemonising program, `cmd &` in a shell that exits).
+func cgroupBusy(cg string) bool {
+	if cg == "" || strings.Contains(cg, "..") {
+		return false
+	}
+	for _, root := range cgroupRoots {
+		b, err := readRecord(root + cg + "/cgroup.procs")
+		if err != nil {
+			continue
+		}
+		return len(strings.TrimSpace(string(b))) > 0
+	}
+	return false
 }
 
 func asString(v any) string {
@@ -390,12 +444,33 @@ func firstExec(v any) (string, []string) {
 	return path, argv
 }
 
-// hashOfUnit returns the hash of a task unit name, and whether name is one.
-func hashOfUnit(name string) (string, bool) {
-	h, ok := strings.CutPrefix(name, "btl-")
+// hashOfUnit returns the hash of a task unit name and the key of its data
+// directory ("" for a unit named by earlier versions), and whether name is
+// a task unit name at all.
+func hashOfUnit(name string) (hash, key string, ok bool) {
+	s, ok := strings.CutPrefix(name, "btl-")
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	h, ok = strings.CutSuffix(h, ".service")
-	return h, ok && core.ValidHash(h)
+	if s, ok = strings.CutSuffix(s, ".service"); !ok {
+		return "", "", false
+	}
+	hash, key, _ = strings.Cut(s, "-")
+	if !core.ValidHash(hash) || key != "" && !isHex(key, 8) {
+		return "", "", false
+	}
+	return hash, key, true
+}
+
+// isHex reports whether s is n lower-case hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// otherwise build it, with its four shells, for every command.
 		root.CompletionOptions.DisableDefaultCmd = true
 	}
-	root.SetArgs(args)
+	root.SetArgs(markStart(root, args))
 	// SIGINT and SIGTERM end the command's context, for the commands that
 	// work on tasks only: os/signal starts two threads of its own, a third
 	// of what --version, help and completion would cost.
@@ -105,8 +105,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	// One line, whatever the error holds (errors.Join puts each on its own).
-	fmt.Fprintf(stderr, "Error: %s\n", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+	fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+	return exitCode(err)
+}
+
+// oneLine renders err on one line, whatever it holds (errors.Join puts
+// each on its own), and escaped: an error often quotes what the user gave
+// (a command name, a hash), which must not reach a terminal as control
+// sequences.
+func oneLine(err error) string {
+	return core.OneLine(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+}
+
+// exitCode is btl's exit code for err (see btl --help).
+func exitCode(err error) int {
 	var ee *exitError
 	var xe *core.ExecError
 	switch {

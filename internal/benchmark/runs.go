@@ -17,6 +17,7 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/internal/proc"
+	"btl/internal/regular"
 )
 
 // row is one timed benchmark: btl's samples and, pair by pair, its floor's.
@@ -448,7 +449,7 @@ func fillState(xdg string, n int, cwd string, live *core.Proc) error {
 				t.Helper = &core.Proc{PID: pidMax + 2 + 2*i, Start: 1000 + uint64(i)}
 				t.Status = &core.Status{State: core.Exited, Code: i % 3}
 				rec, _ := json.Marshal(t.Status)
-				if err := core.WriteFileAtomic(filepath.Join(dirs.Run, t.Token+".exit"), rec, 0o600); err != nil {
+				if err := regular.WriteFileAtomic(filepath.Join(dirs.Run, t.Token+".exit"), rec, 0o600); err != nil {
 					return err
 				}
 			}

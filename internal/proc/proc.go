@@ -28,6 +28,9 @@ type ProcInfo struct {
 	UID    int // real user ID
 	Start  uint64
 	Zombie bool
+	// Stopped: the process is stopped (SIGSTOP, SIGTSTP, a tracer) and
+	// does nothing until it is continued.
+	Stopped bool
 	// Linux only (zero elsewhere): CPU time used, user and system, by the
 	// process and the children it waited for; resident memory in bytes.
 	CPU time.Duration
@@ -390,9 +393,9 @@ func foreignEnv(env [][]byte, token string) bool {
 // VerifyTask is Verify, and also checks that p carries the task's token
 // in its environment wherever the system shows that environment: a PID and
 // start time edited into state.json that name another process of the same
-// user do not verify (without a token, the process must carry some
-// EnvHash). A process whose environment cannot be read or is
-// empty (it replaced it, as env -i does) is judged by Verify alone.
+// user do not verify, and without a token nothing does. A process whose
+// environment cannot be read or is empty (it replaced it, as env -i does)
+// is judged by Verify alone.
 func (p Proc) VerifyTask(token string) bool {
 	return p.Verify() && envCarries(procEnv(p.PID), token)
 }
@@ -400,13 +403,14 @@ func (p Proc) VerifyTask(token string) bool {
 // envCarries reports whether env, a process's environment, is that of the
 // task with the given token (see VerifyTask).
 func envCarries(env [][]byte, token string) bool {
+	if token == "" {
+		// An entry without a token (hand-edited, or written by a btl
+		// that had none) proves nothing: any process of any btl task
+		// carries a BTL_HASH, so none is taken for it.
+		return false
+	}
 	if len(env) == 0 || len(env) == 1 && len(env[0]) == 0 {
 		return true
-	}
-	if token == "" {
-		// An entry without a token (written by an older btl): the
-		// process must at least be a btl task.
-		return slices.ContainsFunc(env, func(e []byte) bool { return bytes.HasPrefix(e, []byte(EnvHash+"=")) })
 	}
 	return slices.ContainsFunc(env, func(e []byte) bool { return string(e) == EnvInstance+"="+token })
 }

@@ -44,7 +44,8 @@ func fillUsage(us []Usage) {
 }
 
 // diagListening asks the kernel's sock_diag netlink interface for the
-// listening TCP sockets of uid, IPv4 and IPv6: their local ports by inode. Unlike
+// listening TCP sockets of uid (every user's for -1), IPv4 and IPv6: their
+// local ports by inode. Unlike
 // /proc/net/tcp, which walks every connection of the system, it visits
 // only listening sockets.
 func diagListening(uid int) (map[uint64]int, error) {
@@ -101,7 +102,7 @@ func diagQuery(fd int, family byte, uid int, ports map[uint64]int) error {
 			if len(m.Data) < msgLen {
 				continue
 			}
-			if int(binary.NativeEndian.Uint32(m.Data[64:])) != uid {
+			if uid >= 0 && int(binary.NativeEndian.Uint32(m.Data[64:])) != uid {
 				continue
 			}
 			port := int(binary.BigEndian.Uint16(m.Data[4:]))
@@ -136,8 +137,8 @@ func socketInodes(pid int) []uint64 {
 	return out
 }
 
-// readListening adds the sockets of uid in LISTEN state of a /proc/net/tcp
-// file to ports, by inode.
+// readListening adds the sockets of uid (every user's for -1) in LISTEN
+// state of a /proc/net/tcp file to ports, by inode.
 func readListening(path string, uid int, ports map[uint64]int) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -147,7 +148,7 @@ func readListening(path string, uid int, ports map[uint64]int) {
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
 	for sc.Scan() {
-		if ino, port, owner, ok := parseTCPLine(sc.Bytes()); ok && owner == uid {
+		if ino, port, owner, ok := parseTCPLine(sc.Bytes()); ok && (uid < 0 || owner == uid) {
 			ports[ino] = port
 		}
 	}
