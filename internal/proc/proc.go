@@ -198,6 +198,15 @@ func treeMembers(leader Proc, token string, roots []Proc) []Proc {
 // when no helper of the task lives or the system cannot list a process's
 // children (then the whole table is read, as without helpers).
 func subtree(leader Proc, token string, roots []Proc) (out []Proc, ok bool) {
+	infos, ok := subtreeInfos(leader, token, roots)
+	for _, info := range infos {
+		out = append(out, Proc{PID: info.PID, Start: info.Start})
+	}
+	return out, ok
+}
+
+// subtreeInfos is subtree, with what the kernel says of each process.
+func subtreeInfos(leader Proc, token string, roots []Proc) (out []ProcInfo, ok bool) {
 	if token == "" {
 		return nil, false
 	}
@@ -233,11 +242,13 @@ func subtree(leader Proc, token string, roots []Proc) (out []Proc, ok bool) {
 			}
 			member[pid] = true
 			queue = append(queue, c)
-			out = append(out, Proc{PID: c.PID, Start: c.Start})
+			out = append(out, c)
 		}
 	}
 	if !member[leader.PID] && leader.VerifyTask(token) {
-		out = append(out, leader)
+		if info, err := LookupProc(leader.PID); err == nil && info.Start == leader.Start {
+			out = append(out, info)
+		}
 	}
 	return out, true
 }
