@@ -49,13 +49,36 @@ type Backend interface {
 	// Stop ends every process of t: SIGTERM, up to grace, then SIGKILL. It
 	// returns nil once they are all gone, also when t had already exited,
 	// and a *SurvivorsError when some could not be ended. It never signals
-	// a process it cannot prove belongs to t.
+	// a process it cannot prove belongs to t. When it sends SIGKILL, it
+	// says so with NoteKilled(ctx).
 	Stop(ctx context.Context, t Task, grace time.Duration) error
 	// Inspect reports what became of t.
 	Inspect(ctx context.Context, t Task) (Status, error)
 	// List returns the tasks the backend itself knows of, so that state.json
 	// can be rebuilt from them. A backend that keeps no record returns nil.
 	List(ctx context.Context) ([]Task, error)
+}
+
+// StopReport collects what a Backend's Stop did that its error does not
+// say. The Manager passes one in the context of each Stop (WithStopReport);
+// a backend notes in it what it did (NoteKilled).
+type StopReport struct {
+	Killed bool // SIGKILL was sent: something outlived SIGTERM and the grace
+}
+
+type stopReportKey struct{}
+
+// WithStopReport returns ctx carrying r, for a Stop to fill in.
+func WithStopReport(ctx context.Context, r *StopReport) context.Context {
+	return context.WithValue(ctx, stopReportKey{}, r)
+}
+
+// NoteKilled records, in the StopReport ctx carries (if any), that the
+// stop sent SIGKILL.
+func NoteKilled(ctx context.Context) {
+	if r, ok := ctx.Value(stopReportKey{}).(*StopReport); ok {
+		r.Killed = true
+	}
 }
 
 // LogSyncer is implemented by backends whose task output does not reach the

@@ -162,17 +162,3 @@ func checkDir(dir string) error {
 	}
 	return nil
 }
-
-// SelfExe returns exe, or, when exe is empty, the path of the running
-// executable: btl re-executes itself as a task's helper (supervisor,
-// launcher, journal mirror, log pump).
-func SelfExe(exe string) (string, error) {
-	if exe != "" {
-		return exe, nil
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find own executable: %w", err)
-	}
-	return exe, nil
-}

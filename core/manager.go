@@ -366,11 +366,11 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 	if st.Alive() && before != nil {
 		before()
 	}
-	begun := time.Now()
-	err = b.Stop(ctx, *t, Grace)
-	// Every backend sends SIGKILL only once Grace has passed since SIGTERM
-	// and something still runs; a stop that returns sooner needed none.
-	if st.Alive() && time.Since(begun) >= Grace && m.OnForceKill != nil {
+	var rep StopReport
+	err = b.Stop(WithStopReport(ctx, &rep), *t, Grace)
+	// The backend says whether it sent SIGKILL: a slow stop (a loaded
+	// machine, a large tree) is no reason to say it did.
+	if rep.Killed && m.OnForceKill != nil {
 		m.OnForceKill(t)
 	}
 	return st.Alive(), err

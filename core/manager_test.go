@@ -23,6 +23,8 @@ type memBackend struct {
 	calls   []string // "start <hash>", "stop <token>", ...
 
 	startErr, inspectErr, stopErr, listErr error
+	stopDelay                              time.Duration // how long a stop takes
+	stopKills                              bool          // whether a stop sends SIGKILL
 	listed                                 []Task
 }
 
@@ -46,6 +48,10 @@ func (b *memBackend) Start(ctx context.Context, spec Spec) (Started, error) {
 
 func (b *memBackend) Stop(ctx context.Context, t Task, grace time.Duration) error {
 	b.calls = append(b.calls, "stop "+t.Token)
+	time.Sleep(b.stopDelay)
+	if b.stopKills {
+		NoteKilled(ctx)
+	}
 	if b.stopErr != nil {
 		return b.stopErr
 	}
@@ -141,6 +147,36 @@ func TestManagerReplace(t *testing.T) {
 			views, err := m.List(ctx)
 			if err != nil || len(views) != 1 || views[0].Token != second.Token || views[0].Backend != "a" || !views[0].Status.Alive() {
 				t.Errorf("after replace, List = %+v, %v; want the second instance alone, running with a", views, err)
+			}
+		})
+	}
+}
+
+// The notice that a stop sent SIGKILL follows what the backend did, not
+// how long the stop took: a slow stop that needed no SIGKILL (a loaded
+// machine) says nothing, one that sent it says so.
+func TestForceKillNoticeFollowsBackend(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		kills bool
+	}{
+		{"slow stop, no SIGKILL", Grace + 50*time.Millisecond, false},
+		{"SIGKILL sent", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newMem("a")
+			m := testManager(t, a)
+			dir := t.TempDir()
+			first, _ := m.mustRun(t, dir, "sh", "-c", "x")
+			a.stopDelay, a.stopKills = tc.delay, tc.kills
+			noticed := false
+			m.OnForceKill = func(*Task) { noticed = true }
+			if _, err := m.Kill(context.Background(), []string{first.Hash}, false); err != nil {
+				t.Fatal(err)
+			}
+			if noticed != tc.kills {
+				t.Errorf("SIGKILL notice: %v, want %v", noticed, tc.kills)
 			}
 		})
 	}

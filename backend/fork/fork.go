@@ -22,6 +22,7 @@ import (
 	"btl/core"
 	"btl/internal/logfile"
 	"btl/internal/proc"
+	"btl/internal/reexec"
 	"btl/internal/regular"
 )
 
@@ -68,7 +69,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	if err != nil {
 		return core.Started{}, err
 	}
-	exe, err := core.SelfExe(b.Exe)
+	exe, err := reexec.SelfExe(b.Exe)
 	if err != nil {
 		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}
@@ -154,7 +155,11 @@ func replyError(spec core.Spec, rep reply) error {
 // a stopped task is forgotten, and its records must not pile up.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
 	b.haltRestarts(t)
-	if err := proc.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...); err != nil {
+	killed, err := proc.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	if err != nil {
 		return err
 	}
 	b.release(t)

@@ -226,7 +226,7 @@ func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status
 	if self, err := proc.LookupProc(os.Getpid()); err == nil {
 		// What the run left behind ends with it, so that a restart never
 		// runs beside it; its output is then all in the log.
-		_ = proc.StopTree(core.Proc{}, s.spec.Token, core.Grace, core.Proc{PID: self.PID, Start: self.Start})
+		_, _ = proc.StopTree(core.Proc{}, s.spec.Token, core.Grace, core.Proc{PID: self.PID, Start: self.Start})
 	}
 	select {
 	case <-r.copied:

@@ -25,6 +25,7 @@ import (
 
 	"btl/core"
 	"btl/internal/proc"
+	"btl/internal/reexec"
 	"btl/internal/regular"
 )
 
@@ -240,7 +241,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		}
 		return core.Started{}, err
 	}
-	exe, err := core.SelfExe(b.Exe)
+	exe, err := reexec.SelfExe(b.Exe)
 	if err != nil {
 		return core.Started{}, fmt.Errorf("launchd: %w", err)
 	}
@@ -484,7 +485,11 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 			}
 		}
 	}
-	if err := proc.StopTree(leader, t.Token, grace); err != nil {
+	killed, err := proc.StopTree(leader, t.Token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	if err != nil {
 		return err // survivors: the agent stays loaded, as the task runs
 	}
 	return b.unload(ctx, t, svcs)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +57,10 @@ func init() {
 // runAgent runs the log agent of the configuration cfg (AgentEnv's value).
 func runAgent(cfg string) int {
 	os.Unsetenv(AgentEnv)
+	// It stays for as long as tasks run, mostly waiting: a small heap and
+	// one processor keep what it holds small.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(20)
 	var c agentConfig
 	if err := json.Unmarshal([]byte(cfg), &c); err != nil {
 		fmt.Fprintf(os.Stderr, "btl log agent: bad %s: %v\n", AgentEnv, err)
@@ -666,6 +672,9 @@ func readExitRecord(path string, pid int) (core.Status, int, bool) {
 	}
 	st, ok := parseExit(rest)
 	n, _ := strconv.Atoi(strings.TrimPrefix(more, "restarts "))
+	if n > 0 {
+		st.PID, _ = strconv.Atoi(p) // the last run's
+	}
 	return st, n, ok
 }
 
@@ -728,7 +737,7 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 		return nil
 	}
 	unit := AgentUnitName(b.dirs.Run)
-	exe, err := core.SelfExe(b.exe)
+	exe, err := reexec.SelfExe(b.exe)
 	if err != nil {
 		return fmt.Errorf("systemd: %w", err)
 	}

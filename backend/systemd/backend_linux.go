@@ -403,12 +403,43 @@ func waitJob(ctx context.Context, ch <-chan string, unit string) (string, error)
 // before each signal, as proc.StopTree does for the fork backend. The
 // processes inside other tasks' units are looked past first
 // (mayHaveEscaped), so that a stop with nothing escaped reads no other
-// task's environment.
-func stopEscaped(unit, token string, grace time.Duration) error {
-	if token == "" || !mayHaveEscaped(unit, token) {
+// task's environment. The scopes they were in are left failed by their
+// end: systemd is made to forget them.
+func (b *Backend) stopEscaped(ctx context.Context, unit, token string, grace time.Duration) error {
+	if token == "" {
 		return nil
 	}
-	return proc.StopTree(core.Proc{}, token, grace)
+	escaped, scopes := mayHaveEscaped(unit, token)
+	if !escaped {
+		return nil
+	}
+	killed, err := proc.StopTree(core.Proc{}, token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	for _, sc := range scopes {
+		b.forgetScope(ctx, sc)
+	}
+	return err
+}
+
+// forgetScope resets a scope whose processes btl stopped once systemd has
+// seen it empty (it fails then, its processes having been killed), briefly
+// waiting for that; a scope that still runs something is left alone.
+func (b *Backend) forgetScope(ctx context.Context, scope string) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		p, err := b.conn.GetUnitPropertyContext(ctx, scope, "ActiveState")
+		if err != nil {
+			return
+		}
+		switch st, _ := p.Value.Value().(string); st {
+		case "failed":
+			_ = b.conn.ResetFailedUnitContext(ctx, scope)
+			return
+		case "inactive", "":
+			return
+		}
+	}
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
@@ -467,6 +498,9 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	if info.Loaded {
 		_, killed, err := b.stopUnit(ctx, unit, grace)
+		if killed {
+			core.NoteKilled(ctx)
+		}
 		if err != nil {
 			return err
 		}
@@ -486,7 +520,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	}
 	// The task ended (or was just stopped); a child that escaped to a
 	// scope of its own may still run.
-	return stopEscaped(unit, t.Token, grace)
+	return b.stopEscaped(ctx, unit, t.Token, grace)
 }
 
 // Inspect reports t as running while its unit runs t's instance (also once
@@ -525,6 +559,9 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	policy, _ := core.ParseRestart(t.Restart)
 	if owns {
 		if st, ok := info.exitStatus(); ok {
+			if info.NRestarts > 0 {
+				st.PID = info.ExecMainPID // the last run's, not the first's
+			}
 			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed", b.dirs.Run, t.Hash), nil
 		}
 	}

@@ -779,13 +779,19 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 	if _, err := exec.LookPath("systemd-run"); err != nil {
 		coretest.Missing(t, "systemd-run: %v", err)
 	}
-	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "systemd-run --user --scope --quiet sleep 913 & exec sleep 900")
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "systemd-run --user --scope --quiet sh -c 'trap \"\" TERM; exec sleep 913' & exec sleep 900")
 	var child core.Proc
+	var scope string
 	coretest.Eventually(t, 10*time.Second, "sleep 913 in a scope of its own", func() bool {
 		for _, pid := range tokenPIDs(task.Token) {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 			if strings.HasSuffix(string(cmdline), "sleep\x00913\x00") && strings.Contains(string(cg), ".scope") {
+				for _, seg := range strings.FieldsFunc(string(cg), func(r rune) bool { return r == '/' || r == '\n' }) {
+					if strings.HasSuffix(seg, ".scope") {
+						scope = seg
+					}
+				}
 				info, err := proc.LookupProc(pid)
 				child = core.Proc{PID: pid, Start: info.Start}
 				return err == nil
@@ -799,6 +805,10 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 	if child.Verify() {
 		t.Errorf("sleep 913 (PID %d), moved to its own scope, survived the stop", child.PID)
 	}
+	// Nothing is left in the user manager: no failed scope either.
+	coretest.Eventually(t, 5*time.Second, scope+" to be forgotten", func() bool {
+		return !strings.Contains(systemctl(t, "list-units", "--all", "--plain", "--no-legend", scope), scope)
+	})
 }
 
 // tokenPIDs lists the live processes whose environment carries

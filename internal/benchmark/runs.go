@@ -41,7 +41,8 @@ type report struct {
 	rows           []*row
 	peaks, helpers []memRow
 	growth         []*growth
-	svg            string // file name of the growth plot, beside the report
+	idle           []idleRow // systemd: what silent tasks cost
+	svg            string    // file name of the growth plot, beside the report
 	notes          []string
 	refused        map[string]int // by backend: starts refused right after a kill (see startAgain)
 	failed         map[string]int // by "backend, operation": timed commands refused the same way
@@ -76,7 +77,7 @@ func runs(part string) bool {
 func (b *bench) runAll() (*report, error) {
 	r := &report{refused: map[string]int{}, failed: map[string]int{}}
 	for _, part := range strings.Split(*flagOnly, ",") {
-		if part != "" && !slices.Contains([]string{"floor", "lifecycle", "memory", "list", "pm2", "growth"}, part) {
+		if part != "" && !slices.Contains([]string{"floor", "lifecycle", "memory", "idle", "list", "pm2", "growth"}, part) {
 			return nil, fmt.Errorf("-only: unknown part %q", part)
 		}
 	}
@@ -104,6 +105,11 @@ func (b *bench) runAll() (*report, error) {
 			break
 		}
 		if err := b.helperMemory(r, be); err != nil {
+			return nil, err
+		}
+	}
+	if b.systemd && runs("idle") {
+		if err := b.idleCost(r, []int{10, 300}); err != nil {
 			return nil, err
 		}
 	}

@@ -66,18 +66,19 @@ func (p Proc) signal(sig syscall.Signal) bool {
 // signalled itself.
 // It sends SIGTERM, waits up to grace for all of them to exit, sends SIGKILL
 // to what is left, and returns a *SurvivorsError if anything outlives that.
-// The whole tree is found before anything is signalled.
-func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) error {
+// killed reports whether it sent SIGKILL. The whole tree is found before
+// anything is signalled.
+func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) (killed bool, err error) {
 	tree := &treeFinder{leader: leader, token: token, roots: roots}
 	targets := tree.members()
 	if len(targets) == 0 {
-		return nil
+		return false, nil
 	}
 	signalTree(leader, targets, unix.SIGTERM)
 	if waitGone(targets, grace) {
 		// Children forked while the tree was going down.
 		if targets = tree.members(); len(targets) == 0 {
-			return nil
+			return false, nil
 		}
 	}
 	for range 3 {
@@ -85,7 +86,7 @@ func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) err
 		signalTree(leader, targets, unix.SIGKILL)
 		if waitGone(targets, time.Second) {
 			if targets = tree.members(); len(targets) == 0 {
-				return nil
+				return true, nil
 			}
 		}
 	}
@@ -96,9 +97,9 @@ func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) err
 		}
 	}
 	if len(pids) == 0 {
-		return nil
+		return true, nil
 	}
-	return &SurvivorsError{PIDs: pids}
+	return true, &SurvivorsError{PIDs: pids}
 }
 
 // TreeAlive reports whether any process of the task's tree is alive (see
