@@ -1,6 +1,7 @@
 package core
 
 import (
+	"errors"
 	"os"
 	"testing"
 )
@@ -76,5 +77,40 @@ func TestStoreIntent(t *testing.T) {
 	}
 	if _, err := os.Stat(s.intentPath()); !os.IsNotExist(err) {
 		t.Fatalf("stale intent file: %v, want it removed", err)
+	}
+}
+
+// TestStoreIntentOfAnIntent: a start that ends after its intent, then a
+// second start of another task that ends likewise: neither task is lost.
+func TestStoreIntentOfAnIntent(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	unsaved := func(h string) {
+		t.Helper()
+		// An Update whose fn records the intent and then "dies": the
+		// intent is recorded, nothing else is saved.
+		errDied := errors.New("died")
+		err := s.Update(func(st *State) error {
+			task := &Task{Hash: h, Command: h[:1], Token: h + "-1", Status: &Status{State: Starting}}
+			st.Processes[h] = task
+			if err := s.checkpoint(st, task); err != nil {
+				return err
+			}
+			st.checkpointed = false // died: no undo
+			return errDied
+		})
+		if !errors.Is(err, errDied) {
+			t.Fatal(err)
+		}
+	}
+	unsaved("aaaaaaaaaaaaaaaa")
+	unsaved("bbbbbbbbbbbbbbbb")
+	st, err := s.Read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"} {
+		if st.Processes[h] == nil {
+			t.Errorf("task %s of an interrupted start is lost", h)
+		}
 	}
 }

@@ -360,6 +360,13 @@ func (s *Store) intentPath() string { return filepath.Join(s.Dir, "state.intent.
 // grow with the state; it is not synced, because what it guards against
 // is btl's end, not the machine's (which also ends the task's processes).
 func (s *Store) checkpoint(st *State, t *Task) error {
+	if st.intent {
+		// st holds the task of an earlier start's intent file, which
+		// state.json does not have yet: the file cannot be given to t.
+		// state.json takes both, as a checkpoint did before intent files.
+		st.checkpointed = true
+		return s.save(st)
+	}
 	b, err := (&State{Processes: map[string]*Task{t.Hash: t}}).encode()
 	if err != nil {
 		return err
