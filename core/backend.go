@@ -33,6 +33,11 @@ type Spec struct {
 	Name    string   // the task's name, a label (see CheckName); may be empty
 
 	Restart RestartPolicy // when the backend starts the task again (--restart)
+
+	// A task of a project (btl up): the project's directory, the entry's
+	// name and the digest of its definition. A start that leaves them
+	// empty keeps those of the instance it replaces.
+	Project, Entry, Def string
 }
 
 // Backend starts and stops tasks in one native way (a forked process tree, a

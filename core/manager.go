@@ -131,6 +131,10 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		if err := m.settleName(ctx, st, &spec); err != nil {
 			return err
 		}
+		if old := st.Processes[spec.Hash]; old != nil && spec.Project == "" {
+			// Re-run by hand or restarted: still the project's entry.
+			spec.Project, spec.Entry, spec.Def = old.Project, old.Entry, old.Def
+		}
 		// A state btl could not read back is never written: a start that
 		// would take it past the limit is refused before anything stops.
 		if err := st.fits(m.intent(spec)); err != nil {
@@ -222,6 +226,9 @@ func (m *Manager) intent(spec Spec) *Task {
 		Token:     spec.Token,
 		Name:      spec.Name,
 		Restart:   spec.Restart.String(),
+		Project:   spec.Project,
+		Entry:     spec.Entry,
+		Def:       spec.Def,
 		Backend:   m.Backend.Name(),
 		StartedAt: time.Now().UTC(),
 		Status:    &Status{State: Starting},

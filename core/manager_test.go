@@ -499,3 +499,31 @@ func TestCleanAllSweepsOnlyWhenEveryBackendAnswers(t *testing.T) {
 		}
 	}
 }
+
+// A task of a project stays one when it is started again by hand or by
+// restart: the start without a project keeps the replaced one's.
+func TestManagerKeepsProject(t *testing.T) {
+	ctx := context.Background()
+	m := testManager(t, newMem("a"))
+	dir := t.TempDir()
+	spec, err := m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Project, spec.Entry, spec.Def = "/p", "web", "d1"
+	if _, _, err := m.Run(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := m.mustRun(t, dir, "sh", "-c", "x")
+	if again.Project != "/p" || again.Entry != "web" || again.Def != "d1" {
+		t.Errorf("by hand: project %q entry %q def %q, want the project's", again.Project, again.Entry, again.Def)
+	}
+	st, err := m.Store.Read()
+	if err != nil || st.Processes[again.Hash].Entry != "web" {
+		t.Errorf("state after the hand start: %+v, %v", st.Processes[again.Hash], err)
+	}
+	other, _ := m.mustRun(t, dir, "sh", "-c", "y")
+	if other.Project != "" {
+		t.Errorf("another command got project %q", other.Project)
+	}
+}

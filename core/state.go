@@ -62,6 +62,9 @@ type Task struct {
 	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
 	Name      string    `json:"name,omitempty"`       // label given with --name, see CheckName
 	Restart   string    `json:"restart,omitempty"`    // --restart policy (RestartPolicy.String), "" for none
+	Project   string    `json:"project,omitempty"`    // btl up: the project's directory
+	Entry     string    `json:"entry,omitempty"`      // btl up: the entry's name in the project file
+	Def       string    `json:"def,omitempty"`        // btl up: digest of the entry's definition, to see it changed
 
 	// The exact bytes of Command, Cwd and Argv when they are not valid
 	// UTF-8, which a JSON string cannot carry (base64 in the file; the

@@ -198,6 +198,15 @@ func (t *Task) appendJSON(b []byte) ([]byte, error) {
 	if t.Restart != "" {
 		w.str("restart", t.Restart)
 	}
+	if t.Project != "" {
+		w.str("project", t.Project)
+	}
+	if t.Entry != "" {
+		w.str("entry", t.Entry)
+	}
+	if t.Def != "" {
+		w.str("def", t.Def)
+	}
 	return w.end(), nil
 }
 
@@ -521,6 +530,12 @@ func (d *jsonScanner) task(t *Task) bool {
 			return d.str(&t.Name)
 		case "restart":
 			return d.str(&t.Restart)
+		case "project":
+			return d.str(&t.Project)
+		case "entry":
+			return d.str(&t.Entry)
+		case "def":
+			return d.str(&t.Def)
 		}
 		return false
 	})

@@ -15,7 +15,7 @@ import (
 // structs: a field added to Task, Status or Proc without the codec fails
 // TestStateCodecKnowsEveryField.
 var codecFields = map[reflect.Type][]string{
-	reflect.TypeFor[Task]():   {"pid", "user_id", "command", "cwd", "started_at", "log_file", "argv", "backend", "proc_start", "unit", "token", "log_direct", "status", "helper", "name", "restart", "command_bytes", "cwd_bytes", "argv_bytes"},
+	reflect.TypeFor[Task]():   {"pid", "user_id", "command", "cwd", "started_at", "log_file", "argv", "backend", "proc_start", "unit", "token", "log_direct", "status", "helper", "name", "restart", "project", "entry", "def", "command_bytes", "cwd_bytes", "argv_bytes"},
 	reflect.TypeFor[Status](): {"state", "pid", "code", "signal", "reason", "main_exited", "restarts", "last_exit", "crash_loop", "start_error"},
 	reflect.TypeFor[Proc]():   {"pid", "start"},
 }
@@ -49,6 +49,7 @@ func randomState(rng *rand.Rand, n int) *State {
 			StartedAt: time.Unix(rng.Int64N(1<<33), rng.Int64N(1e9)).UTC(), LogFile: str(),
 			Backend: pick("", "fork", "systemd", "launchd"), Unit: pick("", "btl-x.service"), Token: pick("", h+"-0011"),
 			LogDirect: rng.IntN(2) == 0, Name: pick("", "api", "<n>"), Restart: pick("", "always", "on-failure:3"),
+			Project: pick("", "/home/u/app", "/a <b>"), Entry: pick("", "web", "wörker"), Def: pick("", "0123abcd"),
 		}
 		if rng.IntN(2) == 0 {
 			t.ProcStart = rng.Uint64N(1 << 40)

@@ -10,7 +10,7 @@ import (
 
 // requestMagic opens every encoded request: a supervisor from another
 // version of btl refuses a request it would misread.
-const requestMagic = "btlreq1\n"
+const requestMagic = "btlreq2\n"
 
 // errBadRequest is wrapped by decodeRequest's errors.
 var errBadRequest = errors.New("bad supervisor request")
@@ -24,7 +24,7 @@ func encodeRequest(r request) []byte {
 	s := r.Spec
 	b := make([]byte, 0, 256+len(s.Command)+16*len(s.Env))
 	b = append(b, requestMagic...)
-	for _, v := range []string{s.Hash, s.Command, s.Path, s.Dir, s.LogFile, s.Token, s.Name, string(s.Restart.Mode), r.ExitDir} {
+	for _, v := range []string{s.Hash, s.Command, s.Path, s.Dir, s.LogFile, s.Token, s.Name, string(s.Restart.Mode), s.Project, s.Entry, s.Def, r.ExitDir} {
 		b = appendString(b, v)
 	}
 	b = binary.AppendVarint(b, int64(s.Restart.Max))
@@ -52,7 +52,7 @@ func decodeRequest(b []byte) (request, error) {
 	d := decoder{b: b[len(requestMagic):]}
 	s := &r.Spec
 	var mode string
-	for _, p := range []*string{&s.Hash, &s.Command, &s.Path, &s.Dir, &s.LogFile, &s.Token, &s.Name, &mode, &r.ExitDir} {
+	for _, p := range []*string{&s.Hash, &s.Command, &s.Path, &s.Dir, &s.LogFile, &s.Token, &s.Name, &mode, &s.Project, &s.Entry, &s.Def, &r.ExitDir} {
 		*p = d.string()
 	}
 	s.Restart.Mode = core.RestartMode(mode)

@@ -68,9 +68,9 @@ func TestRequestBad(t *testing.T) {
 		data []byte
 	}{
 		{"nothing", nil},
-		{"other magic", append([]byte("btlreq0\n"), enc[len(requestMagic):]...)},
+		{"other magic", append([]byte("btlreq1\n"), enc[len(requestMagic):]...)},
 		{"trailing bytes", append(append([]byte{}, enc...), 0)},
-		{"huge list", append([]byte(requestMagic), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f)},
+		{"huge list", append([]byte(requestMagic), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := decodeRequest(tc.data); !errors.Is(err, errBadRequest) {

@@ -98,9 +98,11 @@ func (c agentConfig) run() int {
 
 	// The agent holds its liveness lock for its whole life: btl checks
 	// that an agent runs by trying it, without a call to the manager.
-	if !holdLiveLock(c.Dirs.Run) {
+	live, ok := holdLiveLock(c.Dirs.Run)
+	if !ok {
 		return 0 // another agent of this data directory runs
 	}
+	defer runtime.KeepAlive(live) // the lock is held until the process ends
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
 	cn, err := dial(dctx)
 	dcancel()
@@ -216,24 +218,20 @@ func (c agentConfig) run() int {
 // locked.
 func liveLockPath(run string) string { return filepath.Join(run, "agent.live") }
 
-// holdLiveLock takes the agent's liveness lock for the life of the
-// process, and reports false when another process holds it.
-func holdLiveLock(run string) bool {
+// holdLiveLock takes the agent's liveness lock, held as long as the file
+// it returns stays open, and reports false when another process holds it.
+func holdLiveLock(run string) (*os.File, bool) {
 	f, err := regular.Open(liveLockPath(run), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "btl log agent: %v\n", err)
-		return true // run without it: better an agent too many than none
+		return nil, true // run without it: better an agent too many than none
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		_ = f.Close()
-		return false
+		return nil, false
 	}
-	liveLock = f // held until the process ends
-	return true
+	return f, true
 }
-
-// liveLock keeps the agent's liveness lock open.
-var liveLock *os.File
 
 // agentRuns reports whether the log agent of the data directory runs: its
 // liveness lock is held. It costs an open and a flock.

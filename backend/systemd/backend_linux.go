@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -531,7 +532,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 // unit, from the exit record the log agent wrote when it saw the main
 // process end.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	info, err := b.cachedInfo(ctx, b.unitOf(t))
+	info, err := b.infoFor(ctx, t)
 	if err != nil {
 		return core.Status{}, err
 	}
@@ -608,6 +609,14 @@ func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bo
 // made by btl and is left out; units of other data directories have
 // another key in their names.
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
+	return b.ListUnknown(ctx, nil)
+}
+
+var _ core.UnknownLister = (*Backend)(nil)
+
+// ListUnknown is List without the units whose main process is among
+// known: only the others are read whole.
+func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Task, error) {
 	if err := b.connected(ctx); err != nil {
 		return nil, err
 	}
@@ -621,6 +630,14 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 		hash, k, ok := hashOfUnit(name)
 		if !ok || k != key {
 			continue
+		}
+		if info.partial {
+			if info.MainPID == 0 || slices.ContainsFunc(known, func(p core.Proc) bool { return p.PID == info.MainPID }) {
+				continue
+			}
+			if info, err = b.unitInfo(ctx, name); err != nil {
+				return nil, err
+			}
 		}
 		mainExited := info.mainExited()
 		if !info.running() && !mainExited || info.Hash != hash || !hashFits(info.Dir, info.Description, hash) {
@@ -642,6 +659,9 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 		}
 		if mainExited {
 			t.PID = info.ExecMainPID
+		}
+		if slices.ContainsFunc(known, func(p core.Proc) bool { return p.PID == t.PID }) {
+			continue
 		}
 		if p, err := proc.LookupProc(t.PID); err == nil {
 			t.ProcStart = p.Start

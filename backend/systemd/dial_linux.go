@@ -129,11 +129,6 @@ func (c *conn) manager() dbus.BusObject {
 	return c.raw.Object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
 }
 
-// unrefUnit drops the reference StartTransientUnit's AddRef took.
-func (c *conn) unrefUnit(ctx context.Context, unit string) error {
-	return c.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.UnrefUnit", 0, unit).Err
-}
-
 // dbusErrorName returns the D-Bus error name carried by err, if any.
 func dbusErrorName(err error) string {
 	var e dbus.Error

@@ -18,7 +18,7 @@ var _ core.MemoryReporter = (*Backend)(nil)
 func (b *Backend) Memory(ctx context.Context, t core.Task) (uint64, bool) {
 	if b.snap != nil {
 		// btl list: the snapshot List took has every unit's MemoryCurrent.
-		info, err := b.cachedInfo(ctx, b.unitOf(t))
+		info, err := b.infoFor(ctx, t)
 		if err != nil || !info.owns(t) || info.Memory == math.MaxUint64 || info.Memory == 0 {
 			return 0, false
 		}

@@ -73,10 +73,6 @@ const AgentEnv = "_BTL_SYSTEMD_AGENT"
 // same directory from ever touching each other's units.
 func UnitName(run, hash string) string { return "btl-" + hash + "-" + dirKey(run) + ".service" }
 
-// legacyUnitName is the unit name of tasks started by earlier versions of
-// btl, which did not tell data directories apart.
-func legacyUnitName(hash string) string { return "btl-" + hash + ".service" }
-
 // AgentUnitName is the name of the log agent unit of the data directory
 // whose run directory is run: btl-logs-<8 hex of its path>.service, one
 // per data directory (a user normally has one). It is no task unit name

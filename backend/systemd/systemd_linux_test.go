@@ -946,10 +946,10 @@ func TestMemoryIsTheUnitsMemoryCurrent(t *testing.T) {
 	}
 }
 
-// A replace waits for systemd to unload the stopped unit, however long
-// something holds it loaded (the log agent, busy under load, drops its
-// reference late): here the test's own reference, dropped 3 s after the
-// replace began. The new instance runs, the old one is gone.
+// A replace waits for systemd to unload the stopped unit while something
+// else holds it loaded (here the test's own reference, dropped once the
+// replace has stopped the old instance). The new instance runs, the old
+// one is gone.
 func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
 	t.Parallel()
 	b, dirs := newBackend(t)
@@ -969,7 +969,11 @@ func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
 	released := make(chan struct{})
 	go func() {
 		defer close(released)
-		time.Sleep(3 * time.Second)
+		// Held until the replace has stopped the old instance and is
+		// waiting for its unit to go.
+		for coretest.Alive(first.PID) {
+			time.Sleep(5 * time.Millisecond)
+		}
 		_ = mgr.Call("org.freedesktop.systemd1.Manager.UnrefUnit", 0, unit).Err
 	}()
 	second := run(t, m, dir, nil, "sleep", "931")

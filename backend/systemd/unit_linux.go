@@ -168,6 +168,10 @@ type unitInfo struct {
 	Memory         uint64    // MemoryCurrent (UINT64_MAX: not set)
 	CGroup         string    // ControlGroup: the unit's cgroup, "" once empty and stopped
 	Hash           string    // BTL_HASH in the unit's Environment
+
+	// partial: only the states, the description and lightProps were read
+	// (a snapshot of a running unit); the instance is told by main PID.
+	partial bool
 }
 
 // running reports whether the unit's main process is alive.
@@ -187,6 +191,8 @@ func (u unitInfo) owns(t core.Task) bool {
 	switch {
 	case !u.Loaded:
 		return false
+	case u.partial:
+		return t.PID != 0 && u.MainPID == t.PID
 	case t.Token != "":
 		return u.Token == t.Token
 	}
@@ -317,51 +323,84 @@ const snapshotTTL = time.Second
 // snapshotWindow bounds the property reads a snapshot has in flight.
 const snapshotWindow = 64
 
-// takeSnapshot reads every loaded btl-*.service unit of the manager: one
-// ListUnitsByPatterns, then the properties of each unit, the reads
-// pipelined on the connection rather than one round trip after another.
+// lightProps are the properties a snapshot reads of a running task unit,
+// one Get each: all that list shows of it, and its main PID, which
+// proves it is the recorded instance. The whole unit (hundreds of
+// properties, the environment among them) is read only for a unit that
+// ended or restarts, or one btl does not know.
+var lightProps = []string{"MainPID", "NRestarts", "MemoryCurrent"}
+
+// takeSnapshot reads every loaded task unit of the data directory: one
+// ListUnitsByPatterns (name, description, states), then the few properties
+// of each running unit (lightProps), or all of them for the others, the
+// reads pipelined on the connection rather than one round trip after
+// another.
 func (b *Backend) takeSnapshot(ctx context.Context) (*snapshot, error) {
 	key := dirKey(b.dirs.Run)
 	list, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*-" + key + ".service", "btl-????????????????.service"})
 	if err != nil {
 		return nil, fmt.Errorf("systemd: list units: %w", err)
 	}
-	var units []sd.UnitStatus
-	for _, u := range list {
-		if _, k, ok := hashOfUnit(u.Name); ok && (k == key || k == "") && u.LoadState == "loaded" {
-			units = append(units, u)
-		}
-	}
-	snap := &snapshot{at: time.Now(), units: make(map[string]unitInfo, len(units))}
+	snap := &snapshot{units: map[string]unitInfo{}}
 	done := make(chan *dbus.Call, snapshotWindow)
 	inflight := 0
 	collect := func() error {
 		c := <-done
 		inflight--
+		name, _ := unitOfPath(c.Path)
 		if c.Err != nil {
-			return fmt.Errorf("systemd: read %s: %w", c.Path, c.Err)
+			return fmt.Errorf("systemd: read %s: %w", name, c.Err)
+		}
+		info := snap.units[name]
+		if c.Method == "org.freedesktop.DBus.Properties.Get" {
+			var v dbus.Variant
+			if err := c.Store(&v); err != nil {
+				return fmt.Errorf("systemd: read %s: %w", name, err)
+			}
+			switch prop, _ := c.Args[1].(string); prop {
+			case "MainPID":
+				info.MainPID = asInt(v.Value())
+			case "NRestarts":
+				info.NRestarts = asInt(v.Value())
+			case "MemoryCurrent":
+				info.Memory, _ = v.Value().(uint64)
+			}
+			snap.units[name] = info
+			return nil
 		}
 		var props map[string]dbus.Variant
 		if err := c.Store(&props); err != nil {
-			return fmt.Errorf("systemd: read %s: %w", c.Path, err)
+			return fmt.Errorf("systemd: read %s: %w", name, err)
 		}
 		sp := make(map[string]any, len(props))
 		for k, v := range props {
 			sp[k] = v.Value()
 		}
-		name, _ := unitOfPath(c.Path)
 		snap.units[name] = parseUnitInfo(sp)
 		return nil
 	}
 	var firstErr error
-	for _, u := range units {
+	call := func(path dbus.ObjectPath, method string, args ...any) {
 		if inflight == snapshotWindow {
 			if err := collect(); err != nil && firstErr == nil {
 				firstErr = err
 			}
 		}
-		b.conn.raw.Object("org.freedesktop.systemd1", u.Path).GoWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, done, "")
+		b.conn.raw.Object("org.freedesktop.systemd1", path).GoWithContext(ctx, method, 0, done, args...)
 		inflight++
+	}
+	for _, u := range list {
+		if _, k, ok := hashOfUnit(u.Name); !ok || k != key && k != "" || u.LoadState != "loaded" {
+			continue
+		}
+		if unitLive(u.ActiveState, u.SubState) && u.SubState != "auto-restart" {
+			snap.units[u.Name] = unitInfo{Loaded: true, ActiveState: u.ActiveState, SubState: u.SubState, Description: u.Description, partial: true}
+			for _, p := range lightProps {
+				call(u.Path, "org.freedesktop.DBus.Properties.Get", serviceIface, p)
+			}
+			continue
+		}
+		call(u.Path, "org.freedesktop.DBus.Properties.GetAll", "")
 	}
 	for inflight > 0 {
 		if err := collect(); err != nil && firstErr == nil {
@@ -371,8 +410,24 @@ func (b *Backend) takeSnapshot(ctx context.Context) (*snapshot, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	// Its age counts from when it is complete: reading hundreds of units
+	// on a loaded machine may take longer than it is used for.
+	snap.at = time.Now()
 	b.snap = snap
 	return snap, nil
+}
+
+// infoFor is what Inspect and Memory know of t's unit: from the snapshot
+// while it is fresh, the whole unit when the snapshot's few properties do
+// not prove that the unit runs t's instance (a restarted task has another
+// main PID than the recorded one), or without a snapshot.
+func (b *Backend) infoFor(ctx context.Context, t core.Task) (unitInfo, error) {
+	unit := b.unitOf(t)
+	info, err := b.cachedInfo(ctx, unit)
+	if err == nil && info.partial && !info.owns(t) {
+		return b.unitInfo(ctx, unit)
+	}
+	return info, err
 }
 
 // cachedInfo is unitInfo answered from the last snapshot while it is
@@ -443,6 +498,10 @@ func firstExec(v any) (string, []string) {
 	argv, _ := cmds[0][1].([]string)
 	return path, argv
 }
+
+// legacyUnitName is the unit name of tasks started by earlier versions of
+// btl, which did not tell data directories apart.
+func legacyUnitName(hash string) string { return "btl-" + hash + ".service" }
 
 // hashOfUnit returns the hash of a task unit name and the key of its data
 // directory ("" for a unit named by earlier versions), and whether name is

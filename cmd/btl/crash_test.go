@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"btl/backend/systemd"
 	"btl/core"
 	"btl/core/coretest"
 )
@@ -182,8 +183,7 @@ func TestKillStopsRestarts(t *testing.T) {
 		coretest.Eventually(t, crashWait, "runs", func() bool { return runs(dir) >= want })
 		u.ok(dir, "kill", s.hash)
 		n := runs(dir)
-		// Longer than any pause before a restart of this task.
-		time.Sleep(2 * time.Second)
+		u.nothingLeftToRestart(s.hash)
 		if runs(dir) != n {
 			t.Errorf("%q: restarted after btl kill (%d runs, then %d)", script, n, runs(dir))
 		}
@@ -227,8 +227,22 @@ func TestReadoptedTaskKeepsRestart(t *testing.T) {
 		t.Errorf("re-adopted task: %+v, want restart on-failure:4", l)
 	}
 	u.ok(dir, "kill", s.hash)
-	time.Sleep(2 * time.Second) // longer than any pause before a restart of this task
+	u.nothingLeftToRestart(s.hash)
 	if n := runs(dir); n != 1 {
 		t.Errorf("%d runs: restarted after btl kill", n)
 	}
+}
+
+// nothingLeftToRestart waits until nothing is left that could start the
+// task of hash again: no process of the user's (the task's, a fork
+// supervisor, the fake launchctl's monitors) and, on systemd, no unit.
+// Then a count of runs taken before it is final.
+func (u *user) nothingLeftToRestart(hash string) {
+	u.t.Helper()
+	coretest.Eventually(u.t, 10*time.Second, "nothing left that could restart "+hash, func() bool {
+		if backendUnderTest() == systemd.Name && unitLoaded(u.t, systemd.UnitName(filepath.Join(u.dataDir(), "run"), hash)) {
+			return false
+		}
+		return len(homeProcs(u.home)) == 0
+	})
 }

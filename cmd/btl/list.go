@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +19,7 @@ import (
 )
 
 func newListCmd(e *env) *cobra.Command {
-	var output string
+	var output, proj string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:     "list",
@@ -28,7 +30,9 @@ failed, gone (not running, how it ended unknown), or unknown (its backend
 cannot be asked from here; btl show says why). For a running task: the TCP
 ports its process tree listens on, its CPU time with its share of the task's
 lifetime, the memory of the whole tree, and its uptime. -o wide adds each
-task's PID, process count, start, directory, backend and unit or label;
+task's PID, process count, start, directory, backend, unit or label, and
+the project btl up started it for, when one has a project (--project .
+lists only the current directory's project's tasks);
 -o json (or --json) prints everything, in the stable JSON schema documented
 in the README.`,
 		Example: "  btl list\n  btl ls -o wide\n  btl list --json | jq -r '.[] | select(.status == \"running\") | .hash'",
@@ -49,6 +53,11 @@ in the README.`,
 			if err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("project") {
+				if views, err = ofProject(views, proj); err != nil {
+					return err
+				}
+			}
 			stats := e.stats(ctx, views)
 			if output == "json" {
 				return e.writeJSON(ctx, views, stats)
@@ -62,7 +71,27 @@ in the README.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide or json")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "same as -o json")
+	cmd.Flags().StringVar(&proj, "project", "", "only the tasks btl up started for the project in this directory (. for the current one)")
 	return cmd
+}
+
+// ofProject keeps the views of the tasks btl up started for the project
+// in dir.
+func ofProject(views []core.View, dir string) ([]core.View, error) {
+	abs, err := filepath.Abs(dir)
+	if err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return nil, usageError("--project: %v", err)
+	}
+	var out []core.View
+	for _, v := range views {
+		if v.Project == abs {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }
 
 // taskJSON is one task in `btl list -o json`. The field names are a stable
@@ -82,6 +111,8 @@ type taskJSON struct {
 	Backend   string    `json:"backend"`           // fork, systemd, launchd
 	Unit      string    `json:"unit,omitempty"`    // systemd unit or launchd service target
 	LogFile   string    `json:"log_file"`          // path of the log
+	Project   string    `json:"project,omitempty"` // btl up: the project's directory
+	Entry     string    `json:"entry,omitempty"`   // btl up: the entry's name in the project file
 	Native    string    `json:"inspect,omitempty"` // command that shows the task natively
 
 	// The exact bytes of command, cwd and argv (every argument), base64,
@@ -113,7 +144,7 @@ func toJSON(v core.View) taskJSON {
 	j := taskJSON{
 		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: v.BackendName(),
-		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason + v.Status.StartError,
+		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason + v.Status.StartError, Project: v.Project, Entry: v.Entry,
 		Restart: v.Restart, Restarts: v.Status.Restarts, LastExit: v.Status.LastExit, CrashLoop: v.Status.CrashLoop,
 	}
 	if !utf8.ValidString(v.Command) {
@@ -171,6 +202,11 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 		header = []string{"HASH", "NAME", "PID", "STATUS", "PORTS", "CPU", "MEM", "UPTIME", "PROCS", "STARTED", "COMMAND", "CWD", "BACKEND", "UNIT"}
 		statusCol = 3
 	}
+	// The project column is there once a task belongs to one (btl up).
+	projects := wide && slices.ContainsFunc(views, func(v core.View) bool { return v.Project != "" })
+	if projects {
+		header = append(header, "PROJECT")
+	}
 	rows := [][]string{header}
 	now := time.Now()
 	for i, v := range views {
@@ -183,6 +219,9 @@ func writeTable(w io.Writer, views []core.View, stats []taskStats, wide, color b
 		if wide {
 			row = []string{v.Hash, orDash(v.Name), strconv.Itoa(currentPID(v)), statusCell(v), ports, cpu, mem, up, procs,
 				ago(now, v.StartedAt), printable(v.Command), printable(v.Cwd), v.BackendName(), orDash(v.Unit)}
+			if projects {
+				row = append(row, orDash(printable(v.Project)))
+			}
 		}
 		rows = append(rows, row)
 	}

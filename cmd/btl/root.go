@@ -36,6 +36,7 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
                                   start it again when it crashes
   btl stop api                    stop a task, keep it listed; btl restart api runs it again
   btl restart --all               run every task again
+  btl up                          start the project here (Procfile, process-compose.yaml); btl down stops it
   btl kill 93b8                   stop a task and everything it started, and forget it
   btl -- list                     run a program called "list"`
 
@@ -111,6 +112,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newCleanCmd(e),
 		newShowCmd(e),
 		newRestartCmd(e),
+		newUpCmd(e),
+		newDownCmd(e),
 	)
 	return root
 }

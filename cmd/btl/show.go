@@ -54,6 +54,9 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 		row("Argv", "["+strings.Join(q, ", ")+"]")
 	}
 	row("Directory", printable(v.Cwd))
+	if v.Project != "" {
+		row("Project", printable(v.Project)+" (entry "+printable(v.Entry)+")")
+	}
 	row("Status", v.Status.String())
 	if v.Status.StartError != "" {
 		row("Reason", printable(v.Status.StartError))

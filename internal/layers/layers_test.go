@@ -33,6 +33,7 @@ var rules = []rule{
 	{"internal/logfile", func(file, imp string) bool { return imp == "btl/internal/regular" }},
 	{"internal/regular", none},
 	{"internal/reexec", none},
+	{"internal/project", none},
 	{"internal/logpump", func(file, imp string) bool {
 		return imp == "btl/internal/logfile" || imp == "btl/internal/reexec"
 	}},
