@@ -207,7 +207,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		// token (see adopt) instead of losing sight of it.
 		intent := m.intent(spec)
 		st.Processes[spec.Hash] = intent
-		if err := m.Store.checkpoint(st); err != nil {
+		if err := m.Store.checkpoint(st, intent); err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
 		}

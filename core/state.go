@@ -149,7 +149,8 @@ type State struct {
 	Processes map[string]*Task `json:"processes"`
 
 	extra        map[string]json.RawMessage
-	checkpointed bool   // saved in the middle of an Update
+	checkpointed bool   // an intent was recorded in the middle of an Update
+	intent       bool   // the state holds the task of an intent file, to save
 	saved        []byte // the file's content as read or last written
 }
 
@@ -312,7 +313,7 @@ func (s *Store) UpdateIf(fn func(*State) (changed bool, err error)) error {
 		}
 		return err
 	}
-	if !changed && st.saved != nil {
+	if !changed && st.saved != nil && !st.intent {
 		return nil
 	}
 	return s.save(st)
@@ -357,10 +358,70 @@ func (s *Store) canSave(st *State) error {
 	return nil
 }
 
-// checkpoint saves st in the middle of an Update, while the lock is held.
-func (s *Store) checkpoint(st *State) error {
-	st.checkpointed = true
-	return s.save(st)
+// intentPath is the intent file: the task a start is about to run,
+// recorded before anything runs (see checkpoint), in state.json's format.
+func (s *Store) intentPath() string { return filepath.Join(s.Dir, "state.intent.json") }
+
+// checkpoint records t, in the middle of an Update, while the lock is
+// held, before its start: if btl dies before the Update saves, the next
+// load takes t from the intent file (see mergeIntent) and finds its
+// processes by its token. The file holds t alone, so its cost does not
+// grow with the state; it is not synced, because what it guards against
+// is btl's end, not the machine's (which also ends the task's processes).
+func (s *Store) checkpoint(st *State, t *Task) error {
+	if st.intent {
+		// st holds the task of an earlier start's intent file, which
+		// state.json does not have yet: the file cannot be given to t.
+		// state.json takes both, as a checkpoint did before intent files.
+		st.checkpointed = true
+		return s.save(st)
+	}
+	b, err := (&State{Processes: map[string]*Task{t.Hash: t}}).encode()
+	if err != nil {
+		return err
+	}
+	if err := ReplaceFile(s.intentPath(), b, 0o600); err != nil {
+		return err
+	}
+	st.checkpointed, st.intent = true, true
+	return nil
+}
+
+// mergeIntent adds to st the task of an intent file that a start left
+// before it could save (btl ended in between), unless st already holds
+// that instance. Under the lock (remove set), an intent that st already
+// holds is removed.
+func (s *Store) mergeIntent(st *State, remove bool) {
+	b, err := regular.ReadFile(s.intentPath(), int64(4*maxState))
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var in *State
+	if err == nil {
+		in, err = DecodeState(b)
+	}
+	if err != nil {
+		if remove {
+			_ = os.Remove(s.intentPath())
+		}
+		return
+	}
+	merged := false
+	for h, t := range in.Processes {
+		if old := st.Processes[h]; old != nil && old.Token == t.Token {
+			continue
+		}
+		if t.Backend == "" {
+			t.Backend = s.DefaultBackend
+		}
+		st.Processes[h] = t
+		merged = true
+	}
+	if merged {
+		st.intent = true
+	} else if remove {
+		_ = os.Remove(s.intentPath())
+	}
 }
 
 // Read returns the state without locking it or repairing it. A corrupt
@@ -518,6 +579,9 @@ func lockHolder(f *os.File) string {
 
 func (s *Store) load(repair bool) (*State, error) {
 	st, err := s.parse()
+	if err == nil {
+		s.mergeIntent(st, repair)
+	}
 	if err == nil || !errors.Is(err, ErrCorrupt) || !repair {
 		return st, err
 	}
@@ -528,7 +592,9 @@ func (s *Store) load(repair bool) (*State, error) {
 	if s.Warn != nil {
 		s.Warn(fmt.Sprintf("%v; moved it to %s and started afresh", err, aside))
 	}
-	return &State{Processes: map[string]*Task{}}, nil
+	st = &State{Processes: map[string]*Task{}}
+	s.mergeIntent(st, repair)
+	return st, nil
 }
 
 func (s *Store) parse() (*State, error) {
@@ -566,7 +632,10 @@ func DecodeState(b []byte) (*State, error) {
 	if len(bytes.TrimSpace(b)) == 0 {
 		return nil, errors.New("empty")
 	}
-	st, ok := decodeFast(b)
+	st, ok := decodeFaster(b)
+	if !ok {
+		st, ok = decodeFast(b)
+	}
 	if !ok {
 		st = &State{}
 		if err := json.Unmarshal(b, st); err != nil {
@@ -621,6 +690,9 @@ func decodeFast(b []byte) (*State, bool) {
 // output, without its pass over the whole of MarshalJSON's output to
 // compact it again (MarshalJSON returns what json.Marshal wrote).
 func (st *State) encode() ([]byte, error) {
+	if b, ok := st.encodeFast(); ok {
+		return b, nil
+	}
 	b, err := st.MarshalJSON()
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
@@ -639,18 +711,23 @@ func (s *Store) save(st *State) error {
 	if err != nil {
 		return err
 	}
-	if bytes.Equal(b, st.saved) {
-		return nil // unchanged: spare the write and the fsync
+	if !bytes.Equal(b, st.saved) { // unchanged: spare the write and the fsync
+		// Never more than btl reads back; a state that is already larger
+		// (an older btl wrote it) may still shrink.
+		if len(b) > maxState && len(b) > len(st.saved) {
+			return fullError(len(b))
+		}
+		if err := regular.WriteFileAtomic(s.Path(), b, 0o600); err != nil {
+			return err
+		}
+		st.saved = b
 	}
-	// Never more than btl reads back; a state that is already larger (an
-	// older btl wrote it) may still shrink.
-	if len(b) > maxState && len(b) > len(st.saved) {
-		return fullError(len(b))
+	if st.intent {
+		// The state file has it now (or dropped it, for a start that
+		// failed).
+		_ = os.Remove(s.intentPath())
+		st.intent = false
 	}
-	if err := regular.WriteFileAtomic(s.Path(), b, 0o600); err != nil {
-		return err
-	}
-	st.saved = b
 	return nil
 }
 

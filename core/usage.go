@@ -24,7 +24,10 @@ type MemoryReporter interface {
 // Usages reads the usage of each task's process tree from one snapshot of
 // the process table (and, for ports, one read of the socket tables).
 // Tasks with no live process get a zero Usage.
-func Usages(tasks []*Task) []Usage {
+func Usages(tasks []*Task) []Usage { return proc.Usages(trees(tasks)) }
+
+// trees names the process tree of each task.
+func trees(tasks []*Task) []proc.Tree {
 	trees := make([]proc.Tree, len(tasks))
 	for i, t := range tasks {
 		trees[i] = proc.Tree{Leader: t.Proc(), Token: t.Token}
@@ -32,7 +35,24 @@ func Usages(tasks []*Task) []Usage {
 			trees[i].Roots = []proc.Proc{*t.Helper}
 		}
 	}
-	return proc.Usages(trees)
+	return trees
+}
+
+// WithSnapshot returns ctx carrying one read of the caller's processes,
+// taken at first use and shared by what is read with ctx afterwards:
+// the fork backend's checks and re-adoption in List, and UsagesIn. Only a
+// command that reports (list) uses it; what stops or starts tasks reads
+// the kernel afresh.
+func WithSnapshot(ctx context.Context) context.Context { return proc.WithSnapshot(ctx) }
+
+// UsagesIn is Usages, from the snapshot ctx carries when it has one (see
+// WithSnapshot).
+func UsagesIn(ctx context.Context, tasks []*Task) []Usage {
+	snap := proc.SnapshotOf(ctx)
+	if snap == nil {
+		return Usages(tasks)
+	}
+	return snap.Usages(trees(tasks))
 }
 
 // TaskUsage is Usages for one task.

@@ -31,15 +31,22 @@ type Found struct {
 // process or parent among known (tasks btl already records, and their
 // supervisors) is skipped, environments are read once, and the command
 // line and directory only of the processes returned.
-func findTasks(data string, known []proc.Proc) []Found {
+func findTasks(data string, known []proc.Proc, snap *proc.Snapshot) []Found {
 	uid := os.Getuid()
 	isKnown := make(map[proc.Proc]bool, len(known))
 	for _, p := range known {
 		isKnown[p] = true
 	}
 	// The stat lines sort out all but the few candidates; the UIDs of
-	// these are read then (see proc.Stats).
-	procs := proc.Stats(uid)
+	// these are read then (see proc.Stats). A command's snapshot, when it
+	// has one, has them all already.
+	var procs []proc.ProcInfo
+	environ := proc.Environ
+	if snap != nil {
+		procs, environ = snap.Own(), snap.Environ
+	} else {
+		procs = proc.Stats(uid)
+	}
 	byPID := make(map[int]proc.ProcInfo, len(procs))
 	for _, info := range procs {
 		byPID[info.PID] = info
@@ -69,11 +76,11 @@ func findTasks(data string, known []proc.Proc) []Found {
 		if sid, err := unix.Getsid(info.PID); err != nil || sid != info.PID {
 			continue
 		}
-		pvals := envValues(proc.Environ(parent.PID), SupervisorEnv, dataEnv, argvEnv, cwdEnv)
+		pvals := envValues(environ(parent.PID), SupervisorEnv, dataEnv, argvEnv, cwdEnv)
 		if pvals[0] == nil || *pvals[0] != "1" || pvals[1] == nil || *pvals[1] != data {
 			continue
 		}
-		vals := envValues(proc.Environ(info.PID), core.EnvInstance, core.EnvHash)
+		vals := envValues(environ(info.PID), core.EnvInstance, core.EnvHash)
 		token, hash := vals[0], vals[1]
 		if token == nil || hash == nil || !core.ValidHash(*hash) || !strings.HasPrefix(*token, *hash+"-") {
 			continue

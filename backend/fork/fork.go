@@ -8,7 +8,6 @@ package fork
 
 import (
 	"context"
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,8 +46,8 @@ func New(dirs core.Dirs) *Backend { return &Backend{Dirs: dirs} }
 // Name returns "fork".
 func (b *Backend) Name() string { return Name }
 
-// request is what the supervisor reads on fd 3, gob-encoded: unlike JSON,
-// gob carries arguments that are not valid UTF-8 unchanged.
+// request is what the supervisor reads on fd 3, encoded by encodeRequest:
+// unlike JSON, it carries arguments that are not valid UTF-8 unchanged.
 type request struct {
 	Spec    core.Spec
 	LogMax  int64
@@ -110,7 +109,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	removeStaleRecords(b.Dirs.Run, spec)
 
 	req := request{Spec: spec, LogMax: logMax, ExitDir: b.Dirs.Run}
-	werr := gob.NewEncoder(reqW).Encode(req)
+	_, werr := reqW.Write(encodeRequest(req))
 	_ = reqW.Close()
 	out, rerr := io.ReadAll(repR)
 	_ = repR.Close()
@@ -233,7 +232,11 @@ func helperRoots(t core.Task) []core.Proc {
 // running with MainExited set while processes it started still do, and
 // otherwise how it ended, as its supervisor recorded.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	if t.Proc().VerifyTask(t.Token) {
+	verify := t.Proc().VerifyTask
+	if snap := proc.SnapshotOf(ctx); snap != nil {
+		verify = func(token string) bool { return snap.VerifyTask(t.Proc(), token) }
+	}
+	if verify(t.Token) {
 		return core.Status{State: core.Running, PID: t.PID}, nil
 	}
 	if t.Token == "" {
@@ -341,7 +344,7 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 // is among known (see core.UnknownLister): those are not read at all.
 func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Task, error) {
 	var out []core.Task
-	for _, f := range findTasks(b.Dirs.Data, known) {
+	for _, f := range findTasks(b.Dirs.Data, known, proc.SnapshotOf(ctx)) {
 		parent := f.Parent
 		var policy string
 		if r, err := readRuns(b.Dirs.Run, f.Token); err == nil {

@@ -1,7 +1,6 @@
 package fork
 
 import (
-	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,7 +41,11 @@ func supervise() int {
 	reqF := os.NewFile(3, "request")
 	repF := os.NewFile(4, "reply")
 	var req request
-	if err := gob.NewDecoder(reqF).Decode(&req); err != nil {
+	data, err := io.ReadAll(reqF)
+	if err == nil {
+		req, err = decodeRequest(data)
+	}
+	if err != nil {
 		sendReply(repF, reply{Err: "bad request: " + err.Error()})
 		return 1
 	}

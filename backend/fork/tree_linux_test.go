@@ -128,3 +128,64 @@ func TestListReadsNoKnownTask(t *testing.T) {
 		}
 	}
 }
+
+// TestListReadsEachEnvironmentOnce: a list (List and the usage of what
+// runs, with one snapshot) reads each task process's environment once,
+// however many of its checks need it, never that of another process of
+// the user, and still sees every task running with its process.
+func TestListReadsEachEnvironmentOnce(t *testing.T) {
+	b, dirs := setup(t)
+	m := &core.Manager{Store: &core.Store{Dir: dirs.Data}, Dirs: dirs, Backend: b}
+	ctx := context.Background()
+	mark := "BTL_TEST_BYSTANDER=" + strconv.Itoa(os.Getpid())
+	other := exec.Command("sleep", "913")
+	other.Env = append(os.Environ(), mark)
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { other.Process.Kill(); other.Wait() }()
+	var tokens []string
+	for _, arg := range []string{"911", "912"} {
+		s, err := m.Prepare([]string{"sleep", arg}, t.TempDir(), os.Environ())
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, _, err := m.Run(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = b.Stop(ctx, *task, core.Grace) })
+		tokens = append(tokens, core.EnvInstance+"="+task.Token)
+	}
+	reads := coretest.EnvReads(t, tokens...)
+	lctx := core.WithSnapshot(ctx)
+	views, err := m.List(lctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tasks []*core.Task
+	for _, v := range views {
+		if !v.Status.Alive() {
+			t.Fatalf("task %s: %+v, want it running", v.Task.Hash, v.Status)
+		}
+		tasks = append(tasks, v.Task)
+	}
+	for i, u := range core.UsagesIn(lctx, tasks) {
+		if !slices.Contains(u.PIDs, tasks[i].PID) {
+			t.Errorf("usage of task %s: PIDs %v, want its process %d among them", tasks[i].Hash, u.PIDs, tasks[i].PID)
+		}
+	}
+	if len(views) != 2 || reads.Load() != 2 {
+		t.Errorf("list of %d tasks read their processes' environments %d times, want once each", len(views), reads.Load())
+	}
+	// Again, counting the reads of the other process's environment.
+	bystander := coretest.EnvReads(t, mark)
+	lctx = core.WithSnapshot(ctx)
+	if _, err := m.List(lctx); err != nil {
+		t.Fatal(err)
+	}
+	core.UsagesIn(lctx, tasks)
+	if n := bystander.Load(); n != 0 {
+		t.Errorf("list read the environment of another process of the user %d times, want never", n)
+	}
+}

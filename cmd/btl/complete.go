@@ -70,6 +70,15 @@ Install it for your user:
 
 // setupCompletion keeps cobra's completion command to the shells btl
 // documents (bash, zsh, fish) and tells where a user installs each script.
+// wantsCompletion reports whether a run with args may use or list the
+// completion command: asking for it, for help, or for completions (which
+// offer it), or no arguments (the usage lists it).
+func wantsCompletion(args []string) bool {
+	return len(args) == 0 || slices.ContainsFunc(args, func(a string) bool {
+		return a == "completion" || a == "help" || a == "-h" || a == "--help" || strings.HasPrefix(a, "__complete")
+	})
+}
+
 func setupCompletion(root *cobra.Command) {
 	root.InitDefaultCompletionCmd()
 	for _, c := range root.Commands() {

@@ -53,7 +53,10 @@ normal screen: what was printed stays) until q or Ctrl-C.`,
 				}
 				return e.listWatch(cmd.Context(), output == "wide")
 			}
-			views, err := e.mgr.List(cmd.Context())
+			// One read of the process table for the checks, re-adoption
+			// and the usage columns.
+			ctx := core.WithSnapshot(cmd.Context())
+			views, err := e.mgr.List(ctx)
 			if err != nil {
 				return err
 			}
@@ -62,9 +65,9 @@ normal screen: what was printed stays) until q or Ctrl-C.`,
 					return err
 				}
 			}
-			stats := e.stats(cmd.Context(), views)
+			stats := e.stats(ctx, views)
 			if output == "json" {
-				return e.writeJSON(cmd.Context(), views, stats)
+				return e.writeJSON(ctx, views, stats)
 			}
 			if len(views) == 0 {
 				fmt.Fprintln(e.stdout, "No background processes tracked")

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"btl/core"
 	"btl/internal/reexec"
 )
@@ -76,11 +78,30 @@ func (e *exitError) Unwrap() error { return e.err }
 
 // run executes btl with args and returns its exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	root := newRoot(stdout, stderr)
+	if wantsCompletion(args) {
+		setupCompletion(root)
+	} else {
+		// Built only where it can be asked for or listed: cobra would
+		// otherwise build it, with its four shells, for every command.
+		root.CompletionOptions.DisableDefaultCmd = true
+	}
 	root.SetArgs(markStart(root, args))
-	err := root.ExecuteContext(ctx)
+	// SIGINT and SIGTERM end the command's context, for the commands that
+	// work on tasks only: os/signal starts two threads of its own, a third
+	// of what --version, help and completion would cost.
+	stop := func() {}
+	defer func() { stop() }()
+	setup := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if touchesTasks(cmd) {
+			var ctx context.Context
+			ctx, stop = signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			cmd.SetContext(ctx)
+		}
+		return setup(cmd, args)
+	}
+	err := root.ExecuteContext(context.Background())
 	if err == nil {
 		return 0
 	}

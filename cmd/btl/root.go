@@ -115,7 +115,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newDownCmd(e),
 		newEnsureCmd(e),
 	)
-	setupCompletion(root)
 	return root
 }
 
@@ -141,11 +140,20 @@ func (e *env) addStartFlags(cmd *cobra.Command) {
 	})
 }
 
+// touchesTasks reports whether cmd works on tasks: help and completion do
+// not, and need neither setup nor signal handling.
+func touchesTasks(cmd *cobra.Command) bool {
+	switch cmd.Name() {
+	case "help", "completion", "bash", "zsh", "fish", "powershell", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		return false
+	}
+	return true
+}
+
 // setup refuses root, picks the backend and prepares the state directory.
 // Commands that do not touch tasks (help, completion) skip it.
 func (e *env) setup(cmd *cobra.Command) error {
-	switch cmd.Name() {
-	case "help", "completion", "bash", "zsh", "fish", "powershell", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+	if !touchesTasks(cmd) {
 		return nil
 	}
 	if os.Geteuid() == 0 {

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"btl/core"
@@ -20,7 +21,7 @@ type taskStats struct {
 }
 
 // stats reads what each running task uses, from one read of the process
-// table for all of them.
+// table for all of them (ctx's snapshot, when it carries one).
 func (e *env) stats(ctx context.Context, views []core.View) []taskStats {
 	var tasks []*core.Task
 	var idx []int
@@ -35,7 +36,7 @@ func (e *env) stats(ctx context.Context, views []core.View) []taskStats {
 		return out
 	}
 	now := time.Now()
-	for j, u := range core.Usages(tasks) {
+	for j, u := range core.UsagesIn(ctx, tasks) {
 		v := views[idx[j]]
 		if mem, ok := e.mgr.Memory(ctx, v.Task); ok {
 			u.Memory = mem
@@ -97,15 +98,16 @@ func shortDuration(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", int(d.Hours()/24), int(d.Hours())%24)
 }
 
-// inUse matches what servers print when their port is taken.
-var inUse = regexp.MustCompile(`(?i)in use|EADDRINUSE`)
+// inUse matches what servers print when their port is taken; compiled
+// when first needed, not by every btl process.
+var inUse = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)in use|EADDRINUSE`) })
 
 // explainPort tells, for a task that ended saying that an address is in
 // use, which other btl task listens on a port its log or command names.
 func (e *env) explainPort(w io.Writer, task *core.Task) {
 	lines := lastRunLines(task.LogFile, 20)
 	text := strings.Join(lines, "\n")
-	if !inUse.MatchString(text) {
+	if !inUse().MatchString(text) {
 		return
 	}
 	text += "\n" + strings.Join(task.Argv, " ")

@@ -118,21 +118,21 @@ func (b *bench) growth(r *report, backend string, counts []int) error {
 	return err
 }
 
-// growthTarget is the target of op and whether it was met: replace and
-// kill flat within 25% from the fewest tasks to the most, list of the most
-// tasks (at least 300) within 60 ms.
+// growthTarget is the target of op and whether it was met: start, replace
+// and kill flat within 25% from the fewest tasks to the most, list of 300
+// tasks within 40 ms.
 func (g *growth) target(op string) (string, string) {
 	med := func(k int) float64 { return median(g.ms[op][k]) }
 	last := len(g.counts) - 1
 	switch op {
-	case "replace", "kill":
+	case "start", "replace", "kill":
 		if last == 0 {
 			return "", ""
 		}
 		return fmt.Sprintf("%d tasks ≤ 1.25× %d", g.counts[last], g.counts[0]), pass(med(last) <= 1.25*med(0))
 	case "list":
 		if k := slices.Index(g.counts, 300); k >= 0 {
-			return "300 tasks ≤ 60 ms", pass(med(k) <= 60)
+			return "300 tasks ≤ 40 ms", pass(med(k) <= 40)
 		}
 	}
 	return "", ""

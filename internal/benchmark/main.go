@@ -48,7 +48,8 @@ var (
 	flagGrowth  = flag.String("growth", "1,10,100,300", "numbers of real running tasks the growth rows are measured with (empty: none)")
 	flagGrowthN = flag.Int("growth-n", 10, "iterations of each growth measurement")
 	flagPM2     = flag.String("pm2", "auto", "pm2 rows: auto (when pm2 is on PATH) or no")
-	flagOnly    = flag.String("only", "", "run only these rows: growth or watch (for a quick look; the report is partial)")
+	flagOnly    = flag.String("only", "", "run only these parts, comma-separated: floor, lifecycle, memory, idle, list, pm2, watch, growth (for a quick look; the report is partial)")
+	flagHello   = flag.String("hello", "", "a Go hello-world built with btl's flags, the floor of `btl --version` (scripts/bench builds it from internal/benchmark/hello)")
 	flagSVG     = flag.String("svg", "", "write the growth plot to this file (default: benchmarks-growth.svg beside -out)")
 )
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,24 +68,24 @@ func inOrder(i int, fns ...func() error) error {
 	return nil
 }
 
+// runs reports whether the part of the benchmark named by part runs (see
+// -only).
+func runs(part string) bool {
+	return *flagOnly == "" || slices.Contains(strings.Split(*flagOnly, ","), part)
+}
+
 func (b *bench) runAll() (*report, error) {
 	r := &report{refused: map[string]int{}, failed: map[string]int{}}
-	if *flagOnly == "growth" {
-		return r, b.runGrowth(r)
+	for _, part := range strings.Split(*flagOnly, ",") {
+		if part != "" && !slices.Contains([]string{"floor", "lifecycle", "memory", "idle", "list", "pm2", "watch", "growth"}, part) {
+			return nil, fmt.Errorf("-only: unknown part %q", part)
+		}
 	}
-	if *flagOnly == "watch" {
-		return r, b.runWatch(r)
-	}
-	d := b.dataDir("proc")
-	pf := &row{name: "process floor: `btl --version`", floor: "`true`"}
-	for i := range *flagN {
-		if err := inOrder(i, b.measure(&pf.btl, d, b.btl, "--version"), b.measure(&pf.base, d, "true")); err != nil {
+	if runs("floor") {
+		if err := b.floor(r); err != nil {
 			return nil, err
 		}
 	}
-	r.rows = append(r.rows, pf)
-	r.peaks = append(r.peaks, memRow{name: "`true` (what the measurement itself adds: see Method)", rss: rssOf(pf.base)},
-		memRow{name: "`btl --version`", rss: rssOf(pf.btl)})
 	backends := []string{"fork"}
 	if b.systemd {
 		backends = append(backends, "systemd")
@@ -92,31 +93,46 @@ func (b *bench) runAll() (*report, error) {
 		r.notes = append(r.notes, "No systemd user manager answered: the systemd rows were skipped.")
 	}
 	for _, be := range backends {
+		if !runs("lifecycle") {
+			break
+		}
 		if err := b.lifecycle(r, be); err != nil {
 			return nil, err
 		}
 	}
 	for _, be := range backends {
+		if !runs("memory") {
+			break
+		}
 		if err := b.helperMemory(r, be); err != nil {
 			return nil, err
 		}
 	}
-	if b.systemd {
+	if b.systemd && runs("idle") {
 		if err := b.idleCost(r, []int{10, 300}); err != nil {
 			return nil, err
 		}
 	}
-	if err := b.list(r); err != nil {
-		return nil, err
+	if runs("list") {
+		if err := b.list(r); err != nil {
+			return nil, err
+		}
 	}
-	if err := b.pm2(r); errors.Is(err, errStopping) {
-		return nil, err
-	} else if err != nil {
-		// pm2 is not btl: a failure of its own costs its rows, not the run.
-		r.notes = append(r.notes, fmt.Sprintf("The pm2 comparison stopped on an error: %v", err))
+	if runs("pm2") {
+		if err := b.pm2(r); errors.Is(err, errStopping) {
+			return nil, err
+		} else if err != nil {
+			// pm2 is not btl: a failure of its own costs its rows, not the run.
+			r.notes = append(r.notes, fmt.Sprintf("The pm2 comparison stopped on an error: %v", err))
+		}
 	}
-	if err := b.runWatch(r); err != nil {
-		return nil, err
+	if runs("watch") {
+		if err := b.runWatch(r); err != nil {
+			return nil, err
+		}
+	}
+	if !runs("growth") {
+		return r, nil
 	}
 	return r, b.runGrowth(r)
 }
@@ -132,6 +148,34 @@ func (b *bench) runWatch(r *report) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// floor times `btl --version`, the cost of starting the binary at all,
+// against a Go hello-world built with the same flags (when -hello names
+// one: the target) and against `true`.
+func (b *bench) floor(r *report) error {
+	d := b.dataDir("proc")
+	pf := &row{name: "process floor: `btl --version`", floor: "`true`"}
+	hf := &row{name: "process floor: `btl --version`", floor: "Go hello-world, built as btl is", limit: 1.3}
+	for i := range *flagN {
+		fns := []func() error{b.measure(&pf.btl, d, b.btl, "--version"), b.measure(&pf.base, d, "true")}
+		if *flagHello != "" {
+			fns = append(fns, b.measure(&hf.base, d, *flagHello))
+		}
+		if err := inOrder(i, fns...); err != nil {
+			return err
+		}
+	}
+	r.rows = append(r.rows, pf)
+	if *flagHello != "" {
+		hf.btl = pf.btl
+		r.rows = append(r.rows, hf)
+	} else {
+		r.notes = append(r.notes, "No Go hello-world was given (-hello): the row of `btl --version` against it was skipped.")
+	}
+	r.peaks = append(r.peaks, memRow{name: "`true` (what the measurement itself adds: see Method)", rss: rssOf(pf.base)},
+		memRow{name: "`btl --version`", rss: rssOf(pf.btl)})
 	return nil
 }
 
@@ -157,7 +201,12 @@ func (b *bench) runGrowth(r *report) error {
 // its floor, one task alive at a time.
 func (b *bench) lifecycle(r *report, backend string) error {
 	d := b.dataDir(backend)
-	start := &row{name: "start, " + backend, floor: "`setsid -f sleep …`", limit: 1.3}
+	// setsid -f returns before its child has executed, and records
+	// nothing: no Go program comes near it, so it is shown without a
+	// target. The target is against `btl --version`, the floor of a Go
+	// program that starts a Go supervisor.
+	start := &row{name: "start, " + backend, floor: "`setsid -f sleep …`"}
+	startV := &row{name: "start, " + backend, floor: "`btl --version`", limit: 2}
 	kill := &row{name: "kill, " + backend, floor: "`kill PID` + wait until gone"}
 	if backend == "systemd" {
 		start.floor, start.limit = "`systemd-run --user --collect sleep …`", 1.2
@@ -177,7 +226,11 @@ func (b *bench) lifecycle(r *report, backend string) error {
 		if backend == "systemd" {
 			floor = []string{"systemd-run", "--user", "--collect", "--quiet", "--unit=" + unitA, "sleep", fa}
 		}
-		if err := inOrder(i, b.measure(&start.base, d, floor...), btlStart); err != nil {
+		fns := []func() error{b.measure(&start.base, d, floor...), btlStart}
+		if backend == "fork" {
+			fns = append(fns, b.measure(&startV.base, d, b.btl, "--version"))
+		}
+		if err := inOrder(i, fns...); err != nil {
 			return err
 		}
 		err := inOrder(i, func() error {
@@ -222,7 +275,12 @@ func (b *bench) lifecycle(r *report, backend string) error {
 			return err
 		}
 	}
-	r.rows = append(r.rows, start, repl, kill)
+	r.rows = append(r.rows, start)
+	if backend == "fork" {
+		startV.btl = start.btl
+		r.rows = append(r.rows, startV)
+	}
+	r.rows = append(r.rows, repl, kill)
 	r.peaks = append(r.peaks, memRow{name: "`btl sleep …` (start, " + backend + ")", rss: rssOf(start.btl), limit: 20},
 		memRow{name: start.floor + " (floor)", rss: rssOf(start.base)})
 	return nil

@@ -11,11 +11,11 @@ import (
 // processes that hold it, none when only another user's processes do
 // (their open files cannot be read). Ports nobody listens on are absent.
 func PortHolders(ports []int) map[int][]int {
-	listening, err := diagListening()
+	listening, err := diagListening(-1)
 	if err != nil {
 		listening = map[uint64]int{}
-		readListening("/proc/net/tcp", listening)
-		readListening("/proc/net/tcp6", listening)
+		readListening("/proc/net/tcp", -1, listening)
+		readListening("/proc/net/tcp6", -1, listening)
 	}
 	want := map[int]bool{}
 	for _, p := range ports {

@@ -200,6 +200,15 @@ func treeMembers(leader Proc, token string, roots []Proc) []Proc {
 // when no helper of the task lives or the system cannot list a process's
 // children (then the whole table is read, as without helpers).
 func subtree(leader Proc, token string, roots []Proc) (out []Proc, ok bool) {
+	infos, ok := subtreeInfos(leader, token, roots)
+	for _, info := range infos {
+		out = append(out, Proc{PID: info.PID, Start: info.Start})
+	}
+	return out, ok
+}
+
+// subtreeInfos is subtree, with what the kernel says of each process.
+func subtreeInfos(leader Proc, token string, roots []Proc) (out []ProcInfo, ok bool) {
 	if token == "" {
 		return nil, false
 	}
@@ -235,11 +244,13 @@ func subtree(leader Proc, token string, roots []Proc) (out []Proc, ok bool) {
 			}
 			member[pid] = true
 			queue = append(queue, c)
-			out = append(out, Proc{PID: c.PID, Start: c.Start})
+			out = append(out, c)
 		}
 	}
 	if !member[leader.PID] && leader.VerifyTask(token) {
-		out = append(out, leader)
+		if info, err := LookupProc(leader.PID); err == nil && info.Start == leader.Start {
+			out = append(out, info)
+		}
 	}
 	return out, true
 }
@@ -334,7 +345,17 @@ func (pt *procTable) members(leader Proc, token string, roots []Proc) []ProcInfo
 			add(info)
 		}
 	}
-	if token != "" {
+	var rootInfos []ProcInfo
+	for _, r := range roots {
+		info, ok := byPID[r.PID]
+		if ok && info.Start == r.Start && token != "" && pt.hasEnv(r.PID, EnvHelper+"="+token) {
+			rootInfos = append(rootInfos, info)
+		}
+	}
+	// The processes carrying the token, which finds those that left the
+	// tree; where a live helper is a subreaper, none can (see subtree), and
+	// the environments of the user's other processes are not read.
+	if token != "" && (!helpersReap || len(rootInfos) == 0) {
 		for _, info := range pt.tokens()[token] {
 			add(info)
 		}
@@ -344,13 +365,6 @@ func (pt *procTable) members(leader Proc, token string, roots []Proc) []ProcInfo
 	// against a PID reused between two reads of the process table), and a
 	// process carrying another task's token, or another task's helper,
 	// starts a tree that is not this task's.
-	var rootInfos []ProcInfo
-	for _, r := range roots {
-		info, ok := byPID[r.PID]
-		if ok && info.Start == r.Start && token != "" && pt.hasEnv(r.PID, EnvHelper+"="+token) {
-			rootInfos = append(rootInfos, info)
-		}
-	}
 	descend := func(parent ProcInfo) {
 		for _, c := range children[parent.PID] {
 			if member[c.PID] || c.Start < parent.Start || pt.foreignTask(c.PID, token) {

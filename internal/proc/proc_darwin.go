@@ -95,6 +95,10 @@ func procDetails(pid int, start uint64) (argv []string, cwd string, started time
 	return nil, "", time.UnixMicro(int64(start)).UTC()
 }
 
+// helpersReap is false: macOS has no child subreapers, and a task's
+// orphans leave its helper's tree.
+const helpersReap = false
+
 // childrenOf is not available on macOS: trees are found from the whole
 // process table there.
 func childrenOf(pid int) ([]int, bool) { return nil, false }

@@ -293,6 +293,10 @@ func childrenOf(pid int) (pids []int, ok bool) {
 	return pids, true
 }
 
+// helpersReap says that a live helper of a task (the fork supervisor) is a
+// child subreaper: every process of the task's tree is its descendant.
+const helpersReap = true
+
 // haveChildren reports whether the kernel lists each thread's children
 // in /proc (CONFIG_PROC_CHILDREN).
 var haveChildren = sync.OnceValue(func() bool {

@@ -80,23 +80,25 @@ func TestParseTCPLine(t *testing.T) {
 		line  string
 		ino   uint64
 		port  int
+		uid   int
 		found bool
 	}{
-		{"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 123456 1 0000000000000000 100 0 0 10 0", 123456, 8080, true},
-		{"   1: 00000000000000000000000001000000:1435 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 777 1", 777, 5173, true},
-		{"   2: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000  1001        0 999 1", 0, 0, false},
-		{"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", 0, 0, false},
+		{"   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 123456 1 0000000000000000 100 0 0 10 0", 123456, 8080, 1001, true},
+		{"   1: 00000000000000000000000001000000:1435 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1001        0 777 1", 777, 5173, 1001, true},
+		{"   2: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000  1001        0 999 1", 0, 0, 0, false},
+		{"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode", 0, 0, 0, false},
 	} {
-		ino, port, ok := parseTCPLine([]byte(c.line))
-		if ino != c.ino || port != c.port || ok != c.found {
-			t.Errorf("parseTCPLine(%q) = %d, %d, %v", c.line, ino, port, ok)
+		ino, port, uid, ok := parseTCPLine([]byte(c.line))
+		if ino != c.ino || port != c.port || uid != c.uid || ok != c.found {
+			t.Errorf("parseTCPLine(%q) = %d, %d, %d, %v", c.line, ino, port, uid, ok)
 		}
 	}
 }
 
 // TestListeningSourcesAgree: sock_diag and /proc/net/tcp both find a
-// listening socket, under the same inode. (Other sockets come and go on a
-// shared machine between the two reads.)
+// listening socket of the caller, under the same inode, and neither reports
+// it as another user's. (Other sockets come and go on a shared machine
+// between the two reads.)
 func TestListeningSourcesAgree(t *testing.T) {
 	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
 		l, err := net.Listen("tcp", addr)
@@ -105,14 +107,32 @@ func TestListeningSourcesAgree(t *testing.T) {
 			continue
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		diag, err := diagListening()
+		uid := os.Getuid()
+		diag, err := diagListening(uid)
 		if err != nil {
 			t.Fatal(err)
 		}
 		text := map[uint64]int{}
-		readListening("/proc/net/tcp", text)
-		readListening("/proc/net/tcp6", text)
+		readListening("/proc/net/tcp", uid, text)
+		readListening("/proc/net/tcp6", uid, text)
+		other, err := diagListening(uid + 4242)
+		if err != nil {
+			t.Fatal(err)
+		}
+		otherText := map[uint64]int{}
+		readListening("/proc/net/tcp", uid+4242, otherText)
+		readListening("/proc/net/tcp6", uid+4242, otherText)
 		l.Close()
+		for ino, p := range other {
+			if p == port && text[ino] == port {
+				t.Errorf("%s: sock_diag reports the caller's socket (inode %d) as UID %d's", addr, ino, uid+4242)
+			}
+		}
+		for ino, p := range otherText {
+			if p == port && diag[ino] == port {
+				t.Errorf("%s: /proc/net/tcp reports the caller's socket (inode %d) as UID %d's", addr, ino, uid+4242)
+			}
+		}
 		found := false
 		for ino, p := range diag {
 			if p == port {

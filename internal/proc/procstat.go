@@ -25,7 +25,18 @@ type Tree struct {
 // process table (and, for ports, one read of the socket tables). Trees
 // with no live process get a zero Usage.
 func Usages(ts []Tree) []Usage {
-	pt := readProcTable()
+	// One tree with a live helper (a start's check of the instance it
+	// replaces, a wait for a port): walked down from the helper, as a
+	// stop does, without reading the rest of the process table.
+	if len(ts) == 1 && ts[0].Token != "" {
+		if infos, ok := subtreeInfos(ts[0].Leader, ts[0].Token, ts[0].Roots); ok {
+			return usagesOf([][]ProcInfo{infos})
+		}
+	}
+	return usagesIn(readProcTable(), ts)
+}
+
+func usagesIn(pt *procTable, ts []Tree) []Usage {
 	trees := make([][]ProcInfo, len(ts))
 	for i, t := range ts {
 		if t.Token == "" && t.Leader.PID == 0 {
@@ -33,7 +44,12 @@ func Usages(ts []Tree) []Usage {
 		}
 		trees[i] = pt.members(t.Leader, t.Token, t.Roots)
 	}
-	out := make([]Usage, len(ts))
+	return usagesOf(trees)
+}
+
+// usagesOf sums each tree's processes and finds their listening ports.
+func usagesOf(trees [][]ProcInfo) []Usage {
+	out := make([]Usage, len(trees))
 	for i, tree := range trees {
 		for _, p := range tree {
 			out[i].PIDs = append(out[i].PIDs, p.PID)

@@ -13,48 +13,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fillUsage adds the listening TCP ports to each usage: the socket inodes
-// of the tree's open files, matched against /proc/net/tcp and tcp6, each
-// read once. CPU and memory came with the process table.
+// fillUsage adds the listening TCP ports to each usage: the caller's
+// listening sockets first (sock_diag, else /proc/net/tcp and tcp6), and
+// only when there are any, the socket inodes of the trees' open files,
+// matched against them. Most lists find no listening socket of the user's,
+// and skip the walk through every process's fd directory. CPU and memory
+// came with the process table.
 func fillUsage(us []Usage) {
-	inodes := make([]map[uint64]bool, len(us))
-	any := false
-	for i := range us {
-		for _, pid := range us[i].PIDs {
-			for _, ino := range socketInodes(pid) {
-				if inodes[i] == nil {
-					inodes[i] = map[uint64]bool{}
-				}
-				inodes[i][ino] = true
-				any = true
-			}
-		}
-	}
-	if !any {
-		return
-	}
-	listening, err := diagListening()
+	uid := os.Getuid()
+	listening, err := diagListening(uid)
 	if err != nil {
 		// No sock_diag (an old or restricted kernel): the text tables,
 		// which walk every connection and cost more.
 		listening = map[uint64]int{}
-		readListening("/proc/net/tcp", listening)
-		readListening("/proc/net/tcp6", listening)
+		readListening("/proc/net/tcp", uid, listening)
+		readListening("/proc/net/tcp6", uid, listening)
+	}
+	if len(listening) == 0 {
+		return
 	}
 	for i := range us {
-		for ino := range inodes[i] {
-			if port, ok := listening[ino]; ok {
-				us[i].Ports = append(us[i].Ports, port)
+		for _, pid := range us[i].PIDs {
+			for _, ino := range socketInodes(pid) {
+				if port, ok := listening[ino]; ok {
+					us[i].Ports = append(us[i].Ports, port)
+				}
 			}
 		}
 	}
 }
 
 // diagListening asks the kernel's sock_diag netlink interface for the
-// listening TCP sockets, IPv4 and IPv6: their local ports by inode. Unlike
+// listening TCP sockets of uid (every user's for -1), IPv4 and IPv6: their
+// local ports by inode. Unlike
 // /proc/net/tcp, which walks every connection of the system, it visits
 // only listening sockets.
-func diagListening() (map[uint64]int, error) {
+func diagListening(uid int) (map[uint64]int, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		return nil, err
@@ -62,7 +56,7 @@ func diagListening() (map[uint64]int, error) {
 	defer func() { _ = unix.Close(fd) }()
 	out := map[uint64]int{}
 	for _, family := range []byte{unix.AF_INET, unix.AF_INET6} {
-		if err := diagQuery(fd, family, out); err != nil {
+		if err := diagQuery(fd, family, uid, out); err != nil {
 			return nil, err
 		}
 	}
@@ -70,8 +64,8 @@ func diagListening() (map[uint64]int, error) {
 }
 
 // diagQuery sends one inet_diag_req_v2 for listening TCP sockets of family
-// and reads the answer into ports.
-func diagQuery(fd int, family byte, ports map[uint64]int) error {
+// and reads the answer, the sockets of uid, into ports.
+func diagQuery(fd int, family byte, uid int, ports map[uint64]int) error {
 	const (
 		reqLen    = 56 // struct inet_diag_req_v2
 		msgLen    = 72 // struct inet_diag_msg
@@ -108,6 +102,9 @@ func diagQuery(fd int, family byte, ports map[uint64]int) error {
 			if len(m.Data) < msgLen {
 				continue
 			}
+			if uid >= 0 && int(binary.NativeEndian.Uint32(m.Data[64:])) != uid {
+				continue
+			}
 			port := int(binary.BigEndian.Uint16(m.Data[4:]))
 			if ino := binary.NativeEndian.Uint32(m.Data[68:]); ino != 0 {
 				ports[uint64(ino)] = port
@@ -140,9 +137,9 @@ func socketInodes(pid int) []uint64 {
 	return out
 }
 
-// readListening adds the sockets in LISTEN state of a /proc/net/tcp file
-// to ports, by inode.
-func readListening(path string, ports map[uint64]int) {
+// readListening adds the sockets of uid (every user's for -1) in LISTEN
+// state of a /proc/net/tcp file to ports, by inode.
+func readListening(path string, uid int, ports map[uint64]int) {
 	f, err := os.Open(path)
 	if err != nil {
 		return
@@ -151,31 +148,35 @@ func readListening(path string, ports map[uint64]int) {
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
 	for sc.Scan() {
-		if ino, port, ok := parseTCPLine(sc.Bytes()); ok {
+		if ino, port, owner, ok := parseTCPLine(sc.Bytes()); ok && (uid < 0 || owner == uid) {
 			ports[ino] = port
 		}
 	}
 }
 
-// parseTCPLine reads one line of /proc/net/tcp: the inode and local port
-// of a listening socket.
-func parseTCPLine(line []byte) (inode uint64, port int, ok bool) {
+// parseTCPLine reads one line of /proc/net/tcp: the inode, local port and
+// owner's UID of a listening socket.
+func parseTCPLine(line []byte) (inode uint64, port, uid int, ok bool) {
 	f := bytes.Fields(line)
 	// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
 	if len(f) < 10 || string(f[3]) != "0A" {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	i := bytes.LastIndexByte(f[1], ':')
 	if i < 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	p, err := strconv.ParseUint(string(f[1][i+1:]), 16, 16)
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
 	ino, err := strconv.ParseUint(string(f[9]), 10, 64)
 	if err != nil || ino == 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return ino, int(p), true
+	owner, err := strconv.Atoi(string(f[7]))
+	if err != nil {
+		return 0, 0, 0, false
+	}
+	return ino, int(p), owner, true
 }
