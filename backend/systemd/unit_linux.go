@@ -13,6 +13,7 @@ import (
 	"github.com/godbus/dbus/v5"
 
 	"btl/core"
+	"btl/internal/dotenv"
 )
 
 // execCommand is one entry of ExecStart= and friends on D-Bus, a(sasb):
@@ -50,7 +51,7 @@ func validEnv(env []string) []string {
 	last := map[string]int{}
 	for i, e := range env {
 		name, value, ok := strings.Cut(e, "=")
-		if ok && validName(name) && utf8.ValidString(value) && !strings.ContainsRune(value, 0) {
+		if ok && dotenv.ValidName(name) && utf8.ValidString(value) && !strings.ContainsRune(value, 0) {
 			last[name] = i
 		}
 	}
@@ -62,19 +63,6 @@ func validEnv(env []string) []string {
 		}
 	}
 	return out
-}
-
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 // taskProps are the properties of a task's unit. RemainAfterExit keeps the

@@ -23,7 +23,7 @@ var rules = []rule{
 	}},
 	{"core", func(file, imp string) bool {
 		return imp == "btl/core" || strings.HasPrefix(imp, "btl/core/") ||
-			imp == "btl/internal/proc" || imp == "btl/internal/logfile" || imp == "btl/internal/regular"
+			imp == "btl/internal/proc" || imp == "btl/internal/logfile" || imp == "btl/internal/regular" || imp == "btl/internal/dotenv"
 	}},
 	{"backend", func(file, imp string) bool {
 		own := "btl/" + filepath.ToSlash(filepath.Dir(file))
@@ -33,7 +33,8 @@ var rules = []rule{
 	{"internal/logfile", func(file, imp string) bool { return imp == "btl/internal/regular" }},
 	{"internal/regular", none},
 	{"internal/reexec", none},
-	{"internal/project", none},
+	{"internal/project", func(file, imp string) bool { return imp == "btl/internal/dotenv" }},
+	{"internal/dotenv", none},
 	{"internal/logpump", func(file, imp string) bool {
 		return imp == "btl/internal/logfile" || imp == "btl/internal/reexec"
 	}},

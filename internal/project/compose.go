@@ -10,6 +10,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"btl/internal/dotenv"
 )
 
 // ignoredTop are top-level keys of process-compose files that change
@@ -199,14 +201,14 @@ func (p *composeParser) env(v *node, key string) ([]string, error) {
 				return nil, err
 			}
 			name, _, ok := strings.Cut(s, "=")
-			if !ok || !validEnvName(name) {
+			if !ok || !dotenv.ValidName(name) {
 				return nil, p.errorf(item, key, "%q is not NAME=value", s)
 			}
 			out = append(out, s)
 		}
 	case mappingNode:
 		for k, val := range pairs(v) {
-			if !validEnvName(k.Value) {
+			if !dotenv.ValidName(k.Value) {
 				return nil, p.errorf(k, key, "%q is not a variable name", k.Value)
 			}
 			s, err := p.str(val, key+"."+k.Value)
@@ -219,19 +221,6 @@ func (p *composeParser) env(v *node, key string) ([]string, error) {
 		return nil, p.errorf(v, key, "must be a list of NAME=value")
 	}
 	return out, nil
-}
-
-func validEnvName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c == '_' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *composeParser) deps(v *node, key string) ([]Dep, error) {

@@ -2,10 +2,10 @@ package project
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"path/filepath"
-	"strings"
+
+	"btl/internal/dotenv"
 )
 
 // LoadDotEnv reads dir/.env (see ParseDotEnv); no file is no variables.
@@ -21,36 +21,13 @@ func LoadDotEnv(dir string) ([]string, error) {
 	return ParseDotEnv(path, b)
 }
 
-// ParseDotEnv reads a .env file as foreman, overmind and process-compose
-// do: NAME=value lines, an optional "export " before the name, blank lines
-// and # comments skipped; a value in single quotes is taken as it is, one
-// in double quotes has \n, \t, \" and \\ escapes, an unquoted one ends at
-// " #" and is trimmed. Variables are not expanded.
+// ParseDotEnv reads a .env file (see internal/dotenv) whose path is path
+// and contents data.
 func ParseDotEnv(path string, data []byte) ([]string, error) {
-	var out []string
-	for i, line := range strings.Split(string(data), "\n") {
-		t := strings.TrimSpace(strings.TrimRight(line, "\r"))
-		if t == "" || strings.HasPrefix(t, "#") {
-			continue
-		}
-		t = strings.TrimPrefix(t, "export ")
-		name, val, ok := strings.Cut(t, "=")
-		name = strings.TrimSpace(name)
-		if !ok || !validEnvName(name) {
-			return nil, &Error{Path: path, Line: i + 1, Msg: fmt.Sprintf("%q is not NAME=value", t)}
-		}
-		val = strings.TrimSpace(val)
-		switch {
-		case len(val) >= 2 && val[0] == '\'' && val[len(val)-1] == '\'':
-			val = val[1 : len(val)-1]
-		case len(val) >= 2 && val[0] == '"' && val[len(val)-1] == '"':
-			val = strings.NewReplacer(`\n`, "\n", `\t`, "\t", `\"`, `"`, `\\`, `\`).Replace(val[1 : len(val)-1])
-		default:
-			if j := strings.Index(val, " #"); j >= 0 {
-				val = strings.TrimSpace(val[:j])
-			}
-		}
-		out = append(out, name+"="+val)
+	kvs, err := dotenv.Parse(data)
+	var le *dotenv.Error
+	if errors.As(err, &le) {
+		return nil, &Error{Path: path, Line: le.Line, Msg: le.Msg}
 	}
-	return out, nil
+	return kvs, err
 }
