@@ -70,7 +70,7 @@ func writeJSON(path string, v any) error {
 // used up: then it records the crash loop and stops launchd from spawning
 // it again (the launcher's exit 0 is a success for {SuccessfulExit:
 // false}; the keep file of always is removed).
-func relaunch(report, policy string) bool {
+func relaunch(report, policy, label string) bool {
 	p, err := core.ParseRestart(policy)
 	if err != nil || !p.Enabled() {
 		return true
@@ -86,7 +86,7 @@ func relaunch(report, policy string) bool {
 		_ = writeJSON(f.runs, restartRecord{Runs: 1, Last: now})
 		return true
 	}
-	prev := previousEnd()
+	prev := previousEnd(label)
 	if now.Sub(r.Last) >= core.RestartResetAfter {
 		r.InRow = 0
 	}
@@ -103,12 +103,11 @@ func relaunch(report, policy string) bool {
 	return true
 }
 
-// previousEnd asks launchd how the job's last run ended: `launchctl print`
-// keeps the last exit code while the job runs again. The job's label is
-// in XPC_SERVICE_NAME, which launchd sets.
-func previousEnd() core.Status {
-	label := os.Getenv("XPC_SERVICE_NAME")
-	if label == "" {
+// previousEnd asks launchd how the last run of the job with the given
+// label ended: `launchctl print` keeps the last exit code while the job
+// runs again.
+func previousEnd(label string) core.Status {
+	if !strings.HasPrefix(label, LabelPrefix) || !core.ValidHash(strings.TrimPrefix(label, LabelPrefix)) {
 		return core.Status{State: core.Gone}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
