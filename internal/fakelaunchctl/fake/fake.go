@@ -80,8 +80,10 @@
 //	B1  headroomlabs-ai/headroom#1289: bootstrap right after bootout -> 5 for
 //	    about 5 s on macOS 26.5.1 (10 tries of 5, then 0); back-to-back -> 37;
 //	    kickstart after bootout -> 113
-//	B2  Opendray/opendray#211: "bootout is asynchronous", bootstrap after it
-//	    fails with 5
+//	B2  oneprolabs/hyperfilelens#939: bootout removes the service
+//	    asynchronously, print shows it during teardown;
+//	    bobmatnyc/trusty-tools#6618: bootstrap right after bootout fails
+//	    with 5, a retry seconds later succeeds
 //	B3  tuist/tuist#10143: sleeps 3 s between bootout and bootstrap
 //	H1  Homebrew/homebrew-services#528: `launchctl managername` -> Aqua
 //	S1  nix-community/home-manager#4413, Mic92/sops-nix#966: "Bootstrap
