@@ -49,13 +49,36 @@ type Backend interface {
 	// Stop ends every process of t: SIGTERM, up to grace, then SIGKILL. It
 	// returns nil once they are all gone, also when t had already exited,
 	// and a *SurvivorsError when some could not be ended. It never signals
-	// a process it cannot prove belongs to t.
+	// a process it cannot prove belongs to t. When it sends SIGKILL, it
+	// says so with NoteKilled(ctx).
 	Stop(ctx context.Context, t Task, grace time.Duration) error
 	// Inspect reports what became of t.
 	Inspect(ctx context.Context, t Task) (Status, error)
 	// List returns the tasks the backend itself knows of, so that state.json
 	// can be rebuilt from them. A backend that keeps no record returns nil.
 	List(ctx context.Context) ([]Task, error)
+}
+
+// StopReport collects what a Backend's Stop did that its error does not
+// say. The Manager passes one in the context of each Stop (WithStopReport);
+// a backend notes in it what it did (NoteKilled).
+type StopReport struct {
+	Killed bool // SIGKILL was sent: something outlived SIGTERM and the grace
+}
+
+type stopReportKey struct{}
+
+// WithStopReport returns ctx carrying r, for a Stop to fill in.
+func WithStopReport(ctx context.Context, r *StopReport) context.Context {
+	return context.WithValue(ctx, stopReportKey{}, r)
+}
+
+// NoteKilled records, in the StopReport ctx carries (if any), that the
+// stop sent SIGKILL.
+func NoteKilled(ctx context.Context) {
+	if r, ok := ctx.Value(stopReportKey{}).(*StopReport); ok {
+		r.Killed = true
+	}
 }
 
 // LogSyncer is implemented by backends whose task output does not reach the
@@ -91,6 +114,7 @@ const (
 	Gone     RunState = "gone"     // not running; how it ended is unknown
 	Failed   RunState = "failed"   // the backend reports a failure without a code
 	Starting RunState = "starting" // recorded, start not yet confirmed
+	Stopped  RunState = "stopped"  // stopped by btl stop; kept until restarted or cleaned
 	// Unknown: the task's backend cannot be asked here (no user bus, say);
 	// Reason says why. Such a task may run, so it is never forgotten.
 	Unknown RunState = "unknown"
@@ -113,13 +137,21 @@ type Status struct {
 	Restarts  int    `json:"restarts,omitempty"`
 	LastExit  string `json:"last_exit,omitempty"`
 	CrashLoop bool   `json:"crash_loop,omitempty"`
+	// StartError, with State Failed, says that the task's last start
+	// failed after its previous instance was stopped: why, in one line.
+	// The task is kept, so that a re-run or a restart tries again.
+	StartError string `json:"start_error,omitempty"`
+
+	// badFile, with Unknown: the backend answered, but a file of the
+	// task's is not what btl wrote there (Reason names it).
+	badFile bool
 }
 
 // final reports whether the status can no longer change: the instance it
 // describes has ended (a PID and start time never come back).
 func (s Status) final() bool {
 	switch s.State {
-	case Exited, Signaled, Failed, Gone:
+	case Exited, Signaled, Failed, Gone, Stopped:
 		return true
 	}
 	return false
@@ -137,6 +169,9 @@ func (s Status) String() string {
 		end := s
 		end.CrashLoop = false
 		return fmt.Sprintf("crash loop (%s, %s)", end, RestartCount(s.Restarts))
+	}
+	if s.StartError != "" {
+		return "failed to start"
 	}
 	switch s.State {
 	case Running:

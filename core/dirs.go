@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
+
+	"btl/internal/logfile"
 )
 
 // Dirs are the directories btl keeps its files in.
@@ -44,15 +48,83 @@ func (d Dirs) removeTaskFiles(hash string) error {
 	if !ValidHash(hash) {
 		return fmt.Errorf("%w %q", ErrBadHash, hash)
 	}
-	files := []string{d.LogFile(hash), d.LogFile(hash) + ".1"}
+	log := d.LogFile(hash)
+	return errors.Join(removeFiles(log, log+".1", logfile.TimesPath(log), logfile.TimesPath(log+".1")), d.removeRunFiles(hash))
+}
+
+// removeRunFiles removes the runtime files of the task with the given
+// hash: its recorded environment, exit records, cursors and locks, all
+// named after the hash or after an instance token, which starts with it.
+func (d Dirs) removeRunFiles(hash string) error {
+	if !ValidHash(hash) {
+		return fmt.Errorf("%w %q", ErrBadHash, hash)
+	}
 	run, _ := filepath.Glob(filepath.Join(d.Run, hash+"*"))
+	return removeFiles(run...)
+}
+
+func removeFiles(files ...string) error {
 	var errs []error
-	for _, f := range append(files, run...) {
+	for _, f := range files {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// sweepAge is how old a runtime file of no task must be before sweep
+// removes it: a launchd bootout mark means something for a few seconds
+// after its task was forgotten.
+const sweepAge = time.Minute
+
+// sweep removes the log files and runtime files that belong to no task
+// tracked (tracked reports whether a hash is): what a forgotten task left.
+// Files named after no hash (locks and marks shared by every task) stay.
+func (d Dirs) sweep(tracked func(hash string) bool) error {
+	var doomed []string
+	logs, _ := os.ReadDir(d.Logs)
+	for _, e := range logs {
+		name := e.Name()
+		// <hash>.log, .log.1 and their times, .log.times and .log.1.times
+		base := strings.TrimSuffix(strings.TrimSuffix(name, ".times"), ".1")
+		if h, ok := strings.CutSuffix(base, ".log"); ok && ValidHash(h) && !tracked(h) {
+			doomed = append(doomed, filepath.Join(d.Logs, name))
+		}
+	}
+	run, _ := os.ReadDir(d.Run)
+	for _, e := range run {
+		h, marked := runFileOwner(e.Name())
+		if h == "" || tracked(h) {
+			continue
+		}
+		if marked {
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < sweepAge {
+				continue
+			}
+		}
+		doomed = append(doomed, filepath.Join(d.Run, e.Name()))
+	}
+	return removeFiles(doomed...)
+}
+
+// runFileOwner returns the hash of the task a file in the run directory
+// belongs to, "" when it belongs to none (a lock or mark shared by all).
+// Per-task files are named <hash>.<kind> or <token>.<kind> (a token
+// starts with <hash>-); a launchd bootout mark, <target>_btl.<hash>.bootout,
+// is reported with marked set: it means something for a while after its
+// task is gone.
+func runFileOwner(name string) (hash string, marked bool) {
+	if svc, ok := strings.CutSuffix(name, ".bootout"); ok {
+		if i := strings.LastIndex(svc, "btl."); i >= 0 && ValidHash(svc[i+4:]) {
+			return svc[i+4:], true
+		}
+		return "", false
+	}
+	if len(name) > HashLen && ValidHash(name[:HashLen]) && (name[HashLen] == '.' || name[HashLen] == '-') {
+		return name[:HashLen], false
+	}
+	return "", false
 }
 
 // ErrUnsafeDir reports a directory btl will not use: owned by another user,
@@ -89,18 +161,4 @@ func checkDir(dir string) error {
 		return fmt.Errorf("%w: %s is writable by group or others (chmod 700 %s)", ErrUnsafeDir, dir, dir)
 	}
 	return nil
-}
-
-// SelfExe returns exe, or, when exe is empty, the path of the running
-// executable: btl re-executes itself as a task's helper (supervisor,
-// launcher, journal mirror, log pump).
-func SelfExe(exe string) (string, error) {
-	if exe != "" {
-		return exe, nil
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return "", fmt.Errorf("find own executable: %w", err)
-	}
-	return exe, nil
 }

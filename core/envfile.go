@@ -3,13 +3,15 @@ package core
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"btl/internal/regular"
 )
+
+// MaxEnvSize bounds how much of a recorded environment btl reads: far
+// more than a system lets a program's environment be.
+const MaxEnvSize = 16 << 20
 
 // EnvFile is where the environment of the task with the given hash is
 // recorded, so that btl restart can run it again as it was started.
@@ -27,7 +29,7 @@ func (d Dirs) saveEnv(hash string, env []string) error {
 		b.WriteString(kv)
 		b.WriteByte(0)
 	}
-	if err := ReplaceFile(d.EnvFile(hash), b.Bytes(), 0o600); err != nil {
+	if err := regular.ReplaceFile(d.EnvFile(hash), b.Bytes(), 0o600, false); err != nil {
 		return fmt.Errorf("record environment: %w", err)
 	}
 	return nil
@@ -36,12 +38,7 @@ func (d Dirs) saveEnv(hash string, env []string) error {
 // LoadEnv returns the environment recorded when the task with the given
 // hash was last started.
 func (d Dirs) LoadEnv(hash string) ([]string, error) {
-	f, err := regular.Open(d.EnvFile(hash), os.O_RDONLY, 0)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = f.Close() }()
-	b, err := io.ReadAll(f)
+	b, err := regular.ReadFile(d.EnvFile(hash), MaxEnvSize)
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,11 @@ func LookPath(name, dir string, env []string) (string, error) {
 		}
 		p := filepath.Join(d, name)
 		err := checkExec(p)
+		if errors.Is(err, fs.ErrPermission) {
+			// A directory on PATH that cannot be searched holds nothing
+			// the shell could run: it looks on, and says 127 in the end.
+			continue
+		}
 		if err == nil {
 			if err := checkInterpreter(p, dir, 0); err != nil {
 				return "", &ExecError{Name: name, Err: err}

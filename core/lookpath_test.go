@@ -14,7 +14,13 @@ func TestLookPath(t *testing.T) {
 	os.WriteFile(filepath.Join(bin, "tool"), []byte("#!/bin/sh\n"), 0o755)
 	os.WriteFile(filepath.Join(bin, "data"), []byte("x"), 0o644)
 	os.Mkdir(filepath.Join(bin, "sub"), 0o755)
-	env := []string{"PATH=/nonexistent:" + bin}
+	// A directory on PATH that cannot be searched: skipped, as sh does.
+	closed := filepath.Join(dir, "closed")
+	os.Mkdir(closed, 0o755)
+	os.WriteFile(filepath.Join(closed, "hidden"), []byte("#!/bin/sh\n"), 0o755)
+	os.Chmod(closed, 0)
+	t.Cleanup(func() { os.Chmod(closed, 0o755) })
+	env := []string{"PATH=/nonexistent:" + closed + ":" + bin}
 	for _, c := range []struct {
 		name string
 		want string
@@ -24,6 +30,7 @@ func TestLookPath(t *testing.T) {
 		{"./bin/tool", filepath.Join(bin, "tool"), nil},
 		{filepath.Join(bin, "tool"), filepath.Join(bin, "tool"), nil},
 		{"missing", "", ErrNotFound},
+		{"hidden", "", ErrNotFound},
 		{"data", "", ErrNotExecutable},
 		{"sub", "", ErrNotFound},
 		{"./bin/data", "", ErrNotExecutable},

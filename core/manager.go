@@ -42,6 +42,9 @@ type Manager struct {
 	// OnForceKill, when set, is called after a running task had to be
 	// sent SIGKILL: it had not exited within Grace of SIGTERM.
 	OnForceKill func(t *Task)
+	// OnStarting, when set, is called right before the backend is asked
+	// to start a task (after any old instance was stopped).
+	OnStarting func()
 	// OnRehash, when set, is called when a start's hash belongs to a
 	// different task (other), which is left alone: the start gets hash
 	// instead (see DerivedHash).
@@ -106,7 +109,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	// The log is created by btl (mode 0600, never through a symbolic
 	// link), and a log that cannot be opened stops the start before the
 	// old instance is touched.
-	if err := checkLog(spec.LogFile); err != nil {
+	if err := checkLog(spec.LogFile, false); err != nil {
 		return nil, nil, err
 	}
 	// Backends keep exit statuses and journal cursors in run/: without it
@@ -114,9 +117,11 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	if err := checkWritableDir(m.Dirs.Run); err != nil {
 		return nil, nil, err
 	}
+	var startErr error // a start that failed after the old instance was stopped
+	replacing := false
 	err = m.Store.Update(func(st *State) error {
 		if other := m.place(st, &spec); other != nil {
-			if err := checkLog(spec.LogFile); err != nil {
+			if err := checkLog(spec.LogFile, false); err != nil {
 				return err
 			}
 			if m.OnRehash != nil {
@@ -125,6 +130,22 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		}
 		if err := m.settleName(ctx, st, &spec); err != nil {
 			return err
+		}
+		// A state btl could not read back is never written: a start that
+		// would take it past the limit is refused before anything stops.
+		if err := st.fits(m.intent(spec)); err != nil {
+			return fmt.Errorf("cannot record %s: %w", spec.Hash, err)
+		}
+		// The start is not refused: its log may be made now. A start that
+		// fails from here on removes the log it made.
+		if created, err := createLog(spec.LogFile); err != nil {
+			return err
+		} else if created {
+			defer func() {
+				if started == nil {
+					_ = os.Remove(spec.LogFile)
+				}
+			}()
 		}
 		if old := st.Processes[spec.Hash]; old != nil {
 			// Stopping the old instance is undone by nothing: first make
@@ -144,30 +165,31 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 				replaced = old
 			}
 			delete(st.Processes, spec.Hash)
+			replacing = true
 		}
 		// Record the intent before anything runs: if btl dies between the
 		// start and the save below, the next btl finds the task by its
 		// token (see adopt) instead of losing sight of it.
-		intent := &Task{
-			Hash:      spec.Hash,
-			UserID:    os.Getuid(),
-			Command:   spec.Command,
-			Cwd:       spec.Dir,
-			Argv:      spec.Argv,
-			LogFile:   spec.LogFile,
-			Token:     spec.Token,
-			Name:      spec.Name,
-			Restart:   spec.Restart.String(),
-			Backend:   m.Backend.Name(),
-			StartedAt: time.Now().UTC(),
-			Status:    &Status{State: Starting},
-		}
+		intent := m.intent(spec)
 		st.Processes[spec.Hash] = intent
 		if err := m.Store.checkpoint(st); err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
 		}
+		if m.OnStarting != nil {
+			m.OnStarting()
+		}
 		got, err := m.Backend.Start(ctx, spec)
+		if err != nil && replacing {
+			// The old instance is gone and the new one did not start: the
+			// task is kept, failed to start, with its name and the reason,
+			// so that a re-run or a restart tries again.
+			failed := *intent
+			failed.Status = &Status{State: Failed, StartError: OneLine(err.Error())}
+			st.Processes[spec.Hash] = &failed
+			startErr = err
+			return nil
+		}
 		if err != nil {
 			delete(st.Processes, spec.Hash)
 			return err
@@ -182,15 +204,44 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		_ = m.Dirs.saveEnv(spec.Hash, spec.Env)
 		return nil
 	})
+	if err == nil && startErr != nil {
+		err = startErr
+	}
 	return started, replaced, err
 }
 
+// intent is the record of spec's start before the backend starts it.
+func (m *Manager) intent(spec Spec) *Task {
+	return &Task{
+		Hash:      spec.Hash,
+		UserID:    os.Getuid(),
+		Command:   spec.Command,
+		Cwd:       spec.Dir,
+		Argv:      spec.Argv,
+		LogFile:   spec.LogFile,
+		Token:     spec.Token,
+		Name:      spec.Name,
+		Restart:   spec.Restart.String(),
+		Backend:   m.Backend.Name(),
+		StartedAt: time.Now().UTC(),
+		Status:    &Status{State: Starting},
+	}
+}
+
 // checkLog makes sure the log file at path can be opened for appending:
-// created by btl (mode 0600), never through a symbolic link, and a regular
-// file (a FIFO or device in its place is refused, not waited on).
-func checkLog(path string) error {
-	lf, err := regular.Open(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// never through a symbolic link, and a regular file (a FIFO or device in
+// its place is refused, not waited on). A log that does not exist yet
+// must be one the caller can create; with create set, checkLog creates it
+// (mode 0600).
+func checkLog(path string, create bool) error {
+	flag := os.O_WRONLY | os.O_APPEND
+	if create {
+		flag |= os.O_CREATE
+	}
+	lf, err := regular.Open(path, flag, 0o600)
 	switch {
+	case !create && errors.Is(err, os.ErrNotExist):
+		return checkWritableDir(filepath.Dir(path))
 	case errors.Is(err, unix.ELOOP):
 		return fmt.Errorf("open log: %s is a symbolic link; refusing to write through it", path)
 	case errors.Is(err, regular.ErrNotRegular):
@@ -199,6 +250,16 @@ func checkLog(path string) error {
 		return fmt.Errorf("open log: %w", err)
 	}
 	return lf.Close()
+}
+
+// createLog creates the log file at path (mode 0600) unless it exists,
+// as checkLog checks it, and reports whether it created it.
+func createLog(path string) (created bool, err error) {
+	lf, err := regular.Open(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return true, lf.Close()
+	}
+	return false, checkLog(path, true)
 }
 
 // checkWritableDir makes sure the caller can create files in dir.
@@ -294,17 +355,22 @@ func (m *Manager) stop(ctx context.Context, t *Task, before func()) (bool, error
 	}
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
+	if errors.Is(err, regular.ErrNotRegular) {
+		// The backend answers, but a file of the task's is not what btl
+		// wrote there: the error says which, and what it is instead.
+		return false, err
+	}
 	if err != nil {
 		return false, unreachable(t, err)
 	}
 	if st.Alive() && before != nil {
 		before()
 	}
-	begun := time.Now()
-	err = b.Stop(ctx, *t, Grace)
-	// Every backend sends SIGKILL only once Grace has passed since SIGTERM
-	// and something still runs; a stop that returns sooner needed none.
-	if st.Alive() && time.Since(begun) >= Grace && m.OnForceKill != nil {
+	var rep StopReport
+	err = b.Stop(WithStopReport(ctx, &rep), *t, Grace)
+	// The backend says whether it sent SIGKILL: a slow stop (a loaded
+	// machine, a large tree) is no reason to say it did.
+	if rep.Killed && m.OnForceKill != nil {
 		m.OnForceKill(t)
 	}
 	return st.Alive(), err
@@ -372,7 +438,7 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 	adopt(t)
 	st, err := b.Inspect(ctx, *t)
 	if err != nil {
-		return Status{State: Unknown, PID: t.PID, Reason: err.Error()}
+		return Status{State: Unknown, PID: t.PID, Reason: err.Error(), badFile: errors.Is(err, regular.ErrNotRegular)}
 	}
 	return st
 }
@@ -381,13 +447,13 @@ func (m *Manager) Status(ctx context.Context, t *Task) Status {
 // default backend runs and st lost, records how finished tasks ended, and returns every
 // task with its status, oldest first.
 func (m *Manager) Reconcile(ctx context.Context, st *State) []View {
-	views, _ := m.reconcile(ctx, st)
+	views, _, _ := m.reconcile(ctx, st)
 	return views
 }
 
-// reconcile is Reconcile, also reporting whether it changed st.
-func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
-	changed := false
+// reconcile is Reconcile, also reporting whether it changed st and the
+// tasks it adopted.
+func (m *Manager) reconcile(ctx context.Context, st *State) (views []View, changed bool, adopted []*Task) {
 	for _, name := range m.names() {
 		b, err := m.backendNamed(name)
 		if err != nil {
@@ -402,11 +468,11 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 				t.UserID = os.Getuid()
 				t.Backend = b.Name()
 				st.Processes[t.Hash] = &t
+				adopted = append(adopted, &t)
 				changed = true
 			}
 		}
 	}
-	var views []View
 	for _, t := range st.Sorted() {
 		if t.Status != nil && t.Status.final() {
 			// An instance that ended stays ended: nothing to ask.
@@ -421,7 +487,32 @@ func (m *Manager) reconcile(ctx context.Context, st *State) ([]View, bool) {
 		}
 		views = append(views, View{Task: t, Status: s})
 	}
-	return views, changed
+	return views, changed, adopted
+}
+
+// unadopt takes the tasks adoption added back out of st when st would
+// otherwise pass MaxStateSize (tasks found again with huge command
+// lines): they are shown, and found again next time, but not recorded.
+func (m *Manager) unadopt(st *State, adopted []*Task) {
+	var left []*Task
+	for _, t := range adopted {
+		if st.Processes[t.Hash] == t {
+			left = append(left, t)
+		}
+	}
+	if len(left) == 0 {
+		return
+	}
+	b, err := st.encode()
+	if err != nil || len(b) <= maxState || len(b) <= len(st.saved) {
+		return
+	}
+	for _, t := range left {
+		delete(st.Processes, t.Hash)
+	}
+	if m.Store.Warn != nil {
+		m.Store.Warn(fmt.Sprintf("%d running tasks found again are not recorded: %v", len(left), fullError(len(b))))
+	}
 }
 
 // listUnknown is b's List, without the tasks st already records where b
@@ -504,16 +595,32 @@ func (m *Manager) List(ctx context.Context) ([]View, error) {
 	var views []View
 	err := m.Store.UpdateIf(func(st *State) (bool, error) {
 		var changed bool
-		views, changed = m.reconcile(ctx, st)
+		var adopted []*Task
+		views, changed, adopted = m.reconcile(ctx, st)
+		m.unadopt(st, adopted)
 		return changed, nil
 	})
 	return views, err
 }
 
 // Kill stops the tasks named by hash prefixes (every task when all is set)
-// and removes them from the state. It returns the tasks it removed, each
-// with Status.Alive() true when it was running until stopped.
+// and forgets them: their records and runtime files go, their log files
+// stay (btl logs shows them; clean --all deletes them). It returns the
+// tasks it removed, each with Status.Alive() true when it was running
+// until stopped.
 func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View, error) {
+	return m.halt(ctx, prefixes, all, false)
+}
+
+// Stop stops the tasks named by hash prefixes (every task when all is
+// set) as Kill does, but keeps their records, names and files: a task that
+// ran is recorded as Stopped, one that had ended keeps how it ended, and
+// Restart runs either again.
+func (m *Manager) Stop(ctx context.Context, prefixes []string, all bool) ([]View, error) {
+	return m.halt(ctx, prefixes, all, true)
+}
+
+func (m *Manager) halt(ctx context.Context, prefixes []string, all, keep bool) ([]View, error) {
 	var killed []View
 	err := m.Store.Update(func(st *State) error {
 		var ts []*Task
@@ -533,6 +640,11 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 		}
 		var errs []error
 		for _, t := range ts {
+			if keep && t.Status != nil && t.Status.final() {
+				// Already stopped or ended: nothing runs to stop.
+				killed = append(killed, View{Task: t, Status: *t.Status})
+				continue
+			}
 			alive, err := m.stop(ctx, t, nil)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", t.Hash, err))
@@ -543,11 +655,27 @@ func (m *Manager) Kill(ctx context.Context, prefixes []string, all bool) ([]View
 				v.Status = Status{State: Running, PID: t.PID}
 			}
 			killed = append(killed, v)
+			if keep {
+				if alive || t.Status == nil {
+					t.Status = &Status{State: Stopped, PID: t.PID}
+				} else if !t.Status.final() {
+					t.Status = &Status{State: Gone, PID: t.PID}
+				}
+				continue
+			}
 			delete(st.Processes, t.Hash)
 			if !alive {
 				// Stopping a running task leaves nothing behind; one that
 				// had ended may have left a record (a failed unit).
 				m.release(ctx, t)
+			}
+			// Nothing btl made for the task outlives its record but its
+			// log, which clean --all deletes; the log gets the task's last
+			// lines first where they are copied from elsewhere (the
+			// journal), since the copier's record goes with the rest.
+			_ = m.SyncLog(ctx, t)
+			if err := m.Dirs.removeRunFiles(t.Hash); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		return errors.Join(errs...)
@@ -563,12 +691,13 @@ type Cleaned struct {
 	Warnings []error // files of removed tasks that could not be deleted
 }
 
-// Clean forgets the tasks that have ended. A task that runs, or whose
-// backend cannot tell, is never forgotten: the next start of the same
-// command would run a second instance beside it. With all set, Clean also
-// removes everything btl keeps for the forgotten tasks: their log files
-// and runtime files (logs are kept otherwise), and reports the running
-// tasks it kept.
+// Clean forgets the tasks that have ended (or were stopped), with their
+// runtime files. A task that runs, or whose backend cannot tell, is never
+// forgotten: the next start of the same command would run a second
+// instance beside it. With all set, Clean also removes the forgotten
+// tasks' log files (kept otherwise), the logs of tasks forgotten before
+// and runtime files that belong to no task, and reports the running tasks
+// it kept.
 func (m *Manager) Clean(ctx context.Context, all bool) (Cleaned, error) {
 	return m.clean(ctx, nil, all)
 }
@@ -582,7 +711,8 @@ func (m *Manager) Forget(ctx context.Context, prefixes []string) (removed int, e
 
 func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cleaned, err error) {
 	err = m.Store.Update(func(st *State) error {
-		views := m.Reconcile(ctx, st)
+		views, _, adopted := m.reconcile(ctx, st)
+		defer m.unadopt(st, adopted)
 		if len(prefixes) > 0 {
 			named := map[*Task]bool{}
 			for _, p := range prefixes {
@@ -595,6 +725,8 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 			views = slices.DeleteFunc(views, func(v View) bool { return !named[v.Task] })
 			for _, v := range views {
 				switch {
+				case v.Status.State == Unknown && v.Status.badFile:
+					return fmt.Errorf("%s: %s", v.Hash, v.Status.Reason)
 				case v.Status.State == Unknown:
 					return unreachable(v.Task, errors.New(v.Status.Reason))
 				case !v.Status.Ended():
@@ -610,16 +742,41 @@ func (m *Manager) clean(ctx context.Context, prefixes []string, all bool) (c Cle
 			m.release(ctx, v.Task)
 			delete(st.Processes, v.Hash)
 			c.Removed = append(c.Removed, v)
+			// Under the lock: a start of the same command waits. Nothing
+			// but its log outlives a task's record; --all deletes that too.
+			remove := m.Dirs.removeRunFiles
 			if all {
-				// Under the lock: a start of the same command waits.
-				if err := m.Dirs.removeTaskFiles(v.Hash); err != nil {
-					c.Warnings = append(c.Warnings, err)
-				}
+				remove = m.Dirs.removeTaskFiles
+			}
+			if err := remove(v.Hash); err != nil {
+				c.Warnings = append(c.Warnings, err)
+			}
+		}
+		if all && len(prefixes) == 0 {
+			// Logs of forgotten (killed) tasks, and runtime files of no
+			// task: nothing else would ever remove them. Unless a backend
+			// cannot be asked here: a task it runs that state.json lost
+			// was not found again, and its files are not orphans.
+			if err := m.unaskable(); err != nil {
+				c.Warnings = append(c.Warnings, fmt.Errorf("files of no tracked task kept: %w", err))
+			} else if err := m.Dirs.sweep(func(hash string) bool { return st.Processes[hash] != nil }); err != nil {
+				c.Warnings = append(c.Warnings, err)
 			}
 		}
 		return nil
 	})
 	return c, err
+}
+
+// unaskable returns why a backend that may run tasks on this machine
+// cannot be asked here, nil when every one can.
+func (m *Manager) unaskable() error {
+	for _, n := range m.names() {
+		if _, err := m.backendNamed(n); err != nil {
+			return fmt.Errorf("%s cannot be asked here: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // MinPrefix is the shortest hash prefix btl accepts.

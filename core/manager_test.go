@@ -5,7 +5,10 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +23,8 @@ type memBackend struct {
 	calls   []string // "start <hash>", "stop <token>", ...
 
 	startErr, inspectErr, stopErr, listErr error
+	stopDelay                              time.Duration // how long a stop takes
+	stopKills                              bool          // whether a stop sends SIGKILL
 	listed                                 []Task
 }
 
@@ -43,6 +48,10 @@ func (b *memBackend) Start(ctx context.Context, spec Spec) (Started, error) {
 
 func (b *memBackend) Stop(ctx context.Context, t Task, grace time.Duration) error {
 	b.calls = append(b.calls, "stop "+t.Token)
+	time.Sleep(b.stopDelay)
+	if b.stopKills {
+		NoteKilled(ctx)
+	}
 	if b.stopErr != nil {
 		return b.stopErr
 	}
@@ -143,6 +152,36 @@ func TestManagerReplace(t *testing.T) {
 	}
 }
 
+// The notice that a stop sent SIGKILL follows what the backend did, not
+// how long the stop took: a slow stop that needed no SIGKILL (a loaded
+// machine) says nothing, one that sent it says so.
+func TestForceKillNoticeFollowsBackend(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		kills bool
+	}{
+		{"slow stop, no SIGKILL", Grace + 50*time.Millisecond, false},
+		{"SIGKILL sent", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newMem("a")
+			m := testManager(t, a)
+			dir := t.TempDir()
+			first, _ := m.mustRun(t, dir, "sh", "-c", "x")
+			a.stopDelay, a.stopKills = tc.delay, tc.kills
+			noticed := false
+			m.OnForceKill = func(*Task) { noticed = true }
+			if _, err := m.Kill(context.Background(), []string{first.Hash}, false); err != nil {
+				t.Fatal(err)
+			}
+			if noticed != tc.kills {
+				t.Errorf("SIGKILL notice: %v, want %v", noticed, tc.kills)
+			}
+		})
+	}
+}
+
 func TestManagerFailures(t *testing.T) {
 	ctx := context.Background()
 	boom := errors.New("boom")
@@ -156,6 +195,34 @@ func TestManagerFailures(t *testing.T) {
 		}
 		if st, _ := m.Store.Read(); len(st.Processes) != 0 {
 			t.Errorf("a failed start left an entry: %+v", st.Processes)
+		}
+	})
+	t.Run("start fails after the old instance was stopped", func(t *testing.T) {
+		a := newMem("a")
+		m := testManager(t, a)
+		dir := t.TempDir()
+		spec, _ := m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		spec.Name = "web"
+		if _, _, err := m.Run(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		a.startErr = boom
+		spec, _ = m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		if _, _, err := m.Run(ctx, spec); !errors.Is(err, boom) {
+			t.Fatalf("Run = %v, want boom", err)
+		}
+		views, err := m.List(ctx)
+		if err != nil || len(views) != 1 || views[0].Name != "web" || views[0].Status.String() != "failed to start" || views[0].Status.StartError != "boom" {
+			t.Fatalf("List = %+v, %v; want web, failed to start because of boom", views, err)
+		}
+		a.startErr = nil
+		spec, _ = m.Prepare([]string{"sh", "-c", "x"}, dir, os.Environ())
+		again, _, err := m.Run(ctx, spec)
+		if err != nil || again.Name != "web" {
+			t.Fatalf("a re-run after a failed start: %+v, %v; want web started", again, err)
+		}
+		if views, _ := m.List(ctx); len(views) != 1 || !views[0].Status.Alive() {
+			t.Errorf("after the re-run, List = %+v; want it running", views)
 		}
 	})
 	t.Run("stop of the old instance fails", func(t *testing.T) {
@@ -278,6 +345,157 @@ func TestNextStatus(t *testing.T) {
 		rec, shown := nextStatus(c.rec, c.obs)
 		if (rec == nil) != (c.wantRec == nil) || rec != nil && *rec != *c.wantRec || shown != c.wantShown {
 			t.Errorf("%s: nextStatus = %+v, %+v; want %+v, %+v", c.name, rec, shown, c.wantRec, c.wantShown)
+		}
+	}
+}
+
+// TestStateNeverPastLimit: btl never writes a state.json it would not read
+// back. A start that would take it past MaxStateSize is refused in one
+// line before anything starts, tasks found again with huge command lines
+// are shown but not recorded, and no state btl wrote is ever moved aside
+// as corrupt.
+func TestStateNeverPastLimit(t *testing.T) {
+	lowerStateLimit(t)
+	ctx := context.Background()
+	mem := newMem("mem")
+	m := testManager(t, mem)
+	var warned []string
+	m.Store.Warn = func(msg string) { warned = append(warned, msg) }
+	dir := t.TempDir()
+	// Arguments of a 16th of the limit each: a command line btl records
+	// twice (the quoted command and the argv).
+	big := func(i int) []string {
+		return []string{"sh", "-c", "exit 0", strconv.Itoa(i), strings.Repeat("x", maxState/16)}
+	}
+	var refused error
+	n := 0
+	for i := range 40 {
+		spec, err := m.Prepare(big(i), dir, os.Environ())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := m.Run(ctx, spec); err != nil {
+			refused = err
+			break
+		}
+		n++
+	}
+	if !errors.Is(refused, ErrStateFull) || strings.Contains(refused.Error(), "\n") {
+		t.Fatalf("the start past the limit: %v, want one line wrapping ErrStateFull", refused)
+	}
+	if n < 5 || n >= 40 || len(mem.running) != n {
+		t.Errorf("%d starts recorded, %d tasks running", n, len(mem.running))
+	}
+	fi, err := os.Stat(m.Store.Path())
+	if err != nil || fi.Size() > int64(maxState) {
+		t.Fatalf("state.json: %v, %v", fi, err)
+	}
+	st, err := m.Store.Read()
+	if err != nil || len(st.Processes) != n {
+		t.Fatalf("state after the refused start: %v, %d entries, want %d", err, len(st.Processes), n)
+	}
+
+	// State lost: the backend's tasks are found again, as many as fit.
+	if err := os.Remove(m.Store.Path()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		spec, _ := m.Prepare(big(i), dir, os.Environ())
+		mem.listed = append(mem.listed, Task{Hash: spec.Hash, PID: 2000 + i, Command: spec.Command, Argv: spec.Argv, Cwd: spec.Dir, Token: spec.Token})
+		mem.running[spec.Token] = true
+	}
+	for range 2 {
+		views, err := m.List(ctx)
+		if err != nil || len(views) != 40 {
+			t.Fatalf("List: %d views, %v", len(views), err)
+		}
+	}
+	fi, err = os.Stat(m.Store.Path())
+	if err != nil || fi.Size() > int64(maxState) {
+		t.Fatalf("state.json after re-adoption: %v, %v", fi, err)
+	}
+	if aside, _ := filepath.Glob(m.Store.Path() + ".corrupt-*"); len(aside) != 0 {
+		t.Errorf("btl took its own state for corrupt: %v", aside)
+	}
+	if len(warned) == 0 || strings.Contains(warned[0], "\n") || !strings.Contains(warned[0], "not recorded") {
+		t.Errorf("warnings: %q", warned)
+	}
+}
+
+// TestStateLargerThanWrittenIsRead: a state an older btl wrote past
+// MaxStateSize is read, not moved aside, and may shrink.
+func TestStateLargerThanWrittenIsRead(t *testing.T) {
+	lowerStateLimit(t)
+	s := &Store{Dir: t.TempDir()}
+	st := &State{Processes: map[string]*Task{}}
+	for i := range 20 {
+		h := Hash("/", strconv.Itoa(i))
+		st.Processes[h] = &Task{Hash: h, PID: 1, Command: strings.Repeat("y", maxState/16)}
+	}
+	b, err := st.encode()
+	if err != nil || len(b) <= maxState {
+		t.Fatalf("encode: %d bytes, %v", len(b), err)
+	}
+	if err := os.WriteFile(s.Path(), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(func(st *State) error {
+		if len(st.Processes) != 20 {
+			t.Errorf("read %d entries, want 20", len(st.Processes))
+		}
+		for h := range st.Processes {
+			delete(st.Processes, h)
+			break
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Read(); err != nil || len(got.Processes) != 19 {
+		t.Fatalf("after shrinking: %v", err)
+	}
+	err = s.Update(func(st *State) error {
+		h := Hash("/", "new")
+		st.Processes[h] = &Task{Hash: h, PID: 1, Command: strings.Repeat("z", maxState/16)}
+		return nil
+	})
+	if !errors.Is(err, ErrStateFull) {
+		t.Errorf("growing a state past the limit: %v, want ErrStateFull", err)
+	}
+}
+
+// lowerStateLimit makes the state limit 1 MiB for the test: the limit is
+// what is tested, not how fast 16 MiB of JSON is encoded.
+func lowerStateLimit(t *testing.T) {
+	old := maxState
+	maxState = 1 << 20
+	t.Cleanup(func() { maxState = old })
+}
+
+// TestCleanAllSweepsOnlyWhenEveryBackendAnswers: clean --all removes the
+// files of no tracked task, unless a backend that may run tasks here
+// cannot be asked: one of its tasks that state.json lost would own them.
+func TestCleanAllSweepsOnlyWhenEveryBackendAnswers(t *testing.T) {
+	for _, broken := range []bool{false, true} {
+		m := testManager(t, newMem("mem"))
+		if broken {
+			m.Names = append(m.Names, "unreachable")
+		}
+		orphan := filepath.Join(m.Dirs.Run, "0123456789abcdef.env")
+		if err := os.WriteFile(orphan, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := m.Clean(context.Background(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, statErr := os.Stat(orphan)
+		switch {
+		case broken && (statErr != nil || len(c.Warnings) != 1):
+			t.Errorf("with a backend unreachable: orphan %v, warnings %v", statErr, c.Warnings)
+		case !broken && (!os.IsNotExist(statErr) || len(c.Warnings) != 0):
+			t.Errorf("with every backend reachable: orphan %v, warnings %v", statErr, c.Warnings)
 		}
 	}
 }

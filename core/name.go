@@ -19,7 +19,9 @@ var (
 
 // CheckName reports whether name can be given to a task: 1 to MaxNameLen
 // characters, letters, digits, '.', '_' and '-', starting with a letter or
-// a digit.
+// a digit, and not something that reads as a hash prefix (MinPrefix to
+// HashLen hex digits): a task started later could have a hash that starts
+// with it, and the name would then shadow that task's hash.
 func CheckName(name string) error {
 	if name == "" {
 		return fmt.Errorf("%w: a name cannot be empty", ErrBadName)
@@ -36,7 +38,16 @@ func CheckName(name string) error {
 			return fmt.Errorf("%w: %q (names use letters, digits, '.', '_' and '-', and start with a letter or digit)", ErrBadName, name)
 		}
 	}
+	if looksLikeHash(name) {
+		return fmt.Errorf("%w: %q reads as a hash prefix (%d to %d hex digits); choose a name with another character", ErrBadName, name, MinPrefix, HashLen)
+	}
 	return nil
+}
+
+// looksLikeHash reports whether s could be taken for a hash prefix.
+func looksLikeHash(s string) bool {
+	s = strings.ToLower(s)
+	return len(s) >= MinPrefix && len(s) <= HashLen && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // findName returns the task named name, preferring one that may still run.
@@ -54,9 +65,9 @@ func findName(st *State, name string) *Task {
 
 // settleName decides the name of the task spec starts, under the state
 // lock and before anything is stopped or started. Without a name, spec
-// keeps the name of the instance it replaces. A name is refused when it
-// is a hash prefix of another task, or when another task that may still
-// run has it; a task that has ended gives its name up.
+// keeps the name of the instance it replaces. A name is refused when
+// CheckName refuses it, or when another task that may still run has it; a
+// task that has ended gives its name up.
 func (m *Manager) settleName(ctx context.Context, st *State, spec *Spec) error {
 	if spec.Name == "" {
 		if old := st.Processes[spec.Hash]; old != nil {
@@ -64,15 +75,13 @@ func (m *Manager) settleName(ctx context.Context, st *State, spec *Spec) error {
 		}
 		return nil
 	}
-	lower := strings.ToLower(spec.Name)
-	hexName := len(lower) >= MinPrefix && strings.Trim(lower, "0123456789abcdef") == ""
+	if err := CheckName(spec.Name); err != nil {
+		return err
+	}
 	var ended []*Task
 	for _, t := range st.Sorted() {
 		if t.Hash == spec.Hash {
 			continue
-		}
-		if hexName && strings.HasPrefix(t.Hash, lower) {
-			return fmt.Errorf("%w: %q is a prefix of the hash of task %s (%s); choose another name", ErrBadName, spec.Name, t.Hash, OneLine(t.Command))
 		}
 		if t.Name != spec.Name {
 			continue

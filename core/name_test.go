@@ -11,7 +11,8 @@ func TestCheckName(t *testing.T) {
 		name string
 		ok   bool
 	}{
-		{"api", true}, {"web-1.dev_x", true}, {"9f1c", true}, {strings.Repeat("n", MaxNameLen), true},
+		{"api", true}, {"web-1.dev_x", true}, {"9f1", true}, {"9f1c-api", true}, {"0123456789abcdef0", true},
+		{"9f1c", false}, {"a5a21823", false}, {"A5A21823", false}, {"0123456789abcdef", false}, {strings.Repeat("n", MaxNameLen), true},
 		{"", false}, {"-x", false}, {".x", false}, {"a b", false}, {"a/b", false}, {"é", false},
 		{strings.Repeat("n", MaxNameLen+1), false},
 	} {

@@ -22,6 +22,11 @@ const (
 // gives up on it (a crash loop), unless --restart on-failure:N says.
 const DefaultMaxRestarts = 10
 
+// MaxRestarts bounds the N of --restart on-failure:N and always:N. The
+// backends derive their own limits from it (systemd: a start limit of N+1
+// starts within N minutes), which must not overflow.
+const MaxRestarts = 10000
+
 // Restart backoff: the pause before a restart starts at RestartDelay and
 // doubles after each quick end up to RestartMaxDelay; a run that lasted
 // RestartResetAfter resets it and the count of restarts in a row.
@@ -42,7 +47,7 @@ type RestartPolicy struct {
 var ErrBadRestart = errors.New("bad --restart")
 
 // ParseRestart parses "no", "always", "on-failure" or "on-failure:N"
-// (N > 0); "always:N" bounds always the same way.
+// (N from 1 to MaxRestarts); "always:N" bounds always the same way.
 func ParseRestart(s string) (RestartPolicy, error) {
 	mode, n, hasN := strings.Cut(s, ":")
 	p := RestartPolicy{Mode: RestartMode(mode), Max: DefaultMaxRestarts}
@@ -58,8 +63,8 @@ func ParseRestart(s string) (RestartPolicy, error) {
 	}
 	if hasN {
 		v, err := strconv.Atoi(n)
-		if err != nil || v <= 0 {
-			return RestartPolicy{}, fmt.Errorf("%w %q: N must be a whole number above 0", ErrBadRestart, s)
+		if err != nil || v <= 0 || v > MaxRestarts {
+			return RestartPolicy{}, fmt.Errorf("%w %q: N must be a whole number from 1 to %d", ErrBadRestart, s, MaxRestarts)
 		}
 		p.Max = v
 	}

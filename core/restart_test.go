@@ -24,6 +24,10 @@ func TestParseRestart(t *testing.T) {
 		{"on-failure:x", RestartPolicy{}, true},
 		{"on-failure:", RestartPolicy{}, true},
 		{"no:1", RestartPolicy{}, true},
+		{"always:10000", RestartPolicy{RestartAlways, MaxRestarts}, false},
+		{"always:10001", RestartPolicy{}, true},
+		{"always:4294967295", RestartPolicy{}, true},
+		{"on-failure:99999999999999999999", RestartPolicy{}, true},
 	}
 	for _, c := range cases {
 		got, err := ParseRestart(c.in)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -23,9 +24,23 @@ import (
 	"btl/internal/regular"
 )
 
-// MaxStateSize bounds how much of state.json btl reads; a larger file is
-// treated as corrupt.
+// MaxStateSize is the largest state.json btl writes: a change that would
+// take the file past it is refused with an error wrapping ErrStateFull
+// (a start says so in one line, and nothing starts).
 const MaxStateSize = 16 << 20
+
+// MaxStateRead bounds how much of state.json btl reads; a larger file is
+// treated as corrupt. It is well above MaxStateSize, so that no state btl
+// wrote, not even one an older btl wrote past MaxStateSize, is taken for
+// corrupt.
+const MaxStateRead = 4 * MaxStateSize
+
+// maxState is MaxStateSize, and maxState*4 MaxStateRead; tests lower it.
+var maxState = MaxStateSize
+
+// ErrStateFull reports a change that would take state.json past
+// MaxStateSize.
+var ErrStateFull = errors.New("state full")
 
 // Task is one tracked task as recorded in state.json. Fields btl does not
 // know are kept and written back unchanged.
@@ -318,7 +333,7 @@ func (s *Store) canSave(st *State) error {
 		}
 		size = len(b)
 	}
-	f, err := os.CreateTemp(s.Dir, ".state.json.tmp-*")
+	f, err := regular.CreateTemp(s.Path(), 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", s.Path(), err)
 	}
@@ -511,7 +526,7 @@ func (s *Store) parse() (*State, error) {
 	st := &State{Processes: map[string]*Task{}}
 	// Opened without blocking: a FIFO put in its place must not hang btl
 	// while it holds the lock.
-	f, err := regular.Open(s.Path(), os.O_RDONLY, 0)
+	b, err := regular.ReadFile(s.Path(), int64(4*maxState))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return st, nil
@@ -519,16 +534,10 @@ func (s *Store) parse() (*State, error) {
 		return nil, fmt.Errorf("%w: %s is a symbolic link", ErrCorrupt, s.Path())
 	case errors.Is(err, regular.ErrNotRegular):
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, s.Path())
+	case errors.Is(err, regular.ErrTooLarge):
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), 4*maxState)
 	case err != nil:
 		return nil, fmt.Errorf("read state: %w", err)
-	}
-	defer func() { _ = f.Close() }()
-	b, err := io.ReadAll(io.LimitReader(f, MaxStateSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
-	}
-	if len(b) > MaxStateSize {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorrupt, s.Path(), MaxStateSize)
 	}
 	st, err = DecodeState(b)
 	if err != nil {
@@ -624,59 +633,58 @@ func (s *Store) save(st *State) error {
 	if bytes.Equal(b, st.saved) {
 		return nil // unchanged: spare the write and the fsync
 	}
-	if err := WriteFileAtomic(s.Path(), b, 0o600); err != nil {
+	// Never more than btl reads back; a state that is already larger (an
+	// older btl wrote it) may still shrink.
+	if len(b) > maxState && len(b) > len(st.saved) {
+		return fullError(len(b))
+	}
+	if err := regular.WriteFileAtomic(s.Path(), b, 0o600); err != nil {
 		return err
 	}
 	st.saved = b
 	return nil
 }
 
-// WriteFileAtomic replaces path with data: it writes a temporary file in the
-// same directory, syncs it and renames it over path, so readers see either
-// the old content or the new, never a mix, also after a crash of the system.
-func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	return writeFileAtomic(path, data, perm, true)
+// fullError is the error for a state that would be size bytes.
+func fullError(size int) error {
+	return fmt.Errorf("%w: state.json would grow to %.1f MiB, past the %d MiB btl keeps it under; btl clean forgets ended tasks, btl kill stops running ones",
+		ErrStateFull, float64(size)/(1<<20), maxState>>20)
 }
 
-// ReplaceFile is WriteFileAtomic without the sync: readers still see the
-// old content or the new, but a crash of the system may lose the new. It is
-// for records that are cheap to lose and written often.
-func ReplaceFile(path string, data []byte, perm os.FileMode) error {
-	return writeFileAtomic(path, data, perm, false)
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode, sync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+// fits reports whether st, with the task add in place of the one of its
+// hash (nil: none), stays within MaxStateSize, without encoding st when
+// the state as last read or written is far enough below it.
+func (st *State) fits(add *Task) error {
+	one, err := add.MarshalJSON()
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("encode state: %w", err)
 	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(perm); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	// Indentation adds less than the encoding itself to a task.
+	if st.saved != nil && len(st.saved)+2*len(one)+4096 <= maxState {
+		return nil
 	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+	trial := &State{Processes: maps.Clone(st.Processes), extra: st.extra}
+	trial.Processes[add.Hash] = add
+	b, err := trial.encode()
+	if err != nil {
+		return err
 	}
-	if sync {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
-		}
+	if len(b) > maxState && len(b) > len(st.saved) {
+		return fullError(len(b))
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	ok = true
 	return nil
+}
+
+// WriteFileAtomic is regular.WriteFileAtomic, for callers that have not
+// moved to internal/regular yet.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return regular.WriteFileAtomic(path, data, perm)
+}
+
+// ReplaceFile is regular.ReplaceFile without the sync, for callers that
+// have not moved to internal/regular yet.
+func ReplaceFile(path string, data []byte, perm os.FileMode) error {
+	return regular.ReplaceFile(path, data, perm, false)
 }
 
 // ValidHash reports whether h has the form of a task hash.

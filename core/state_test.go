@@ -127,7 +127,7 @@ func TestStoreCorruptMovedAside(t *testing.T) {
 		"empty":   func(p string) { os.WriteFile(p, nil, 0o600) },
 		"null":    func(p string) { os.WriteFile(p, []byte(`{"processes": {"0123456789abcdef": null}}`), 0o600) },
 		"huge": func(p string) {
-			b := make([]byte, MaxStateSize+10)
+			b := make([]byte, 4*maxState+10)
 			for i := range b {
 				b[i] = ' '
 			}
@@ -140,6 +140,7 @@ func TestStoreCorruptMovedAside(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
+			lowerStateLimit(t)
 			dir := t.TempDir()
 			var warned []string
 			s := &Store{Dir: dir, Warn: func(m string) { warned = append(warned, m) }}

@@ -50,3 +50,8 @@ func (m *Manager) Memory(ctx context.Context, t *Task) (uint64, bool) {
 	}
 	return 0, false
 }
+
+// PortHolders reports which of ports some process on the machine listens
+// on, with the PIDs of the caller's processes that hold each (none when
+// only another user's do); see proc.PortHolders.
+func PortHolders(ports []int) map[int][]int { return proc.PortHolders(ports) }

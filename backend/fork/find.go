@@ -2,6 +2,7 @@ package fork
 
 import (
 	"bytes"
+	"encoding/base64"
 	"os"
 	"strings"
 	"time"
@@ -68,7 +69,7 @@ func findTasks(data string, known []proc.Proc) []Found {
 		if sid, err := unix.Getsid(info.PID); err != nil || sid != info.PID {
 			continue
 		}
-		pvals := envValues(proc.Environ(parent.PID), SupervisorEnv, dataEnv)
+		pvals := envValues(proc.Environ(parent.PID), SupervisorEnv, dataEnv, argvEnv, cwdEnv)
 		if pvals[0] == nil || *pvals[0] != "1" || pvals[1] == nil || *pvals[1] != data {
 			continue
 		}
@@ -79,6 +80,11 @@ func findTasks(data string, known []proc.Proc) []Found {
 		}
 		f := Found{Proc: proc.Proc{PID: info.PID, Start: info.Start}, Hash: *hash, Token: *token, Parent: pp}
 		f.Argv, f.Cwd, f.StartedAt = proc.Details(info.PID, info.Start)
+		// The command line and directory btl started, rather than what
+		// the process runs now (env PORT=1 node x: node x).
+		if argv, cwd, ok := recorded(pvals[2], pvals[3]); ok {
+			f.Argv, f.Cwd = argv, cwd
+		}
 		out = append(out, f)
 	}
 	return out
@@ -96,4 +102,51 @@ func envValues(env [][]byte, names ...string) []*string {
 		}
 	}
 	return out
+}
+
+// The supervisor's environment keeps the task's argv and directory as
+// btl started them (each base64, argv's arguments joined by commas), so
+// that a task found again after state.json was lost shows its command
+// line. A command line too long for an environment variable is left out.
+const (
+	argvEnv = "_BTL_FORK_ARGV"
+	cwdEnv  = "_BTL_FORK_CWD"
+	// maxRecorded keeps the variables well under Linux's limit of 128 KiB
+	// for one environment string.
+	maxRecorded = 32 << 10
+)
+
+// recordedEnv returns the supervisor's variables that record spec's argv
+// and directory, none when they would be too long.
+func recordedEnv(spec core.Spec) []string {
+	enc := make([]string, len(spec.Argv))
+	for i, a := range spec.Argv {
+		enc[i] = base64.StdEncoding.EncodeToString([]byte(a))
+	}
+	argv := strings.Join(enc, ",")
+	cwd := base64.StdEncoding.EncodeToString([]byte(spec.Dir))
+	if len(argv)+len(cwd) > maxRecorded {
+		return nil
+	}
+	return []string{argvEnv + "=" + argv, cwdEnv + "=" + cwd}
+}
+
+// recorded decodes what recordedEnv recorded.
+func recorded(argv, cwd *string) ([]string, string, bool) {
+	if argv == nil || cwd == nil || *argv == "" {
+		return nil, "", false
+	}
+	var out []string
+	for _, a := range strings.Split(*argv, ",") {
+		b, err := base64.StdEncoding.DecodeString(a)
+		if err != nil {
+			return nil, "", false
+		}
+		out = append(out, string(b))
+	}
+	dir, err := base64.StdEncoding.DecodeString(*cwd)
+	if err != nil {
+		return nil, "", false
+	}
+	return out, string(dir), true
 }

@@ -23,6 +23,8 @@ import (
 	"btl/core"
 	"btl/internal/logfile"
 	"btl/internal/proc"
+	"btl/internal/reexec"
+	"btl/internal/regular"
 )
 
 // Name is the backend's name in state.json and on the command line.
@@ -68,7 +70,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	if err != nil {
 		return core.Started{}, err
 	}
-	exe, err := core.SelfExe(b.Exe)
+	exe, err := reexec.SelfExe(b.Exe)
 	if err != nil {
 		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}
@@ -82,8 +84,11 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		_ = reqW.Close()
 		return core.Started{}, fmt.Errorf("fork: %w", err)
 	}
-	cmd := exec.Command(exe)
+	// ps shows what it is, without the task's command line (a pkill -f
+	// of the task's program must not hit its supervisor).
+	cmd := exec.Command(exe, "supervise", spec.Hash)
 	cmd.Env = append(os.Environ(), SupervisorEnv+"=1", dataEnv+"="+b.Dirs.Data, proc.EnvHelper+"="+spec.Token)
+	cmd.Env = append(cmd.Env, recordedEnv(spec)...)
 	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{reqR, repW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -151,7 +156,11 @@ func replyError(spec core.Spec, rep reply) error {
 // a stopped task is forgotten, and its records must not pile up.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
 	b.haltRestarts(t)
-	if err := proc.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...); err != nil {
+	killed, err := proc.StopTree(t.Proc(), t.Token, grace, helperRoots(t)...)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	if err != nil {
 		return err
 	}
 	b.release(t)
@@ -177,6 +186,7 @@ func (b *Backend) release(t core.Task) {
 		return
 	}
 	if t.Helper != nil {
+		continueHelper(t)
 		for deadline := time.Now().Add(helperWait); t.Helper.Verify() && time.Now().Before(deadline); {
 			time.Sleep(2 * time.Millisecond)
 		}
@@ -194,7 +204,7 @@ func (b *Backend) haltRestarts(t core.Task) {
 	if t.Token == "" || t.Helper == nil || !t.Helper.Verify() {
 		return
 	}
-	if _, err := os.Stat(runsFile(b.Dirs.Run, t.Token)); t.Restart == "" && err != nil {
+	if t.Restart == "" && !regular.IsFile(runsFile(b.Dirs.Run, t.Token)) {
 		return // no policy, none recorded by the supervisor either
 	}
 	if !proc.ProcHasEnv(t.Helper.PID, proc.EnvHelper+"="+t.Token) {
@@ -203,8 +213,9 @@ func (b *Backend) haltRestarts(t core.Task) {
 	if err := syscall.Kill(t.Helper.PID, syscall.SIGTERM); err != nil {
 		return // it has just ended: no run is left to restart
 	}
+	continueHelper(t) // a stopped supervisor hears SIGTERM only once continued
 	for deadline := time.Now().Add(helperWait); time.Now().Before(deadline) && t.Helper.Verify(); {
-		if _, err := os.Stat(stopFile(b.Dirs.Run, t.Token)); err == nil {
+		if regular.IsFile(stopFile(b.Dirs.Run, t.Token)) {
 			return
 		}
 		time.Sleep(time.Millisecond)
@@ -236,7 +247,7 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 		if p.VerifyTask(t.Token) {
 			return running, nil
 		}
-		if _, err := os.Stat(exitFile(b.Dirs.Run, t.Token)); errors.Is(err, os.ErrNotExist) && t.Helper != nil && t.Helper.Verify() {
+		if !regular.IsFile(exitFile(b.Dirs.Run, t.Token)) && t.Helper != nil && t.Helper.Verify() {
 			return running, nil
 		}
 	}
@@ -245,23 +256,66 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	// The supervisor writes the record before it exits, so the record is
 	// read after checking the supervisor: one that was gone before the
 	// read has left whatever record it was going to.
+	// The task has ended only once no process of it is left, whatever
+	// became of its supervisor: processes carrying its token live on after
+	// a supervisor killed with SIGKILL, and a stopped supervisor (SIGSTOP)
+	// neither records the end nor exits until it is continued.
+	mainExited := core.Status{State: core.Running, PID: t.PID, MainExited: true}
 	deadline := time.Now().Add(exitRecordWait)
 	for {
-		alive := t.Helper != nil && t.Helper.Verify()
-		st, err := readExit(b.Dirs.Run, t.Token)
-		if err == nil && proc.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
-			// The supervisor records the main process's end while the
-			// descendants it was left live on.
-			return core.Status{State: core.Running, PID: t.PID, MainExited: true}, nil
+		helper := b.helperState(t)
+		if helper == helperStopped {
+			return mainExited, nil
 		}
-		if !errors.Is(err, os.ErrNotExist) {
+		st, err := readExit(b.Dirs.Run, t.Token)
+		if errors.Is(err, regular.ErrNotRegular) || errors.Is(err, regular.ErrTooLarge) {
+			return st, fmt.Errorf("fork: read how the task ended: %w; remove it", err)
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return st, err
 		}
-		if !alive || time.Now().After(deadline) {
+		if (err == nil || helper == helperGone) && proc.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
+			// The supervisor records the main process's end while the
+			// descendants it was left live on; without a supervisor,
+			// they are found by their token.
+			return mainExited, nil
+		}
+		if err == nil {
+			return st, nil
+		}
+		if helper == helperGone || time.Now().After(deadline) {
 			return core.Status{State: core.Gone}, nil
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// What became of a task's supervisor.
+const (
+	helperGone    = iota // exited, or never recorded
+	helperRunning        // lives and runs
+	helperStopped        // lives, stopped (SIGSTOP): it does nothing until continued
+)
+
+// helperState says what became of t's supervisor.
+func (b *Backend) helperState(t core.Task) int {
+	if t.Helper == nil || !t.Helper.Verify() {
+		return helperGone
+	}
+	if info, err := proc.LookupProc(t.Helper.PID); err == nil && info.Stopped {
+		return helperStopped
+	}
+	return helperRunning
+}
+
+// continueHelper lets a stopped supervisor of t go on (SIGCONT), so that
+// it records the task's end and exits once the task's tree is gone; it is
+// signalled only when it is verified to be t's.
+func continueHelper(t core.Task) {
+	if t.Helper == nil || t.Token == "" || !t.Helper.Verify() || !proc.ProcHasEnv(t.Helper.PID, proc.EnvHelper+"="+t.Token) {
+		return
+	}
+	_ = syscall.Kill(t.Helper.PID, syscall.SIGCONT)
 }
 
 // exitRecordWait bounds how long Inspect waits for a live supervisor to
@@ -330,6 +384,10 @@ func removeStaleRecords(dir string, spec core.Spec) {
 	}
 }
 
+// maxRecord bounds how much of a record in the run directory is read: a
+// few dozen bytes of JSON each.
+const maxRecord = 64 << 10
+
 func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }
 
 // runsFile holds the supervisor's runsRecord of a task with a restart
@@ -351,12 +409,12 @@ func writeRuns(dir, token string, r runsRecord) error {
 	if err != nil {
 		return err
 	}
-	return core.WriteFileAtomic(runsFile(dir, token), b, 0o600)
+	return regular.WriteFileAtomic(runsFile(dir, token), b, 0o600)
 }
 
 func readRuns(dir, token string) (runsRecord, error) {
 	var r runsRecord
-	b, err := os.ReadFile(runsFile(dir, token))
+	b, err := regular.ReadFile(runsFile(dir, token), maxRecord)
 	if err != nil {
 		return r, err
 	}
@@ -365,7 +423,7 @@ func readRuns(dir, token string) (runsRecord, error) {
 
 func readExit(dir, token string) (core.Status, error) {
 	var st core.Status
-	b, err := os.ReadFile(exitFile(dir, token))
+	b, err := regular.ReadFile(exitFile(dir, token), maxRecord)
 	if err != nil {
 		return st, err
 	}

@@ -17,6 +17,7 @@ import (
 	"btl/internal/logfile"
 	"btl/internal/proc"
 	"btl/internal/reexec"
+	"btl/internal/regular"
 )
 
 // SupervisorEnv is set in the environment of the re-executed btl binary to
@@ -203,6 +204,8 @@ func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status
 	p := s.spec.Restart
 	final := end
 	final.Restarts = s.restarts
+	// The task's PID is its last run's, as btl list and show report it.
+	final.PID = r.proc.PID
 	if s.restarts > 0 {
 		final.LastExit = end.String()
 	}
@@ -220,7 +223,7 @@ func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status
 	if self, err := proc.LookupProc(os.Getpid()); err == nil {
 		// What the run left behind ends with it, so that a restart never
 		// runs beside it; its output is then all in the log.
-		_ = proc.StopTree(core.Proc{}, s.spec.Token, core.Grace, core.Proc{PID: self.PID, Start: self.Start})
+		_, _ = proc.StopTree(core.Proc{}, s.spec.Token, core.Grace, core.Proc{PID: self.PID, Start: self.Start})
 	}
 	select {
 	case <-r.copied:
@@ -259,7 +262,7 @@ func (s *supervisor) watchStop() {
 		s.mu.Lock()
 		s.stopping = true
 		close(s.stopped)
-		_ = core.WriteFileAtomic(stopFile(s.runDir, s.spec.Token), nil, 0o600)
+		_ = regular.WriteFileAtomic(stopFile(s.runDir, s.spec.Token), nil, 0o600)
 		s.mu.Unlock()
 	}()
 }
@@ -302,5 +305,5 @@ func writeExit(dir, token string, st core.Status) error {
 	if err != nil {
 		return err
 	}
-	return core.WriteFileAtomic(exitFile(dir, token), b, 0o600)
+	return regular.WriteFileAtomic(exitFile(dir, token), b, 0o600)
 }

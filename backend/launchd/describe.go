@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"btl/core"
+	"btl/internal/regular"
 )
 
 var _ core.Describer = (*Backend)(nil)
@@ -45,9 +46,10 @@ func LocalNetworkNote(logFile string) string {
 var unreachable = [][]byte{[]byte("EHOSTUNREACH"), []byte("No route to host"), []byte("no route to host")}
 
 // logShowsUnreachable reports whether the last 64 KiB of the log at path
-// show EHOSTUNREACH.
+// show EHOSTUNREACH. Only a regular file is read: a FIFO or a device where
+// the log should be is never waited on.
 func logShowsUnreachable(path string) bool {
-	f, err := os.Open(path)
+	f, err := regular.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return false
 	}

@@ -25,6 +25,8 @@ import (
 
 	"btl/core"
 	"btl/internal/proc"
+	"btl/internal/reexec"
+	"btl/internal/regular"
 )
 
 // Name is the backend's name in state.json and on the command line.
@@ -249,7 +251,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		}
 		return core.Started{}, err
 	}
-	exe, err := core.SelfExe(b.Exe)
+	exe, err := reexec.SelfExe(b.Exe)
 	if err != nil {
 		return core.Started{}, fmt.Errorf("launchd: %w", err)
 	}
@@ -265,7 +267,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	_ = os.Remove(report)
 	if spec.Restart.Mode == core.RestartAlways {
 		// launchd keeps the task alive while this file exists.
-		if err := core.WriteFileAtomic(restartFilesOf(report).keep, nil, 0o600); err != nil {
+		if err := regular.WriteFileAtomic(restartFilesOf(report).keep, nil, 0o600); err != nil {
 			return core.Started{}, fmt.Errorf("launchd: %w", err)
 		}
 	}
@@ -423,7 +425,7 @@ func (b *Backend) bootout(ctx context.Context, svc string) error {
 	// seconds, even once print no longer shows it: remember when, for
 	// this and later btl processes (best effort: without the mark a
 	// replace fails sooner, it does not misbehave).
-	_ = core.WriteFileAtomic(b.bootoutMark(svc), nil, 0o600)
+	_ = regular.WriteFileAtomic(b.bootoutMark(svc), nil, 0o600)
 	deadline := time.Now().Add(teardownTimeout)
 	pause := 2 * time.Millisecond
 	for {
@@ -514,7 +516,7 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 		// No launch runs the program from now on, and an always task is
 		// no longer kept alive: launchd cannot restart what is stopped.
 		f := restartFilesOf(reportPath(b.Dirs, t.Token))
-		_ = core.WriteFileAtomic(f.stop, nil, 0o600) // best effort: the bootout below unloads the job anyway
+		_ = regular.WriteFileAtomic(f.stop, nil, 0o600) // best effort: the bootout below unloads the job anyway
 		_ = os.Remove(f.keep)
 		defer f.remove()
 	}
@@ -527,7 +529,11 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 			}
 		}
 	}
-	if err := proc.StopTree(leader, t.Token, grace); err != nil {
+	killed, err := proc.StopTree(leader, t.Token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	if err != nil {
 		return err // survivors: the agent stays loaded, as the task runs
 	}
 	return b.unload(ctx, t, svcs)

@@ -1043,4 +1043,19 @@ func TestLocalNetworkNote(t *testing.T) {
 			t.Errorf("LocalNetworkNote with log %q = %q; want a note: %v", tc.log, got, tc.note)
 		}
 	}
+	// A FIFO where the log should be is not waited on (it has no writer).
+	fifo := filepath.Join(t.TempDir(), "fifo.log")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() { done <- launchd.LocalNetworkNote(fifo) }()
+	select {
+	case got := <-done:
+		if got != "" {
+			t.Errorf("LocalNetworkNote of a FIFO = %q, want none", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LocalNetworkNote of a FIFO did not return within 10s")
+	}
 }

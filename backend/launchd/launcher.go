@@ -16,6 +16,7 @@ import (
 	"btl/internal/logpump"
 	"btl/internal/proc"
 	"btl/internal/reexec"
+	"btl/internal/regular"
 )
 
 // LaunchEnv is set in a task's plist to the file where the launcher reports
@@ -71,13 +72,14 @@ func launch(report string) int {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: no absolute program in %q\n", os.Args)
 		return 126
 	}
+	last, _ := readReport(report) // the run before this launch, if any
 	rep := launchReport{PID: os.Getpid()}
 	if info, err := proc.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
 	}
 	data, err := json.Marshal(rep)
 	if err == nil {
-		err = core.WriteFileAtomic(report, data, 0o600)
+		err = regular.WriteFileAtomic(report, data, 0o600)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
@@ -85,7 +87,7 @@ func launch(report string) int {
 	}
 	if policy, ok := os.LookupEnv(RestartEnv); ok {
 		os.Unsetenv(RestartEnv)
-		if !relaunch(report, policy, label) {
+		if !relaunch(report, policy, label, last.PID) {
 			return 0
 		}
 	}
@@ -126,7 +128,7 @@ func reportPath(dirs core.Dirs, token string) string {
 // readReport reads the launcher's report; an error means there is none yet.
 func readReport(path string) (launchReport, error) {
 	var rep launchReport
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, maxFile)
 	if err != nil {
 		return rep, err
 	}

@@ -11,6 +11,7 @@ import (
 	"howett.net/plist"
 
 	"btl/core"
+	"btl/internal/regular"
 )
 
 // agent is the launchd.plist of one task.
@@ -130,18 +131,22 @@ func (b *Backend) writePlist(a agent) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("launchd: encode plist: %w", err)
 	}
-	if err := core.WriteFileAtomic(path, data, 0o600); err != nil {
+	if err := regular.WriteFileAtomic(path, data, 0o600); err != nil {
 		return "", fmt.Errorf("launchd: %w", err)
 	}
 	return path, nil
 }
+
+// maxFile bounds how much of a file of its own in btl's data directory
+// the backend reads: a plist carries the task's argv and environment.
+const maxFile = 64 << 20
 
 // readPlist reads back the plist of the task with the given hash and
 // returns it with its modification time (when the task was started).
 func (b *Backend) readPlist(hash string) (agent, time.Time, error) {
 	var a agent
 	path := b.plistPath(hash)
-	data, err := os.ReadFile(path)
+	data, err := regular.ReadFile(path, maxFile)
 	if err != nil {
 		return a, time.Time{}, fmt.Errorf("launchd: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/regular"
 )
 
 // RestartEnv is set in the plist of a task with a restart policy to the
@@ -52,7 +53,7 @@ type crashLoopRecord struct {
 }
 
 func readJSON(path string, v any) bool {
-	b, err := os.ReadFile(path)
+	b, err := regular.ReadFile(path, maxFile)
 	return err == nil && json.Unmarshal(b, v) == nil
 }
 
@@ -61,7 +62,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return core.WriteFileAtomic(path, b, 0o600)
+	return regular.WriteFileAtomic(path, b, 0o600)
 }
 
 // relaunch is the launcher's part of a restart policy, run before the
@@ -70,7 +71,9 @@ func writeJSON(path string, v any) error {
 // used up: then it records the crash loop and stops launchd from spawning
 // it again (the launcher's exit 0 is a success for {SuccessfulExit:
 // false}; the keep file of always is removed).
-func relaunch(report, policy, label string) bool {
+// lastPID is the PID of the run before this launch, which a crash loop
+// records as the task's; label is the agent's (see LabelEnv).
+func relaunch(report, policy, label string, lastPID int) bool {
 	p, err := core.ParseRestart(policy)
 	if err != nil || !p.Enabled() {
 		return true
@@ -91,6 +94,7 @@ func relaunch(report, policy, label string) bool {
 		r.InRow = 0
 	}
 	if r.InRow >= p.Max {
+		prev.PID = lastPID
 		_ = writeJSON(f.crashLoop, crashLoopRecord{Status: prev, Restarts: r.Runs - 1})
 		_ = os.Remove(f.keep)
 		return false

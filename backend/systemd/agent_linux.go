@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,11 +19,12 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+	"golang.org/x/sys/unix"
 
 	"btl/core"
-	"btl/internal/logfile"
 	"btl/internal/proc"
 	"btl/internal/reexec"
+	"btl/internal/regular"
 )
 
 // Timing of the log agent.
@@ -28,14 +32,13 @@ const (
 	// agentMinGap spaces the copies of one task while it prints without
 	// pause, so a chatty task costs at most a few journalctl runs a second.
 	agentMinGap = 100 * time.Millisecond
-	// agentSafety is how often the agent copies every task even without a
-	// wake-up.
-	agentSafety = 30 * time.Second
-	// agentPoll is how often the agent checks whether any task still runs.
-	agentPoll = 500 * time.Millisecond
 	// agentDrain is how long the agent stays once no task runs: journald
 	// may still be writing the last tasks' last lines.
 	agentDrain = time.Second
+	// agentRecheck is how often the agent lists its task units to correct
+	// its view should a signal have been missed: one call, whatever the
+	// number of tasks.
+	agentRecheck = time.Minute
 )
 
 // agentConfig configures a log agent; it travels in AgentEnv as JSON.
@@ -54,6 +57,10 @@ func init() {
 // runAgent runs the log agent of the configuration cfg (AgentEnv's value).
 func runAgent(cfg string) int {
 	os.Unsetenv(AgentEnv)
+	// It stays for as long as tasks run, mostly waiting: a small heap and
+	// one processor keep what it holds small.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(20)
 	var c agentConfig
 	if err := json.Unmarshal([]byte(cfg), &c); err != nil {
 		fmt.Fprintf(os.Stderr, "btl log agent: bad %s: %v\n", AgentEnv, err)
@@ -62,15 +69,26 @@ func runAgent(cfg string) int {
 	return c.run()
 }
 
-// agent is a running log agent.
+// agent is a running log agent. It only reacts: to journal entries of its
+// tasks (it copies them) and to its task units' signals (it records how
+// their main processes ended, and notices when none runs). Nothing it does
+// grows with the number of tasks while they are silent, and it never reads
+// a unit in answer to a signal (a read by name loads an unloaded unit
+// again, which is signalled in turn).
 type agent struct {
 	cfg  agentConfig
 	conn *conn
 	uid  int
-	refs map[string]bool  // task units the agent holds a reference on
-	runs map[string]int   // each task unit's main PID as last signalled
-	max  map[string]int64 // each task's log size limit, from its unit
+	key  string // the data directory's key in unit names
+
+	live     map[string]bool     // task units that may still print
+	runs     map[string]int      // each task unit's main PID as last signalled
+	recorded map[string]exitNote // the exit record last written per unit
+	noted    map[string]string   // the copy error last noted in each task's log
 }
+
+// exitNote is what an exit record says.
+type exitNote struct{ pid, code, status, restarts int }
 
 func (c agentConfig) run() int {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -78,6 +96,11 @@ func (c agentConfig) run() int {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
+	// The agent holds its liveness lock for its whole life: btl checks
+	// that an agent runs by trying it, without a call to the manager.
+	if !holdLiveLock(c.Dirs.Run) {
+		return 0 // another agent of this data directory runs
+	}
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
 	cn, err := dial(dctx)
 	dcancel()
@@ -86,12 +109,14 @@ func (c agentConfig) run() int {
 		return 1
 	}
 	defer cn.Close()
-	a := &agent{cfg: c, conn: cn, uid: os.Getuid(), refs: map[string]bool{}, max: map[string]int64{}, runs: map[string]int{}}
+	a := &agent{
+		cfg: c, conn: cn, uid: os.Getuid(), key: dirKey(c.Dirs.Run),
+		live: map[string]bool{}, runs: map[string]int{}, recorded: map[string]exitNote{}, noted: map[string]string{},
+	}
 
-	// Exit statuses: the agent holds a reference on each of its task
-	// units (taken when it starts, and on UnitNew), so that a unit that is
-	// stopped stays loaded until the agent has recorded how its main
-	// process ended; then it drops the reference.
+	// Unit signals: on the manager's private socket systemd sends every
+	// signal to every client; on the bus only to subscribers, and the bus
+	// forwards only what the match rules ask for.
 	raw := make(chan *dbus.Signal, 256)
 	cn.raw.Signal(raw)
 	signals := a.relevant(raw)
@@ -99,42 +124,44 @@ func (c agentConfig) run() int {
 		for _, m := range [][]dbus.MatchOption{
 			{dbus.WithMatchInterface("org.freedesktop.DBus.Properties"), dbus.WithMatchMember("PropertiesChanged"),
 				dbus.WithMatchPathNamespace("/org/freedesktop/systemd1/unit")},
-			{dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"), dbus.WithMatchMember("UnitNew")},
+			{dbus.WithMatchInterface("org.freedesktop.systemd1.Manager"), dbus.WithMatchMember("UnitRemoved")},
 		} {
 			if err := cn.raw.AddMatchSignal(m...); err != nil {
 				fmt.Fprintf(os.Stderr, "btl log agent: add match: %v\n", err)
 			}
 		}
-	}
-	if err := cn.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err; err != nil {
-		fmt.Fprintf(os.Stderr, "btl log agent: subscribe: %v\n", err)
+		if err := cn.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.Subscribe", 0).Err; err != nil {
+			fmt.Fprintf(os.Stderr, "btl log agent: subscribe: %v\n", err)
+		}
 	}
 
 	// Logs: one journalctl follows every btl unit of the user; each entry
 	// of a task marks it for a copy from its own cursor. It starts a
-	// little in the past, and every task is copied once after it started,
-	// so that nothing logged while the agent was down is missed.
+	// little in the past, and every task is copied once now, so that
+	// nothing logged while the agent was down is missed.
 	dirty := make(chan string, 1024)
 	if c.Readable {
 		go a.follow(ctx, time.Now().Add(-time.Second), dirty)
 	}
 	pending := map[string]bool{}
-	for _, h := range a.tasks(ctx, false) {
-		pending[h] = true
-		a.ref(ctx, UnitName(h))
+	for _, u := range a.scanned(ctx) {
+		pending[u] = true
 	}
 	a.copyAll(ctx, pending)
 
-	poll := time.NewTicker(agentPoll)
-	defer poll.Stop()
-	safety := time.NewTicker(agentSafety)
-	defer safety.Stop()
-	var flush <-chan time.Time
-	var idleSince time.Time
+	recheck := time.NewTicker(agentRecheck)
+	defer recheck.Stop()
+	var flush, idle <-chan time.Time
+	armIdle := func() {
+		if len(a.live) == 0 && idle == nil {
+			idle = time.After(agentDrain)
+		}
+	}
+	armIdle()
 	for {
 		select {
-		case h := <-dirty:
-			pending[h] = true
+		case u := <-dirty:
+			pending[u] = true
 			if flush == nil {
 				flush = time.After(agentMinGap)
 			}
@@ -144,38 +171,83 @@ func (c agentConfig) run() int {
 			// lines: the changes systemd signalled come first.
 			a.drainSignals(ctx, signals)
 			a.copyAll(ctx, pending)
-		case s := <-signals:
+		case s, ok := <-signals:
+			if !ok {
+				// The connection to the manager is gone (daemon-reexec
+				// closes its private socket's connections): copy what is
+				// due and exit with a failure, so that systemd starts the
+				// agent again, connected afresh.
+				for _, u := range a.scanned(ctx) {
+					pending[u] = true
+				}
+				for u := range a.live {
+					pending[u] = true
+				}
+				a.copyAll(ctx, pending)
+				fmt.Fprintln(os.Stderr, "btl log agent: the connection to the user manager is gone; restarting")
+				return 1
+			}
 			a.record(ctx, s)
-		case <-safety.C:
-			for _, h := range a.tasks(ctx, false) {
-				pending[h] = true
-			}
-			a.copyAll(ctx, pending)
-		case <-poll.C:
-			if len(a.tasks(ctx, true)) > 0 {
-				idleSince = time.Time{}
-				continue
-			}
-			if idleSince.IsZero() {
-				idleSince = time.Now()
-				continue
-			}
-			if time.Since(idleSince) < agentDrain {
+			armIdle()
+		case <-recheck.C:
+			a.scanned(ctx)
+			armIdle()
+		case <-idle:
+			idle = nil
+			if len(a.live) > 0 {
 				continue
 			}
 			if a.quit(ctx, signals) {
 				return 0
 			}
-			idleSince = time.Time{}
+			armIdle()
 		case <-sig:
 			a.drainSignals(ctx, signals)
-			for _, h := range a.tasks(ctx, false) {
-				pending[h] = true
+			for _, u := range a.scanned(ctx) {
+				pending[u] = true
 			}
 			a.copyAll(ctx, pending)
 			return 0
 		}
 	}
+}
+
+// liveLockPath is the file the running agent of a data directory holds
+// locked.
+func liveLockPath(run string) string { return filepath.Join(run, "agent.live") }
+
+// holdLiveLock takes the agent's liveness lock for the life of the
+// process, and reports false when another process holds it.
+func holdLiveLock(run string) bool {
+	f, err := regular.Open(liveLockPath(run), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "btl log agent: %v\n", err)
+		return true // run without it: better an agent too many than none
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = f.Close()
+		return false
+	}
+	liveLock = f // held until the process ends
+	return true
+}
+
+// liveLock keeps the agent's liveness lock open.
+var liveLock *os.File
+
+// agentRuns reports whether the log agent of the data directory runs: its
+// liveness lock is held. It costs an open and a flock.
+func agentRuns(run string) bool {
+	f, err := regular.Open(liveLockPath(run), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = f.Close() }()
+	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) != nil {
+		return true
+	}
+	_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
 }
 
 // The D-Bus interfaces of a unit whose property changes the agent follows.
@@ -200,6 +272,12 @@ func (a *agent) relevant(in <-chan *dbus.Signal) chan *dbus.Signal {
 			select {
 			case s, ok := <-in:
 				if !ok {
+					// The connection is gone: pass on what is queued, then
+					// say so.
+					for _, s := range q {
+						out <- s
+					}
+					close(out)
 					return
 				}
 				if a.concerns(s) {
@@ -213,12 +291,13 @@ func (a *agent) relevant(in <-chan *dbus.Signal) chan *dbus.Signal {
 	return out
 }
 
-// concerns reports whether s is a UnitNew of one of the agent's task units,
-// a change of one's ActiveState, or a change of its service properties.
+// concerns reports whether s is the removal of one of the agent's task
+// units, a change of one's ActiveState, or a change of its service
+// properties.
 func (a *agent) concerns(s *dbus.Signal) bool {
 	var name string
 	switch s.Name {
-	case "org.freedesktop.systemd1.Manager.UnitNew":
+	case "org.freedesktop.systemd1.Manager.UnitRemoved":
 		if len(s.Body) > 0 {
 			name, _ = s.Body[0].(string)
 		}
@@ -226,16 +305,8 @@ func (a *agent) concerns(s *dbus.Signal) bool {
 		if len(s.Body) < 2 {
 			return false
 		}
-		changed, _ := s.Body[1].(map[string]dbus.Variant)
 		switch iface, _ := s.Body[0].(string); iface {
-		case unitIface:
-			if _, ok := changed["ActiveState"]; !ok {
-				return false
-			}
-		case serviceIface:
-			if _, ok := changed["NRestarts"]; !ok {
-				return false
-			}
+		case unitIface, serviceIface:
 		default:
 			return false
 		}
@@ -243,8 +314,21 @@ func (a *agent) concerns(s *dbus.Signal) bool {
 	default:
 		return false
 	}
-	h, ok := hashOfUnit(name)
-	return ok && a.owns(h)
+	_, ok := a.hashOf(name)
+	return ok
+}
+
+// known reports whether btl still keeps files for the task of hash: its
+// journal cursor, which every start writes and kill removes.
+func (a *agent) known(hash string) bool {
+	_, err := os.Lstat(filepath.Join(a.cfg.Dirs.Run, hash+".cursor"))
+	return err == nil
+}
+
+// hashOf returns the hash of one of this data directory's task units.
+func (a *agent) hashOf(unit string) (string, bool) {
+	h, key, ok := hashOfUnit(unit)
+	return h, ok && key == a.key
 }
 
 // quit makes the last copies and reports whether the agent may exit: it
@@ -260,12 +344,13 @@ func (a *agent) quit(ctx context.Context, signals <-chan *dbus.Signal) bool {
 		return false
 	}
 	a.drainSignals(ctx, signals)
+	units, err := a.scan(ctx)
 	pending := map[string]bool{}
-	for _, h := range a.tasks(ctx, false) {
-		pending[h] = true
+	for _, u := range units {
+		pending[u] = true
 	}
 	a.copyAll(ctx, pending)
-	if len(a.tasks(ctx, true)) == 0 {
+	if err == nil && len(a.live) == 0 {
 		return true // the lock is held until the process is gone
 	}
 	unlock()
@@ -275,7 +360,10 @@ func (a *agent) quit(ctx context.Context, signals <-chan *dbus.Signal) bool {
 func (a *agent) drainSignals(ctx context.Context, signals <-chan *dbus.Signal) {
 	for {
 		select {
-		case s := <-signals:
+		case s, ok := <-signals:
+			if !ok {
+				return
+			}
 			a.record(ctx, s)
 		default:
 			return
@@ -283,29 +371,33 @@ func (a *agent) drainSignals(ctx context.Context, signals <-chan *dbus.Signal) {
 	}
 }
 
-// tasks returns the hashes of this data directory's task units systemd
-// has loaded (live only: those that may still print).
-func (a *agent) tasks(ctx context.Context, live bool) []string {
-	units, err := a.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*.service"})
+// scan lists this data directory's task units systemd has loaded, makes
+// the live set those that may still print, and returns them all. It is
+// one call. When the manager cannot be asked, the live set is kept and
+// the error returned.
+func (a *agent) scan(ctx context.Context) ([]string, error) {
+	units, err := a.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*-" + a.key + ".service"})
 	if err != nil {
-		// Cannot tell: assume work remains.
-		if live {
-			return []string{""}
-		}
-		return nil
+		return nil, err
 	}
+	clear(a.live)
 	var out []string
 	for _, u := range units {
-		h, ok := hashOfUnit(u.Name)
-		if !ok || !a.owns(h) {
+		if _, ok := a.hashOf(u.Name); !ok {
 			continue
 		}
-		if live && !unitLive(u.ActiveState, u.SubState) {
-			continue
+		if unitLive(u.ActiveState, u.SubState) {
+			a.live[u.Name] = true
 		}
-		out = append(out, h)
+		out = append(out, u.Name)
 	}
-	return out
+	return out, nil
+}
+
+// scanned is scan without its error.
+func (a *agent) scanned(ctx context.Context) []string {
+	units, _ := a.scan(ctx)
+	return units
 }
 
 // unitLive reports whether a unit in this state may still print.
@@ -317,57 +409,56 @@ func unitLive(active, sub string) bool {
 	return false
 }
 
-// owns reports whether the task of hash belongs to this data directory:
-// btl creates its cursor file when it starts it.
-func (a *agent) owns(hash string) bool {
-	_, err := os.Stat(filepath.Join(a.cfg.Dirs.Run, hash+".cursor"))
-	return err == nil
-}
-
-func (a *agent) journal(hash string) *journal {
-	logMax, ok := a.max[hash]
-	if !ok && hash != "" {
-		// The task's own BTL_LOG_MAX, from its unit's environment.
-		logMax = a.cfg.LogMax
-		if sp, err := a.conn.GetAllPropertiesContext(context.Background(), UnitName(hash)); err == nil && asString(sp["LoadState"]) == "loaded" {
-			env, _ := sp["Environment"].([]string)
-			if n, err := logfile.LogMax(env); err == nil {
-				logMax = n
-			}
-			a.max[hash] = logMax
-		}
-	}
+// journal returns the copier of a task unit, with the task's own log size
+// limit (its cursor file keeps it).
+func (a *agent) journal(unit string) *journal {
+	h, _ := a.hashOf(unit)
 	return &journal{
 		Journalctl: a.cfg.Journalctl,
 		Args:       a.cfg.Args,
 		UID:        a.uid,
-		Ident:      syslogIdent(hash),
-		LogFile:    a.cfg.Dirs.LogFile(hash),
-		LogMax:     logMax,
-		Cursor:     filepath.Join(a.cfg.Dirs.Run, hash+".cursor"),
-		Lock:       filepath.Join(a.cfg.Dirs.Run, hash+".log.lock"),
+		Ident:      syslogIdent(unit),
+		LogFile:    a.cfg.Dirs.LogFile(h),
+		LogMax:     a.cfg.LogMax,
+		Cursor:     filepath.Join(a.cfg.Dirs.Run, h+".cursor"),
+		Lock:       filepath.Join(a.cfg.Dirs.Run, h+".log.lock"),
 	}
 }
 
-// copyAll copies the new entries of every pending task and clears the set.
+// copyAll copies the new entries of every pending task unit and clears
+// the set. A task whose copy fails (a FIFO or a directory where its
+// cursor or log file should be) costs only that task's copy: the failure
+// is noted once in its log (or on the agent's stderr, in the journal,
+// when the log itself cannot be written).
 func (a *agent) copyAll(ctx context.Context, pending map[string]bool) {
 	if !a.cfg.Readable {
 		clear(pending)
 		return
 	}
-	for h := range pending {
-		delete(pending, h)
-		if h == "" || !a.owns(h) {
+	for u := range pending {
+		delete(pending, u)
+		h, ok := a.hashOf(u)
+		if !ok {
 			continue
 		}
-		if err := a.journal(h).sync(ctx); err != nil {
-			fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", h, err)
+		err := a.journal(u).sync(ctx)
+		if err == nil {
+			delete(a.noted, h)
+			continue
 		}
+		if a.noted[h] == err.Error() {
+			continue
+		}
+		a.noted[h] = err.Error()
+		fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", u, err)
+		j := a.journal(u)
+		_ = j.appendLocked([]byte(fmt.Sprintf("[btl] %s: the journal cannot be copied here: %v\n",
+			time.Now().UTC().Format(time.RFC3339), err)))
 	}
 }
 
 // follow runs one `journalctl --follow` over the user's entries from since
-// on and sends the hash of every btl task entry to dirty, restarting
+// on and sends the unit of every btl task entry to dirty, restarting
 // journalctl should it exit.
 func (a *agent) follow(ctx context.Context, since time.Time, dirty chan<- string) {
 	for ctx.Err() == nil {
@@ -395,10 +486,12 @@ func (a *agent) follow(ctx context.Context, since time.Time, dirty chan<- string
 				if us, err := strconv.ParseInt(e.Realtime, 10, 64); err == nil {
 					since = time.UnixMicro(us)
 				}
-				if h, ok := strings.CutPrefix(e.Ident, "btl-"); ok && core.ValidHash(h) {
-					select {
-					case dirty <- h:
-					default:
+				if unit := e.Ident + ".service"; strings.HasPrefix(e.Ident, "btl-") {
+					if _, ok := a.hashOf(unit); ok {
+						select {
+						case dirty <- unit:
+						default:
+						}
 					}
 				}
 			}
@@ -411,36 +504,29 @@ func (a *agent) follow(ctx context.Context, since time.Time, dirty chan<- string
 	}
 }
 
-// record handles a signal: a new task unit gets a reference; a task unit
-// that became inactive gets its exit record, written from its properties
-// (still readable thanks to the reference), and loses the reference.
+// record handles a signal of one of the agent's task units: its removal
+// or a change of its ActiveState updates the live set; a change of its
+// service properties records how its main process ended (the values the
+// signal carries: the unit is never read, so a unit systemd is about to
+// forget is not loaded again) and, while systemd restarts the task, marks
+// each new run in the log.
 func (a *agent) record(ctx context.Context, s *dbus.Signal) {
-	var name string
-	switch s.Name {
-	case "org.freedesktop.systemd1.Manager.UnitNew":
+	if s.Name == "org.freedesktop.systemd1.Manager.UnitRemoved" {
 		if len(s.Body) > 0 {
-			name, _ = s.Body[0].(string)
-		}
-		if h, ok := hashOfUnit(name); ok && a.owns(h) {
-			a.ref(ctx, name)
+			name, _ := s.Body[0].(string)
+			delete(a.live, name)
 		}
 		return
-	case "org.freedesktop.DBus.Properties.PropertiesChanged":
-	default:
-		return
 	}
-	if len(s.Body) < 2 {
-		return
-	}
-	if iface, _ := s.Body[0].(string); iface != unitIface && iface != serviceIface {
+	if s.Name != "org.freedesktop.DBus.Properties.PropertiesChanged" || len(s.Body) < 2 {
 		return
 	}
 	name, ok := unitOfPath(s.Path)
 	if !ok {
 		return
 	}
-	h, ok := hashOfUnit(name)
-	if !ok || !a.owns(h) {
+	h, ok := a.hashOf(name)
+	if !ok {
 		return
 	}
 	changed, _ := s.Body[1].(map[string]dbus.Variant)
@@ -448,52 +534,45 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 		a.serviceChanged(ctx, name, h, changed)
 		return
 	}
-	state, _ := changed["ActiveState"].Value().(string)
-	if state != "inactive" && state != "failed" {
+	active, ok := changed["ActiveState"].Value().(string)
+	if !ok {
 		return
 	}
-	// A unit is inactive before it starts, too: only a main process that
-	// ran and ended is recorded, and only then is the reference dropped.
-	sp, err := a.conn.GetAllPropertiesContext(ctx, name)
-	if err != nil || asInt(sp["ExecMainPID"]) == 0 || asInt(sp["ExecMainCode"]) == 0 {
-		if asString(sp["LoadState"]) != "loaded" {
-			delete(a.refs, name)
-		}
-		return
-	}
-	if err := writeExit(exitPath(a.cfg.Dirs.Run, h), asInt(sp["ExecMainPID"]), asInt(sp["ExecMainCode"]), asInt(sp["ExecMainStatus"]), asInt(sp["NRestarts"])); err != nil {
-		// Keep the reference: the unit stays loaded, and its exit status
-		// with it, where btl reads it instead of the record.
-		fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", name, err)
-		return
-	}
-	if a.refs[name] {
-		delete(a.refs, name)
-		if err := a.conn.unrefUnit(ctx, name); err != nil {
-			fmt.Fprintf(os.Stderr, "btl log agent: unref %s: %v\n", name, err)
-		}
+	sub, _ := changed["SubState"].Value().(string)
+	if unitLive(active, sub) {
+		a.live[name] = true
+	} else {
+		delete(a.live, name)
 	}
 }
 
-// serviceChanged handles a change of a task unit's service properties
-// while systemd restarts it (Restart=, NRestarts > 0): how its last run
-// ended goes to the task's last-exit file, and each run gets its start
-// marker in the log, after every line the earlier runs printed (copied up
-// to the run's start) and before any of its own. The values are those the
-// signal carries, of the moment of the change: a run that ended at once is
-// marked too.
+// serviceChanged handles a change of a task unit's service properties:
+// once its main process has ended, the exit record (written once per
+// end); while systemd restarts it (Restart=, NRestarts > 0), how its last
+// run ended goes to the task's last-exit file, and each run gets its
+// start marker in the log, after every line the earlier runs printed
+// (copied up to the run's start) and before any of its own. The values
+// are those the signal carries, of the moment of the change: a run that
+// ended at once is marked too.
 func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[string]dbus.Variant) {
 	v := map[string]int{}
 	for _, k := range []string{"NRestarts", "ExecMainPID", "ExecMainCode", "ExecMainStatus", "ExecMainStartTimestamp"} {
-		c, ok := changed[k]
-		if !ok {
-			return
+		if c, ok := changed[k]; ok {
+			v[k] = asInt(c.Value())
 		}
-		v[k] = asInt(c.Value())
 	}
 	pid := v["ExecMainPID"]
 	if pid == 0 {
 		return
+	}
+	// A task btl has forgotten (kill removes its files, the cursor among
+	// them) gets no record: it would outlive the task.
+	if note := (exitNote{pid, v["ExecMainCode"], v["ExecMainStatus"], v["NRestarts"]}); note.code != 0 && a.recorded[unit] != note && a.known(h) {
+		if err := writeExit(exitPath(a.cfg.Dirs.Run, h), note.pid, note.code, note.status, note.restarts); err != nil {
+			fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", unit, err)
+		} else {
+			a.recorded[unit] = note
+		}
 	}
 	// A run is new when its main PID differs from the one of the last
 	// change seen (NRestarts grows before the new run's PID is known);
@@ -504,12 +583,14 @@ func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[
 	if v["ExecMainCode"] != 0 && v["NRestarts"] > 0 {
 		u := unitInfo{ExecMainCode: v["ExecMainCode"], ExecMainStatus: v["ExecMainStatus"]}
 		if st, ok := u.exitStatus(); ok {
-			_ = core.WriteFileAtomic(lastExitPath(a.cfg.Dirs.Run, h), []byte(st.String()+"\n"), 0o600)
+			_ = core.ReplaceFile(lastExitPath(a.cfg.Dirs.Run, h), []byte(st.String()+"\n"), 0o600)
 		}
 	}
 	if !newRun {
 		return
 	}
+	// A restart: the unit is loaded and running, so reading it loads
+	// nothing.
 	sp, err := a.conn.GetAllPropertiesContext(ctx, unit)
 	if err != nil {
 		return
@@ -518,27 +599,17 @@ func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[
 	if us := v["ExecMainStartTimestamp"]; us > 0 {
 		at = time.UnixMicro(int64(us))
 	}
-	j := a.journal(h)
+	j := a.journal(unit)
 	unlock, err := j.lock()
 	if err != nil {
 		return
 	}
 	defer unlock()
-	if a.cfg.Readable && !strings.HasPrefix(asString(sp["StandardOutput"]), "append") {
+	if a.cfg.Readable && asString(sp["SyslogIdentifier"]) != "" {
 		j.until = at.UnixMicro()
 		_ = j.syncLocked(ctx)
 	}
 	_ = j.appendLocked([]byte(core.StartMarker(at, pid, asString(sp["Description"]))))
-}
-
-// ref takes a reference on a task unit, once.
-func (a *agent) ref(ctx context.Context, unit string) {
-	if a.conn.private || a.refs[unit] {
-		return
-	}
-	if a.conn.manager().CallWithContext(ctx, "org.freedesktop.systemd1.Manager.RefUnit", 0, unit).Err == nil {
-		a.refs[unit] = true
-	}
 }
 
 // unitOfPath returns the unit name of a systemd unit object path.
@@ -584,13 +655,13 @@ func writeExit(path string, pid, code, status, restarts int) error {
 	if restarts > 0 {
 		rec += fmt.Sprintf("restarts %d\n", restarts)
 	}
-	return core.WriteFileAtomic(path, []byte(rec), 0o600)
+	return core.ReplaceFile(path, []byte(rec), 0o600)
 }
 
 // readExitRecord reads an exit record, and the restarts it notes; when
 // pid is not 0, only a record about pid.
 func readExitRecord(path string, pid int) (core.Status, int, bool) {
-	b, err := os.ReadFile(path)
+	b, err := readRecord(path)
 	if err != nil {
 		return core.Status{}, 0, false
 	}
@@ -601,7 +672,26 @@ func readExitRecord(path string, pid int) (core.Status, int, bool) {
 	}
 	st, ok := parseExit(rest)
 	n, _ := strconv.Atoi(strings.TrimPrefix(more, "restarts "))
+	if n > 0 {
+		st.PID, _ = strconv.Atoi(p) // the last run's
+	}
 	return st, n, ok
+}
+
+// maxRecord bounds what btl reads of one of its small run-directory
+// records (exit records, cursors).
+const maxRecord = 64 << 10
+
+// readRecord reads one of btl's small records in the run directory: a
+// regular file only (a FIFO, a device or a symbolic link in its place is
+// an error, never a wait), at most maxRecord bytes.
+func readRecord(path string) ([]byte, error) {
+	f, err := regular.Open(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = f.Close() }()
+	return io.ReadAll(io.LimitReader(f, maxRecord))
 }
 
 // lastExitPath holds how the run before the current one of a restarted
@@ -610,7 +700,7 @@ func readExitRecord(path string, pid int) (core.Status, int, bool) {
 func lastExitPath(run, hash string) string { return filepath.Join(run, hash+".last") }
 
 func readLastExit(run, hash string) string {
-	b, _ := os.ReadFile(lastExitPath(run, hash))
+	b, _ := readRecord(lastExitPath(run, hash))
 	return strings.TrimSpace(string(b))
 }
 
@@ -618,6 +708,9 @@ func readLastExit(run, hash string) string {
 // takes the agent lock first: an agent about to exit holds it until it is
 // gone, so a running agent seen here stays for the task just started.
 func (b *Backend) ensureAgent(ctx context.Context, logMax int64) error {
+	if agentRuns(b.dirs.Run) {
+		return nil // seen without the lock: it runs, or finishes its last copies
+	}
 	unlock, err := b.lockAgent()
 	if err != nil {
 		return err
@@ -635,16 +728,16 @@ func (b *Backend) lockAgent() (func(), error) {
 	return unlock, nil
 }
 
-// ensureAgentLocked is ensureAgent for a caller that holds the agent lock.
+// ensureAgentLocked is ensureAgent for a caller that holds the agent
+// lock. A running agent holds its liveness lock: checking costs no call
+// to the manager.
 func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
-	unit := AgentUnitName(b.dirs.Run)
-	if info, err := b.unitInfo(ctx, unit); err == nil && info.running() {
-		// It runs (it holds no lock now, so it will see the new task).
-		if p, err := proc.LookupProc(info.MainPID); err == nil && !p.Zombie {
-			return nil
-		}
+	if agentRuns(b.dirs.Run) {
+		// It runs, and holds no agent lock now: it will see the new task.
+		return nil
 	}
-	exe, err := core.SelfExe(b.exe)
+	unit := AgentUnitName(b.dirs.Run)
+	exe, err := reexec.SelfExe(b.exe)
 	if err != nil {
 		return fmt.Errorf("systemd: %w", err)
 	}
@@ -671,10 +764,13 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 		if dbusErrorName(err) != "org.freedesktop.systemd1.UnitExists" || attempt >= 40 {
 			return fmt.Errorf("systemd: start log agent %s: %w", unit, err)
 		}
-		// The unit exists: fine while its process lives (it holds no lock
-		// now, so it will see the new task); otherwise it is on its way
-		// out, and systemd needs a moment to forget it.
+		// The unit exists: fine while its process lives or systemd is
+		// about to start it again after a crash; otherwise it is on its
+		// way out, and systemd needs a moment to forget it.
 		info, ierr := b.unitInfo(ctx, unit)
+		if ierr == nil && info.SubState == "auto-restart" {
+			return nil
+		}
 		if ierr == nil && info.running() {
 			if p, err := proc.LookupProc(info.MainPID); err == nil && !p.Zombie {
 				return nil
@@ -684,11 +780,15 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 			_ = b.conn.ResetFailedUnitContext(ctx, unit)
 		}
 		time.Sleep(25 * time.Millisecond)
+		if agentRuns(b.dirs.Run) {
+			return nil
+		}
 	}
 }
 
 // agentProps are the properties of the log agent unit. It restarts after
-// a crash; a clean exit (no task left) ends it.
+// a crash, however often (no start limit: mirroring must never stay
+// off); a clean exit (no task left) ends it.
 func agentProps(exe, config string) []sd.Property {
 	env := append([]string{AgentEnv + "=" + config}, reexec.ChildEnv...)
 	return []sd.Property{
@@ -699,6 +799,7 @@ func agentProps(exe, config string) []sd.Property {
 		prop("TimeoutStopUSec", uint64(5*time.Second/time.Microsecond)),
 		prop("Restart", "on-failure"),
 		prop("RestartUSec", uint64(100*time.Millisecond/time.Microsecond)),
+		prop("StartLimitIntervalUSec", uint64(0)),
 		prop("CollectMode", "inactive-or-failed"),
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,8 +38,10 @@ type Backend struct {
 	readableErr error // why the journal cannot be read, or nil
 	agentSeen   bool  // the log agent was checked by this Backend
 
-	snap      *snapshot // the last read of every task unit, for list; nil after a change
-	unitReads int       // units read one by one (unitInfo), for tests
+	snap      *snapshot       // the last read of every task unit, for list; nil after a change
+	read      *lastRead       // the last unit read alone; nil after a change
+	unitReads int             // units read one by one (unitInfo), for tests
+	stopped   map[string]bool // hashes whose unit this Backend stopped: a start copies their last lines first
 }
 
 var (
@@ -63,7 +65,7 @@ func New(dirs core.Dirs) (*Backend, error) {
 	if err != nil {
 		jc = "/usr/bin/journalctl"
 	}
-	return &Backend{dirs: dirs, conn: c, journalctl: jc, journalSocket: "/run/systemd/journal/stdout"}, nil
+	return &Backend{dirs: dirs, conn: c, journalctl: jc, journalSocket: "/run/systemd/journal/stdout", stopped: map[string]bool{}}, nil
 }
 
 // Close closes the connection to the user manager.
@@ -72,21 +74,44 @@ func (b *Backend) Close() error {
 	return nil
 }
 
+// connected makes sure b's connection to the user manager is open: the
+// manager closes the connections to its private socket when it is
+// re-executed (daemon-reexec, an upgrade), and a long-lived btl (logs -f,
+// a wait) goes on with a new one. It costs no round trip while the
+// connection is open.
+func (b *Backend) connected(ctx context.Context) error {
+	if b.conn.raw.Connected() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	c, err := dial(ctx)
+	if err != nil {
+		return err
+	}
+	b.conn.Close()
+	b.conn, b.snap = c, nil
+	return nil
+}
+
 // Name returns "systemd".
 func (b *Backend) Name() string { return Name }
 
-// Start runs spec as the unit btl-<hash>.service. It returns once systemd
-// has executed the program (Type=exec), with the unit's main PID. Manager.Run
-// has stopped the previous instance; a unit of that name systemd still
-// holds (state lost, or a stale failed unit) is stopped here. Where the
-// journal is readable, the task logs to it and the data directory's log
-// agent copies its lines to the log file; where not, the task's output
-// goes to a log pump (internal/logpump), which writes it to the log file
-// under the same cap, and the task is marked LogDirect.
+// Start runs spec as the unit btl-<hash>-<data directory key>.service. It
+// returns once systemd has executed the program (Type=exec), with the
+// unit's main PID. Manager.Run has stopped the previous instance; a unit of
+// that name systemd still holds (state lost, or a stale failed unit) is
+// stopped here. Where the journal is readable, the task logs to it and the
+// data directory's log agent copies its lines to the log file; where not,
+// the task's output goes to a log pump (internal/logpump), which writes it
+// to the log file under the same cap, and the task is marked LogDirect.
 // Either way the agent is running when Start returns: it records how a
 // task stopped from outside ended.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
-	b.snap = nil
+	b.snap, b.read = nil, nil
+	if err := b.connected(ctx); err != nil {
+		return core.Started{}, err
+	}
 	if len(spec.Argv) == 0 {
 		return core.Started{}, errors.New("systemd: no command given")
 	}
@@ -127,10 +152,10 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		defer func() { _ = out.Close() }()
 		defer func() { _ = header.Close() }()
 	}
-	j := b.journalFor(spec.Hash, spec.LogFile, logMax)
-	unit := UnitName(spec.Hash)
-	// The cursor file also tells the agent, and List, that the task is
-	// this data directory's; it must exist before the agent looks.
+	unit := UnitName(b.dirs.Run, spec.Hash)
+	j := b.journalFor(unit, spec.Hash, spec.LogFile, logMax)
+	// The cursor file tells every copier where this task's entries begin
+	// and the task's log size limit.
 	if err := j.startAt(time.Now()); err != nil {
 		return core.Started{}, err
 	}
@@ -158,38 +183,44 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		return core.Started{}, fmt.Errorf("systemd: %w", err)
 	}
 	_ = os.Remove(lastExitPath(b.dirs.Run, spec.Hash))
-	result, err := b.startTask(ctx, unit, taskProps(spec, out), func() {
+	copyOld := func() {
 		if !direct {
 			_ = j.syncLocked(ctx)
 		}
-	})
+	}
+	if b.stopped[spec.Hash] {
+		// The instance this start replaces: its last lines go before the
+		// new start marker.
+		copyOld()
+	}
+	result, err := b.startTask(ctx, unit, taskProps(spec, unit, out), copyOld)
 	if err != nil {
 		return core.Started{}, err
 	}
-	info, err := b.unitInfo(ctx, unit)
-	if err != nil {
-		// The unit may run: leave nothing running that is not tracked.
-		_, _ = b.stopUnit(ctx, unit, 0)
-		return core.Started{}, err
+	pid := 0
+	if result == "done" {
+		// The usual case: one property, not the whole unit.
+		pid = b.mainPID(ctx, unit)
 	}
-	if result != "done" && !info.ranAndEnded() {
-		_, _ = b.stopUnit(ctx, unit, 0)
-		_ = b.conn.ResetFailedUnitContext(ctx, unit)
-		// Nothing of a failed start stays behind: wait, briefly, for the
-		// log agent to drop its reference so that systemd forgets the unit.
-		for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-			if u, err := b.unitInfo(ctx, unit); err != nil || !u.Loaded {
-				break
-			}
+	if pid == 0 {
+		info, err := b.unitInfo(ctx, unit)
+		if err != nil {
+			// The unit may run: leave nothing running that is not tracked.
+			_, _, _ = b.stopUnit(ctx, unit, 0)
+			return core.Started{}, err
 		}
-		return core.Started{}, startError(spec, unit, result, info)
+		if result != "done" && !info.ranAndEnded() {
+			_, _, _ = b.stopUnit(ctx, unit, 0)
+			_ = b.conn.ResetFailedUnitContext(ctx, unit)
+			return core.Started{}, startError(spec, unit, result, info)
+		}
+		pid = info.MainPID
+		if pid == 0 {
+			pid = info.ExecMainPID
+		}
 	}
 	agentUnlock()
 	agentUnlock = func() {}
-	pid := info.MainPID
-	if pid == 0 {
-		pid = info.ExecMainPID
-	}
 	t := core.Started{
 		PID:       pid,
 		Unit:      unit,
@@ -206,32 +237,17 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	} else {
 		_ = j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
 	}
-	unlock()
-	unlock = func() {}
-	b.awaitAgentRef(ctx, unit)
 	return t, nil
 }
 
-// awaitAgentRef waits, briefly, until the log agent holds its reference on
-// unit (btl holds none of its own): from then on, a stop from outside
-// btl cannot make systemd forget the unit before the agent has recorded
-// how it ended. On the manager's private socket there are no references.
-func (b *Backend) awaitAgentRef(ctx context.Context, unit string) {
-	if b.conn.private {
-		return
+// mainPID reads the main PID of a running unit: one property, 0 when it
+// cannot be read or the program has already ended.
+func (b *Backend) mainPID(ctx context.Context, unit string) int {
+	p, err := b.conn.GetUnitTypePropertyContext(ctx, unit, "Service", "MainPID")
+	if err != nil {
+		return 0
 	}
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		p, err := b.conn.GetUnitPropertyContext(ctx, unit, "Refs")
-		if err != nil {
-			return
-		}
-		if refs, ok := p.Value.Value().([]string); !ok || len(refs) > 0 {
-			return
-		}
-		if info, err := b.unitInfo(ctx, unit); err != nil || !info.running() {
-			return // ended already: RemainAfterExit keeps its status
-		}
-	}
+	return asInt(p.Value.Value())
 }
 
 // startTimeout bounds a start once it is under way.
@@ -262,10 +278,10 @@ func startError(spec core.Spec, unit, result string, info unitInfo) error {
 // startTask starts a task's transient unit and waits for the start job. A
 // unit of that name systemd still holds (the state lost it, or it ended
 // and was kept for its exit status) is stopped first, then stopped is
-// called (to copy its last lines), and the start retried. A stopped unit
-// stays loaded until the log agent has recorded how it ended and dropped
-// its reference, which under load can take seconds: the start waits for
-// systemd to unload it (its UnitRemoved signal), up to unloadTimeout.
+// called (to copy its last lines), and the start retried. Nothing of
+// btl's holds a reference on a task unit, so a stopped unit is unloaded
+// at once; should something else hold one, the start waits for systemd
+// to unload it (its UnitRemoved signal), up to unloadTimeout.
 func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Property, stopped func()) (string, error) {
 	deadline := time.Now().Add(unloadTimeout)
 	for {
@@ -280,17 +296,17 @@ func (b *Backend) startTask(ctx context.Context, unit string, props []sd.Propert
 				return "", fmt.Errorf("systemd: start %s: %w (references: %v)", unit, errStillLoaded, refs)
 			}
 			// Still loaded: running (the state lost it), kept for its exit
-			// status, or inactive until the log agent has recorded how it
-			// ended and dropped its reference.
+			// status, or inactive and about to be unloaded.
 			info, err := b.unitInfo(ctx, unit)
 			if err != nil {
 				return "", err
 			}
 			switch info.ActiveState {
 			case "active", "activating", "deactivating", "reloading":
-				if _, err := b.stopUnit(ctx, unit, core.Grace); err != nil {
+				if _, _, err := b.stopUnit(ctx, unit, core.Grace); err != nil {
 					return "", err
 				}
+				_ = b.conn.ResetFailedUnitContext(ctx, unit)
 				stopped()
 				deadline = time.Now().Add(unloadTimeout)
 			case "failed":
@@ -381,35 +397,6 @@ func waitJob(ctx context.Context, ch <-chan string, unit string) (string, error)
 	}
 }
 
-// stopUnits stops the task unit of hash, whatever instance it runs (SIGTERM
-// to its whole cgroup, SIGKILL after grace), and clears systemd's failed
-// state. The journal keeps every line the task printed, so one copy after
-// the stop loses nothing: stopUnits makes it when copyNow is set, and
-// otherwise reports whether the caller must. A failed copy does not fail
-// the stop: the lines stay in the journal, and the next copy takes them.
-func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace time.Duration, copyNow bool) (due bool, err error) {
-	unit := UnitName(hash)
-	info, err := b.unitInfo(ctx, unit)
-	if err != nil {
-		return false, err
-	}
-	due = info.Loaded && !info.Direct && b.journalReadable(ctx) == nil
-	if info.Loaded {
-		if _, err := b.stopUnit(ctx, unit, grace); err != nil {
-			return false, err
-		}
-		_ = b.conn.ResetFailedUnitContext(ctx, unit)
-	}
-	if err := stopEscaped(hash, info.Token, grace); err != nil {
-		return false, err
-	}
-	if due && copyNow {
-		_ = b.journalFor(hash, logFile, logMax()).sync(ctx)
-		return false, nil
-	}
-	return due, nil
-}
-
 // stopEscaped stops the processes of the instance token that left the
 // unit's cgroup (`systemd-run --user --scope` inside a task moves a child
 // to a scope of its own, where the unit's stop does not reach it): every
@@ -417,33 +404,65 @@ func (b *Backend) stopUnits(ctx context.Context, hash, logFile string, grace tim
 // before each signal, as proc.StopTree does for the fork backend. The
 // processes inside other tasks' units are looked past first
 // (mayHaveEscaped), so that a stop with nothing escaped reads no other
-// task's environment.
-func stopEscaped(hash, token string, grace time.Duration) error {
-	if token == "" || !mayHaveEscaped(hash, token) {
+// task's environment. The scopes they were in are left failed by their
+// end: systemd is made to forget them.
+func (b *Backend) stopEscaped(ctx context.Context, unit, token string, grace time.Duration) error {
+	if token == "" {
 		return nil
 	}
-	return proc.StopTree(core.Proc{}, token, grace)
+	escaped, scopes := mayHaveEscaped(unit, token)
+	if !escaped {
+		return nil
+	}
+	killed, err := proc.StopTree(core.Proc{}, token, grace)
+	if killed {
+		core.NoteKilled(ctx)
+	}
+	for _, sc := range scopes {
+		b.forgetScope(ctx, sc)
+	}
+	return err
+}
+
+// forgetScope resets a scope whose processes btl stopped once systemd has
+// seen it empty (it fails then, its processes having been killed), briefly
+// waiting for that; a scope that still runs something is left alone.
+func (b *Backend) forgetScope(ctx context.Context, scope string) {
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		p, err := b.conn.GetUnitPropertyContext(ctx, scope, "ActiveState")
+		if err != nil {
+			return
+		}
+		switch st, _ := p.Value.Value().(string); st {
+		case "failed":
+			_ = b.conn.ResetFailedUnitContext(ctx, scope)
+			return
+		case "inactive", "":
+			return
+		}
+	}
 }
 
 // stopUnit stops unit and waits for it: systemd sends SIGTERM to every
 // process of the unit; after grace, btl has it send SIGKILL. A unit systemd
-// does not know is not an error; known reports whether it knew the unit.
-func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration) (known bool, err error) {
+// does not know is not an error; known reports whether it knew the unit,
+// killed whether SIGKILL was sent.
+func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration) (known, killed bool, err error) {
 	ch := make(chan string, 1)
 	_, err = b.conn.StopUnitContext(ctx, unit, "replace", ch)
 	if dbusErrorName(err) == "org.freedesktop.systemd1.NoSuchUnit" {
-		return false, nil
+		return false, false, nil
 	}
 	if err != nil {
-		return true, fmt.Errorf("systemd: stop %s: %w", unit, err)
+		return true, false, fmt.Errorf("systemd: stop %s: %w", unit, err)
 	}
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	select {
 	case <-ch:
-		return true, nil
+		return true, false, nil
 	case <-ctx.Done():
-		return true, fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
+		return true, false, fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
 	case <-timer.C:
 	}
 	_ = b.conn.KillUnitWithTarget(ctx, unit, sd.All, int32(unix.SIGKILL))
@@ -451,62 +470,76 @@ func (b *Backend) stopUnit(ctx context.Context, unit string, grace time.Duration
 	defer kill.Stop()
 	select {
 	case <-ch:
-		return true, nil
+		return true, true, nil
 	case <-ctx.Done():
-		return true, fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
+		return true, true, fmt.Errorf("systemd: stop %s: %w", unit, ctx.Err())
 	case <-kill.C:
-		return true, fmt.Errorf("systemd: stop %s: still stopping 10s after SIGKILL", unit)
+		return true, true, fmt.Errorf("systemd: stop %s: still stopping 10s after SIGKILL", unit)
 	}
 }
 
 // Stop stops t's unit: SIGTERM to every process in its cgroup, SIGKILL to
-// what is left after grace. The journal is copied to the log before and
-// after. A unit that runs another instance than t is left alone.
+// what is left after grace. A unit that runs another instance than t is
+// left alone. It copies no journal: the log agent copies the last lines
+// (it runs until no task may print), and a start that replaces t copies
+// them before its start marker.
 func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) error {
 	b.snap = nil
-	unit := unitOf(t)
-	info, err := b.unitInfo(ctx, unit)
+	if err := b.connected(ctx); err != nil {
+		return err
+	}
+	unit := b.unitOf(t)
+	info, err := b.recentInfo(ctx, unit)
+	b.read = nil
 	if err != nil {
 		return err
 	}
-	if !info.Loaded {
-		// The task ended and systemd forgot it; a child that escaped to a
-		// scope of its own may still run.
-		if err := stopEscaped(t.Hash, t.Token, grace); err != nil {
-			return err
-		}
-		_, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true)
-		return err
-	}
-	if !info.owns(t) {
+	if info.Loaded && !info.owns(t) {
 		return nil
 	}
-	if _, err := b.stopUnits(ctx, t.Hash, logFileOf(b.dirs, t), grace, true); err != nil {
-		return err
+	if info.Loaded {
+		_, killed, err := b.stopUnit(ctx, unit, grace)
+		if killed {
+			core.NoteKilled(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		b.stopped[t.Hash] = true
+		// A unit whose program failed, or needed SIGKILL, is kept as
+		// failed: systemd forgets it only once that is reset.
+		_ = b.conn.ResetFailedUnitContext(ctx, unit)
+		if killed {
+			after, err := b.unitInfo(ctx, unit)
+			if err != nil {
+				return err
+			}
+			if after.owns(t) && after.running() {
+				return &core.SurvivorsError{PIDs: []int{after.MainPID}}
+			}
+		}
 	}
-	after, err := b.unitInfo(ctx, unit)
-	if err != nil {
-		return err
-	}
-	if after.owns(t) && after.running() {
-		return &core.SurvivorsError{PIDs: []int{after.MainPID}}
-	}
-	return nil
+	// The task ended (or was just stopped); a child that escaped to a
+	// scope of its own may still run.
+	return b.stopEscaped(ctx, unit, t.Token, grace)
 }
 
-// Inspect reports t as running while its unit runs t's instance, and
-// otherwise how its main process ended: from the unit while systemd keeps
-// it (RemainAfterExit keeps a unit whose program ended by itself or by a
-// signal), and once a stop made it forget the unit, from the exit record
-// the log agent wrote when it saw the main process end.
+// Inspect reports t as running while its unit runs t's instance (also once
+// its main process exited while processes it started remain in the
+// unit's cgroup), and otherwise how its main process ended: from the unit
+// while systemd keeps it (RemainAfterExit keeps a unit whose program
+// ended by itself or by a signal), and once a stop made it forget the
+// unit, from the exit record the log agent wrote when it saw the main
+// process end.
 func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error) {
-	info, err := b.cachedInfo(ctx, unitOf(t))
+	info, err := b.infoFor(ctx, t)
 	if err != nil {
 		return core.Status{}, err
 	}
 	owns := info.owns(t)
 	restarting := owns && info.Loaded && info.SubState == "auto-restart"
-	if owns && info.running() || restarting {
+	mainExited := owns && info.mainExited()
+	if owns && info.running() || restarting || mainExited {
 		if !b.agentSeen {
 			// A task runs: so must its log agent (it may have been killed).
 			b.agentSeen = true
@@ -516,6 +549,9 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 		if restarting {
 			st.PID = info.ExecMainPID
 		}
+		if mainExited {
+			st.PID, st.MainExited = t.PID, true
+		}
 		if info.NRestarts > 0 {
 			st.LastExit = readLastExit(b.dirs.Run, t.Hash)
 		}
@@ -524,6 +560,9 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	policy, _ := core.ParseRestart(t.Restart)
 	if owns {
 		if st, ok := info.exitStatus(); ok {
+			if info.NRestarts > 0 {
+				st.PID = info.ExecMainPID // the last run's, not the first's
+			}
 			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed", b.dirs.Run, t.Hash), nil
 		}
 	}
@@ -562,27 +601,46 @@ func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bo
 	return st
 }
 
-// List returns the running btl-<hash>.service units, read back from their
-// properties: the command from Description, argv from ExecStart, the
-// working directory from WorkingDirectory. A unit whose hash does not match
-// its command and directory was not made by btl and is left out, and so is
-// one started by btl with another data directory (it has no cursor file
-// in this one's run directory).
+// List returns the running task units of this data directory, read back
+// from their properties: the command from Description, argv from
+// ExecStart, the working directory from WorkingDirectory. A unit whose
+// environment's BTL_HASH is not its own hash, or whose hash is not one
+// btl gives its command and directory (Hash or a DerivedHash), was not
+// made by btl and is left out; units of other data directories have
+// another key in their names.
 func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
+	return b.ListUnknown(ctx, nil)
+}
+
+var _ core.UnknownLister = (*Backend)(nil)
+
+// ListUnknown is List without the units whose main process is among
+// known: only the others are read whole.
+func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Task, error) {
+	if err := b.connected(ctx); err != nil {
+		return nil, err
+	}
 	snap, err := b.takeSnapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
+	key := dirKey(b.dirs.Run)
 	var out []core.Task
 	for name, info := range snap.units {
-		hash, ok := hashOfUnit(name)
-		if !ok || !unitLive(info.ActiveState, info.SubState) {
+		hash, k, ok := hashOfUnit(name)
+		if !ok || k != key {
 			continue
 		}
-		if _, err := os.Stat(filepath.Join(b.dirs.Run, hash+".cursor")); err != nil {
-			continue // started by btl with another data directory
+		if info.partial {
+			if info.MainPID == 0 || slices.ContainsFunc(known, func(p core.Proc) bool { return p.PID == info.MainPID }) {
+				continue
+			}
+			if info, err = b.unitInfo(ctx, name); err != nil {
+				return nil, err
+			}
 		}
-		if !info.running() || core.Hash(info.Dir, info.Description) != hash {
+		mainExited := info.mainExited()
+		if !info.running() && !mainExited || info.Hash != hash || !hashFits(info.Dir, info.Description, hash) {
 			continue
 		}
 		t := core.Task{
@@ -599,6 +657,12 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 			LogDirect: info.Direct,
 			StartedAt: info.StartedAt,
 		}
+		if mainExited {
+			t.PID = info.ExecMainPID
+		}
+		if slices.ContainsFunc(known, func(p core.Proc) bool { return p.PID == t.PID }) {
+			continue
+		}
 		if p, err := proc.LookupProc(t.PID); err == nil {
 			t.ProcStart = p.Start
 		}
@@ -608,19 +672,41 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 	return out, nil
 }
 
+// hashFits reports whether hash is one btl gives the command cmd in dir:
+// its Hash, or one of its DerivedHash values (two different tasks whose
+// hashes collide).
+func hashFits(dir, cmd, hash string) bool {
+	if core.Hash(dir, cmd) == hash {
+		return true
+	}
+	for n := 1; n <= 1000; n++ {
+		if core.DerivedHash(dir, cmd, n) == hash {
+			return true
+		}
+	}
+	return false
+}
+
 // SyncLog copies the journal entries of t's unit that its log file lacks.
 // It does nothing for a task whose output goes to the file directly.
 func (b *Backend) SyncLog(ctx context.Context, t core.Task) error {
 	if t.LogDirect {
 		return nil
 	}
-	return b.journalFor(t.Hash, logFileOf(b.dirs, t), logMax()).sync(ctx)
+	return b.journalFor(b.unitOf(t), t.Hash, logFileOf(b.dirs, t), logMax()).sync(ctx)
 }
 
-// unitOf is the unit of t. It is derived from the hash, never taken from
-// state.json's unit field: an edited state must not lead btl to stop a
-// unit that is not one of its own.
-func unitOf(t core.Task) string { return UnitName(t.Hash) }
+// unitOf is the unit of t. It is derived from the hash and the data
+// directory, never taken from state.json's unit field (an edited state
+// must not lead btl to stop a unit that is not one of its own), except
+// that a task started by an earlier version keeps the name it was given
+// then.
+func (b *Backend) unitOf(t core.Task) string {
+	if t.Unit == legacyUnitName(t.Hash) {
+		return t.Unit
+	}
+	return UnitName(b.dirs.Run, t.Hash)
+}
 
 func logFileOf(dirs core.Dirs, t core.Task) string {
 	if t.LogFile != "" {
@@ -666,14 +752,18 @@ func parseExit(s string) (core.Status, bool) {
 // was kept for t's exit status, and removes t's exit record. A unit that
 // runs another instance is left alone.
 func (b *Backend) Release(ctx context.Context, t core.Task) error {
-	b.snap = nil
-	info, err := b.unitInfo(ctx, unitOf(t))
+	b.snap, b.read = nil, nil
+	if err := b.connected(ctx); err != nil {
+		return err
+	}
+	unit := b.unitOf(t)
+	info, err := b.unitInfo(ctx, unit)
 	// A unit whose main process has ended may still run its stop
 	// commands; it fails only once they are done, and only then can its
 	// failure be reset.
 	for deadline := time.Now().Add(2 * time.Second); err == nil && info.owns(t) && info.ActiveState == "deactivating" && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
-		info, err = b.unitInfo(ctx, unitOf(t))
+		info, err = b.unitInfo(ctx, unit)
 	}
 	if err != nil || !info.owns(t) || info.running() {
 		if err == nil && !info.Loaded {
@@ -685,12 +775,12 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 	_ = os.Remove(exitPath(b.dirs.Run, t.Hash))
 	_ = os.Remove(lastExitPath(b.dirs.Run, t.Hash))
 	if info.ActiveState != "failed" && info.ActiveState != "inactive" {
-		if _, err := b.stopUnit(ctx, unitOf(t), core.Grace); err != nil {
+		if _, _, err := b.stopUnit(ctx, unit, core.Grace); err != nil {
 			return err
 		}
 	}
-	if err := b.conn.ResetFailedUnitContext(ctx, unitOf(t)); err != nil && dbusErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
-		return fmt.Errorf("systemd: reset %s: %w", unitOf(t), err)
+	if err := b.conn.ResetFailedUnitContext(ctx, unit); err != nil && dbusErrorName(err) != "org.freedesktop.systemd1.NoSuchUnit" {
+		return fmt.Errorf("systemd: reset %s: %w", unit, err)
 	}
 	return nil
 }

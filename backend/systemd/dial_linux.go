@@ -23,23 +23,28 @@ type address struct {
 	private bool // the manager's own socket: no bus daemon, no Hello
 }
 
-// addresses lists where the user manager may be reached, in order:
-// $DBUS_SESSION_BUS_ADDRESS, $XDG_RUNTIME_DIR/bus, then the manager's
-// private socket. An autolaunch: address is skipped: btl never starts a bus.
+// addresses lists where the user manager may be reached, in order: the
+// manager's private socket $XDG_RUNTIME_DIR/systemd/private (as systemctl
+// --user and systemd-run --user use it: no bus daemon in between, no
+// Hello, and the manager sends its signals to every client, subscribed or
+// not), then $DBUS_SESSION_BUS_ADDRESS and $XDG_RUNTIME_DIR/bus. An
+// autolaunch: address is skipped: btl never starts a bus.
 func addresses() []address {
 	var out []address
+	rt := os.Getenv("XDG_RUNTIME_DIR")
+	if rt != "" && filepath.IsAbs(rt) {
+		if p := filepath.Join(rt, "systemd", "private"); isSocket(p) {
+			out = append(out, address{addr: "unix:path=" + p, private: true})
+		}
+	}
 	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" && !strings.Contains(a, "autolaunch:") {
 		out = append(out, address{addr: a})
 	}
-	rt := os.Getenv("XDG_RUNTIME_DIR")
 	if rt == "" || !filepath.IsAbs(rt) {
 		return out
 	}
-	if bus := "unix:path=" + filepath.Join(rt, "bus"); isSocket(filepath.Join(rt, "bus")) && (len(out) == 0 || out[0].addr != bus) {
+	if bus := "unix:path=" + filepath.Join(rt, "bus"); isSocket(filepath.Join(rt, "bus")) && (len(out) == 0 || out[len(out)-1].addr != bus) {
 		out = append(out, address{addr: bus})
-	}
-	if p := filepath.Join(rt, "systemd", "private"); isSocket(p) {
-		out = append(out, address{addr: "unix:path=" + p, private: true})
 	}
 	return out
 }
@@ -106,6 +111,11 @@ func connect(ctx context.Context, a address) (*conn, error) {
 		return nil, err
 	}
 	c := &conn{Conn: sc, raw: first, private: a.private}
+	if a.private {
+		// Only a systemd manager listens on its private socket, and it
+		// has just answered the authentication.
+		return c, nil
+	}
 	var version string
 	if err := c.manager().CallWithContext(ctx, "org.freedesktop.DBus.Properties.Get", 0,
 		"org.freedesktop.systemd1.Manager", "Version").Store(&version); err != nil {

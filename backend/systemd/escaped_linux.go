@@ -2,6 +2,7 @@ package systemd
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,36 +21,57 @@ import (
 // only of those outside btl task units: with many tasks running, most
 // processes of the user are theirs, and their environments are not read.
 // When /proc cannot be listed it answers true.
-func mayHaveEscaped(hash, token string) bool {
+//
+// scopes names the scope units (run-*.scope) such processes are in, so
+// that the stop can make systemd forget them once they are empty.
+func mayHaveEscaped(own, token string) (escaped bool, scopes []string) {
 	d, err := os.Open("/proc")
 	if err != nil {
-		return true
+		return true, nil
 	}
 	names, err := d.Readdirnames(-1)
 	_ = d.Close()
 	if err != nil {
-		return true
+		return true, nil
 	}
-	uid := uint32(os.Getuid())
-	own := UnitName(hash)
+	uid, self := uint32(os.Getuid()), os.Getpid()
 	kv := core.EnvInstance + "=" + token
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
-		if err != nil || pid == os.Getpid() {
+		if err != nil || pid == self {
 			continue
 		}
 		var st syscall.Stat_t
 		if syscall.Stat("/proc/"+name, &st) != nil || st.Uid != uid {
 			continue
 		}
-		if cg, err := os.ReadFile("/proc/" + name + "/cgroup"); err == nil && inOtherTaskUnit(string(cg), own) {
+		cg, err := os.ReadFile("/proc/" + name + "/cgroup")
+		if err == nil && inOtherTaskUnit(string(cg), own) {
 			continue
 		}
 		if proc.ProcHasEnv(pid, kv) {
-			return true
+			escaped = true
+			if sc := scopeOf(string(cg)); sc != "" && !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
 		}
 	}
-	return false
+	return escaped, scopes
+}
+
+// scopeOf returns the scope unit a /proc/<pid>/cgroup text places the
+// process in, in systemd's hierarchy, or "".
+func scopeOf(cgroup string) string {
+	for _, line := range strings.Split(cgroup, "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || f[1] != "" && f[1] != "name=systemd" {
+			continue
+		}
+		if seg := f[2][strings.LastIndexByte(f[2], '/')+1:]; strings.HasSuffix(seg, ".scope") {
+			return seg
+		}
+	}
+	return ""
 }
 
 // inOtherTaskUnit reports whether a /proc/<pid>/cgroup text places the
@@ -62,7 +84,7 @@ func inOtherTaskUnit(cgroup, own string) bool {
 			continue
 		}
 		for _, seg := range strings.Split(f[2], "/") {
-			if _, ok := hashOfUnit(seg); ok && seg != own {
+			if _, _, ok := hashOfUnit(seg); ok && seg != own {
 				return true
 			}
 		}

@@ -91,22 +91,31 @@ func TestDecodeMessage(t *testing.T) {
 
 func TestHashOfUnit(t *testing.T) {
 	for _, tc := range []struct {
-		name, hash string
-		ok         bool
+		name, hash, key string
+		ok              bool
 	}{
-		{"btl-0123456789abcdef.service", "0123456789abcdef", true},
-		{"btl-0123456789ABCDEF.service", "", false},
-		{"btl-0123.service", "", false},
-		{"btllog-0123456789abcdef.service", "", false},
-		{"btl-0123456789abcdef.scope", "", false},
+		{"btl-0123456789abcdef-89abcdef.service", "0123456789abcdef", "89abcdef", true},
+		{"btl-0123456789abcdef.service", "0123456789abcdef", "", true},
+		{"btl-0123456789ABCDEF.service", "", "", false},
+		{"btl-0123456789abcdef-89ABCDEF.service", "", "", false},
+		{"btl-0123456789abcdef-89abcde.service", "", "", false},
+		{"btl-0123456789abcdef-89abcdef-0.service", "", "", false},
+		{"btl-0123.service", "", "", false},
+		{"btllog-0123456789abcdef.service", "", "", false},
+		{"btl-logs-01234567.service", "", "", false},
+		{"btl-0123456789abcdef.scope", "", "", false},
 	} {
-		h, ok := hashOfUnit(tc.name)
-		if ok != tc.ok || (ok && h != tc.hash) {
-			t.Errorf("hashOfUnit(%q) = %q, %v; want %q, %v", tc.name, h, ok, tc.hash, tc.ok)
+		h, k, ok := hashOfUnit(tc.name)
+		if ok != tc.ok || (ok && (h != tc.hash || k != tc.key)) {
+			t.Errorf("hashOfUnit(%q) = %q, %q, %v; want %q, %q, %v", tc.name, h, k, ok, tc.hash, tc.key, tc.ok)
 		}
 	}
-	if h, ok := hashOfUnit(UnitName("0123456789abcdef")); !ok || h != "0123456789abcdef" {
-		t.Errorf("hashOfUnit(UnitName(h)) = %q, %v", h, ok)
+	run := "/home/u/.local/share/btl/run"
+	if h, k, ok := hashOfUnit(UnitName(run, "0123456789abcdef")); !ok || h != "0123456789abcdef" || k != dirKey(run) {
+		t.Errorf("hashOfUnit(UnitName(run, h)) = %q, %q, %v", h, k, ok)
+	}
+	if UnitName(run, "0123456789abcdef") == UnitName("/home/u/other/btl/run", "0123456789abcdef") {
+		t.Error("two data directories give a task the same unit name")
 	}
 }
 
@@ -195,7 +204,7 @@ func TestCopyFromSinceSkipsEarlierEntries(t *testing.T) {
 }
 
 func TestInOtherTaskUnit(t *testing.T) {
-	own := UnitName("fa3e2ad0ad6d3fc2")
+	own := UnitName("/home/u/.local/share/btl/run", "fa3e2ad0ad6d3fc2")
 	base := "/user.slice/user-1001.slice/user@1001.service/app.slice/"
 	for _, tc := range []struct {
 		name, cgroup string

@@ -22,6 +22,7 @@ import (
 
 	"btl/core"
 	"btl/internal/logfile"
+	"btl/internal/regular"
 )
 
 // journal copies one task unit's journal entries into the task's log file.
@@ -39,13 +40,14 @@ type journal struct {
 	until int64 // when not 0: copy only the entries received before it (µs since the epoch)
 }
 
-// journalFor returns the journal copier of the task with the given hash.
-func (b *Backend) journalFor(hash, logFile string, logMax int64) *journal {
+// journalFor returns the journal copier of the task with the given hash,
+// whose unit is unit.
+func (b *Backend) journalFor(unit, hash, logFile string, logMax int64) *journal {
 	return &journal{
 		Journalctl: b.journalctl,
 		Args:       b.journalArgs,
 		UID:        os.Getuid(),
-		Ident:      syslogIdent(hash),
+		Ident:      syslogIdent(unit),
 		LogFile:    logFile,
 		LogMax:     logMax,
 		Cursor:     filepath.Join(b.dirs.Run, hash+".cursor"),
@@ -69,8 +71,9 @@ func (j *journal) matches() []string {
 	return []string{"SYSLOG_IDENTIFIER=" + j.Ident, "_UID=" + strconv.Itoa(j.UID)}
 }
 
-// syslogIdent is the SyslogIdentifier of the task unit of hash.
-func syslogIdent(hash string) string { return "btl-" + hash }
+// syslogIdent is the SyslogIdentifier of a task unit: its name without
+// ".service", so that the journal tells data directories apart too.
+func syslogIdent(unit string) string { return strings.TrimSuffix(unit, ".service") }
 
 // entry is one journal entry as `journalctl -o json` prints it.
 type entry struct {
@@ -123,6 +126,7 @@ func (j *journal) lock() (func(), error) {
 // leaves Busy set; the next copy then skips the bytes already appended
 // instead of writing them twice.
 type progress struct {
+	Max    int64  `json:"max,omitempty"` // the task's log size limit (BTL_LOG_MAX when it started)
 	Cursor string `json:"cursor,omitempty"`
 	Since  int64  `json:"since,omitempty"` // µs since the epoch; used while Cursor is ""
 	Busy   bool   `json:"busy,omitempty"`
@@ -131,12 +135,21 @@ type progress struct {
 	Size   int64  `json:"size,omitempty"`
 }
 
-func (j *journal) progress() progress {
+// progress reads the cursor file. A missing or unreadable record is a
+// fresh start; anything but a regular file at its path (a FIFO, a
+// directory, a symbolic link) is an error: copying from the start would
+// write the whole journal again.
+func (j *journal) progress() (progress, error) {
 	var p progress
-	if b, err := os.ReadFile(j.Cursor); err == nil {
-		_ = json.Unmarshal(b, &p)
+	b, err := readRecord(j.Cursor)
+	if errors.Is(err, os.ErrNotExist) {
+		return p, nil
 	}
-	return p
+	if err != nil {
+		return p, fmt.Errorf("systemd: log cursor: %w", err)
+	}
+	_ = json.Unmarshal(b, &p)
+	return p, nil
 }
 
 // from returns the journalctl arguments that select the entries after p.
@@ -154,9 +167,9 @@ func (p progress) from() []string {
 // copied nothing: "").
 func (p progress) next(cursor string) progress {
 	if cursor == "" {
-		return progress{Cursor: p.Cursor, Since: p.Since}
+		return progress{Max: p.Max, Cursor: p.Cursor, Since: p.Since}
 	}
-	return progress{Cursor: cursor}
+	return progress{Max: p.Max, Cursor: cursor}
 }
 
 // saveProgress replaces the cursor file atomically (a killed process
@@ -189,7 +202,19 @@ func (j *journal) sync(ctx context.Context) error {
 
 // syncLocked is sync for a caller that holds the lock.
 func (j *journal) syncLocked(ctx context.Context) error {
-	p := j.progress()
+	p, err := j.progress()
+	if err != nil {
+		return err
+	}
+	if p.Cursor == "" && p.Since == 0 && !p.Busy {
+		// No record of where the task's entries begin: every start writes
+		// one, and kill removes it with the task. Copying from the start
+		// of the journal would write every earlier run's lines again.
+		return nil
+	}
+	if p.Max != 0 {
+		j.LogMax = p.Max
+	}
 	args := append([]string{"--all", "--output=json", "--output-fields=MESSAGE"}, p.from()...)
 	if j.until != 0 {
 		u := j.until - 1
@@ -233,7 +258,7 @@ func (j *journal) interrupted(p progress) []byte {
 	if !p.Busy {
 		return nil
 	}
-	f, err := os.Open(j.LogFile)
+	f, err := regular.Open(j.LogFile, os.O_RDONLY, 0)
 	if err != nil {
 		return nil
 	}
@@ -311,7 +336,7 @@ func (c *copier) write(b []byte) error {
 		if err != nil {
 			return err
 		}
-		fi, err := os.Stat(c.j.LogFile)
+		fi, err := os.Lstat(c.j.LogFile)
 		if err != nil {
 			_ = w.Close()
 			return err
@@ -358,13 +383,21 @@ func (c *copier) close() error {
 }
 
 // startAt makes a task whose hash has no cursor yet copy only the entries
-// received from now on, so that the journal of an earlier btl data
-// directory is not copied again. It costs no journalctl run.
+// received from now on (so that the journal of an earlier task of the
+// same unit name is not copied again), and records the task's log size
+// limit for whoever copies. It costs no journalctl run.
 func (j *journal) startAt(now time.Time) error {
-	if _, err := os.Stat(j.Cursor); err == nil {
+	p, err := j.progress()
+	if err != nil {
+		return err
+	}
+	if p.Cursor == "" && p.Since == 0 {
+		p.Since = now.UnixMicro()
+	} else if p.Max == j.LogMax {
 		return nil
 	}
-	return j.saveProgress(progress{Since: now.UnixMicro()})
+	p.Max = j.LogMax
+	return j.saveProgress(p)
 }
 
 // errJournalUnreadable reports that the caller cannot read its own units'
@@ -388,14 +421,14 @@ func (b *Backend) readable(ctx context.Context) error {
 	if !isSocket(b.journalSocket) {
 		return fmt.Errorf("%w: journald is not running (no %s)", errJournalUnreadable, b.journalSocket)
 	}
-	j := b.journalFor("", "", 0)
+	j := b.journalFor("", "", "", 0)
 	cmd := j.command(ctx, "--lines=1", "--output=json", "--output-fields=MESSAGE", "_UID="+strconv.Itoa(j.UID))
 	// A positive answer is remembered for a day, per journalctl command
 	// line: a journal that was readable stays so, and each start spares a
 	// journalctl run.
 	sum := sha256.Sum256([]byte(strings.Join(cmd.Args, "\x00")))
 	mark := filepath.Join(b.dirs.Run, "journal-readable-"+hex.EncodeToString(sum[:6]))
-	if fi, err := os.Stat(mark); err == nil && time.Since(fi.ModTime()) < 24*time.Hour {
+	if fi, err := os.Lstat(mark); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) < 24*time.Hour {
 		return nil
 	}
 	var stderr bytes.Buffer
@@ -407,7 +440,9 @@ func (b *Backend) readable(ctx context.Context) error {
 	if len(bytes.TrimSpace(out)) == 0 {
 		return fmt.Errorf("%w: no entries of uid %d are visible", errJournalUnreadable, j.UID)
 	}
-	_ = os.WriteFile(mark, nil, 0o600)
+	// Replaced, never written through: a symbolic link or a FIFO at the
+	// mark's path is replaced by the new mark.
+	_ = core.ReplaceFile(mark, nil, 0o600)
 	return nil
 }
 

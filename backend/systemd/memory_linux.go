@@ -18,13 +18,13 @@ var _ core.MemoryReporter = (*Backend)(nil)
 func (b *Backend) Memory(ctx context.Context, t core.Task) (uint64, bool) {
 	if b.snap != nil {
 		// btl list: the snapshot List took has every unit's MemoryCurrent.
-		info, err := b.cachedInfo(ctx, unitOf(t))
+		info, err := b.infoFor(ctx, t)
 		if err != nil || !info.owns(t) || info.Memory == math.MaxUint64 || info.Memory == 0 {
 			return 0, false
 		}
 		return info.Memory, true
 	}
-	p, err := b.conn.GetUnitTypePropertyContext(ctx, unitOf(t), "Service", "MemoryCurrent")
+	p, err := b.conn.GetUnitTypePropertyContext(ctx, b.unitOf(t), "Service", "MemoryCurrent")
 	if err != nil {
 		return 0, false
 	}
@@ -33,7 +33,7 @@ func (b *Backend) Memory(ctx context.Context, t core.Task) (uint64, bool) {
 		return 0, false
 	}
 	if t.Token != "" {
-		env, err := b.conn.GetUnitTypePropertyContext(ctx, unitOf(t), "Service", "Environment")
+		env, err := b.conn.GetUnitTypePropertyContext(ctx, b.unitOf(t), "Service", "Environment")
 		if err != nil {
 			return 0, false
 		}

@@ -1,5 +1,6 @@
 // Package systemd runs btl tasks as transient systemd --user units: one
-// unit, btl-<hash>.service, per task, started over D-Bus with
+// unit, btl-<hash>-<data directory key>.service, per task, started over
+// D-Bus (the manager's private socket where it can) with
 // StartTransientUnit, so that `systemctl --user` and `journalctl --user`
 // show btl's tasks and systemd's cgroup tracking guarantees that stopping a
 // task stops every process it spawned, including those that called setsid.
@@ -7,30 +8,27 @@
 // # Logs
 //
 // A task's stdout and stderr go to the journal, tagged with the unit's
-// SyslogIdentifier=btl-<hash> (journald takes it from the stream itself;
-// the _SYSTEMD_USER_UNIT field it looks up in /proc is missing for
-// processes that exit at once). One log agent per data directory (a user
-// normally has one), btl-logs-<8 hex>.service, runs the btl binary
-// re-executed (see runAgent): a
-// single `journalctl -f` over the user's entries tells it which tasks
-// logged, and it copies each one's new entries into its log file, so the
-// files are live while the tasks run. btl starts the agent with each
-// systemd task when it is not running, and any btl command that finds a
-// running task starts it again after a crash; the agent exits by itself
-// once none of its tasks may still print. The agent and Backend.SyncLog
-// share one routine: under a per-hash lock, read the task's cursor file,
-// run `journalctl -o json --after-cursor`, append, save the new cursor.
-// Every line therefore reaches the file once and in order, whoever copies
-// it, across replacements and restarts of the agent; a copy killed
-// half-way is resumed where it stopped. Before a hash's first copy the
-// cursor file holds the start time instead, so that the journal of another
-// btl data directory that ran the same command is not copied. When btl
-// stops a task, it copies once itself after the stop. Where the user
-// cannot read the journal (volatile storage without membership of
-// systemd-journal, no journald), the task's output goes instead
-// to a log pump (internal/logpump, the btl binary re-executed outside the
-// unit), passed as StandardOutputFileDescriptor, which writes it to the
-// log file under its cap; the task is marked LogDirect.
+// SyslogIdentifier (its name without .service; journald takes it from the
+// stream itself, where the _SYSTEMD_USER_UNIT field it looks up in /proc is
+// missing for processes that exit at once). One log agent per data
+// directory, btl-logs-<key>.service, runs the btl binary re-executed (see
+// runAgent): a single `journalctl -f` over the user's entries tells it
+// which tasks logged, and it copies each one's new entries into its log
+// file, so the files are live while the tasks run. It only reacts (to
+// journal entries and to its units' signals) and exits by itself once none
+// of its tasks may still print; btl starts it with each systemd task when
+// it is not running, and any btl command that finds a running task starts
+// it again. The agent and Backend.SyncLog share one routine: under a
+// per-hash lock, read the task's cursor file, run `journalctl -o json
+// --after-cursor`, append, save the new cursor. Every line therefore
+// reaches the file once and in order, whoever copies it, across
+// replacements and restarts of the agent; a copy killed half-way is resumed
+// where it stopped. Where the user cannot read the journal (volatile
+// storage without membership of systemd-journal, no journald), the task's
+// output goes instead to a log pump (internal/logpump, the btl binary
+// re-executed outside the unit), passed as StandardOutputFileDescriptor,
+// which writes it to the log file under its cap; the task is marked
+// LogDirect.
 //
 // # Exit status
 //
@@ -38,11 +36,12 @@
 // is killed by a signal from outside, leaves its unit loaded (active and
 // exited, or failed) with ExecMainCode and ExecMainStatus, which Inspect
 // reads. A unit that is stopped (`systemctl --user stop`, logout) is
-// forgotten by systemd at once; for that case the log agent, subscribed to
-// the units' PropertiesChanged signals, writes how the main process ended
-// to <run dir>/<hash>.exit (one file per task, replaced by each instance).
-// No process runs at a task's exit or stop. btl releases a kept unit when
-// it replaces, kills or cleans the task.
+// forgotten by systemd at once; for that case the log agent writes how the
+// main process ended, from the values the unit's last PropertiesChanged
+// signal carries, to <run dir>/<hash>.exit (one file per task, replaced by
+// each instance). No process runs at a task's exit or stop, and nothing of
+// btl's holds a reference on a unit. btl releases a kept unit when it
+// replaces, kills or cleans the task.
 package systemd
 
 import (
@@ -67,14 +66,25 @@ var ErrNotUTF8 = errors.New("systemd: command or directory is not valid UTF-8 (u
 // it run as a data directory's log agent (see runAgent).
 const AgentEnv = "_BTL_SYSTEMD_AGENT"
 
-// UnitName is the name of the unit that runs the task with the given hash.
-func UnitName(hash string) string { return "btl-" + hash + ".service" }
+// UnitName is the name of the unit that runs the task with the given hash
+// for the data directory whose run directory is run:
+// btl-<hash>-<8 hex of run>.service. The data directory's key keeps two
+// data directories (XDG_DATA_HOME, HOME) that run the same command in the
+// same directory from ever touching each other's units.
+func UnitName(run, hash string) string { return "btl-" + hash + "-" + dirKey(run) + ".service" }
+
+// legacyUnitName is the unit name of tasks started by earlier versions of
+// btl, which did not tell data directories apart.
+func legacyUnitName(hash string) string { return "btl-" + hash + ".service" }
 
 // AgentUnitName is the name of the log agent unit of the data directory
 // whose run directory is run: btl-logs-<8 hex of its path>.service, one
 // per data directory (a user normally has one). It is no task unit name
 // (no 16-hex hash).
-func AgentUnitName(run string) string {
+func AgentUnitName(run string) string { return "btl-logs-" + dirKey(run) + ".service" }
+
+// dirKey is the 8 hex digits that name a data directory in unit names.
+func dirKey(run string) string {
 	sum := sha256.Sum256([]byte(filepath.Clean(run)))
-	return "btl-logs-" + hex.EncodeToString(sum[:4]) + ".service"
+	return hex.EncodeToString(sum[:4])
 }

@@ -84,7 +84,7 @@ func run(t *testing.T, m *core.Manager, dir string, env []string, argv ...string
 	if err != nil {
 		t.Fatalf("prepare %q: %v", argv, err)
 	}
-	noUnitsLeft(t, s.Hash)
+	noUnitsLeft(t, m.Dirs.Run, s.Hash)
 	task, _, err := m.Run(context.Background(), s)
 	if err != nil {
 		t.Fatalf("run %q: %v", argv, err)
@@ -95,9 +95,9 @@ func run(t *testing.T, m *core.Manager, dir string, env []string, argv ...string
 
 // noUnitsLeft registers a check, run after the test's other cleanups, that
 // the task unit of hash is not left running.
-func noUnitsLeft(t *testing.T, hash string) {
+func noUnitsLeft(t *testing.T, run, hash string) {
 	t.Cleanup(func() {
-		for _, u := range []string{systemd.UnitName(hash)} {
+		for _, u := range []string{systemd.UnitName(run, hash)} {
 			var p map[string]string
 			coretest.Eventually(t, 5*time.Second, u+" to be gone", func() bool {
 				p = show(t, u, "ActiveState")
@@ -214,7 +214,7 @@ func TestUnitVisible(t *testing.T) {
 			t.Errorf("systemctl --user show %s: %s=%q, want %q", task.Unit, k, p[k], v)
 		}
 	}
-	if task.Unit != "btl-"+task.Hash+".service" {
+	if task.Unit != systemd.UnitName(dirs.Run, task.Hash) {
 		t.Errorf("Task.Unit = %q", task.Unit)
 	}
 	if out := systemctl(t, "list-units", "--plain", "--no-legend", "btl-*"); !strings.Contains(out, task.Unit) || !strings.Contains(out, "sleep 100") {
@@ -292,7 +292,7 @@ func TestExecFailureRecordsNothing(t *testing.T) {
 		if filepath.IsAbs(tc.argv0) {
 			s.Path = tc.argv0
 		}
-		noUnitsLeft(t, s.Hash)
+		noUnitsLeft(t, dirs.Run, s.Hash)
 		_, _, err = m.Run(context.Background(), s)
 		if !errors.As(err, &ee) || ee.ExitCode() != tc.code {
 			t.Errorf("%s: Run = %v; want *core.ExecError with exit code %d", tc.argv0, err, tc.code)
@@ -303,7 +303,7 @@ func TestExecFailureRecordsNothing(t *testing.T) {
 		}
 		// What a user sees: the unit is not among the manager's units.
 		// (systemctl show would load it again to answer.)
-		unit := systemd.UnitName(s.Hash)
+		unit := systemd.UnitName(dirs.Run, s.Hash)
 		var listed string
 		gone := func() bool {
 			listed = systemctl(t, "list-units", "--all", "--plain", "--no-legend", unit)
@@ -401,8 +401,8 @@ func TestExitStatusExact(t *testing.T) {
 				{"systemctl stop, exits 3 on SIGTERM", "trap 'exit 3' TERM; sleep 100 & wait", func(t *testing.T, task *core.Task) {
 					systemctl(t, "stop", task.Unit)
 				}, core.Status{State: core.Exited, Code: 3}},
-				{"btl kill", "exec sleep 100", func(t *testing.T, task *core.Task) {
-					if _, err := m.Kill(context.Background(), []string{task.Hash}, false); err != nil {
+				{"stopped by btl (a replace, btl stop)", "exec sleep 100", func(t *testing.T, task *core.Task) {
+					if err := b.Stop(context.Background(), *task, core.Grace); err != nil {
 						t.Fatal(err)
 					}
 				}, sigterm},
@@ -601,17 +601,20 @@ func TestExternalStopSeen(t *testing.T) {
 	m := manager(b, dirs)
 	task := run(t, m, t.TempDir(), nil, "sleep", "100")
 	systemctl(t, "stop", task.Unit)
-	views, err := m.List(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := viewOf(t, views, task.Hash)
-	if v.Status.Alive() {
-		t.Fatalf("after systemctl --user stop, list shows %+v", v.Status)
-	}
-	if got := v.Status.String(); got != "killed (SIGTERM)" {
-		t.Errorf("status = %q, want killed (SIGTERM)", got)
-	}
+	// The log agent records the end from the unit's signal, a moment
+	// after systemd forgot the unit.
+	var v core.View
+	coretest.Eventually(t, 5*time.Second, "list to show the task killed (SIGTERM)", func() bool {
+		views, err := m.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v = viewOf(t, views, task.Hash)
+		if v.Status.Alive() {
+			t.Fatalf("after systemctl --user stop, list shows %+v", v.Status)
+		}
+		return v.Status.String() == "killed (SIGTERM)"
+	})
 	if coretest.Alive(task.PID) {
 		t.Errorf("PID %d alive after systemctl --user stop", task.PID)
 	}
@@ -776,13 +779,19 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 	if _, err := exec.LookPath("systemd-run"); err != nil {
 		coretest.Missing(t, "systemd-run: %v", err)
 	}
-	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "systemd-run --user --scope --quiet sleep 913 & exec sleep 900")
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sh", "-c", "systemd-run --user --scope --quiet sh -c 'trap \"\" TERM; exec sleep 913' & exec sleep 900")
 	var child core.Proc
+	var scope string
 	coretest.Eventually(t, 10*time.Second, "sleep 913 in a scope of its own", func() bool {
 		for _, pid := range tokenPIDs(task.Token) {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 			if strings.HasSuffix(string(cmdline), "sleep\x00913\x00") && strings.Contains(string(cg), ".scope") {
+				for _, seg := range strings.FieldsFunc(string(cg), func(r rune) bool { return r == '/' || r == '\n' }) {
+					if strings.HasSuffix(seg, ".scope") {
+						scope = seg
+					}
+				}
 				info, err := proc.LookupProc(pid)
 				child = core.Proc{PID: pid, Start: info.Start}
 				return err == nil
@@ -796,6 +805,10 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 	if child.Verify() {
 		t.Errorf("sleep 913 (PID %d), moved to its own scope, survived the stop", child.PID)
 	}
+	// Nothing is left in the user manager: no failed scope either.
+	coretest.Eventually(t, 5*time.Second, scope+" to be forgotten", func() bool {
+		return !strings.Contains(systemctl(t, "list-units", "--all", "--plain", "--no-legend", scope), scope)
+	})
 }
 
 // tokenPIDs lists the live processes whose environment carries
@@ -908,7 +921,7 @@ func TestMemoryIsTheUnitsMemoryCurrent(t *testing.T) {
 	m := manager(b, dirs)
 	task := run(t, m, t.TempDir(), nil, "sh", "-c", "exec sleep 100")
 	mem, ok := b.Memory(context.Background(), *task)
-	out, err := exec.Command("systemctl", "--user", "show", "-P", "MemoryCurrent", systemd.UnitName(task.Hash)).Output()
+	out, err := exec.Command("systemctl", "--user", "show", "-P", "MemoryCurrent", systemd.UnitName(dirs.Run, task.Hash)).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -943,7 +956,7 @@ func TestReplaceWaitsForStoppedUnitToUnload(t *testing.T) {
 	m := manager(b, dirs)
 	dir := t.TempDir()
 	first := run(t, m, dir, nil, "sleep", "931")
-	unit := systemd.UnitName(first.Hash)
+	unit := systemd.UnitName(dirs.Run, first.Hash)
 	bus, err := dbus.ConnectSessionBus()
 	if err != nil {
 		coretest.Missing(t, "session bus: %v", err)

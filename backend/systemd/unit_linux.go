@@ -84,7 +84,7 @@ func validName(s string) bool {
 //
 // With out set (the journal unreadable), stdout and stderr go to out, the
 // pipe of a log pump that writes them to the log file under its cap.
-func taskProps(spec core.Spec, out *os.File) []sd.Property {
+func taskProps(spec core.Spec, unit string, out *os.File) []sd.Property {
 	usec := func(d time.Duration) uint64 { return uint64(d / time.Microsecond) }
 	props := []sd.Property{
 		sd.PropDescription(spec.Command),
@@ -106,7 +106,7 @@ func taskProps(spec core.Spec, out *os.File) []sd.Property {
 		props = append(props,
 			prop("StandardOutput", "journal"),
 			prop("StandardError", "journal"),
-			prop("SyslogIdentifier", syslogIdent(spec.Hash)))
+			prop("SyslogIdentifier", syslogIdent(unit)))
 	}
 	return props
 }
@@ -166,6 +166,12 @@ type unitInfo struct {
 	Direct         bool      // output to a log pump (or appended to a file), not the journal
 	StartedAt      time.Time // ExecMainStartTimestamp
 	Memory         uint64    // MemoryCurrent (UINT64_MAX: not set)
+	CGroup         string    // ControlGroup: the unit's cgroup, "" once empty and stopped
+	Hash           string    // BTL_HASH in the unit's Environment
+
+	// partial: only the states, the description and lightProps were read
+	// (a snapshot of a running unit); the instance is told by main PID.
+	partial bool
 }
 
 // running reports whether the unit's main process is alive.
@@ -173,11 +179,20 @@ func (u unitInfo) running() bool {
 	return u.Loaded && u.MainPID != 0 && u.ActiveState != "inactive" && u.ActiveState != "failed"
 }
 
+// mainExited reports whether the unit's main process exited while
+// processes it started remain in its cgroup (RemainAfterExit keeps such
+// a unit active): the task still runs.
+func (u unitInfo) mainExited() bool {
+	return u.Loaded && u.ActiveState == "active" && u.SubState == "exited" && cgroupBusy(u.CGroup)
+}
+
 // owns reports whether the unit is, or last ran, the instance t.
 func (u unitInfo) owns(t core.Task) bool {
 	switch {
 	case !u.Loaded:
 		return false
+	case u.partial:
+		return t.PID != 0 && u.MainPID == t.PID
 	case t.Token != "":
 		return u.Token == t.Token
 	}
@@ -231,7 +246,27 @@ func (b *Backend) unitInfo(ctx context.Context, unit string) (unitInfo, error) {
 	if err != nil {
 		return unitInfo{}, fmt.Errorf("systemd: read %s: %w", unit, err)
 	}
-	return parseUnitInfo(sp), nil
+	info := parseUnitInfo(sp)
+	b.read = &lastRead{unit: unit, at: time.Now(), info: info}
+	return info, nil
+}
+
+// lastRead is the last unit read alone, which the next step of the same
+// command may take instead of reading it again (a kill inspects the task,
+// then stops it).
+type lastRead struct {
+	unit string
+	at   time.Time
+	info unitInfo
+}
+
+// recentInfo is unitInfo answered from the last read of that unit when it
+// is under snapshotTTL old and nothing was changed since.
+func (b *Backend) recentInfo(ctx context.Context, unit string) (unitInfo, error) {
+	if r := b.read; r != nil && r.unit == unit && time.Since(r.at) < snapshotTTL {
+		return r.info, nil
+	}
+	return b.unitInfo(ctx, unit)
 }
 
 // parseUnitInfo decodes the properties of a unit (GetAll over every
@@ -256,7 +291,9 @@ func parseUnitInfo(sp map[string]any) unitInfo {
 	u.Dir = asString(sp["WorkingDirectory"])
 	if env, ok := sp["Environment"].([]string); ok {
 		u.Token = core.Getenv(env, core.EnvInstance)
+		u.Hash = core.Getenv(env, core.EnvHash)
 	}
+	u.CGroup = asString(sp["ControlGroup"])
 	u.Path, u.Argv = firstExec(sp["ExecStart"])
 	u.Argv = unescapeArgs(u.Argv)
 	// A task that logs to the journal has its SyslogIdentifier; one whose
@@ -286,50 +323,84 @@ const snapshotTTL = time.Second
 // snapshotWindow bounds the property reads a snapshot has in flight.
 const snapshotWindow = 64
 
-// takeSnapshot reads every loaded btl-*.service unit of the manager: one
-// ListUnitsByPatterns, then the properties of each unit, the reads
-// pipelined on the connection rather than one round trip after another.
+// lightProps are the properties a snapshot reads of a running task unit,
+// one Get each: all that list shows of it, and its main PID, which
+// proves it is the recorded instance. The whole unit (hundreds of
+// properties, the environment among them) is read only for a unit that
+// ended or restarts, or one btl does not know.
+var lightProps = []string{"MainPID", "NRestarts", "MemoryCurrent"}
+
+// takeSnapshot reads every loaded task unit of the data directory: one
+// ListUnitsByPatterns (name, description, states), then the few properties
+// of each running unit (lightProps), or all of them for the others, the
+// reads pipelined on the connection rather than one round trip after
+// another.
 func (b *Backend) takeSnapshot(ctx context.Context) (*snapshot, error) {
-	list, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*.service"})
+	key := dirKey(b.dirs.Run)
+	list, err := b.conn.ListUnitsByPatternsContext(ctx, nil, []string{"btl-*-" + key + ".service", "btl-????????????????.service"})
 	if err != nil {
 		return nil, fmt.Errorf("systemd: list units: %w", err)
 	}
-	var units []sd.UnitStatus
-	for _, u := range list {
-		if _, ok := hashOfUnit(u.Name); ok && u.LoadState == "loaded" {
-			units = append(units, u)
-		}
-	}
-	snap := &snapshot{at: time.Now(), units: make(map[string]unitInfo, len(units))}
+	snap := &snapshot{units: map[string]unitInfo{}}
 	done := make(chan *dbus.Call, snapshotWindow)
 	inflight := 0
 	collect := func() error {
 		c := <-done
 		inflight--
+		name, _ := unitOfPath(c.Path)
 		if c.Err != nil {
-			return fmt.Errorf("systemd: read %s: %w", c.Path, c.Err)
+			return fmt.Errorf("systemd: read %s: %w", name, c.Err)
+		}
+		info := snap.units[name]
+		if c.Method == "org.freedesktop.DBus.Properties.Get" {
+			var v dbus.Variant
+			if err := c.Store(&v); err != nil {
+				return fmt.Errorf("systemd: read %s: %w", name, err)
+			}
+			switch prop, _ := c.Args[1].(string); prop {
+			case "MainPID":
+				info.MainPID = asInt(v.Value())
+			case "NRestarts":
+				info.NRestarts = asInt(v.Value())
+			case "MemoryCurrent":
+				info.Memory, _ = v.Value().(uint64)
+			}
+			snap.units[name] = info
+			return nil
 		}
 		var props map[string]dbus.Variant
 		if err := c.Store(&props); err != nil {
-			return fmt.Errorf("systemd: read %s: %w", c.Path, err)
+			return fmt.Errorf("systemd: read %s: %w", name, err)
 		}
 		sp := make(map[string]any, len(props))
 		for k, v := range props {
 			sp[k] = v.Value()
 		}
-		name, _ := unitOfPath(c.Path)
 		snap.units[name] = parseUnitInfo(sp)
 		return nil
 	}
 	var firstErr error
-	for _, u := range units {
+	call := func(path dbus.ObjectPath, method string, args ...any) {
 		if inflight == snapshotWindow {
 			if err := collect(); err != nil && firstErr == nil {
 				firstErr = err
 			}
 		}
-		b.conn.raw.Object("org.freedesktop.systemd1", u.Path).GoWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, done, "")
+		b.conn.raw.Object("org.freedesktop.systemd1", path).GoWithContext(ctx, method, 0, done, args...)
 		inflight++
+	}
+	for _, u := range list {
+		if _, k, ok := hashOfUnit(u.Name); !ok || k != key && k != "" || u.LoadState != "loaded" {
+			continue
+		}
+		if unitLive(u.ActiveState, u.SubState) && u.SubState != "auto-restart" {
+			snap.units[u.Name] = unitInfo{Loaded: true, ActiveState: u.ActiveState, SubState: u.SubState, Description: u.Description, partial: true}
+			for _, p := range lightProps {
+				call(u.Path, "org.freedesktop.DBus.Properties.Get", serviceIface, p)
+			}
+			continue
+		}
+		call(u.Path, "org.freedesktop.DBus.Properties.GetAll", "")
 	}
 	for inflight > 0 {
 		if err := collect(); err != nil && firstErr == nil {
@@ -339,24 +410,62 @@ func (b *Backend) takeSnapshot(ctx context.Context) (*snapshot, error) {
 	if firstErr != nil {
 		return nil, firstErr
 	}
+	// Its age counts from when it is complete: reading hundreds of units
+	// on a loaded machine may take longer than it is used for.
+	snap.at = time.Now()
 	b.snap = snap
 	return snap, nil
 }
 
+// infoFor is what Inspect and Memory know of t's unit: from the snapshot
+// while it is fresh, the whole unit when the snapshot's few properties do
+// not prove that the unit runs t's instance (a restarted task has another
+// main PID than the recorded one), or without a snapshot.
+func (b *Backend) infoFor(ctx context.Context, t core.Task) (unitInfo, error) {
+	unit := b.unitOf(t)
+	info, err := b.cachedInfo(ctx, unit)
+	if err == nil && info.partial && !info.owns(t) {
+		return b.unitInfo(ctx, unit)
+	}
+	return info, err
+}
+
 // cachedInfo is unitInfo answered from the last snapshot while it is
-// fresh; a snapshot that aged is taken anew (every task is being asked
-// about), and without one the unit alone is read.
+// fresh; once it aged, or without one, the unit alone is read. A snapshot
+// is never taken anew here: a slow command asks about each task once, and
+// reading them all again for each would multiply its calls.
 func (b *Backend) cachedInfo(ctx context.Context, unit string) (unitInfo, error) {
+	if err := b.connected(ctx); err != nil {
+		return unitInfo{}, err
+	}
+	if b.snap != nil && time.Since(b.snap.at) > snapshotTTL {
+		b.snap = nil
+	}
 	if b.snap == nil {
 		return b.unitInfo(ctx, unit)
 	}
-	if time.Since(b.snap.at) > snapshotTTL {
-		if _, err := b.takeSnapshot(ctx); err != nil {
-			b.snap = nil
-			return unitInfo{}, err
-		}
-	}
 	return b.snap.units[unit], nil
+}
+
+// cgroupRoots are where a unit's ControlGroup may be found: the unified
+// hierarchy (cgroup v2, or v2 beside v1) and v1's name=systemd.
+var cgroupRoots = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"}
+
+// cgroupBusy reports whether processes remain in the cgroup cg: a unit
+// whose main process exited is still running while they do (a
+// daemonising program, `cmd &` in a shell that exits).
+func cgroupBusy(cg string) bool {
+	if cg == "" || strings.Contains(cg, "..") {
+		return false
+	}
+	for _, root := range cgroupRoots {
+		b, err := readRecord(root + cg + "/cgroup.procs")
+		if err != nil {
+			continue
+		}
+		return len(strings.TrimSpace(string(b))) > 0
+	}
+	return false
 }
 
 func asString(v any) string {
@@ -390,12 +499,33 @@ func firstExec(v any) (string, []string) {
 	return path, argv
 }
 
-// hashOfUnit returns the hash of a task unit name, and whether name is one.
-func hashOfUnit(name string) (string, bool) {
-	h, ok := strings.CutPrefix(name, "btl-")
+// hashOfUnit returns the hash of a task unit name and the key of its data
+// directory ("" for a unit named by earlier versions), and whether name is
+// a task unit name at all.
+func hashOfUnit(name string) (hash, key string, ok bool) {
+	s, ok := strings.CutPrefix(name, "btl-")
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	h, ok = strings.CutSuffix(h, ".service")
-	return h, ok && core.ValidHash(h)
+	if s, ok = strings.CutSuffix(s, ".service"); !ok {
+		return "", "", false
+	}
+	hash, key, _ = strings.Cut(s, "-")
+	if !core.ValidHash(hash) || key != "" && !isHex(key, 8) {
+		return "", "", false
+	}
+	return hash, key, true
+}
+
+// isHex reports whether s is n lower-case hex digits.
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -13,11 +13,13 @@ func newCleanCmd(e *env) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   "clean [hash...] [--all]",
-		Short: "Forget tasks that have ended",
-		Long: `Forget tasks that have ended: all of them, or those named by hash. Their
-log files are kept. With --all, also delete the log and runtime files of
-every ended task. A task that still runs is never forgotten (btl would lose
-sight of it and could start the same command twice): stop it with btl kill.`,
+		Short: "Forget tasks that have ended or were stopped",
+		Long: `Forget tasks that have ended or were stopped (btl stop): all of them, or
+those named by hash. Their log files are kept. With --all, also delete the
+log and runtime files of every task it forgets, the logs of tasks btl kill
+forgot, and any runtime file that belongs to no task. A task that still
+runs is never forgotten (btl would lose sight of it and could start the
+same command twice): stop it with btl stop or btl kill.`,
 		Example:           "  btl clean\n  btl clean 93b8 7c38\n  btl clean --all",
 		ValidArgsFunction: e.completeHashes,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,7 +39,7 @@ sight of it and could start the same command twice): stop it with btl kill.`,
 				return err
 			}
 			for _, w := range c.Warnings {
-				fmt.Fprintf(e.stderr, "Warning: %v\n", w)
+				fmt.Fprintf(e.stderr, "Warning: %s\n", printable(w.Error()))
 			}
 			switch {
 			case len(c.Removed) == 0 && !all:
@@ -60,7 +62,7 @@ sight of it and could start the same command twice): stop it with btl kill.`,
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&all, "all", false, "also delete the logs and runtime files of ended tasks (running tasks are kept)")
+	cmd.Flags().BoolVar(&all, "all", false, "also delete the logs and runtime files of ended tasks, and those of no task (running tasks are kept)")
 	return cmd
 }
 

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"cmp"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -83,4 +86,58 @@ func setupCompletion(root *cobra.Command) {
 			}
 		}
 	}
+}
+
+// completeStart completes the first word of a start: btl's own commands
+// (which cobra adds), then programs on PATH and files, as a shell would
+// for a command; later words are the command's own: files.
+func completeStart(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveDefault
+	}
+	var out []cobra.Completion
+	seen := map[string]bool{}
+	if toComplete != "" && !strings.Contains(toComplete, "/") {
+		for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+			ents, err := os.ReadDir(dir)
+			if err != nil {
+				continue
+			}
+			for _, e := range ents {
+				n := e.Name()
+				if !strings.HasPrefix(n, toComplete) || seen[n] {
+					continue
+				}
+				if fi, err := os.Stat(filepath.Join(dir, n)); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+					seen[n] = true
+					out = append(out, n)
+				}
+			}
+		}
+	}
+	// Files and directories, as the shell would offer them.
+	dir, base := filepath.Split(toComplete)
+	ents, _ := os.ReadDir(cmp.Or(dir, "."))
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, base) || strings.HasPrefix(n, ".") && !strings.HasPrefix(base, ".") {
+			continue
+		}
+		if e.IsDir() || e.Type()&os.ModeSymlink != 0 && isDir(filepath.Join(dir, n)) {
+			out = append(out, dir+n+"/")
+			continue
+		}
+		out = append(out, dir+n)
+	}
+	d := cobra.ShellCompDirectiveNoFileComp
+	if len(out) == 1 && strings.HasSuffix(out[0], "/") {
+		d |= cobra.ShellCompDirectiveNoSpace // a directory: go on into it
+	}
+	return out, d
+}
+
+// isDir reports whether path is, or links to, a directory.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
 }

@@ -122,7 +122,7 @@ func TestShow(t *testing.T) {
 	// The backend's own command for the task.
 	inspect := map[string]*regexp.Regexp{
 		"fork":    regexp.MustCompile(`\nInspect: +ps -o pid,pgid,stat,etime,args -s ` + strconv.Itoa(s.pid) + `\n`),
-		"systemd": regexp.MustCompile(`\nInspect: +systemctl --user status btl-` + s.hash + `\.service\n`),
+		"systemd": regexp.MustCompile(`\nInspect: +systemctl --user status btl-` + s.hash + `-[0-9a-f]{8}\.service\n`),
 		"launchd": regexp.MustCompile(`\nInspect: +launchctl print (gui|user)/` + strconv.Itoa(os.Getuid()) + `/btl\.` + s.hash + `\n`),
 	}[backendUnderTest()]
 	if !inspect.MatchString(out) {

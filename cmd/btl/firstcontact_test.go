@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"btl/backend/systemd"
 	"btl/core/coretest"
 )
 
@@ -66,7 +67,7 @@ func TestCleanAllKeepsRunningTasksAndDeletesWhatEndedTasksLeft(t *testing.T) {
 	if backendUnderTest() == "systemd" {
 		// systemd collects a unit whose failure was reset moments later.
 		coretest.Eventually(t, 5*time.Second, "the removed task's unit to be collected", func() bool {
-			return !unitLoaded(t, "btl-"+ender.hash+".service")
+			return !unitLoaded(t, systemd.UnitName(filepath.Join(u.dataDir(), "run"), ender.hash))
 		})
 	}
 	// Even with state.json gone, the running task is seen again.

@@ -20,11 +20,17 @@ type tail struct {
 	label   string
 	path    string
 	f       *os.File
-	fromRun bool   // when the file appears, start at its last run
-	start   int    // lines to print from the end when the file is opened
-	part    []byte // a line read without its end yet
-	pid     int    // the instance last seen in the state
-	ended   bool   // this instance's end has been printed
+	fromRun bool      // when the file appears, start at its last run
+	start   int       // lines to print from the end when the file is opened
+	part    []byte    // a line read without its end yet, at most maxPartial
+	since   time.Time // when part began to wait for its end
+	buf     []byte    // read buffer
+	pid     int       // the instance last seen in the state
+	token   string    // its instance token
+	ended   bool      // this instance's end has been printed
+	// instance returns the token of the task's recorded instance, "" when
+	// it is gone from the state
+	instance func() string
 }
 
 // followPoll is how often followed logs are read; every endCheck-th
@@ -32,6 +38,15 @@ type tail struct {
 const (
 	followPoll = 100 * time.Millisecond
 	endCheck   = 5
+)
+
+// A line without its end yet is printed as it is once it reaches
+// maxPartial bytes, or once it has waited partialWait for the rest: a
+// task that writes without newlines (a prompt, a progress bar, megabytes
+// of one line) shows up, and the follower's memory stays bounded.
+const (
+	maxPartial  = 64 << 10
+	partialWait = time.Second
 )
 
 // followMany follows the logs of the tasks named by args (every task,
@@ -56,17 +71,19 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	if o.tail {
 		lines = o.lines
 	}
-	p := &prefixer{w: e.stdout, color: colorOK(e.stdout)}
+	p := &prefixer{w: e.stdout, color: colorOK(e.stdout), width: len("12345678")}
 	tails := map[string]*tail{}
 	join := func(t *core.Task, fromRun bool) *tail {
-		tl := &tail{hash: t.Hash, label: taskLabel(t), path: t.LogFile, pid: t.PID, fromRun: fromRun, start: lines}
+		tl := &tail{hash: t.Hash, label: taskLabel(t), path: t.LogFile, pid: t.PID, token: t.Token, fromRun: fromRun, start: lines}
+		tl.instance = func() string { return e.instanceOf(tl.hash) }
 		tails[t.Hash] = tl
-		p.width = max(p.width, len(tl.label))
 		return tl
 	}
+	// The labels' column is as wide as the widest label at the start, and
+	// stays so: a longer label of a task that joins later is cut to it.
 	for _, t := range st.Sorted() {
 		if len(fixed) == 0 || slices.Contains(fixed, t.Hash) {
-			join(t, false)
+			p.width = max(p.width, len(join(t, false).label))
 		}
 	}
 	defer func() {
@@ -83,7 +100,7 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		for _, h := range sortedKeys(tails) {
-			tails[h].read(p)
+			tails[h].read(p, time.Now())
 		}
 		if n%endCheck == 0 {
 			done := false
@@ -112,22 +129,36 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 		tl := tails[h]
 		t := st.Processes[h]
 		if t == nil {
-			tl.read(p)
+			tl.read(p, time.Now())
 			tl.flush(p)
+			if !tl.ended {
+				p.line(tl, "[btl] killed") // and forgotten
+			}
 			if tl.f != nil {
 				_ = tl.f.Close()
 			}
 			delete(tails, h)
 			continue
 		}
+		if t.Token != tl.token {
+			// Replaced, and its new run's start marker not yet read.
+			tl.read(p, time.Now())
+			tl.flush(p)
+			tl.replaced(p, t.Token)
+		}
 		if t.PID != tl.pid {
-			tl.pid, tl.ended = t.PID, false
+			tl.pid = t.PID
 		}
 		if tl.ended {
 			continue
 		}
-		if s := e.mgr.Check(ctx, t); s.Ended() {
-			tl.read(p)
+		s := t.Status
+		if s == nil || !s.Ended() {
+			st := e.mgr.Check(ctx, t)
+			s = &st
+		}
+		if s.Ended() {
+			tl.read(p, time.Now())
 			tl.flush(p)
 			p.line(tl, "[btl] "+s.String())
 			tl.ended = true
@@ -136,7 +167,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 	if len(fixed) == 0 {
 		for _, t := range st.Sorted() {
 			if tails[t.Hash] == nil {
-				join(t, true).read(p)
+				join(t, true).read(p, time.Now())
 			}
 		}
 		return false
@@ -172,8 +203,10 @@ func taskLabel(t *core.Task) string {
 	return t.Hash[:8]
 }
 
-// read prints the complete lines added to the log since the last read.
-func (tl *tail) read(p *prefixer) {
+// read prints the lines added to the log since the last read, at now: the
+// complete ones, and a line without its end yet once it is maxPartial
+// long or has waited partialWait.
+func (tl *tail) read(p *prefixer, now time.Time) {
 	if tl.f == nil && !tl.open() {
 		return
 	}
@@ -181,14 +214,17 @@ func (tl *tail) read(p *prefixer) {
 		if pos, _ := tl.f.Seek(0, io.SeekCurrent); cur.Size() < pos {
 			_, _ = tl.f.Seek(0, io.SeekStart) // truncated
 		} else if fi, err := os.Stat(tl.path); err == nil && !os.SameFile(fi, cur) {
-			tl.copy(p) // rotated: finish the old file
+			tl.copy(p, now) // rotated: finish the old file
 			if nf, err := openLog(tl.path); err == nil {
 				_ = tl.f.Close()
 				tl.f = nf
 			}
 		}
 	}
-	tl.copy(p)
+	tl.copy(p, now)
+	if len(tl.part) > 0 && now.Sub(tl.since) >= partialWait {
+		tl.flush(p)
+	}
 }
 
 // open opens the log and positions it: at its last lines, or for a task
@@ -207,31 +243,79 @@ func (tl *tail) open() bool {
 	return true
 }
 
-func (tl *tail) copy(p *prefixer) {
-	buf := make([]byte, 32<<10)
+// copy prints what the log holds past the last read: each complete line,
+// and the start of a line without its end as soon as it is maxPartial
+// long (the rest follows on lines of its own).
+func (tl *tail) copy(p *prefixer, now time.Time) {
+	if tl.buf == nil {
+		tl.buf = make([]byte, 32<<10)
+	}
 	for {
-		n, _ := tl.f.Read(buf)
+		n, _ := tl.f.Read(tl.buf)
 		if n == 0 {
 			return
 		}
-		b := append(tl.part, buf[:n]...)
-		for {
+		for b := tl.buf[:n]; len(b) > 0; {
 			i := bytes.IndexByte(b, '\n')
 			if i < 0 {
-				break
+				room := maxPartial - len(tl.part)
+				if len(b) < room {
+					if len(tl.part) == 0 {
+						tl.since = now
+					}
+					tl.part = append(tl.part, b...)
+					break
+				}
+				tl.part = append(tl.part, b[:room]...)
+				tl.flush(p)
+				b = b[room:]
+				continue
 			}
-			p.line(tl, string(b[:i]))
+			line := string(b[:i])
+			if len(tl.part) > 0 {
+				line = string(append(tl.part, b[:i]...))
+				tl.part = tl.part[:0]
+			}
+			if _, ok := core.ParseStartMarker(line); ok && tl.instance != nil {
+				// A new instance's run (a replace), or a restart of this one.
+				if tok := tl.instance(); tok != "" && tok != tl.token {
+					tl.replaced(p, tok)
+				}
+			}
+			p.line(tl, line)
 			b = b[i+1:]
 		}
-		tl.part = append([]byte(nil), b...)
 	}
 }
 
-// flush prints a last line that has no end.
+// replaced ends the instance followed so far, which another (token)
+// replaced: its end line, unless it had ended already.
+func (tl *tail) replaced(p *prefixer, token string) {
+	if token == tl.token {
+		return // said already, on reading the new run's start marker
+	}
+	if !tl.ended && tl.token != "" {
+		p.line(tl, "[btl] replaced")
+	}
+	tl.token, tl.ended = token, false
+}
+
+// instanceOf returns the token of the recorded instance of the task with
+// hash, "" when there is none. A replace records its new instance before
+// it starts it, so its run's start marker is never read before this.
+func (e *env) instanceOf(hash string) string {
+	st, err := e.mgr.Snapshot()
+	if err != nil || st.Processes[hash] == nil {
+		return ""
+	}
+	return st.Processes[hash].Token
+}
+
+// flush prints a line that has no end (yet).
 func (tl *tail) flush(p *prefixer) {
 	if len(tl.part) > 0 {
 		p.line(tl, string(tl.part))
-		tl.part = nil
+		tl.part = tl.part[:0]
 	}
 }
 
@@ -272,7 +356,11 @@ type prefixer struct {
 var labelColors = []string{"36", "33", "32", "35", "34", "91", "96", "93", "92", "95"}
 
 func (p *prefixer) line(tl *tail, text string) {
-	label := tl.label + strings.Repeat(" ", max(p.width-len(tl.label), 0))
+	label := tl.label
+	if p.width > 0 && len(label) > p.width {
+		label = label[:p.width-1] + "~"
+	}
+	label += strings.Repeat(" ", max(p.width-len(label), 0))
 	if p.color {
 		h := fnv.New32a()
 		h.Write([]byte(tl.hash))

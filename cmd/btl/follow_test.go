@@ -124,3 +124,72 @@ func TestLogsBadArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsFollowEverythingPartialLines: output without newlines reaches
+// the multiplexed follower: a prompt once it has waited, a line without
+// end in parts of at most 64 KiB.
+func TestLogsFollowEverythingPartialLines(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sh", "-c", `printf 'Password: '; head -c 200000 /dev/zero | tr '\0' x; exec sleep 100`)
+	_, out, _ := u.followArgs(dir, "-f")
+	label := regexp.QuoteMeta(s.hash[:8])
+	coretest.Eventually(t, 10*time.Second, "the line without end, in parts", func() bool {
+		return regexp.MustCompile(`(?m)^` + label + ` \| x+\n` + label + ` \| x+$`).MatchString(out.String())
+	})
+	for _, l := range strings.Split(out.String(), "\n") {
+		if len(l) > maxPartial+len(label)+3 {
+			t.Errorf("a line of %d bytes, past the bound", len(l))
+		}
+	}
+	// journald splits a stream its own way (the prompt is an entry of its
+	// own there): the prompt reaches the follower either way.
+	if !strings.Contains(out.String(), "| Password:") {
+		t.Errorf("the prompt is missing:\n%.300s", out.String())
+	}
+}
+
+// TestTailPartialBound: a follower's partial line never passes maxPartial,
+// and one that waited partialWait is printed as it is.
+func TestTailPartialBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	p := &prefixer{w: &out}
+	tl := &tail{hash: "0123456789abcdef", label: "t", path: path, start: 10}
+	t0 := time.Unix(1000, 0)
+	tl.read(p, t0) // opens at the end
+	defer tl.f.Close()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write([]byte(strings.Repeat("x", 16*maxPartial+5)))
+	tl.read(p, t0)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 16 || lines[0] != "t | "+strings.Repeat("x", maxPartial) {
+		t.Fatalf("%d lines, the first %d bytes", len(lines), len(lines[0]))
+	}
+	if cap(tl.part) > 2*maxPartial {
+		t.Errorf("the partial line holds %d bytes", cap(tl.part))
+	}
+	out.Reset()
+	f.Write([]byte("Password: "))
+	tl.read(p, t0.Add(partialWait/2))
+	if out.String() != "" {
+		t.Errorf("printed before it waited: %q", out.String())
+	}
+	tl.read(p, t0.Add(partialWait))
+	if out.String() != "t | xxxxxPassword: \n" {
+		t.Errorf("after it waited: %q", out.String())
+	}
+	out.Reset()
+	f.Write([]byte("hunter2\n"))
+	tl.read(p, t0.Add(2*partialWait))
+	if out.String() != "t | hunter2\n" {
+		t.Errorf("the rest of the line: %q", out.String())
+	}
+}

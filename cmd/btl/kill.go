@@ -9,11 +9,13 @@ import (
 func newKillCmd(e *env) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
-		Use:   "kill <hash>... | --all",
-		Short: "Stop tasks and every process they started",
+		Use:   "kill <hash|name>... | --all",
+		Short: "Stop tasks and every process they started, and forget them",
 		Long: `Stop tasks: each task's whole process tree gets SIGTERM, then SIGKILL after
-2 s. A hash may be any unique prefix of at least 4 characters. Stopped tasks
-leave the list; their logs are kept.`,
+2 s. A hash may be any unique prefix of at least 4 characters. Killed tasks
+are forgotten: they leave the list, and their runtime files go; their logs
+are kept (btl logs lists them, btl clean --all deletes them). btl stop
+keeps a task listed instead.`,
 		Example:           "  btl kill 93b81d56\n  btl kill 93b8 7c38\n  btl kill --all",
 		ValidArgsFunction: e.completeHashes,
 		RunE: func(cmd *cobra.Command, args []string) error {

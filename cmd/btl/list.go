@@ -69,7 +69,7 @@ type taskJSON struct {
 	Name      string    `json:"name"` // given with --name; "" when none
 	PID       int       `json:"pid"`
 	Status    string    `json:"status"`            // running, exited, killed, failed, gone, starting, unknown
-	Reason    string    `json:"reason,omitempty"`  // set when status is unknown: why the backend cannot be asked
+	Reason    string    `json:"reason,omitempty"`  // why the status is unknown (the backend cannot be asked) or why the task failed to start
 	ExitCode  *int      `json:"exit_code"`         // set when status is exited
 	Signal    string    `json:"signal,omitempty"`  // set when status is killed
 	Command   string    `json:"command"`           // shell-quoted argv
@@ -110,7 +110,7 @@ func toJSON(v core.View) taskJSON {
 	j := taskJSON{
 		Hash: v.Hash, Name: v.Name, PID: v.PID, Status: string(v.Status.State), Command: v.Command,
 		Argv: v.Argv, Cwd: v.Cwd, StartedAt: v.StartedAt, Backend: v.BackendName(),
-		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason,
+		Unit: v.Unit, LogFile: v.LogFile, Reason: v.Status.Reason + v.Status.StartError,
 		Restart: v.Restart, Restarts: v.Status.Restarts, LastExit: v.Status.LastExit, CrashLoop: v.Status.CrashLoop,
 	}
 	if !utf8.ValidString(v.Command) {

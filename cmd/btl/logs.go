@@ -20,7 +20,7 @@ import (
 
 func newLogsCmd(e *env) *cobra.Command {
 	var lines int
-	var follow, wait bool
+	var follow, wait, stamps bool
 	var since string
 	cmd := &cobra.Command{
 		Use:   "logs [hash|name...]",
@@ -29,8 +29,10 @@ func newLogsCmd(e *env) *cobra.Command {
 of at least 4 characters) or a name, print that task's log. Each run starts
 with a line "[btl] <time> started PID <pid>: <command>".
 
--n prints only the last lines. --since prints the runs started since a time
-(RFC 3339, "2006-01-02 15:04") or for a duration ("10m", "2h"). -f keeps
+-n prints only the last lines. --since prints the lines written since a time
+(RFC 3339, "2006-01-02 15:04") or for a duration ("10m", "2h"), and
+--timestamps (-t) prints each line after the time it was written (UTC, to
+the second; kept beside the log in <log>.times). -f keeps
 printing what the task writes, across replacements, until the task ends
 (its end is printed: "[btl] exited 3"), is killed, or you interrupt it;
 with --wait, a task that ended is followed on until it is replaced or
@@ -55,17 +57,19 @@ own on a terminal, unless NO_COLOR is set), from the last 10 lines of each
 			if wait && !follow {
 				return usageError("--wait goes with -f")
 			}
-			o := logOptions{lines: lines, tail: cmd.Flags().Changed("lines"), follow: follow, wait: wait}
+			o := logOptions{lines: lines, tail: cmd.Flags().Changed("lines"), follow: follow, wait: wait, stamps: stamps}
 			if len(args) != 1 {
 				switch {
-				case len(args) == 0 && !follow && (o.tail || since != ""):
-					return usageError("-n and --since need a hash, or -f (see btl logs)")
+				case len(args) == 0 && !follow && (o.tail || since != "" || stamps):
+					return usageError("-n, --since and --timestamps need a hash, or -f (see btl logs)")
 				case len(args) == 0 && !follow:
 					return e.listLogs()
 				case !follow:
 					return usageError("several tasks' logs are printed together with -f only")
 				case since != "":
 					return usageError("--since takes one hash")
+				case stamps:
+					return usageError("--timestamps takes one hash")
 				}
 				return e.followMany(cmd.Context(), args, o, wait)
 			}
@@ -81,7 +85,8 @@ own on a terminal, unless NO_COLOR is set), from the last 10 lines of each
 	cmd.Flags().IntVarP(&lines, "lines", "n", 0, "print only the last N lines")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the task ends or you interrupt; without a hash, every task's")
 	cmd.Flags().BoolVar(&wait, "wait", false, "with -f: follow a task that ended on, until it is replaced or killed")
-	cmd.Flags().StringVar(&since, "since", "", "print the runs started since a time or for a duration (10m, 2h)")
+	cmd.Flags().StringVar(&since, "since", "", "print the lines written since a time or for a duration (10m, 2h)")
+	cmd.Flags().BoolVarP(&stamps, "timestamps", "t", false, "print each line after the time it was written")
 	return cmd
 }
 
@@ -193,7 +198,8 @@ func (e *env) findLog(prefix string) (*core.Task, string, error) {
 type logOptions struct {
 	lines  int       // with tail: how many last lines
 	tail   bool      // print only the last lines
-	since  time.Time // non-zero: start at the first run started since
+	since  time.Time // non-zero: start at the first line written since
+	stamps bool      // print each line's time before it
 	follow bool      // keep printing until the task ends or is killed
 	wait   bool      // with follow: a task that ended is followed on
 }
@@ -208,7 +214,7 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	}
 	if t != nil {
 		if err := e.mgr.SyncLog(ctx, t); err != nil {
-			fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %v\n", err)
+			fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %s\n", printable(err.Error()))
 		}
 	}
 	f, err := openLog(path)
@@ -224,7 +230,7 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	defer func() { _ = f.Close() }()
 	start := int64(0)
 	if !o.since.IsZero() {
-		if start, err = runsSince(f, o.since); err != nil {
+		if start, err = linesSince(f, newLineClock(path), o.since); err != nil {
 			return err
 		}
 		_, _ = f.Seek(start, io.SeekStart)
@@ -234,20 +240,28 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 			return err
 		}
 	}
-	if pos, _ := f.Seek(0, io.SeekCurrent); pos < start {
-		_, _ = f.Seek(start, io.SeekStart)
+	pos, _ := f.Seek(0, io.SeekCurrent)
+	if pos < start {
+		pos, _ = f.Seek(start, io.SeekStart)
 	}
-	if _, err := io.Copy(e.stdout, f); err != nil {
+	var out io.Writer = e.stdout
+	if o.stamps {
+		out = &stampWriter{w: e.stdout, clock: newLineClock(path), off: pos}
+	}
+	if _, err := io.Copy(out, f); err != nil {
 		return err
 	}
 	if !o.follow {
+		if sw, ok := out.(*stampWriter); ok {
+			return sw.flush()
+		}
 		return nil
 	}
 	end := func() (string, bool) { return "", false }
 	if t != nil {
 		end = e.taskEnd(ctx, t.Hash, o.wait)
 	}
-	return followFile(ctx, &f, path, e.stdout, end)
+	return followFile(ctx, &f, path, out, end)
 }
 
 // parseSince reads --since: a duration before now, or a time.
@@ -261,29 +275,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, usageError("--since %q: want a duration such as 10m or 2h, or a time such as 2026-01-02 15:04", s)
-}
-
-// runsSince returns the offset of the first start marker in f at or after
-// t; the file's size when no run started since.
-func runsSince(f *os.File, t time.Time) (int64, error) {
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, err
-	}
-	r := bufio.NewReader(f)
-	var off int64
-	for {
-		line, err := r.ReadString('\n')
-		if at, ok := core.ParseStartMarker(line); ok && !at.Before(t.Truncate(time.Second)) {
-			return off, nil
-		}
-		off += int64(len(line))
-		if err == io.EOF {
-			return off, nil
-		}
-		if err != nil {
-			return 0, err
-		}
-	}
 }
 
 // waitFile waits for path to appear.
@@ -311,7 +302,9 @@ func (e *env) taskEnd(ctx context.Context, hash string, wait bool) func() (strin
 			t := st.Processes[hash]
 			switch {
 			case t == nil:
-				over = true
+				msg, over = "[btl] killed", true // and forgotten
+			case !wait && t.Status != nil && t.Status.Ended():
+				msg, over = "[btl] "+t.Status.String(), true // stopped
 			case !wait:
 				if s := e.mgr.Check(ctx, t); s.Ended() {
 					msg, over = "[btl] "+s.String(), true
@@ -339,6 +332,11 @@ func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end 
 			return err
 		}
 		if done {
+			if sw, ok := w.(*stampWriter); ok {
+				// The end line is btl's, not the log's: no time.
+				_ = sw.flush()
+				w = sw.w
+			}
 			if msg != "" {
 				fmt.Fprintln(w, msg)
 			}
@@ -355,6 +353,9 @@ func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end 
 		}
 		if pos, _ := (*f).Seek(0, io.SeekCurrent); cur.Size() < pos {
 			_, _ = (*f).Seek(0, io.SeekStart) // truncated
+			if sw, ok := w.(*stampWriter); ok {
+				sw.reset()
+			}
 			continue
 		}
 		if fi, err := os.Stat(path); err == nil && !os.SameFile(fi, cur) {
@@ -365,6 +366,9 @@ func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end 
 			_, _ = io.Copy(w, *f)
 			_ = (*f).Close()
 			*f = nf
+			if sw, ok := w.(*stampWriter); ok {
+				sw.reset()
+			}
 		}
 	}
 }

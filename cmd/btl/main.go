@@ -79,13 +79,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(markStart(root, args))
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
-	// One line, whatever the error holds (errors.Join puts each on its own).
-	fmt.Fprintf(stderr, "Error: %s\n", strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+	fmt.Fprintf(stderr, "Error: %s\n", oneLine(err))
+	return exitCode(err)
+}
+
+// oneLine renders err on one line, whatever it holds (errors.Join puts
+// each on its own), and escaped: an error often quotes what the user gave
+// (a command name, a hash), which must not reach a terminal as control
+// sequences.
+func oneLine(err error) string {
+	return core.OneLine(strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; "))
+}
+
+// exitCode is btl's exit code for err (see btl --help).
+func exitCode(err error) int {
 	var ee *exitError
 	var xe *core.ExecError
 	switch {

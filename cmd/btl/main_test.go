@@ -85,7 +85,7 @@ func makeUser(t *testing.T) *user {
 		if backendUnderTest() == systemd.Name {
 			logs, _ := filepath.Glob(filepath.Join(u.dataDir(), "logs", "*.log"))
 			for _, l := range logs {
-				unit := "btl-" + strings.TrimSuffix(filepath.Base(l), ".log") + ".service"
+				unit := systemd.UnitName(filepath.Join(u.dataDir(), "run"), strings.TrimSuffix(filepath.Base(l), ".log"))
 				coretest.Eventually(t, 5*time.Second, unit+" to be collected after kill --all", func() bool {
 					return !unitLoaded(t, unit)
 				})
@@ -187,9 +187,10 @@ func (u *user) state() *core.State {
 }
 
 // startRE matches what a start prints: the replaced instance (and whether
-// it needed SIGKILL), a wait for launchd to release the task's label, the four lines of the start, and, for a task that
-// had already ended when btl looked, how it ended and the end of its log.
-var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?(?:\[btl\] Waiting for launchd to release .*\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(?:\[btl\] Name: .*\n)?(\[btl\] The process has already ended \((.*)\); the end of its log:\n(?:  .*\n)*)?$`)
+// it needed SIGKILL), a wait for launchd to release the task's label, the
+// four lines of the start, and, for a task that had already ended when btl
+// looked, how it ended and the end of its log.
+var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?(?:\[btl\] Waiting for launchd to release .*\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(?:\[btl\] Name: .*\n)?(\[btl\] The process has already ended \((.*)\)(?:; the end of its log:\n(?:  .*\n)*|; nothing in its log\n))?(?:\[btl\] port \d+ is held by .*\n)*$`)
 
 type started struct {
 	killed  int
@@ -525,6 +526,10 @@ func TestExecErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"btl-no-such-command-xyz"}, 127, "Error: btl-no-such-command-xyz: command not found\n"},
+		// What the user gave is escaped: no terminal control sequence
+		// (here one that sets the window title) reaches the terminal.
+		{[]string{"nope\x1b]0;pwned\a"}, 127, "Error: nope\\x1b]0;pwned\\x07: command not found\n"},
+		{[]string{"kill", "x\x1b[2J"}, 1, "Error: invalid hash: \"x\\x1b[2J\" is not a task name or hash (hashes are 16 hex characters, see btl list)\n"},
 		{[]string{"./noexec.sh"}, 126, "Error: ./noexec.sh: permission denied\n"},
 		{[]string{"./adir"}, 126, "Error: ./adir: is a directory\n"},
 		{[]string{"--backend", "bogus", "true"}, 2, "Error: usage: unknown backend \"bogus\" (want auto, fork, systemd or launchd)\n"},
@@ -647,18 +652,32 @@ func TestForeignEntryNeverSignalled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A process of some btl task (it carries a BTL_HASH), named with its
+	// true start time by an entry that has no token to prove it.
+	other := exec.Command("sleep", "100")
+	other.Env = append(os.Environ(), core.EnvHash+"=0123456789abcdef", core.EnvInstance+"=0123456789abcdef-00")
+	other.Start()
+	defer other.Process.Kill()
+	otherInfo, err := proc.LookupProc(other.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	argv := []string{"sleep", "100"}
 	hash := core.Hash(mustReal(t, dir), core.CommandLine(argv))
 	for name, e := range map[string]string{
 		"wrong start time": `{"pid": %d, "proc_start": %d, "user_id": %d, "backend": "fork"}`,
 		"no start time":    `{"pid": %d, "proc_start": 0, "user_id": %d, "backend": "fork"}`,
+		"no token":         `{"pid": %d, "proc_start": %d, "user_id": %d, "backend": "fork", "token": ""}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			os.MkdirAll(u.dataDir(), 0o700)
 			var entry string
-			if strings.Count(e, "%d") == 3 {
+			switch {
+			case strings.Contains(e, `"token"`):
+				entry = fmtSprintf(e, otherInfo.PID, otherInfo.Start, os.Getuid())
+			case strings.Count(e, "%d") == 3:
 				entry = fmtSprintf(e, info.PID, info.Start+1, os.Getuid())
-			} else {
+			default:
 				entry = fmtSprintf(e, info.PID, os.Getuid())
 			}
 			os.WriteFile(filepath.Join(u.dataDir(), "state.json"), []byte(`{"processes": {"`+hash+`": `+entry+`}}`), 0o600)
@@ -672,8 +691,8 @@ func TestForeignEntryNeverSignalled(t *testing.T) {
 				t.Errorf("start claimed to kill the foreign PID %d", s.killed)
 			}
 			u.ok(dir, "kill", hash)
-			if !coretest.Alive(victim.Process.Pid) {
-				t.Fatal("btl signalled a process it did not start")
+			if !coretest.Alive(victim.Process.Pid) || !coretest.Alive(other.Process.Pid) {
+				t.Fatal("btl signalled a process it cannot prove it started")
 			}
 		})
 	}

@@ -73,11 +73,14 @@ func TestNames(t *testing.T) {
 		t.Errorf("restart api: %+v, state %+v", restarted, u.state().Processes[api.hash])
 	}
 
-	// A name that is a hash prefix of another task is refused.
+	// A name that reads as a hash prefix is refused, whether or not a
+	// task's hash starts with it yet.
 	plain := u.start(dir, "sleep", "101")
-	r = u.btl(dir, "--name", plain.hash[:6], "sleep", "102")
-	if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "prefix of the hash of task "+plain.hash) {
-		t.Errorf("a name that is a hash prefix: %+v", r)
+	for _, name := range []string{plain.hash[:6], "a5a21823"} {
+		r = u.btl(dir, "--name", name, "sleep", "102")
+		if r.code != 2 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, "reads as a hash prefix") {
+			t.Errorf("a name that reads as a hash prefix: %+v", r)
+		}
 	}
 	for _, bad := range []string{"--name=", "--name=-x", "--name=a b", "--name=a/b", "--name=" + strings.Repeat("n", 65)} {
 		r := u.btl(dir, bad, "sleep", "103")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -16,7 +17,13 @@ const rootHelp = `btl runs a command in the background and returns at once. Runn
 command again in the same directory replaces the old instance: its whole
 process tree is stopped (SIGTERM, up to 2 s, then SIGKILL) before the new one
 starts. Everything from the first word that is not a btl flag on is the
-command, passed as it is; use -- to run a program named like a btl command.`
+command, passed as it is; use -- to run a program named like a btl command.
+
+Exit codes of a start: 0 started; 1 an error, or (with --wait*) the task
+ended before it was ready; 2 a usage error (bad flag, name refused); 124 not
+ready within --wait-timeout (it still runs); 126 the program is not
+executable; 127 it is not found; 130 a --wait* interrupted by Ctrl-C (the
+task still runs). Other commands exit 0, 1 on an error, 2 on a usage error.`
 
 const rootExample = `  btl npm run dev                 start (or restart) a dev server
   btl --name api npm run dev      the same, named: btl logs api, btl kill api
@@ -27,7 +34,9 @@ const rootExample = `  btl npm run dev                 start (or restart) a dev 
   btl logs 93b8 -f                follow a task's output (any unique prefix)
   btl --restart on-failure node server.js
                                   start it again when it crashes
-  btl kill 93b8                   stop a task and everything it started
+  btl stop api                    stop a task, keep it listed; btl restart api runs it again
+  btl restart --all               run every task again
+  btl kill 93b8                   stop a task and everything it started, and forget it
   btl -- list                     run a program called "list"`
 
 // env holds what every command needs, set up once the flags are parsed.
@@ -58,6 +67,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		Example: rootExample,
 		Version: buildVersion(),
 		Args:    cobra.ArbitraryArgs,
+		// The first word: btl's commands, programs on PATH, files.
+		ValidArgsFunction: completeStart,
 		// The command's own flags belong to the command.
 		TraverseChildren:  false,
 		SilenceErrors:     true,
@@ -72,7 +83,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 				_ = cmd.Help()
 				return &exitError{code: 2, err: fmt.Errorf("no command given")}
 			}
-			return e.start(cmd, args)
+			return withSuggestion(cmd, args, e.start(cmd, args))
 		},
 	}
 	root.SetOut(stdout)
@@ -90,12 +101,13 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		return []string{"no", "on-failure", "always"}, cobra.ShellCompDirectiveNoFileComp
 	})
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return usageError("%v (see btl --help)", err)
+		return usageError("%s (see btl %s--help)", flagErrorText(err), subName(cmd))
 	})
 	root.AddCommand(
 		newListCmd(e),
 		newLogsCmd(e),
 		newKillCmd(e),
+		newStopCmd(e),
 		newCleanCmd(e),
 		newShowCmd(e),
 		newRestartCmd(e),
@@ -139,7 +151,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	store := &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+msg) }, Context: cmd.Context()}
+	store := &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+core.OneLine(msg)) }, Context: cmd.Context()}
 	store.DefaultBackend = unnamedBackend
 	e.mgr = &core.Manager{
 		Store:   store,
@@ -149,4 +161,29 @@ func (e *env) setup(cmd *cobra.Command) error {
 		Names:   availableBackends(),
 	}
 	return nil
+}
+
+// goParseError matches what Go's number and duration parsers add to a bad
+// flag value: btl says it in its own words.
+var goParseError = regexp.MustCompile(`strconv\.Parse\w+: parsing "[^"]*": (invalid syntax|value out of range)|time: (invalid|unknown unit in) duration.*$`)
+
+// flagErrorText is a flag error as btl says it.
+func flagErrorText(err error) string {
+	return goParseError.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		switch {
+		case strings.Contains(m, "out of range"):
+			return "out of range"
+		case strings.HasPrefix(m, "time:"):
+			return "not a duration (such as 500ms, 30s or 2m)"
+		}
+		return "not a whole number"
+	})
+}
+
+// subName is "name " for a subcommand, "" for btl itself.
+func subName(cmd *cobra.Command) string {
+	if cmd.HasParent() {
+		return cmd.Name() + " "
+	}
+	return ""
 }

@@ -55,8 +55,11 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	}
 	row("Directory", printable(v.Cwd))
 	row("Status", v.Status.String())
+	if v.Status.StartError != "" {
+		row("Reason", printable(v.Status.StartError))
+	}
 	if v.Status.Reason != "" {
-		row("Reason", v.Status.Reason)
+		row("Reason", printable(v.Status.Reason))
 	}
 	if v.Restart != "" {
 		row("Restart", v.Restart)
@@ -90,7 +93,7 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	if fi, err := os.Stat(v.LogFile); err == nil {
 		logInfo += " (" + humanSize(fi.Size()) + ")"
 	}
-	row("Log", logInfo)
+	row("Log", printable(logInfo))
 	if c := e.mgr.Describe(ctx, v.Task); c != "" {
 		row("Inspect", c)
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"btl/core"
 )
@@ -26,8 +30,15 @@ func (e *env) start(cmd *cobra.Command, argv []string) (err error) {
 		return err
 	}
 	cwd, err := os.Getwd()
-	if err != nil {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("current directory is not accessible: %w (chmod u+rx it, or cd elsewhere)", err)
+	case err != nil:
 		return fmt.Errorf("current directory: %w (cd to an existing directory)", err)
+	}
+	if err := unix.Access(cwd, unix.X_OK); err != nil {
+		// The task could not run there either.
+		return fmt.Errorf("current directory %s is not accessible: %w (chmod u+rx it, or cd elsewhere)", printable(cwd), err)
 	}
 	env := os.Environ()
 	if _, set := os.LookupEnv("PYTHONUNBUFFERED"); !set && !e.noUnbuffer {
@@ -49,10 +60,14 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
 		return err
 	}
+	var before []int // the ports the replaced instance listened on
 	e.mgr.OnReplace = func(old *core.Task) {
+		before = core.TaskUsage(old).Ports
 		fmt.Fprintf(e.stdout, "[btl] Killing previous process (PID %d)\n", old.PID)
 	}
 	e.mgr.OnForceKill = e.forceKillNotice
+	var asked time.Time // when the backend was asked to start the task
+	e.mgr.OnStarting = func() { asked = time.Now() }
 	e.mgr.OnRehash = func(other *core.Task, hash string) {
 		fmt.Fprintf(e.stderr, "Warning: hash %s already names a different task (%s in %s); this one gets hash %s\n",
 			other.Hash, printable(other.Command), printable(other.Cwd), hash)
@@ -65,7 +80,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	fmt.Fprintf(e.stdout, "[btl] Starting: %s\n", printable(task.Command))
 	fmt.Fprintf(e.stdout, "[btl] Process backgrounded (PID %d)\n", task.PID)
 	fmt.Fprintf(e.stdout, "[btl] Hash: %s\n", task.Hash)
-	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", task.LogFile)
+	fmt.Fprintf(e.stdout, "[btl] Logs: %s\n", printable(task.LogFile))
 	if task.Name != "" {
 		fmt.Fprintf(e.stdout, "[btl] Name: %s\n", task.Name)
 	}
@@ -73,15 +88,16 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		fmt.Fprintln(e.stderr, "Hint: "+h)
 	}
 	if e.ready != nil {
-		return e.waitReady(cmd.Context(), task, e.ready, logFrom)
+		return e.waitReady(cmd.Context(), task, e.ready, logFrom, asked)
 	}
 	// One look, no waiting: a task that died at once (a port in use, a
-	// typo in its arguments) is worth saying so now.
-	if st := e.mgr.Check(cmd.Context(), task); st.Ended() {
-		fmt.Fprintf(e.stdout, "[btl] The process has already ended (%s); the end of its log:\n", st)
-		for _, l := range lastRunLines(task.LogFile, 10) {
-			fmt.Fprintf(e.stdout, "  %s\n", printable(l))
-		}
+	// typo in its arguments) is worth saying so now, and so is a port it
+	// needs that another process holds (it may die of that later).
+	st := e.mgr.Check(cmd.Context(), task)
+	if st.Ended() {
+		writeLogEnd(e.stdout, fmt.Sprintf("[btl] The process has already ended (%s); the end of its log:", st), lastRunLines(task.LogFile, 10))
+	}
+	if !e.warnHeldPorts(e.stdout, task, before) && st.Ended() {
 		e.explainPort(e.stdout, task)
 	}
 	return nil

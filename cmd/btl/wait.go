@@ -32,6 +32,10 @@ const waitPoll = 20 * time.Millisecond
 // time, as timeout(1) has it.
 const waitTimeoutExit = 124
 
+// interruptedExit is the exit code of a wait ended by Ctrl-C or SIGTERM,
+// as a shell reports a command killed by SIGINT.
+const interruptedExit = 130
+
 // parseWait reads the readiness flags; nil when none is given. Bad values
 // are usage errors, found before anything starts.
 func (e *env) parseWait(cmd *cobra.Command) (*readiness, error) {
@@ -71,12 +75,19 @@ func logSize(path string) int64 {
 	return fi.Size()
 }
 
-// waitReady waits until task is ready as r says. A task that ends first,
+// waitReady waits until task is ready as r says, counting from asked
+// (when the backend was asked to start it). A task that ends first,
 // or is not ready within r.timeout, is an error, after the last lines of
 // its log on stderr; the task is left running on a timeout.
-func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logFrom int64) error {
+func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logFrom int64, asked time.Time) error {
 	begun := time.Now()
 	deadline := begun.Add(r.timeout)
+	// Readiness counts from the moment the backend was asked to start
+	// the task, before its program ran, not from when btl began to look.
+	since := begun
+	if !asked.IsZero() && asked.Before(begun) {
+		since = asked
+	}
 	lw := &logWatch{path: task.LogFile, off: logFrom, re: r.logRE}
 	pause := time.Millisecond
 	for {
@@ -85,7 +96,7 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 			_ = e.mgr.SyncLog(ctx, task)
 		}
 		if ready, what := r.check(task, lw); ready && !st.Ended() {
-			fmt.Fprintf(e.stdout, "[btl] Ready after %.2fs: %s\n", time.Since(begun).Seconds(), what)
+			fmt.Fprintf(e.stdout, "[btl] Ready after %.2fs: %s\n", time.Since(since).Seconds(), what)
 			return nil
 		}
 		if st.Ended() {
@@ -104,7 +115,11 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return fmt.Errorf("gave up waiting for task %s: %w; it still runs", task.Hash, ctx.Err())
+			id := task.Hash
+			if task.Name != "" {
+				id = task.Name
+			}
+			return &exitError{code: interruptedExit, err: fmt.Errorf("interrupted; %s still runs (btl kill %s stops it)", id, id)}
 		case <-t.C:
 		}
 		pause = min(pause*2, waitPoll)
@@ -210,8 +225,18 @@ func settleLog(path string) {
 }
 
 func (e *env) tellLogEnd(task *core.Task, head string) {
-	fmt.Fprintln(e.stderr, head)
-	for _, l := range lastRunLines(task.LogFile, 20) {
-		fmt.Fprintf(e.stderr, "  %s\n", printable(l))
+	writeLogEnd(e.stderr, head, lastRunLines(task.LogFile, 20))
+}
+
+// writeLogEnd prints head, which ends in "; the end of its log:", and the
+// lines under it; with no lines, head says the log is empty instead.
+func writeLogEnd(w io.Writer, head string, lines []string) {
+	if len(lines) == 0 {
+		fmt.Fprintln(w, strings.TrimSuffix(head, "; the end of its log:")+"; nothing in its log")
+		return
+	}
+	fmt.Fprintln(w, head)
+	for _, l := range lines {
+		fmt.Fprintf(w, "  %s\n", printable(l))
 	}
 }

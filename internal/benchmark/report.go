@@ -145,6 +145,7 @@ func (rep *report) markdown(b *bench) string {
 	for _, m := range rep.helpers {
 		p("| %s | %.1f | %.1f |\n", m.name, median(m.rss), median(m.pss))
 	}
+	rep.idleMarkdown(p)
 	p("\n## Method\n\n")
 	p("- Each command is run by a spawner (the driver re-executed, barely started) that takes\n")
 	p("  the wall time from before fork to after wait4 and the peak RSS from wait4's rusage.\n")

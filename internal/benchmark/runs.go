@@ -16,6 +16,7 @@ import (
 	"btl/backend/systemd"
 	"btl/core"
 	"btl/internal/proc"
+	"btl/internal/regular"
 )
 
 // row is one timed benchmark: btl's samples and, pair by pair, its floor's.
@@ -39,7 +40,8 @@ type report struct {
 	rows           []*row
 	peaks, helpers []memRow
 	growth         []*growth
-	svg            string // file name of the growth plot, beside the report
+	idle           []idleRow // systemd: what silent tasks cost
+	svg            string    // file name of the growth plot, beside the report
 	notes          []string
 	refused        map[string]int // by backend: starts refused right after a kill (see startAgain)
 	failed         map[string]int // by "backend, operation": timed commands refused the same way
@@ -93,6 +95,11 @@ func (b *bench) runAll() (*report, error) {
 	}
 	for _, be := range backends {
 		if err := b.helperMemory(r, be); err != nil {
+			return nil, err
+		}
+	}
+	if b.systemd {
+		if err := b.idleCost(r, []int{10, 300}); err != nil {
 			return nil, err
 		}
 	}
@@ -389,7 +396,7 @@ func fillState(xdg string, n int, cwd string, live *core.Proc) error {
 				t.Helper = &core.Proc{PID: pidMax + 2 + 2*i, Start: 1000 + uint64(i)}
 				t.Status = &core.Status{State: core.Exited, Code: i % 3}
 				rec, _ := json.Marshal(t.Status)
-				if err := core.WriteFileAtomic(filepath.Join(dirs.Run, t.Token+".exit"), rec, 0o600); err != nil {
+				if err := regular.WriteFileAtomic(filepath.Join(dirs.Run, t.Token+".exit"), rec, 0o600); err != nil {
 					return err
 				}
 			}

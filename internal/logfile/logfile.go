@@ -82,6 +82,9 @@ type LogWriter struct {
 	size    int64
 	line    int64     // bytes of the unfinished last line written
 	checked time.Time // when the file was last checked for deletion
+
+	times    *os.File // the log's times (see TimesPath), opened on the first stamp
+	stampSec int64    // the second of the last stamp
 }
 
 // NewLogWriter opens path for appending with the given limit.
@@ -126,7 +129,7 @@ func endsWithNewline(path string, size int64) bool {
 	if size == 0 {
 		return true
 	}
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	f, err := regular.Open(path, os.O_RDONLY, 0)
 	if err != nil {
 		return true
 	}
@@ -155,13 +158,20 @@ func (w *LogWriter) deleted() bool {
 }
 
 // Write appends p, rotating the file before each line that would take
-// it over Max.
+// it over Max, and records that it was written now (see TimesPath).
 func (w *LogWriter) Write(p []byte) (int, error) {
+	return w.WriteStamped(p, time.Now())
+}
+
+// WriteStamped is Write of output that was written at at: a copier that
+// knows when its source wrote each part (a journal entry's time) keeps
+// that time in the log's times rather than the moment of the copy.
+func (w *LogWriter) WriteStamped(p []byte, at time.Time) (int, error) {
 	if err := w.ready(); err != nil {
 		return 0, err
 	}
 	if w.Max <= 0 {
-		return w.write(p)
+		return w.write(p, at)
 	}
 	written := 0
 	for len(p) > 0 {
@@ -192,7 +202,7 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 		if room := w.Max - w.size; cut && n > room {
 			seg = seg[:room]
 		}
-		m, err := w.write(seg)
+		m, err := w.write(seg, at)
 		written += m
 		p = p[m:]
 		if err != nil {
@@ -208,6 +218,7 @@ func (w *LogWriter) ready() error {
 	if w.f != nil && w.deleted() {
 		_ = w.f.Close()
 		w.f = nil
+		w.closeTimes()
 	}
 	if w.f == nil {
 		return w.open()
@@ -217,7 +228,10 @@ func (w *LogWriter) ready() error {
 
 // write appends p to the open file. After an error the file is closed,
 // to be reopened by the next Write.
-func (w *LogWriter) write(p []byte) (int, error) {
+func (w *LogWriter) write(p []byte, at time.Time) (int, error) {
+	if len(p) > 0 {
+		w.stamp(w.size, at)
+	}
 	n, err := w.f.Write(p)
 	w.size += int64(n)
 	if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
@@ -228,6 +242,7 @@ func (w *LogWriter) write(p []byte) (int, error) {
 	if err != nil {
 		_ = w.f.Close()
 		w.f = nil
+		w.closeTimes()
 	}
 	return n, err
 }
@@ -242,15 +257,21 @@ func (w *LogWriter) rotate() error {
 				w.f = nil
 				return fmt.Errorf("rotate log: %w", err)
 			}
+			// The times go with their log; a log without them has none.
+			if err := os.Rename(TimesPath(w.Path), TimesPath(w.Path+".1")); errors.Is(err, os.ErrNotExist) {
+				_ = os.Remove(TimesPath(w.Path + ".1"))
+			}
 		}
 	}
 	_ = w.f.Close()
 	w.f = nil
+	w.closeTimes()
 	return w.open()
 }
 
 // Close closes the file.
 func (w *LogWriter) Close() error {
+	w.closeTimes()
 	if w.f == nil {
 		return nil
 	}

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 
-	"btl/core"
 	"btl/internal/logfile"
 	"btl/internal/reexec"
 )
@@ -82,7 +81,7 @@ func StartHeaded(exe, path string, max int64) (out, header *os.File, err error) 
 }
 
 func start(exe, path string, max int64, headed bool) (*os.File, *os.File, error) {
-	exe, err := core.SelfExe(exe)
+	exe, err := reexec.SelfExe(exe)
 	if err != nil {
 		return nil, nil, fmt.Errorf("log pump: %w", err)
 	}

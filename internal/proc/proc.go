@@ -28,6 +28,9 @@ type ProcInfo struct {
 	UID    int // real user ID
 	Start  uint64
 	Zombie bool
+	// Stopped: the process is stopped (SIGSTOP, SIGTSTP, a tracer) and
+	// does nothing until it is continued.
+	Stopped bool
 	// Linux only (zero elsewhere): CPU time used, user and system, by the
 	// process and the children it waited for; resident memory in bytes.
 	CPU time.Duration
@@ -63,18 +66,19 @@ func (p Proc) signal(sig syscall.Signal) bool {
 // signalled itself.
 // It sends SIGTERM, waits up to grace for all of them to exit, sends SIGKILL
 // to what is left, and returns a *SurvivorsError if anything outlives that.
-// The whole tree is found before anything is signalled.
-func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) error {
+// killed reports whether it sent SIGKILL. The whole tree is found before
+// anything is signalled.
+func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) (killed bool, err error) {
 	tree := &treeFinder{leader: leader, token: token, roots: roots}
 	targets := tree.members()
 	if len(targets) == 0 {
-		return nil
+		return false, nil
 	}
 	signalTree(leader, targets, unix.SIGTERM)
 	if waitGone(targets, grace) {
 		// Children forked while the tree was going down.
 		if targets = tree.members(); len(targets) == 0 {
-			return nil
+			return false, nil
 		}
 	}
 	for range 3 {
@@ -82,7 +86,7 @@ func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) err
 		signalTree(leader, targets, unix.SIGKILL)
 		if waitGone(targets, time.Second) {
 			if targets = tree.members(); len(targets) == 0 {
-				return nil
+				return true, nil
 			}
 		}
 	}
@@ -93,9 +97,9 @@ func StopTree(leader Proc, token string, grace time.Duration, roots ...Proc) err
 		}
 	}
 	if len(pids) == 0 {
-		return nil
+		return true, nil
 	}
-	return &SurvivorsError{PIDs: pids}
+	return true, &SurvivorsError{PIDs: pids}
 }
 
 // TreeAlive reports whether any process of the task's tree is alive (see
@@ -387,9 +391,9 @@ func foreignEnv(env [][]byte, token string) bool {
 // VerifyTask is Verify, and also checks that p carries the task's token
 // in its environment wherever the system shows that environment: a PID and
 // start time edited into state.json that name another process of the same
-// user do not verify (without a token, the process must carry some
-// EnvHash). A process whose environment cannot be read or is
-// empty (it replaced it, as env -i does) is judged by Verify alone.
+// user do not verify, and without a token nothing does. A process whose
+// environment cannot be read or is empty (it replaced it, as env -i does)
+// is judged by Verify alone.
 func (p Proc) VerifyTask(token string) bool {
 	return p.Verify() && envCarries(procEnv(p.PID), token)
 }
@@ -397,13 +401,14 @@ func (p Proc) VerifyTask(token string) bool {
 // envCarries reports whether env, a process's environment, is that of the
 // task with the given token (see VerifyTask).
 func envCarries(env [][]byte, token string) bool {
+	if token == "" {
+		// An entry without a token (hand-edited, or written by a btl
+		// that had none) proves nothing: any process of any btl task
+		// carries a BTL_HASH, so none is taken for it.
+		return false
+	}
 	if len(env) == 0 || len(env) == 1 && len(env[0]) == 0 {
 		return true
-	}
-	if token == "" {
-		// An entry without a token (written by an older btl): the
-		// process must at least be a btl task.
-		return slices.ContainsFunc(env, func(e []byte) bool { return bytes.HasPrefix(e, []byte(EnvHash+"=")) })
 	}
 	return slices.ContainsFunc(env, func(e []byte) bool { return string(e) == EnvInstance+"="+token })
 }

@@ -8,7 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const darwinSZOMB = 5 // p_stat of a zombie, from <sys/proc.h>
+// p_stat of a stopped process and of a zombie, from <sys/proc.h>.
+const (
+	darwinSSTOP = 4
+	darwinSZOMB = 5
+)
 
 // LookupProc asks the kern.proc.pid sysctl. A zombie is reported with
 // Zombie set.
@@ -26,12 +30,13 @@ func LookupProc(pid int) (ProcInfo, error) {
 func kinfoToInfo(k *unix.KinfoProc) ProcInfo {
 	tv := k.Proc.P_starttime
 	return ProcInfo{
-		PID:    int(k.Proc.P_pid),
-		PPID:   int(k.Eproc.Ppid),
-		PGID:   int(k.Eproc.Pgid),
-		UID:    int(k.Eproc.Pcred.P_ruid),
-		Start:  uint64(tv.Sec)*1e6 + uint64(tv.Usec),
-		Zombie: k.Proc.P_stat == darwinSZOMB,
+		PID:     int(k.Proc.P_pid),
+		PPID:    int(k.Eproc.Ppid),
+		PGID:    int(k.Eproc.Pgid),
+		UID:     int(k.Eproc.Pcred.P_ruid),
+		Start:   uint64(tv.Sec)*1e6 + uint64(tv.Usec),
+		Zombie:  k.Proc.P_stat == darwinSZOMB,
+		Stopped: k.Proc.P_stat == darwinSSTOP,
 	}
 }
 

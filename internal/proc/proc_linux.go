@@ -122,7 +122,7 @@ func parseStat(pid int, b []byte) (ProcInfo, error) {
 	if n < 20 { // through starttime; rss may be cut off
 		return ProcInfo{}, fmt.Errorf("proc %d: malformed stat", pid)
 	}
-	info := ProcInfo{PID: pid, Zombie: string(f[0]) == "Z" || string(f[0]) == "X"}
+	info := ProcInfo{PID: pid, Zombie: string(f[0]) == "Z" || string(f[0]) == "X", Stopped: string(f[0]) == "T" || string(f[0]) == "t"}
 	var err error
 	if info.PPID, err = strconv.Atoi(string(f[1])); err != nil {
 		return info, fmt.Errorf("proc %d: malformed stat", pid)

@@ -7,7 +7,10 @@
 // the helper, a second copy of itself.
 package reexec
 
-import "os"
+import (
+	"fmt"
+	"os"
+)
 
 type part struct {
 	env string
@@ -31,4 +34,18 @@ func Init() {
 			os.Exit(p.run(v))
 		}
 	}
+}
+
+// SelfExe returns exe, or, when exe is empty, the path of the running
+// executable: btl re-executes itself as a task's helper (supervisor,
+// launcher, log agent, log pump).
+func SelfExe(exe string) (string, error) {
+	if exe != "" {
+		return exe, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find own executable: %w", err)
+	}
+	return exe, nil
 }
