@@ -23,11 +23,20 @@ var ErrRefused = errors.New("launchd refused the task")
 var ErrProtected = errors.New("jobs launchd starts may not read it (macOS privacy protection, TCC)")
 
 // protectedDirs are the folders, relative to the home directory, whose
-// access Terminal was granted and jobs launchd starts do not inherit.
-var protectedDirs = []string{"Documents", "Desktop", "Downloads", "Library/Mobile Documents"}
+// access Terminal was granted and jobs launchd starts do not inherit:
+// Documents, Desktop, Downloads, iCloud Drive (Library/Mobile Documents)
+// and the file providers' folders (Library/CloudStorage: Dropbox, Google
+// Drive, OneDrive).
+var protectedDirs = []string{"Documents", "Desktop", "Downloads", "Library/Mobile Documents", "Library/CloudStorage"}
 
-// Protected returns the folder macOS protects (as ~/Documents) that the
-// task of spec would run in or from, or "" when there is none.
+// volumes holds the external and network volumes, which macOS protects
+// the same way: a job launchd starts gets EPERM there, and EX_CONFIG when
+// its log file is there.
+const volumes = "/Volumes"
+
+// Protected returns the folder macOS protects (as ~/Documents, or
+// /Volumes) that the task of spec would run in or from, or log to, or ""
+// when there is none.
 func Protected(spec core.Spec) string {
 	home := ""
 	for _, kv := range spec.Env {
@@ -38,10 +47,7 @@ func Protected(spec core.Spec) string {
 	if home == "" {
 		home, _ = os.UserHomeDir()
 	}
-	if home == "" {
-		return ""
-	}
-	for _, p := range []string{spec.Dir, spec.Path} {
+	for _, p := range []string{spec.Dir, spec.Path, spec.LogFile} {
 		if p == "" {
 			continue
 		}
@@ -50,6 +56,13 @@ func Protected(spec core.Spec) string {
 			paths = append(paths, r)
 		}
 		for _, path := range paths {
+			// APFS is case-insensitive unless formatted otherwise.
+			if l := strings.ToLower(path); strings.HasPrefix(l, strings.ToLower(volumes)+"/") {
+				return volumes
+			}
+			if home == "" {
+				continue
+			}
 			for _, d := range protectedDirs {
 				// APFS is case-insensitive unless formatted otherwise.
 				dir := strings.ToLower(filepath.Join(home, d))

@@ -55,10 +55,17 @@ const logHint = `launchd logs why: log show --last 5m --predicate 'process == "l
 // Bounds of the waits on launchd. Polling starts fast so that the usual
 // case costs a few milliseconds.
 const (
-	teardownTimeout  = 10 * time.Second // bootout until print answers 113
-	bootstrapTimeout = 5 * time.Second  // retries of bootstrap on 5 or 37
-	launchTimeout    = 15 * time.Second // bootstrap until the task runs
-	startTimeout     = time.Minute      // a whole start, once under way
+	teardownTimeout = 10 * time.Second // bootout until print answers 113
+	// bootstrapTimeout bounds the retries of bootstrap on 5 or 37 after
+	// a bootout of the label: macOS 26 answers 5 for about 5 s then.
+	bootstrapTimeout = 10 * time.Second
+	// busyNotice is how long a bootstrap waits before it says so.
+	busyNotice    = time.Second
+	launchTimeout = 15 * time.Second // bootstrap until the task runs
+	// idleTimeout bounds how long a start waits for an agent that print
+	// shows not running and never run, and not being spawned either.
+	idleTimeout  = 3 * time.Second
+	startTimeout = time.Minute // a whole start, once under way
 )
 
 // Backend starts tasks as launchd agents.
@@ -76,6 +83,9 @@ type Backend struct {
 	// Exe is the launcher launchd runs for each task (see launch);
 	// empty means the running executable.
 	Exe string
+	// Progress, when set, is told (once, in a sentence without a final
+	// newline) when a start waits for launchd to release the task's label.
+	Progress func(msg string)
 
 	domain string // gui/<uid> or user/<uid>, once probed
 }
@@ -272,7 +282,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	gui, user := b.domains()
 	for _, d := range []string{gui, user} {
 		if err := b.bootout(ctx, d+"/"+label); err != nil {
-			return core.Started{}, fmt.Errorf("launchd: remove stale agent: %w", err)
+			return core.Started{}, fmt.Errorf("launchd: remove stale agent: %w (%w)", unprefixed{err}, ErrRefused)
 		}
 	}
 	svc, path, err := b.load(ctx, spec, dom, exe, report, probeLimits(ctx))
@@ -335,8 +345,10 @@ var errNoSupport = errors.New("domain does not support the action")
 // lingers (print still shows it) or shortly after this process booted it
 // out; otherwise the failure is final, with the hint where to read why.
 func (b *Backend) bootstrap(ctx context.Context, dom, path, svc string) error {
-	deadline := time.Now().Add(bootstrapTimeout)
+	start := time.Now()
+	deadline := start.Add(bootstrapTimeout)
 	pause := 10 * time.Millisecond
+	told := false
 	for {
 		r, err := b.launchctl(ctx, "bootstrap", dom, path)
 		if err == nil && r.code == 0 {
@@ -351,10 +363,14 @@ func (b *Backend) bootstrap(ctx context.Context, dom, path, svc string) error {
 		if r.code != exitIO && r.code != exitAlready || time.Now().After(deadline) || !b.settling(ctx, svc) {
 			return fmt.Errorf("%w (%s; %w)", r.err(), logHint, ErrRefused)
 		}
+		if !told && time.Since(start) >= busyNotice && b.Progress != nil {
+			told = true
+			b.Progress("Waiting for launchd to release " + svc + " (macOS refuses a label for a few seconds after it was stopped)")
+		}
 		if err := sleep(ctx, pause); err != nil {
 			return err
 		}
-		pause = min(pause*2, 250*time.Millisecond)
+		pause = min(pause*2, 100*time.Millisecond)
 	}
 }
 
@@ -376,15 +392,30 @@ func (b *Backend) bootoutMark(svc string) string {
 }
 
 // bootout removes the agent svc, if loaded, and returns once launchd no
-// longer knows it.
+// longer knows it. launchctl answers 113 (3 on older macOS) for a label
+// that is not loaded; 112 and 125 may also mean that the domain refused
+// the call, so they are confirmed with print. Any other answer, or a label
+// that does not go, is an error that says what launchctl answered.
 func (b *Backend) bootout(ctx context.Context, svc string) error {
 	r, err := b.launchctl(ctx, "bootout", svc)
 	if err != nil {
 		return err
 	}
 	switch r.code {
-	case exitNoProcess, exitNoService, exitNoDomain, exitNoSupport:
-		return nil // not loaded, or no such domain here
+	case exitNoProcess, exitNoService:
+		return nil // not loaded
+	case exitNoDomain, exitNoSupport:
+		p, err := b.launchctl(ctx, "print", svc)
+		if err != nil {
+			return err
+		}
+		switch p.code {
+		case exitNoService, exitNoDomain, exitNoSupport:
+			return nil // no such service, or no such domain for this session
+		case 0:
+			return fmt.Errorf("%w, and print still shows it loaded", r.err())
+		}
+		return fmt.Errorf("%w; %w", r.err(), p.err())
 	case 0, exitInProgress, exitAlready:
 		// 36 and 37: an earlier bootout is still tearing it down.
 	default:
@@ -416,23 +447,26 @@ func (b *Backend) bootout(ctx context.Context, svc string) error {
 }
 
 // ErrSpawn is wrapped by the *core.ExecError of a task that launchd could
-// not spawn (last exit code 78: EX_CONFIG), for example because its working
-// directory or log directory vanished.
+// not spawn (last exit code 78: EX_CONFIG, or only a "last exit reason"),
+// for example because its working directory or log directory vanished.
 var ErrSpawn = errors.New("launchd could not spawn it (EX_CONFIG)")
 
 // awaitLaunch waits for the launcher's report that the task's program is
 // being executed. While it waits it asks launchd, now and then, whether the
-// agent ended without running the launcher.
+// agent ended without running the launcher, and gives up on an agent that
+// launchd shows loaded but neither running nor being spawned for longer
+// than idleTimeout.
 func (b *Backend) awaitLaunch(ctx context.Context, svc string, spec core.Spec, report string) (launchReport, error) {
 	deadline := time.Now().Add(launchTimeout)
 	nextPrint := time.Now().Add(100 * time.Millisecond)
+	var idleSince time.Time
 	pause := time.Millisecond
 	for {
 		if rep, err := readReport(report); err == nil {
 			return rep, nil
 		}
 		if time.Now().After(nextPrint) {
-			st, err := b.inspect(ctx, svc)
+			st, dump, err := b.inspectDump(ctx, svc)
 			if err != nil {
 				return launchReport{}, err
 			}
@@ -444,8 +478,18 @@ func (b *Backend) awaitLaunch(ctx context.Context, svc string, spec core.Spec, r
 				return launchReport{}, fmt.Errorf("launchd: %s was removed before it ran", svc)
 			case st.State == core.Exited && st.Code == exitConfig:
 				return launchReport{}, &core.ExecError{Name: spec.Argv[0], Err: ErrSpawn}
+			case st.State == core.Failed:
+				return launchReport{}, &core.ExecError{Name: spec.Argv[0], Err: fmt.Errorf("%w (launchctl print: %s)", ErrSpawn, exitDetail(dump))}
 			case !st.Alive() && st.State != core.Starting:
 				return launchReport{}, fmt.Errorf("launchd: %s ended before it ran (%v); see %s", svc, st, spec.LogFile)
+			case idle(dump):
+				if idleSince.IsZero() {
+					idleSince = time.Now()
+				} else if time.Since(idleSince) > idleTimeout {
+					return launchReport{}, fmt.Errorf("launchd: %s is loaded but launchd does not run it (launchctl print: state = not running, never exited) (%w)", svc, ErrRefused)
+				}
+			default:
+				idleSince = time.Time{}
 			}
 			nextPrint = time.Now().Add(200 * time.Millisecond)
 		}
@@ -536,17 +580,23 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 }
 
 func (b *Backend) inspect(ctx context.Context, svc string) (core.Status, error) {
+	st, _, err := b.inspectDump(ctx, svc)
+	return st, err
+}
+
+// inspectDump is inspect that also returns the print dump ("" when gone).
+func (b *Backend) inspectDump(ctx context.Context, svc string) (core.Status, string, error) {
 	r, err := b.launchctl(ctx, "print", svc)
 	if err != nil {
-		return core.Status{}, err
+		return core.Status{}, "", err
 	}
 	switch r.code {
 	case 0:
-		return parsePrint(r.stdout), nil
+		return parsePrint(r.stdout), r.stdout, nil
 	case exitNoService, exitNoDomain, exitNoSupport:
-		return core.Status{State: core.Gone}, nil
+		return core.Status{State: core.Gone}, "", nil
 	}
-	return core.Status{}, r.err()
+	return core.Status{}, "", r.err()
 }
 
 // List returns the running agents btl created, with the command, working
@@ -590,6 +640,13 @@ func (b *Backend) List(ctx context.Context) ([]core.Task, error) {
 	}
 	return tasks, nil
 }
+
+// unprefixed is err without the "launchd: " its message starts with, for
+// an error wrapped in another that says it.
+type unprefixed struct{ err error }
+
+func (u unprefixed) Error() string { return strings.TrimPrefix(u.err.Error(), "launchd: ") }
+func (u unprefixed) Unwrap() error { return u.err }
 
 // sleep waits for d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {

@@ -43,6 +43,10 @@ func TestMain(m *testing.M) {
 	marker := "BTL_LAUNCHD_TEST_RUN=" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	k, v, _ := strings.Cut(marker, "=")
 	os.Setenv(k, v)
+	// As in Terminal: tasks are started from an environment that has
+	// launchd's variables of another job, which must not reach theirs.
+	os.Setenv("XPC_SERVICE_NAME", "0")
+	os.Setenv("XPC_FLAGS", "0x0")
 	code := m.Run()
 	deadline := time.Now().Add(10 * time.Second)
 	for left := carrying(marker); len(left) > 0; left = carrying(marker) {
@@ -151,7 +155,13 @@ func (f *fixture) checkClean(t *testing.T) {
 // run prepares argv in dir and runs it through the manager.
 func (f *fixture) run(t *testing.T, dir string, argv ...string) *core.Task {
 	t.Helper()
-	s, err := f.m.Prepare(argv, dir, os.Environ())
+	return f.runEnv(t, dir, os.Environ(), argv...)
+}
+
+// runEnv is run with the caller's environment env.
+func (f *fixture) runEnv(t *testing.T, dir string, env []string, argv ...string) *core.Task {
+	t.Helper()
+	s, err := f.m.Prepare(argv, dir, env)
 	if err != nil {
 		t.Fatalf("prepare %q: %v", argv, err)
 	}
@@ -224,7 +234,10 @@ func TestPlist(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, tc.opts...)
 			dir := t.TempDir()
-			task := f.run(t, dir, "sh", "-c", "env; echo env-done; exec sleep 60")
+			// Terminal sets XPC_SERVICE_NAME=0; launchd's own is not to be
+			// overridden from the plist.
+			callerEnv := append(os.Environ(), "XPC_SERVICE_NAME=0", "XPC_FLAGS=0x1")
+			task := f.runEnv(t, dir, callerEnv, "sh", "-c", "env; echo env-done; exec sleep 60")
 			path := filepath.Join(f.dirs.Data, "launchd", task.Hash+".plist")
 			fi, err := os.Stat(path)
 			if err != nil || fi.Mode().Perm() != 0o600 {
@@ -253,8 +266,14 @@ func TestPlist(t *testing.T) {
 					t.Errorf("%s = %#v, want %#v", key, got, want)
 				}
 			}
-			for _, kv := range os.Environ() {
+			for _, kv := range callerEnv {
 				k, v, _ := strings.Cut(kv, "=")
+				if k == "XPC_SERVICE_NAME" || k == "XPC_FLAGS" {
+					if env[k] != nil {
+						t.Errorf("EnvironmentVariables[%s] = %v, want it left to launchd", k, env[k])
+					}
+					continue
+				}
 				if env[k] != v {
 					t.Errorf("EnvironmentVariables[%s] = %v, want the caller's %q", k, env[k], v)
 				}
@@ -265,7 +284,8 @@ func TestPlist(t *testing.T) {
 			// The task sees the caller's environment, without the launcher's
 			// report variable, and launchd's service name.
 			log := waitLog(t, task.LogFile, "env-done")
-			if strings.Contains(log, launchd.LaunchEnv) || !strings.Contains(log, "XPC_SERVICE_NAME=btl."+task.Hash+"\n") {
+			if strings.Contains(log, launchd.LaunchEnv) || strings.Contains(log, launchd.LabelEnv) || !strings.Contains(log, "XPC_SERVICE_NAME=btl."+task.Hash+"\n") ||
+				strings.Contains(log, "XPC_FLAGS=") {
 				t.Errorf("task environment:\n%s", log)
 			}
 			if last := f.calls(); !slices.Contains(last, "bootstrap "+tc.domain+"/"+f.uid+" "+path+"\t0") {
@@ -319,6 +339,7 @@ func TestCallSequences(t *testing.T) {
 		{"start over ssh", []string{"FAKE_LAUNCHCTL_NO_GUI=1"}, false, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
 			"managername\t0",
 			"bootout {G}\t125",
+			"print {G}\t112",
 			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
@@ -331,7 +352,7 @@ func TestCallSequences(t *testing.T) {
 			"bootout {US}\t113",
 			"bootstrap {D} {P}\t0",
 		}},
-		{"replace while launchd is busy", []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2"}, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
+		{"replace while launchd is busy", []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=200ms"}, true, func(t *testing.T, f *fixture, dir string) { f.run(t, dir, sleep...) }, []string{
 			"print {S}\t0",
 			"bootout {S}\t0",
 			"print {S}\t0",
@@ -371,7 +392,13 @@ func TestCallSequences(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			f := newFixture(t, tc.opts...)
+			// The fake's clock moves 20ms with each call, and only then:
+			// a booted-out label lingers at least 50ms, so the first print
+			// after a bootout sees it, however loaded the machine is.
+			// It lingers 60ms here: three polls, however slow each is.
+			opts := append([]string{"FAKE_LAUNCHCTL_CLOCK=" + filepath.Join(t.TempDir(), "clock"), "FAKE_LAUNCHCTL_CLOCK_STEP=20ms",
+				"FAKE_LAUNCHCTL_SPAWN_DELAY=0s", "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=0s", "FAKE_LAUNCHCTL_LINGER=60ms"}, tc.opts...)
+			f := newFixture(t, opts...)
 			dir := t.TempDir()
 			if tc.setup {
 				f.run(t, dir, sleep...)
@@ -422,7 +449,7 @@ func squeeze(calls []string) []string {
 // instance runs, the old one is gone, and exactly one agent is loaded.
 func TestRetriesStartTheTask(t *testing.T) {
 	t.Parallel()
-	for _, opt := range []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=3", "FAKE_LAUNCHCTL_BOOTOUT_36=1"} {
+	for _, opt := range []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=3s", "FAKE_LAUNCHCTL_BOOTOUT_36=1"} {
 		t.Run(opt, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, opt)
@@ -653,7 +680,7 @@ func TestBootstrapRefused(t *testing.T) {
 // shows it): the start waits that out.
 func TestStartRightAfterKill(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2")
+	f := newFixture(t, "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2s")
 	dir := t.TempDir()
 	task := f.run(t, dir, "sleep", "60")
 	if _, err := f.m.Kill(context.Background(), []string{task.Hash}, false); err != nil {
@@ -771,10 +798,46 @@ func (f *fixture) auto(t *testing.T, warn *bytes.Buffer) *core.Manager {
 // `btl list -o wide` shows why.
 func TestProtectedFolder(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct{ sub, want string }{
+		{"Documents/site", "~/Documents"},
+		{"Library/CloudStorage/Dropbox/site", "~/Library/CloudStorage"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			t.Parallel()
+			testProtectedFolder(t, tc.sub, tc.want)
+		})
+	}
+}
+
+// TestProtectedVolumes: external and network volumes are protected too,
+// whether the task runs there, runs a program from there or logs there.
+func TestProtectedVolumes(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	env := []string{"HOME=" + home}
+	for _, tc := range []struct {
+		spec core.Spec
+		want string
+	}{
+		{core.Spec{Dir: "/Volumes/External/site", Env: env}, "/Volumes"},
+		{core.Spec{Dir: "/volumes/nas/site", Env: env}, "/Volumes"},
+		{core.Spec{Dir: home, Path: "/Volumes/External/bin/tool", Env: env}, "/Volumes"},
+		{core.Spec{Dir: home, LogFile: "/Volumes/External/logs/x.log", Env: env}, "/Volumes"},
+		{core.Spec{Dir: home + "/Library/CloudStorage/GoogleDrive-x/site", Env: env}, "~/Library/CloudStorage"},
+		{core.Spec{Dir: "/VolumesX/site", Env: env}, ""},
+		{core.Spec{Dir: home + "/src/site", Env: env}, ""},
+	} {
+		if got := launchd.Protected(tc.spec); got != tc.want {
+			t.Errorf("Protected(%+v) = %q, want %q", tc.spec, got, tc.want)
+		}
+	}
+}
+
+func testProtectedFolder(t *testing.T, sub, want string) {
 	ctx := context.Background()
 	f := newFixture(t)
 	home := t.TempDir()
-	dir := filepath.Join(home, "Documents", "site")
+	dir := filepath.Join(home, sub)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -784,8 +847,8 @@ func TestProtectedFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.b.Start(ctx, s)
-	if !errors.Is(err, launchd.ErrProtected) || !strings.Contains(err.Error(), "~/Documents") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("Start with launchd = %v; want one line naming ~/Documents", err)
+	if !errors.Is(err, launchd.ErrProtected) || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Start with launchd = %v; want one line naming %s", err, want)
 	}
 	var warn bytes.Buffer
 	m := f.auto(t, &warn)
@@ -794,10 +857,10 @@ func TestProtectedFolder(t *testing.T) {
 		t.Fatalf("auto start: %v", err)
 	}
 	t.Cleanup(func() { m.Kill(ctx, []string{task.Hash}, false) })
-	if task.Backend != fork.Name || !strings.Contains(task.Unit, "~/Documents") || !coretest.Alive(task.PID) {
+	if task.Backend != fork.Name || !strings.Contains(task.Unit, want) || !coretest.Alive(task.PID) {
 		t.Errorf("auto start = backend %q unit %q pid %d alive=%v; want fork, the reason, running", task.Backend, task.Unit, task.PID, coretest.Alive(task.PID))
 	}
-	if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), "~/Documents") {
+	if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), want) {
 		t.Errorf("note %q, want one line naming the folder", warn.String())
 	}
 	views, err := m.List(ctx)
@@ -808,6 +871,76 @@ func TestProtectedFolder(t *testing.T) {
 
 // TestAutoFallsBack makes launchd refuse every bootstrap: --backend launchd
 // fails with the reason, auto mode runs the task with fork and says so.
+// TestAutoFallsBackFrom: each way launchd refuses a start in the path
+// before the task runs makes auto mode start it with fork instead, with
+// one line that says what launchctl answered.
+func TestAutoFallsBackFrom(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		opts  []string
+		stale bool   // an agent with the task's label is loaded beforehand
+		want  string // in the note
+	}{
+		{"stale agent bootout refused", []string{"FAKE_LAUNCHCTL_BOOTOUT_FAIL=5"}, true, "Boot-out failed: 5: Input/output error"},
+		{"job never run", []string{"FAKE_LAUNCHCTL_NEVER_RUN=1"}, false, "state = not running, never exited"},
+		{"exit reason only", []string{"FAKE_LAUNCHCTL_EXIT_REASON=OS_REASON_CODESIGNING"}, false, "last exit reason = OS_REASON_CODESIGNING"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			logs := t.TempDir()
+			opts := tc.opts
+			if tc.name == "exit reason only" {
+				// launchd may not open the log file there (as in /Volumes).
+				opts = append(opts, "FAKE_LAUNCHCTL_PROTECTED="+logs)
+			}
+			f := newFixture(t, opts...)
+			s, err := f.m.Prepare([]string{"sleep", "60"}, t.TempDir(), os.Environ())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.LogFile = filepath.Join(logs, "task.log")
+			if tc.stale {
+				label := launchd.Label(s.Hash)
+				plistPath := filepath.Join(t.TempDir(), "stale.plist")
+				data, _ := plist.MarshalIndent(map[string]any{"Label": label, "ProgramArguments": []string{"/bin/sleep", "60"}, "RunAtLoad": true}, plist.XMLFormat, "\t")
+				if err := os.WriteFile(plistPath, data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if _, code := f.launchctl(t, "bootstrap", "gui/"+f.uid, plistPath); code != 0 {
+					t.Fatalf("bootstrap of the stale agent: exit %d", code)
+				}
+				t.Cleanup(func() {
+					cmd := exec.Command(f.b.Launchctl, "bootout", "gui/"+f.uid+"/"+label)
+					cmd.Env = append(os.Environ(), append(slices.Clone(f.env), "FAKE_LAUNCHCTL_BOOTOUT_FAIL=0")...)
+					_ = cmd.Run()
+					coretest.Eventually(t, 30*time.Second, "the stale agent to go", func() bool {
+						_, code := f.launchctl(t, "print", "gui/"+f.uid+"/"+label)
+						return code == 113
+					})
+				})
+			}
+			if _, err := f.b.Start(ctx, s); !errors.Is(err, launchd.ErrRefused) && !errors.Is(err, launchd.ErrSpawn) {
+				t.Fatalf("Start with launchd = %v; want a refusal", err)
+			}
+			var warn bytes.Buffer
+			m := f.auto(t, &warn)
+			task, _, err := m.Run(ctx, s)
+			if err != nil {
+				t.Fatalf("auto start: %v", err)
+			}
+			t.Cleanup(func() { m.Kill(ctx, []string{task.Hash}, false) })
+			if task.Backend != fork.Name || !coretest.Alive(task.PID) {
+				t.Errorf("auto start = backend %q pid %d alive=%v; want fork, running", task.Backend, task.PID, coretest.Alive(task.PID))
+			}
+			if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), tc.want) || strings.Count(warn.String(), "launchd:") > 0 {
+				t.Errorf("note %q, want one line with %q", warn.String(), tc.want)
+			}
+		})
+	}
+}
+
 func TestAutoFallsBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -885,4 +1018,44 @@ func TestInterruptedBootstrap(t *testing.T) {
 		t.Fatalf("interrupted start = %v; want it finished", err)
 	}
 	waitLog(t, task.LogFile, "interrupted-out\n")
+}
+
+// TestLocalNetworkNote: `btl show` of a launchd task whose log shows
+// EHOSTUNREACH names Local Network privacy and the way out; other logs
+// get no note.
+func TestLocalNetworkNote(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		log  string
+		note bool
+	}{
+		{"dial tcp 192.168.0.103:3001: connect: no route to host\n", true},
+		{"Error: connect EHOSTUNREACH 192.168.1.130:4025\n", true},
+		{"listening on :3000\n", false},
+		{"", false},
+	} {
+		logFile := filepath.Join(t.TempDir(), "task.log")
+		if err := os.WriteFile(logFile, []byte(tc.log), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got := launchd.LocalNetworkNote(logFile)
+		if strings.Contains(got, "Local Network") != tc.note || tc.note && !strings.Contains(got, "--backend fork") || strings.Contains(got, "\n") {
+			t.Errorf("LocalNetworkNote with log %q = %q; want a note: %v", tc.log, got, tc.note)
+		}
+	}
+	// A FIFO where the log should be is not waited on (it has no writer).
+	fifo := filepath.Join(t.TempDir(), "fifo.log")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 1)
+	go func() { done <- launchd.LocalNetworkNote(fifo) }()
+	select {
+	case got := <-done:
+		if got != "" {
+			t.Errorf("LocalNetworkNote of a FIFO = %q, want none", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("LocalNetworkNote of a FIFO did not return within 10s")
+	}
 }

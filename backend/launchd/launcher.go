@@ -33,6 +33,12 @@ const LogEnv = "_BTL_LAUNCHD_LOG"
 // shows it, for the start marker the launcher writes to the log.
 const CommandEnv = "_BTL_LAUNCHD_COMMAND"
 
+// LabelEnv is set in a task's plist to the agent's label, which the
+// launcher needs to ask launchd about the task's last run (XPC_SERVICE_NAME
+// is launchd's, and is not relied on). The launcher removes it from the
+// environment before it executes the task.
+const LabelEnv = "_BTL_LAUNCHD_LABEL"
+
 // launchReport is what the launcher writes before it executes the task.
 type launchReport struct {
 	PID   int    `json:"pid"`
@@ -60,6 +66,8 @@ func launch(report string) int {
 		command = core.CommandLine(os.Args)
 	}
 	os.Unsetenv(CommandEnv)
+	label := os.Getenv(LabelEnv)
+	os.Unsetenv(LabelEnv)
 	if len(os.Args) == 0 || !filepath.IsAbs(os.Args[0]) {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: no absolute program in %q\n", os.Args)
 		return 126
@@ -79,7 +87,7 @@ func launch(report string) int {
 	}
 	if policy, ok := os.LookupEnv(RestartEnv); ok {
 		os.Unsetenv(RestartEnv)
-		if !relaunch(report, policy, last.PID) {
+		if !relaunch(report, policy, label, last.PID) {
 			return 0
 		}
 	}

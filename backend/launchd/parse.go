@@ -26,7 +26,9 @@ func topLevel(dump string) map[string]string {
 
 // parsePrint turns a `launchctl print <service>` dump into a status:
 // running with its pid, exited with "last exit code = N" (or "N: NAME"),
-// killed with "last terminating signal = Name: N", starting otherwise
+// killed with "last terminating signal = Name: N", failed when launchd
+// gives only "last exit reason = ..." (a job it killed or could not
+// spawn, with no code) or "job state = spawn failed", starting otherwise
 // (launchd is spawning it, or has not recorded an exit yet).
 func parsePrint(dump string) core.Status {
 	f := topLevel(dump)
@@ -37,11 +39,36 @@ func parsePrint(dump string) core.Status {
 	if st, ok := lastEnd(f); ok {
 		return st
 	}
+	if _, ok := f["last exit reason"]; ok || strings.Contains(dump, "\n\tjob state = spawn failed\n") {
+		return core.Status{State: core.Failed}
+	}
 	// Any other state (spawn scheduled, spawning, xpcproxy, waiting,
 	// SIGTERMed, penalty box, a state newer macOS adds) is a loaded job
 	// that has not run yet or is being torn down: only `print` exiting
 	// with 113 means there is no such job.
 	return core.Status{State: core.Starting}
+}
+
+// idle reports whether a dump shows a loaded job that is not running,
+// has never run, and is not being spawned: "state = not running" with
+// "last exit code = (never exited)" (or none). Right after a bootstrap
+// launchd may show that for a moment; a job that stays so is not run.
+func idle(dump string) bool {
+	f := topLevel(dump)
+	code, ok := f["last exit code"]
+	return f["state"] == "not running" && (!ok || code == "(never exited)") && f["last exit reason"] == "" && f["last terminating signal"] == ""
+}
+
+// exitDetail is what a dump says of how the job's last run ended, for
+// messages: its "last exit reason", "job state" or "state" line.
+func exitDetail(dump string) string {
+	f := topLevel(dump)
+	for _, k := range []string{"last exit reason", "job state", "state"} {
+		if v := f[k]; v != "" {
+			return k + " = " + v
+		}
+	}
+	return "no state"
 }
 
 // lastEnd is how the job's last run ended, from the top-level fields of a

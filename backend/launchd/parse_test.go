@@ -48,6 +48,8 @@ func TestParsePrint(t *testing.T) {
 		{"penalty box", "\tstate = penalty box\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
 		{"exited, torn down", "\tstate = exited\n\tlast exit code = 0\n", core.Status{State: core.Exited}},
 		{"never ran", "\tstate = not running\n\tlast exit code = (never exited)\n", core.Status{State: core.Starting}},
+		{"exit reason only", "\tstate = not running\n\tlast exit reason = OS_REASON_CODESIGNING\n", core.Status{State: core.Failed}},
+		{"spawn failed", "\tstate = not running\n\tjob state = spawn failed\n", core.Status{State: core.Failed}},
 		{"nested pid only", "\tstate = not running\n", core.Status{State: core.Starting}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,6 +57,24 @@ func TestParsePrint(t *testing.T) {
 				t.Errorf("parsePrint = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestIdle(t *testing.T) {
+	for _, tc := range []struct {
+		lines string
+		want  bool
+	}{
+		{"\tstate = not running\n\tlast exit code = (never exited)\n", true},
+		{"\tstate = not running\n", true},
+		{"\tstate = spawn scheduled\n\tlast exit code = (never exited)\n", false},
+		{"\tstate = not running\n\tlast exit code = 1\n", false},
+		{"\tstate = not running\n\tlast exit reason = OS_REASON_CODESIGNING\n", false},
+		{"\tstate = running\n\tpid = 3\n", false},
+	} {
+		if got := idle(dumpHead + tc.lines + dumpTail); got != tc.want {
+			t.Errorf("idle(%q) = %v, want %v", tc.lines, got, tc.want)
+		}
 	}
 }
 

@@ -48,11 +48,12 @@ func newAgent(spec core.Spec, dom, exe, report string, lim callerLimits) agent {
 	env := make(map[string]string, len(spec.Env)+1)
 	for _, kv := range spec.Env {
 		// A property list is XML: variables that are not UTF-8 cannot go in.
-		if k, v, ok := strings.Cut(kv, "="); ok && k != "" && utf8.ValidString(kv) {
+		if k, v, ok := strings.Cut(kv, "="); ok && k != "" && utf8.ValidString(kv) && !launchdOwned[k] {
 			env[k] = v
 		}
 	}
 	env[LaunchEnv] = report
+	env[LabelEnv] = Label(spec.Hash)
 	env[LogEnv] = spec.LogFile
 	env[CommandEnv] = spec.Command
 	if spec.Restart.Enabled() {
@@ -91,6 +92,11 @@ func newAgent(spec core.Spec, dom, exe, report string, lim callerLimits) agent {
 	}
 	return a
 }
+
+// launchdOwned are the variables launchd sets for a job itself: the
+// caller's (Terminal sets XPC_SERVICE_NAME=0, IDEs their own) must not
+// reach the plist, where it is not known whether launchd overrides them.
+var launchdOwned = map[string]bool{"XPC_SERVICE_NAME": true, "XPC_FLAGS": true}
 
 // throttle is the ThrottleInterval of a task with a restart policy, in
 // seconds: launchd's default, 10, is long for a dev server that crashed.

@@ -72,8 +72,8 @@ func writeJSON(path string, v any) error {
 // it again (the launcher's exit 0 is a success for {SuccessfulExit:
 // false}; the keep file of always is removed).
 // lastPID is the PID of the run before this launch, which a crash loop
-// records as the task's.
-func relaunch(report, policy string, lastPID int) bool {
+// records as the task's; label is the agent's (see LabelEnv).
+func relaunch(report, policy, label string, lastPID int) bool {
 	p, err := core.ParseRestart(policy)
 	if err != nil || !p.Enabled() {
 		return true
@@ -89,7 +89,7 @@ func relaunch(report, policy string, lastPID int) bool {
 		_ = writeJSON(f.runs, restartRecord{Runs: 1, Last: now})
 		return true
 	}
-	prev := previousEnd()
+	prev := previousEnd(label)
 	if now.Sub(r.Last) >= core.RestartResetAfter {
 		r.InRow = 0
 	}
@@ -107,12 +107,11 @@ func relaunch(report, policy string, lastPID int) bool {
 	return true
 }
 
-// previousEnd asks launchd how the job's last run ended: `launchctl print`
-// keeps the last exit code while the job runs again. The job's label is
-// in XPC_SERVICE_NAME, which launchd sets.
-func previousEnd() core.Status {
-	label := os.Getenv("XPC_SERVICE_NAME")
-	if label == "" {
+// previousEnd asks launchd how the last run of the job with the given
+// label ended: `launchctl print` keeps the last exit code while the job
+// runs again.
+func previousEnd(label string) core.Status {
+	if !strings.HasPrefix(label, LabelPrefix) || !core.ValidHash(strings.TrimPrefix(label, LabelPrefix)) {
 		return core.Status{State: core.Gone}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 
 	"btl/backend/fork"
@@ -30,7 +31,7 @@ func selectBackend(name string, dirs core.Dirs) (core.Backend, error) {
 		if launchd.Available() {
 			// What launchd cannot run (a protected folder, a refusal)
 			// starts with fork.
-			return &launchd.Fallback{Backend: launchd.New(dirs), Other: fork.New(dirs)}, nil
+			return &launchd.Fallback{Backend: newLaunchd(dirs), Other: fork.New(dirs)}, nil
 		}
 		return fork.New(dirs), nil
 	}
@@ -53,7 +54,7 @@ func openBackend(name string, dirs core.Dirs) (core.Backend, error) {
 		if _, err := exec.LookPath("launchctl"); err != nil {
 			return nil, fmt.Errorf("backend launchd: launchctl not found (launchd is macOS's service manager)")
 		}
-		return launchd.New(dirs), nil
+		return newLaunchd(dirs), nil
 	}
 	return nil, usageError("unknown backend %q (want auto, fork, systemd or launchd)", name)
 }
@@ -83,4 +84,23 @@ func forSpec(b core.Backend, auto bool, spec core.Spec, dirs core.Dirs) (core.Ba
 		return fork.New(dirs), nil
 	}
 	return nil, fmt.Errorf("backend %s cannot run a command or directory that is not valid UTF-8 (use --backend fork)", b.Name())
+}
+
+// newLaunchd returns the launchd backend; a start that waits for launchd
+// to release the task's label says so on stdout, as btl's other start
+// lines.
+func newLaunchd(dirs core.Dirs) *launchd.Backend {
+	b := launchd.New(dirs)
+	b.Progress = func(msg string) { fmt.Fprintf(os.Stdout, "[btl] %s\n", msg) }
+	return b
+}
+
+// taskNote is one line `btl show` adds about a task, from what its backend
+// can tell of it (launchd: a log showing EHOSTUNREACH, Local Network
+// privacy), or "".
+func taskNote(t core.Task) string {
+	if t.Backend == launchd.Name {
+		return launchd.LocalNetworkNote(t.LogFile)
+	}
+	return ""
 }

@@ -133,6 +133,24 @@ func TestShow(t *testing.T) {
 	}
 }
 
+// TestShowLocalNetworkNote: btl show of a launchd task whose log shows
+// EHOSTUNREACH says that macOS's Local Network privacy may be why; other
+// backends' tasks are not affected by it and get no note.
+func TestShowLocalNetworkNote(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sh", "-c", "echo 'dial tcp 192.168.0.10:5432: connect: no route to host'; exec sleep 100")
+	coretest.Eventually(t, 10*time.Second, "the log line", func() bool {
+		b, _ := os.ReadFile(s.log)
+		return strings.Contains(string(b), "no route to host")
+	})
+	out := u.ok(dir, "show", s.hash)
+	note := regexp.MustCompile(`\nNote: +the log shows "No route to host": macOS Local Network privacy .*--backend fork is not affected\n`)
+	if want := backendUnderTest() == "launchd"; note.MatchString(out) != want {
+		t.Errorf("show (note wanted: %v):\n%s", want, out)
+	}
+}
+
 func TestRestart(t *testing.T) {
 	u := newUser(t)
 	dir := t.TempDir()

@@ -151,9 +151,9 @@ func (u *user) btlEnv(dir string, env []string, args ...string) result {
 	go func() { done <- cmd.Wait() }()
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		u.t.Fatalf("btl %q did not return within 30s", args)
+		u.t.Fatalf("btl %q did not return within 60s", args)
 	}
 	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}
 }
@@ -187,9 +187,10 @@ func (u *user) state() *core.State {
 }
 
 // startRE matches what a start prints: the replaced instance (and whether
-// it needed SIGKILL), the four lines of the start, and, for a task that
-// had already ended when btl looked, how it ended and the end of its log.
-var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(?:\[btl\] Name: .*\n)?(?:\[btl\] Watching: .*\n)?(\[btl\] The process has already ended \((.*)\)(?:; the end of its log:\n(?:  .*\n)*|; nothing in its log\n))?(?:\[btl\] port \d+ is held by .*\n)*$`)
+// it needed SIGKILL), a wait for launchd to release the task's label, the
+// four lines of the start, and, for a task that had already ended when btl
+// looked, how it ended and the end of its log.
+var startRE = regexp.MustCompile(`^(\[btl\] Killing previous process \(PID (\d+)\)\n)?(\[btl\] PID \d+ did not exit within 2s of SIGTERM; sent SIGKILL\n)?(?:\[btl\] Waiting for launchd to release .*\n)?\[btl\] Starting: (.*)\n\[btl\] Process backgrounded \(PID (\d+)\)\n\[btl\] Hash: ([0-9a-f]{16})\n\[btl\] Logs: (.*)\n(?:\[btl\] Name: .*\n)?(?:\[btl\] Watching: .*\n)?(\[btl\] The process has already ended \((.*)\)(?:; the end of its log:\n(?:  .*\n)*|; nothing in its log\n))?(?:\[btl\] port \d+ is held by .*\n)*$`)
 
 type started struct {
 	killed  int

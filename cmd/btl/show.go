@@ -113,5 +113,8 @@ func (e *env) writeShow(ctx context.Context, v core.View, st taskStats) error {
 	if c := e.mgr.Describe(ctx, v.Task); c != "" {
 		row("Inspect", c)
 	}
+	if n := taskNote(*v.Task); n != "" {
+		row("Note", n)
+	}
 	return tw.Flush()
 }

@@ -40,6 +40,11 @@ func (c *cli) bootstrap(args []string) int {
 		return c.fail(5, prefix+"5: Input/output error")
 	}
 	j := newJob(spec, args[1])
+	j.SpawnAt = c.clk.now().Add(spawnDelay()).UnixNano()
+	if !sessionAllowed(t, spec.sessionTypes) {
+		c.diag("bootstrap %s: LimitLoadToSessionType %v: service cannot load in requested session", args[1], spec.sessionTypes)
+		return c.fail(125, prefix+"125: Domain does not support specified action")
+	}
 	var why string
 	if other := c.otherDomain(t); c.exists(other) && c.st.get(other, j.Label) != nil {
 		why = "label " + j.Label + " loaded in " + other.domain()
@@ -51,13 +56,9 @@ func (c *cli) bootstrap(args []string) int {
 		if why != "" {
 			return false
 		}
-		if n := st.Busy[j.Label]; n > 0 {
-			why = fmt.Sprintf("label %s busy after bootout (%d more)", j.Label, n-1)
-			st.Busy[j.Label] = n - 1
-			if n == 1 {
-				delete(st.Busy, j.Label)
-			}
-			return true
+		if until, ok := st.BusyUntil[j.Label]; ok {
+			why = fmt.Sprintf("label %s busy after bootout for %v more", j.Label, time.Unix(0, until).Sub(c.clk.now()))
+			return false
 		}
 		if cur := st.Jobs[j.Label]; cur != nil && cur.lingering() {
 			why = "label " + j.Label + " still being removed"
@@ -80,6 +81,23 @@ func (c *cli) bootstrap(args []string) int {
 		c.startMonitor(t, j)
 	}
 	return 0
+}
+
+// sessionAllowed reports whether a job limited to the session types
+// types may load into domain t: user/<uid> takes only jobs that list
+// Background (LimitLoadToSessionType defaults to Aqua) [S2 S3 S5]. What
+// gui/<uid> does with a Background-only job is not shown by any source:
+// the fake takes it.
+func sessionAllowed(t target, types []string) bool {
+	if t.kind != "user" {
+		return true
+	}
+	for _, s := range types {
+		if s == sessionBG {
+			return true
+		}
+	}
+	return false
 }
 
 // modifiable reports why bootstrap/bootout cannot change domain t: another
@@ -130,6 +148,11 @@ func (c *cli) bootout(args []string) int {
 		}
 		return c.fail(37, prefix+"37: Operation already in progress")
 	}
+	if code, _ := strconv.Atoi(os.Getenv(envBootoutFail)); code > 0 {
+		// launchd refuses to boot the job out and keeps it [D1].
+		msg := syscall.Errno(code).Error()
+		return c.fail(code, fmt.Sprintf("%s%d: %s%s", prefix, code, strings.ToUpper(msg[:1]), msg[1:]))
+	}
 	if os.Getenv(envBootout36) == "1" {
 		if err := c.startDetached(nil, hiddenTeardown, t.domain(), j.Label, j.Instance); err == nil {
 			return c.fail(36, prefix+"36: Operation now in progress")
@@ -144,15 +167,15 @@ func (c *cli) bootout(args []string) int {
 // SIGTERMs the rest of the group when the main process is gone. The job is
 // removed no earlier than minDelay after the start.
 func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
-	start := time.Now()
-	busy, _ := strconv.Atoi(os.Getenv(envBusy))
-	// bootout is asynchronous: the label lingers, then goes.
+	start := c.clk.now()
+	// bootout is asynchronous: the label lingers, then goes; and for a
+	// while after the bootout, bootstrap of it fails with 5 [B1].
 	linger := func(st *domainState, cur *job) {
 		cur.State = []string{stateSIGTERMed, stateExited}[rand.IntN(2)]
-		until := time.Now().Add(lingerMin + rand.N(lingerMax-lingerMin))
+		until := c.clk.now().Add(lingerTime())
 		cur.LingerUntil = max(until.UnixNano(), start.Add(minDelay).UnixNano())
-		if busy > 0 {
-			st.Busy[j.Label] = busy
+		if busy := busyWindow(); busy > 0 {
+			st.BusyUntil[j.Label] = start.Add(busy).UnixNano()
 		}
 	}
 	// A job booted out before its program ran never runs it: marked as
@@ -172,7 +195,7 @@ func (c *cli) teardown(t target, j *job, minDelay time.Duration) {
 			c.waitStopped(t, j, 10*time.Second)
 		}
 	}
-	time.Sleep(minDelay - time.Since(start))
+	c.clk.sleepUntil(start.Add(minDelay))
 	_ = c.st.update(t, func(st *domainState) bool {
 		cur := st.Jobs[j.Label]
 		if cur == nil || cur.Instance != j.Instance || cur.lingering() {
@@ -199,6 +222,28 @@ func (c *cli) signalJob(t target, label, instance string, sig syscall.Signal) bo
 	})
 	return running
 }
+
+// lingerTime is how long a booted-out label lingers: FAKE_LAUNCHCTL_LINGER,
+// or drawn in [lingerMin, lingerMax).
+func lingerTime() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(envLinger)); err == nil {
+		return d
+	}
+	return lingerMin + rand.N(lingerMax-lingerMin)
+}
+
+// busyWindow is how long, from a bootout, bootstrap of the label fails
+// with 5: FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT, or drawn in [0, busyMax].
+func busyWindow() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(envBusy)); err == nil {
+		return d
+	}
+	return rand.N(busyMax + 1)
+}
+
+// busyMax bounds the time bootstrap of a label fails with 5 after its
+// bootout: about 5 s on macOS 26 [B1], a little more here.
+const busyMax = 6 * time.Second
 
 // waitStopped polls until the job is no longer running (or was removed, or
 // its monitor died) and reports whether that happened within d.

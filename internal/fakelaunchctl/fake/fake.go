@@ -12,34 +12,63 @@
 // # Adversarial by default
 //
 // The fake does not model launchd's happy path only. By default, as real
-// Macs do (sources in brackets, listed below):
+// Macs do (sources in brackets, listed below; docs/launchd.md has the
+// same with more detail):
 //
 //   - bootout is asynchronous: a booted-out label lingers 50-500 ms in
 //     state SIGTERMed or exited; meanwhile print shows it, bootstrap of it
-//     fails with 5 and bootout answers 36 or 37 at random [B1 B2 B3].
+//     fails with 5 and bootout answers 36 or 37 at random [B1 B2]. The
+//     lengths are not measured anywhere; "tens to hundreds of ms" is the
+//     launchd notes' estimate.
+//   - For a while after a bootout (drawn per bootout in 0-6 s), bootstrap
+//     of the same label fails with 5, even once print no longer shows it
+//     [B1 B3].
 //   - The caller has a session, Aqua (GUI login) or Background (ssh),
-//     printed by `managername` [H1 L1]. `list` shows only the caller's
-//     session's domain (gui for Aqua, user otherwise) [H2 L1]. A Background
-//     caller's bootstrap into gui fails with 125 [H3 H4].
+//     printed by `managername` [H1]. `list` shows only the caller's
+//     session's domain (gui for Aqua, user otherwise) [L1]. A Background
+//     caller's bootstrap into gui fails with 125 [S1 S4 S5].
+//   - bootstrap into user/<uid> of a job whose LimitLoadToSessionType does
+//     not list Background fails with 125 (the key defaults to Aqua)
+//     [S2 S3 S5].
 //   - A label loaded in one of the user's domains makes its bootstrap into
-//     the other fail with 5 [H2].
-//   - bootout of an unknown label answers 113 (older macOS: 3) [B1 L1];
-//     print of a missing domain answers 112 or 125 at random [H3 L1].
+//     the other fail with 5. No source shows this (the homebrew-services
+//     threads once cited show other failures); it is kept as the worse case
+//     for a caller.
+//   - bootout of an unknown label answers 113 [B1]; print of a missing
+//     domain answers 112 or 125 at random [L1].
 //   - bootstrap returns while the job is "spawning": its program runs
-//     50-300 ms later [L1 N1].
+//     50-300 ms later [N1].
 //   - A job whose WorkingDirectory (or log file) cannot be opened, or whose
-//     program cannot be run, ends with "last exit code = 78: EX_CONFIG" [L1].
+//     program cannot be run, ends with "last exit code = 78: EX_CONFIG" [L1];
+//     so does one whose working directory, program or log file is in a
+//     place macOS protects from launchd jobs: /Volumes and the home
+//     folder's Documents, Desktop, Downloads, iCloud Drive and
+//     CloudStorage [T1 T2 T3 T4].
 //   - A job runs with a soft RLIMIT_NOFILE of 256 and umask 022 unless the
 //     plist sets SoftResourceLimits/HardResourceLimits NumberOfFiles and
-//     Umask [P1 R1 R2 R3].
+//     Umask [P1 R1 R2].
 //   - The default ExitTimeOut is 5 s [P1 L1].
+//   - XPC_SERVICE_NAME is the label, unless the plist sets it: whether
+//     launchd overrides a value the plist gives is not known, and the fake
+//     keeps the plist's (the worse case).
+//   - A child that leaves the job's process group (setsid) is not signalled
+//     when the main process exits, nor by bootout [G1].
 //   - KeepAlive: a job that ends is spawned again, as launchd does, when
 //     KeepAlive is true, or when a condition of its KeepAlive dictionary
 //     holds: SuccessfulExit true after exit 0, false after any other end
 //     (a non-zero code or a signal), PathState when a path's existence is
-//     what its value asks [P1 K1]; never after a bootout. It is spawned
+//     what its value asks [P1]; never after a bootout. It is spawned
 //     no sooner than ThrottleInterval (default 10 s) after its last spawn
-//     [P1], "spawn scheduled" meanwhile; runs counts every spawn [L1].
+//     [P1], "spawn scheduled" meanwhile [K1]; runs counts every spawn [L1].
+//
+// With options (see Environment): print shows only "last exit reason =
+// ..." for how a job ended, or a job is loaded and never run [X1]; bootout
+// of a loaded job is refused with a code [D1].
+//
+// All time-based behaviour (linger, the bootstrap-5 window, spawning,
+// ThrottleInterval) runs on the fake's clock: real time, or a file the
+// test moves (FAKE_LAUNCHCTL_CLOCK, AdvanceClock). ExitTimeOut waits on
+// real processes and stays on real time.
 //
 // Sources:
 //
@@ -49,31 +78,51 @@
 //	    PathState), ThrottleInterval ("by default, jobs will not be spawned
 //	    more than once every 10 seconds")
 //	B1  headroomlabs-ai/headroom#1289: bootstrap right after bootout -> 5 for
-//	    seconds; back-to-back -> 37; kickstart after bootout -> 113
-//	B2  Opendray/opendray#211, openclaw/openclaw#136453, tuist/tuist#10143:
-//	    "bootout is asynchronous", bootstrap after it fails with 5
-//	B3  kardianos/service service_darwin.go: Restart is unload, a fixed
-//	    50 ms pause, load: the same teardown, waited out blindly
+//	    about 5 s on macOS 26.5.1 (10 tries of 5, then 0); back-to-back -> 37;
+//	    kickstart after bootout -> 113
+//	B2  oneprolabs/hyperfilelens#939: bootout removes the service
+//	    asynchronously, print shows it during teardown;
+//	    bobmatnyc/trusty-tools#6618: bootstrap right after bootout fails
+//	    with 5, a retry seconds later succeeds
+//	B3  tuist/tuist#10143: sleeps 3 s between bootout and bootstrap
 //	H1  Homebrew/homebrew-services#528: `launchctl managername` -> Aqua
-//	H2  Homebrew/homebrew-services#527, #528, #499: gui vs user/<uid>, 5
-//	    when the label is loaded or the domain is not the caller's
-//	H3  Homebrew/homebrew-core#115306: "125: Domain does not support
-//	    specified action" for gui/501 outside the GUI session
-//	H4  Homebrew/brew Library/Homebrew/services/service/system.rb
-//	    (domain_target): over ssh without the console, user/<uid>, not gui
-//	N1  the launchd notes' review lists "spawning" among the states print
-//	    shows; how long it lasts (the first run of a freshly built binary
-//	    is the suspected slow case) is not measured: scripts/mac-smoke
-//	    checks such a start on a Mac
+//	S1  nix-community/home-manager#4413, Mic92/sops-nix#966: "Bootstrap
+//	    failed: 125: Domain does not support specified action" for gui/<uid>
+//	    over ssh
+//	S2  geldata/gel-cli#740: LimitLoadToSessionType Background "is required
+//	    for user/ services"
+//	S3  Mic92/sops-nix#966: without LimitLoadToSessionType a LaunchAgent
+//	    defaults to Aqua, which maps to gui/<uid>
+//	S4  rjwalters/loom#4130: bootstrap gui/$UID fails over SSH with 125
+//	S5  duh17/oppi#31: over ssh without a GUI login, 125 and "Service cannot
+//	    load in requested session"
+//	N1  NixOS/nix#5698: launchd's log shows "spawn scheduled", "spawning",
+//	    then "xpcproxy" before the program runs; how long it lasts is not
+//	    measured: scripts/mac-smoke checks such a start on a Mac
 //	R1  Homebrew/legacy-homebrew#45595: launchd agents' soft limit is 256
-//	R2  pingdotgg/t3code#11055, NousResearch/hermes-agent#100191:
-//	    `launchctl limit maxfiles` 256, EMFILE in file watchers
-//	R3  Andersbakken/rtags#514: NumberOfFiles in the plist raises it
-//	K1  apple-open-source/macos launchd/src/launchd_core_logic.c,
-//	    job_keepalive: good_exit = WIFEXITED && WEXITSTATUS == 0;
-//	    SUCCESSFUL_EXIT restarts on good_exit, FAILED_EXIT on !good_exit,
-//	    PATH_EXISTS / PATH_MISSING by stat; !ondemand (KeepAlive true)
-//	    always
+//	R2  pingdotgg/t3code#11055: `launchctl limit maxfiles` 256, EMFILE in
+//	    file watchers
+//	T1  herdrdev/herdr#390: a process reparented to launchd gets EPERM in
+//	    ~/Downloads, ~/Desktop, ~/Documents
+//	T2  garrytan/gbrain#5014: a launchd job gets "Operation not permitted"
+//	    on /Volumes/<external>; the shell does not
+//	T3  nix-darwin/nix-darwin#1334: a launchd agent is denied an external
+//	    drive that the terminal reads
+//	T4  nextcloud/desktop#9225: OneDrive's folder (in ~/Library/CloudStorage)
+//	    is TCC-protected like Documents
+//	G1  launchd notes: launchd SIGTERMs the rest of the job's process group
+//	    when the main process exits; a setsid child is not in it
+//	K1  TOSS-Soft/toss-agent-runtime#38: a failing KeepAlive job shows
+//	    "spawn scheduled" with a growing runs count
+//	X1  traycerai/traycer#1791: "last exit reason" instead of a code; a job
+//	    just loaded shows no pid and "(never exited)"
+//	D1  DeterminateSystems/nix-installer#1187: "Boot-out failed: 5:
+//	    Input/output error", the job stays
+//
+// Not sources: Homebrew/homebrew-core#115306 is about `launchctl enable`
+// answering 125, not bootstrap; Andersbakken/rtags#514 reports that
+// HardResourceLimits did not help there; the open-source launchd of the
+// OS X 10.9 era is no evidence of current behaviour.
 //
 // # Invocation
 //
@@ -103,14 +152,25 @@
 //	                                    session (as in a tmux server whose
 //	                                    bootstrap namespace is not the GUI's)
 //	FAKE_LAUNCHCTL_SPAWN_DELAY=<dur>    fixed length of the spawning phase
-//	FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=N a bootout leaves the label "busy" once
-//	                                    it is gone: the next N bootstraps of it
-//	                                    fail with 5 [B1]
+//	FAKE_LAUNCHCTL_LINGER=<dur>         fixed time a booted-out label lingers
+//	FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=<dur>
+//	                                    fixed time, from a bootout, during which
+//	                                    bootstrap of the label fails with 5
+//	                                    (default: drawn in 0-6 s) [B1]
 //	FAKE_LAUNCHCTL_BOOTOUT_36=1         bootout of a loaded job returns 36 at once
 //	                                    and tears down in the background (the job
 //	                                    lingers after at least 200ms)
-//	FAKE_LAUNCHCTL_REFUSE=1             every bootstrap fails with 5, as for the
-//	                                    users of H2 whose gui domain refused all
+//	FAKE_LAUNCHCTL_BOOTOUT_FAIL=<code>  bootout of a loaded job fails with code
+//	                                    and leaves it loaded [D1]
+//	FAKE_LAUNCHCTL_REFUSE=1             every bootstrap fails with 5
+//	FAKE_LAUNCHCTL_NEVER_RUN=1          jobs are loaded but never run [X1]
+//	FAKE_LAUNCHCTL_EXIT_REASON=<text>   print shows "last exit reason = <text>"
+//	                                    instead of a job's exit code [X1]
+//	FAKE_LAUNCHCTL_PROTECTED=<dirs>     colon-separated places jobs may not use
+//	                                    ("none": none; default as above)
+//	FAKE_LAUNCHCTL_CLOCK=<file>         the clock is this file, moved only by
+//	                                    AdvanceClock (see clock.go)
+//	FAKE_LAUNCHCTL_CLOCK_STEP=<dur>     with CLOCK: every call moves it by dur
 //
 // # Files in the state directory
 //
@@ -125,12 +185,14 @@
 //
 //	bootstrap duplicate / lingering / busy /
 //	  loaded in the other domain / bad plist:  5  "Bootstrap failed: 5: Input/output error"
-//	bootstrap into gui, NO_GUI or Background:125  "Bootstrap failed: 125: Domain does not support specified action"
+//	bootstrap into gui, NO_GUI or Background,
+//	  or into user without Background:     125  "Bootstrap failed: 125: Domain does not support specified action"
 //	bootstrap/bootout in another domain:     1  "Bootstrap failed: 1: Operation not permitted" ("Boot-out failed: ...")
 //	bootout not loaded:                    113  "Boot-out failed: 113: Could not find specified service"
 //	bootout lingering:                  36, 37  "Boot-out failed: 36: Operation now in progress",
 //	                                            "Boot-out failed: 37: Operation already in progress"
 //	bootout with BOOTOUT_36:                36  "Boot-out failed: 36: Operation now in progress"
+//	bootout with BOOTOUT_FAIL=N:             N  "Boot-out failed: N: <strerror>"
 //	print/kill missing or foreign domain:  112  "Bad request.\nCould not find domain for user gui: <uid>"
 //	                                            (user/<uid>: "uid: <uid>", system: "system")
 //	                                       125  "Domain does not support specified action" (at random)
@@ -159,7 +221,14 @@ const (
 	envState         = "FAKE_LAUNCHCTL_STATE"
 	envNoGUI         = "FAKE_LAUNCHCTL_NO_GUI"
 	envBusy          = "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT"
+	envClock         = "FAKE_LAUNCHCTL_CLOCK"
+	envLinger        = "FAKE_LAUNCHCTL_LINGER"
+	envExitReason    = "FAKE_LAUNCHCTL_EXIT_REASON"
+	envNeverRun      = "FAKE_LAUNCHCTL_NEVER_RUN"
+	envProtected     = "FAKE_LAUNCHCTL_PROTECTED"
+	envClockStep     = "FAKE_LAUNCHCTL_CLOCK_STEP"
 	envBootout36     = "FAKE_LAUNCHCTL_BOOTOUT_36"
+	envBootoutFail   = "FAKE_LAUNCHCTL_BOOTOUT_FAIL"
 	envSession       = "FAKE_LAUNCHCTL_SESSION"
 	envSpawnDelay    = "FAKE_LAUNCHCTL_SPAWN_DELAY"
 	envRefuse        = "FAKE_LAUNCHCTL_REFUSE"
@@ -191,7 +260,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "fakelaunchctl: %s is not set\n", envState)
 		return exUsage
 	}
-	c := &cli{st: store{dir: dir}, out: stdout, err: stderr, uid: os.Getuid(),
+	clk, step := newClock()
+	c := &cli{st: store{dir: dir, clk: clk}, clk: clk, out: stdout, err: stderr, uid: os.Getuid(),
 		noGUI: os.Getenv(envNoGUI) == "1", session: os.Getenv(envSession)}
 	if c.session == "" {
 		c.session = sessionAqua
@@ -203,6 +273,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return c.hidden(args)
 	}
 	code := c.dispatch(args)
+	if fc, ok := clk.(fileClock); ok && step > 0 {
+		// Time passes with the calls: a caller that polls makes progress
+		// on the clock, and no call sees time move under it.
+		if _, err := AdvanceClock(fc.path, step); err != nil {
+			c.diag("clock: %v", err)
+		}
+	}
 	c.appendLine(callsLogName, strings.Join(args, " ")+"\t"+strconv.Itoa(code))
 	return code
 }
@@ -220,6 +297,7 @@ func (c *cli) appendLine(name, line string) {
 // cli carries one invocation's context.
 type cli struct {
 	st    store
+	clk   clock
 	out   io.Writer
 	err   io.Writer
 	uid   int

@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-const waitLimit = 15 * time.Second
+// waitLimit bounds every wait on a condition: generous, for a loaded machine.
+const waitLimit = 60 * time.Second
 
 // harness is one test's fake: its own state directory, scratch directory and
 // label prefix, and a leak check that runs after every other cleanup.
@@ -51,6 +52,7 @@ type harness struct {
 	gui    string // gui/<uid>
 	user   string // user/<uid>
 	prefix string // label prefix unique to the test
+	clock  string // the test clock's file; "" for real time
 }
 
 func newHarness(t *testing.T, env ...string) *harness {
@@ -76,6 +78,35 @@ func newHarness(t *testing.T, env ...string) *harness {
 	h.prefix = "com.btl.fake." + regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
 	t.Cleanup(h.checkLeaks) // registered after the TempDirs: runs before they are removed
 	return h
+}
+
+// newClockedHarness is newHarness with the fake on a clock the test
+// drives with advance: nothing time-based happens until it does.
+func newClockedHarness(t *testing.T, env ...string) *harness {
+	t.Helper()
+	h := newHarness(t, env...)
+	h.clock = filepath.Join(h.dir, "clock")
+	h.env = append(h.env, "FAKE_LAUNCHCTL_CLOCK="+h.clock)
+	return h
+}
+
+// advance moves the test clock forward by d.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	if _, err := AdvanceClock(h.clock, d); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// settle waits, moving the test clock on, until print of the label in
+// the gui domain answers 113.
+func (h *harness) settle(label string) {
+	h.t.Helper()
+	h.waitFor(label+" to be gone", func() bool {
+		h.advance(time.Second)
+		_, _, code := h.run("print", h.gui+"/"+label)
+		return code == 113
+	})
 }
 
 // run invokes the fake and returns its stdout, stderr and exit code.
@@ -394,12 +425,14 @@ func TestEnvironmentIsExact(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		env  map[string]any
-		want []string // without XPC_SERVICE_NAME
+		want []string // without XPC_SERVICE_NAME=<label>
 	}{
 		{"default PATH", map[string]any{"FOO": "bar baz"}, []string{"FOO=bar baz", "PATH=/usr/bin:/bin:/usr/sbin:/sbin"}},
 		{"own PATH", map[string]any{"PATH": "/opt/x/bin", "A": "1"}, []string{"A=1", "PATH=/opt/x/bin"}},
 		{"no variables", nil, []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin"}},
-		{"service name forced", map[string]any{"XPC_SERVICE_NAME": "other"}, []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin"}},
+		// Whether launchd overrides a plist's XPC_SERVICE_NAME is not
+		// known: the fake keeps it, the worse case for a caller.
+		{"service name given", map[string]any{"XPC_SERVICE_NAME": "0"}, []string{"XPC_SERVICE_NAME=0", "PATH=/usr/bin:/bin:/usr/sbin:/sbin"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := h.with(t)
@@ -419,7 +452,10 @@ func TestEnvironmentIsExact(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := strings.Split(strings.TrimSpace(string(data)), "\n")
-			want := append([]string{"XPC_SERVICE_NAME=" + label}, tc.want...)
+			want := tc.want
+			if tc.env["XPC_SERVICE_NAME"] == nil {
+				want = append(want, "XPC_SERVICE_NAME="+label)
+			}
 			sort.Strings(got)
 			sort.Strings(want)
 			if strings.Join(got, "\n") != strings.Join(want, "\n") {
@@ -662,9 +698,10 @@ func TestProgramResolutionAndSpawnFailures(t *testing.T) {
 
 func TestDuplicateLabel(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := newClockedHarness(t, "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=1s")
 	label := h.label("dup")
 	h.load("", h.job(label, "/bin/sleep", "300"))
+	h.advance(spawnMax)
 	pid := h.runningPID(label)
 	again := h.writePlist("dup-again", h.job(label, "/bin/sleep", "301"))
 	if _, errOut, code := h.run("bootstrap", h.gui, again); code != 5 || errOut != "Bootstrap failed: 5: Input/output error\n" {
@@ -678,9 +715,15 @@ func TestDuplicateLabel(t *testing.T) {
 	h.waitExitedAny(label)
 	h.mustRun(5, "bootstrap", h.gui, again)
 	h.mustRun(0, "bootout", h.gui+"/"+label)
-	h.waitGone(h.gui, label)
+	h.advance(lingerMax)
+	h.mustRun(113, "print", h.gui+"/"+label)
+	h.mustRun(5, "bootstrap", h.gui, again) // busy for 1s after its bootout [B1]
+	h.advance(busyMax)
 	h.mustRun(0, "bootstrap", h.gui, again)
+	h.advance(spawnMax)
 	h.runningPID(label)
+	h.mustRun(0, "bootout", h.gui+"/"+label)
+	h.settle(label)
 }
 
 func TestBootstrapRejectsBadPlists(t *testing.T) {
@@ -821,14 +864,38 @@ func TestProcessGroupOnMainExit(t *testing.T) {
 				h.waitFor("child to get SIGTERM", func() bool { return processGone(child) })
 				return
 			}
-			// The signal is sent before the exit is recorded; give delivery a moment.
-			for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-				if processGone(child) {
-					t.Fatal("child of an abandoned group was killed")
-				}
+			// The group is signalled before the exit is recorded, and kill(2)
+			// marks the signal pending at once: a child that was sent SIGTERM
+			// is gone or has it pending now.
+			if processGone(child) || sigtermPending(t, child) {
+				t.Fatal("child of an abandoned group was sent SIGTERM")
 			}
 		})
 	}
+}
+
+// sigtermPending reports whether pid has SIGTERM pending (for the thread
+// or the process), from /proc/<pid>/status.
+func sigtermPending(t *testing.T, pid int) bool {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if k != "SigPnd" && k != "ShdPnd" {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if mask&(1<<(unix.SIGTERM-1)) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func TestKill(t *testing.T) {
@@ -942,47 +1009,32 @@ func TestNoGUI(t *testing.T) {
 	h.mustRun(0, "bootout", h.user+"/"+label)
 }
 
-func TestBusyAfterBootout(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t, "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2")
-	label, other := h.label("busy"), h.label("other")
-	path := h.writePlist("busy", h.job(label, "/bin/sleep", "300"))
-	t.Cleanup(func() { h.run("bootout", h.gui+"/"+label) })
-	h.mustRun(0, "bootstrap", h.gui, path)
-	h.mustRun(0, "bootout", h.gui+"/"+label)
-	h.waitGone(h.gui, label)
-	for i := 0; i < 2; i++ {
-		if _, errOut, code := h.run("bootstrap", h.gui, path); code != 5 || errOut != "Bootstrap failed: 5: Input/output error\n" {
-			t.Fatalf("bootstrap %d after bootout: exit %d stderr %q", i, code, errOut)
-		}
-	}
-	h.load("", h.job(other, "/bin/true")) // other labels are not busy
-	h.mustRun(0, "bootstrap", h.gui, path)
-	h.runningPID(label)
-}
-
 func TestBootoutInProgress36(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "FAKE_LAUNCHCTL_BOOTOUT_36=1")
+	h := newClockedHarness(t, "FAKE_LAUNCHCTL_BOOTOUT_36=1", "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=0s")
 	label := h.label("slow")
 	path := h.writePlist("slow", h.job(label, "/bin/sleep", "300"))
 	t.Cleanup(func() {
 		h.run("bootout", h.gui+"/"+label)
-		h.waitFor("teardown", func() bool { _, _, code := h.run("print", h.gui+"/"+label); return code == 113 })
+		h.settle(label)
 	})
 	h.mustRun(0, "bootstrap", h.gui, path)
+	h.advance(spawnMax)
 	pid := h.runningPID(label)
-	start := time.Now()
 	if _, errOut, code := h.run("bootout", h.gui+"/"+label); code != 36 || errOut != "Boot-out failed: 36: Operation now in progress\n" {
 		t.Fatalf("bootout: exit %d stderr %q", code, errOut)
 	}
-	h.waitFor("job removal", func() bool { _, _, code := h.run("print", h.gui+"/"+label); return code == 113 })
-	if d := time.Since(start); d < 200*time.Millisecond {
-		t.Errorf("job removed after %v, want at least 200ms", d)
+	h.waitFor("the job's process to end", func() bool { return processGone(pid) })
+	h.waitFor("the job to be recorded as ended", func() bool { f, _ := h.print(label); return f["state"] == "not running" })
+	// The teardown goes on for 200ms of the clock after the bootout.
+	h.advance(199 * time.Millisecond)
+	if f, _ := h.print(label); f["state"] != "not running" {
+		t.Errorf("199ms after bootout: state %q, want not running (still being torn down)", f["state"])
 	}
-	if !processGone(pid) {
-		t.Errorf("pid %d survived teardown", pid)
-	}
+	h.advance(time.Millisecond)
+	h.waitFor("the job to linger", func() bool { f, _ := h.print(label); return f["state"] == "SIGTERMed" || f["state"] == "exited" })
+	h.advance(lingerMax)
+	h.mustRun(113, "print", h.gui+"/"+label)
 	h.mustRun(113, "bootout", h.gui+"/"+label)
 	h.mustRun(0, "bootstrap", h.gui, path)
 }
@@ -1107,7 +1159,10 @@ func TestSessions(t *testing.T) {
 	if _, errOut, code := bg.run("bootstrap", h.gui, path); code != 125 || errOut != "Bootstrap failed: 125: Domain does not support specified action\n" {
 		t.Errorf("bootstrap into gui from Background: exit %d stderr %q", code, errOut)
 	}
-	bg.load(h.user, h.job(label, "/bin/sleep", "300"))
+	bg.mustRun(125, "bootstrap", h.user, path) // limited to Aqua, by default
+	inUser := h.job(label, "/bin/sleep", "300")
+	inUser["LimitLoadToSessionType"] = "Background"
+	bg.load(h.user, inUser)
 	if _, errOut, code := h.run("bootstrap", h.gui, path); code != 5 || errOut != "Bootstrap failed: 5: Input/output error\n" {
 		t.Errorf("bootstrap into gui of a label loaded in user: exit %d stderr %q", code, errOut)
 	}
@@ -1115,18 +1170,21 @@ func TestSessions(t *testing.T) {
 
 // TestLingerAfterBootout checks that a booted-out label stays visible for
 // a while in a state such as SIGTERMed or exited, with bootstrap answering
-// 5 and bootout 36 or 37, then goes.
+// 5 and bootout 36 or 37, then goes; all on the test's clock.
 func TestLingerAfterBootout(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := newClockedHarness(t, "FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=0s")
 	label := h.label("linger")
 	path := h.writePlist("linger", h.job(label, "/bin/sleep", "300"))
+	t.Cleanup(func() { h.run("bootout", h.gui+"/"+label); h.advance(time.Minute) })
 	h.mustRun(0, "bootstrap", h.gui, path)
+	h.advance(spawnMax)
 	pid := h.runningPID(label)
 	h.mustRun(0, "bootout", h.gui+"/"+label)
 	if !processGone(pid) {
 		t.Errorf("pid %d alive after bootout returned", pid)
 	}
+	h.advance(lingerMin - time.Millisecond)
 	f, _ := h.print(label)
 	if f["state"] != "SIGTERMed" && f["state"] != "exited" {
 		t.Errorf("state after bootout %q, want SIGTERMed or exited", f["state"])
@@ -1136,28 +1194,89 @@ func TestLingerAfterBootout(t *testing.T) {
 		code == 37 && errOut == "Boot-out failed: 37: Operation already in progress\n") {
 		t.Errorf("bootout of a lingering label: exit %d stderr %q", code, errOut)
 	}
-	h.waitGone(h.gui, label)
+	h.advance(lingerMax)
+	h.mustRun(113, "print", h.gui+"/"+label)
 	h.mustRun(0, "bootstrap", h.gui, path)
+	h.advance(spawnMax)
 	h.runningPID(label)
 	h.mustRun(0, "bootout", h.gui+"/"+label)
-	h.waitGone(h.gui, label)
+	h.advance(lingerMax)
+	h.mustRun(113, "print", h.gui+"/"+label)
+}
+
+// TestBusyAfterBootout checks the time after a bootout during which
+// bootstrap of the same label fails with 5 [B1]: FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT
+// long, or drawn in [0, 6 s] by default; other labels are not affected.
+func TestBusyAfterBootout(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		window time.Duration // the longest it may last
+		exact  bool          // it lasts window, not less
+	}{
+		{"fixed", []string{"FAKE_LAUNCHCTL_BUSY_AFTER_BOOTOUT=2s"}, 2 * time.Second, true},
+		{"default", nil, busyMax, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newClockedHarness(t, tc.env...)
+			label, other := h.label("busy"), h.label("other")
+			path := h.writePlist("busy", h.job(label, "/bin/sleep", "300"))
+			t.Cleanup(func() { h.run("bootout", h.gui+"/"+label); h.advance(time.Minute) })
+			h.mustRun(0, "bootstrap", h.gui, path)
+			h.advance(spawnMax)
+			h.runningPID(label)
+			h.mustRun(0, "bootout", h.gui+"/"+label)
+			h.advance(lingerMax)
+			h.mustRun(113, "print", h.gui+"/"+label)
+			if tc.exact {
+				for _, d := range []time.Duration{0, tc.window - lingerMax - time.Millisecond} {
+					h.advance(d)
+					if _, errOut, code := h.run("bootstrap", h.gui, path); code != 5 || errOut != "Bootstrap failed: 5: Input/output error\n" {
+						t.Fatalf("bootstrap after bootout: exit %d stderr %q", code, errOut)
+					}
+				}
+				// Other labels are not busy.
+				h.mustRun(0, "bootstrap", h.gui, h.writePlist("other", h.job(other, "/bin/true")))
+				t.Cleanup(func() { h.run("bootout", h.gui+"/"+other) })
+				h.advance(time.Millisecond)
+			} else {
+				h.advance(tc.window - lingerMax)
+			}
+			h.mustRun(0, "bootstrap", h.gui, path)
+			h.advance(spawnMax)
+			h.runningPID(label)
+		})
+	}
 }
 
 // TestSpawningPhase checks that bootstrap returns while the job is still
-// being spawned, and that booting it out then leaves nothing running.
+// being spawned, until the clock has moved by the spawn delay, and that
+// booting it out then leaves nothing running.
 func TestSpawningPhase(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "FAKE_LAUNCHCTL_SPAWN_DELAY=500ms")
+	h := newClockedHarness(t, "FAKE_LAUNCHCTL_SPAWN_DELAY=500ms")
 	label := h.label("slow-spawn")
+	t.Cleanup(func() { h.advance(time.Minute) })
 	h.load("", h.job(label, "/bin/sleep", "300"))
-	if f, _ := h.print(label); f["state"] != "spawning" || f["pid"] != "" {
-		t.Errorf("right after bootstrap: state %q pid %q, want spawning without a pid", f["state"], f["pid"])
+	for _, d := range []time.Duration{0, 499 * time.Millisecond} {
+		h.advance(d)
+		if f, _ := h.print(label); f["state"] != "spawning" || f["pid"] != "" {
+			t.Errorf("%v after bootstrap: state %q pid %q, want spawning without a pid", d, f["state"], f["pid"])
+		}
 	}
+	h.advance(time.Millisecond)
 	h.runningPID(label)
 	other := h.label("booted-out-while-spawning")
 	h.mustRun(0, "bootstrap", h.gui, h.writePlist("other", h.job(other, "/bin/sleep", "300")))
 	h.mustRun(0, "bootout", h.gui+"/"+other)
-	h.waitGone(h.gui, other)
+	h.advance(lingerMax)
+	h.mustRun(113, "print", h.gui+"/"+other)
+	h.advance(time.Minute)
+	if f, _ := h.print(label); f["runs"] != "1" {
+		t.Errorf("runs = %q after the other job's bootout", f["runs"])
+	}
 }
 
 // TestLimitsAndUmask checks what a job inherits: a soft open-files limit
@@ -1202,19 +1321,14 @@ func TestLimitsAndUmask(t *testing.T) {
 }
 
 // TestKeepAlive: a job that ends is spawned again as its KeepAlive says
-// [P1 K1], no sooner than ThrottleInterval after its last spawn, "spawn
+// [P1], no sooner than ThrottleInterval after its last spawn, "spawn
 // scheduled" meanwhile; runs counts every spawn; a bootout ends it for
-// good.
+// good. The throttle runs on the test's clock.
 func TestKeepAlive(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	keep := filepath.Join(h.dir, "keep")
-	if err := os.WriteFile(keep, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct {
 		name      string
-		keepAlive any
+		keepAlive any // "keep" stands for the path of an existing file
 		throttle  int // 0: launchd's default (10 s)
 		exit      string
 		again     bool
@@ -1224,43 +1338,169 @@ func TestKeepAlive(t *testing.T) {
 		{"failed-signal", map[string]any{"SuccessfulExit": false}, 1, "kill -SEGV $$", true},
 		{"failed-exit-0", map[string]any{"SuccessfulExit": false}, 1, "exit 0", false},
 		{"successful-exit-0", map[string]any{"SuccessfulExit": true}, 1, "exit 0", true},
-		{"path-exists", map[string]any{"PathState": map[string]any{keep: true}}, 1, "exit 0", true},
-		{"path-missing", map[string]any{"PathState": map[string]any{keep + ".no": true}}, 1, "exit 1", false},
+		{"path-exists", "keep", 1, "exit 0", true},
+		{"path-missing", "missing", 1, "exit 1", false},
 		{"false", false, 1, "exit 1", false},
-		{"default-throttle", true, 0, "exit 1", false}, // not within the test's 3 s
+		{"default-throttle", true, 0, "exit 1", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h := h.with(t)
+			h := newClockedHarness(t, "FAKE_LAUNCHCTL_SPAWN_DELAY=0s")
 			label := h.label(tc.name)
-			runs := filepath.Join(h.dir, tc.name+".runs")
+			runs := filepath.Join(h.dir, "runs")
+			keep := filepath.Join(h.dir, "keep")
+			if err := os.WriteFile(keep, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
 			job := h.job(label, "/bin/sh", "-c", "echo run >> "+runs+"; "+tc.exit)
-			job["KeepAlive"] = tc.keepAlive
+			switch tc.keepAlive {
+			case "keep", "missing":
+				job["KeepAlive"] = map[string]any{"PathState": map[string]any{filepath.Join(h.dir, tc.keepAlive.(string)): true}}
+			default:
+				job["KeepAlive"] = tc.keepAlive
+			}
+			throttle := 10 * time.Second
 			if tc.throttle > 0 {
 				job["ThrottleInterval"] = tc.throttle
+				throttle = time.Duration(tc.throttle) * time.Second
 			}
+			t.Cleanup(func() { h.advance(time.Minute) })
 			h.load("", job)
 			count := func() int { b, _ := os.ReadFile(runs); return strings.Count(string(b), "\n") }
-			if tc.again {
-				h.waitFor("a second run, counted by print", func() bool {
-					f, _ := h.print(label)
-					n, _ := strconv.Atoi(f["runs"])
-					return count() >= 2 && n >= 2
-				})
-				h.mustRun(0, "bootout", h.gui+"/"+label)
-				h.waitGone(h.gui, label)
-				n := count()
-				time.Sleep(1500 * time.Millisecond) // longer than ThrottleInterval
-				if count() != n {
-					t.Errorf("spawned again after bootout: %d runs, then %d", n, count())
+			printed := func() (string, int) { f, _ := h.print(label); n, _ := strconv.Atoi(f["runs"]); return f["state"], n }
+			h.waitFor("the first run to end", func() bool { st, n := printed(); return n == 1 && st != "running" })
+			if !tc.again {
+				// The monitor gives the job up: nothing is left to run it.
+				h.waitFor("the job's helper to end", func() bool { return len(h.ours()) == 0 })
+				h.advance(time.Minute)
+				if st, n := printed(); n != 1 || count() != 1 || st != "not running" {
+					t.Errorf("state %q, runs %d (%d in the file), want not running after 1", st, n, count())
 				}
 				return
 			}
-			h.waitFor("the first run", func() bool { return count() >= 1 })
-			time.Sleep(3 * time.Second)
-			if n := count(); n != 1 {
-				t.Errorf("%d runs, want 1", n)
+			h.waitFor("the next spawn to be scheduled", func() bool { st, _ := printed(); return st == "spawn scheduled" })
+			h.advance(throttle - time.Millisecond)
+			if st, n := printed(); n != 1 || st != "spawn scheduled" {
+				t.Errorf("1ms before ThrottleInterval: state %q, runs %d; want spawn scheduled, 1", st, n)
+			}
+			h.advance(time.Millisecond)
+			h.waitFor("a second run, counted by print", func() bool { _, n := printed(); return count() >= 2 && n >= 2 })
+			h.mustRun(0, "bootout", h.gui+"/"+label)
+			h.advance(lingerMax)
+			h.waitGone(h.gui, label)
+			h.waitFor("the job's helper to end", func() bool { return len(h.ours()) == 0 })
+			n := count()
+			h.advance(time.Minute)
+			if count() != n {
+				t.Errorf("spawned again after bootout: %d runs, then %d", n, count())
 			}
 		})
+	}
+}
+
+// TestProtectedPlaces: a job whose working directory, program or log file
+// is in a place macOS protects from jobs launchd starts (by default
+// /Volumes and the home folder's Documents, Desktop, Downloads, iCloud
+// Drive and CloudStorage) is not run: print shows EX_CONFIG [T1 T2 T3 T4].
+func TestProtectedPlaces(t *testing.T) {
+	t.Parallel()
+	home := t.TempDir()
+	for _, tc := range []struct{ name, key, sub string }{
+		{"working directory in Documents", "WorkingDirectory", "Documents/site"},
+		{"log in CloudStorage", "StandardOutPath", "Library/CloudStorage/Dropbox/x.log"},
+		{"program in Downloads", "program", "Downloads/tool"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, "HOME="+home)
+			label := h.label(regexp.MustCompile(`\W`).ReplaceAllString(tc.name, "-"))
+			path := filepath.Join(home, tc.sub)
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			m := h.job(label, "/bin/true")
+			switch tc.key {
+			case "WorkingDirectory":
+				if err := os.MkdirAll(path, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				m[tc.key] = path
+			case "program":
+				if err := os.WriteFile(path, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				m["ProgramArguments"] = []string{path}
+			default:
+				m[tc.key] = path
+			}
+			h.load("", m)
+			if f := h.waitExitedAny(label); f["last exit code"] != "78: EX_CONFIG" {
+				t.Errorf("last exit code %q, want 78: EX_CONFIG", f["last exit code"])
+			}
+		})
+	}
+	t.Run("none protected", func(t *testing.T) {
+		h := newHarness(t, "HOME="+home, "FAKE_LAUNCHCTL_PROTECTED=none")
+		label := h.label("unprotected")
+		dir := filepath.Join(home, "Documents", "open")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		m := h.job(label, "/bin/true")
+		m["WorkingDirectory"] = dir
+		h.load("", m)
+		if f := h.waitExited(label); f["last exit code"] != "0" {
+			t.Errorf("last exit code %q, want 0", f["last exit code"])
+		}
+	})
+}
+
+// TestExitReasonAndNeverRun: the print shapes of a job whose end launchd
+// gives only as a reason, and of a job it loads but never runs [X1].
+func TestExitReasonAndNeverRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "FAKE_LAUNCHCTL_EXIT_REASON=OS_REASON_CODESIGNING")
+	label := h.label("reason")
+	h.load("", h.job(label, "/bin/sh", "-c", "exit 3"))
+	h.waitFor(label+" to end", func() bool {
+		f, dump := h.print(label)
+		return f["state"] == "not running" && f["last exit reason"] == "OS_REASON_CODESIGNING" &&
+			!strings.Contains(dump, "last exit code") && !strings.Contains(dump, "last terminating signal")
+	})
+	n := newHarness(t, "FAKE_LAUNCHCTL_NEVER_RUN=1")
+	never := n.label("never")
+	n.load("", n.job(never, "/bin/sleep", "300"))
+	if f, _ := n.print(never); f["state"] != "not running" || f["last exit code"] != "(never exited)" || f["runs"] != "0" {
+		t.Errorf("never-run job: state %q, last exit code %q, runs %q", f["state"], f["last exit code"], f["runs"])
+	}
+	if len(n.ours()) != 0 {
+		t.Errorf("a never-run job has processes: %v", n.ours())
+	}
+}
+
+// TestDaemonisingChild: a child that leaves the job's process group
+// (setsid, as a daemon does) is not signalled when the main process
+// exits, and outlives the job [G1].
+func TestDaemonisingChild(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	label := h.label("daemon")
+	pidFile := filepath.Join(h.dir, "daemon.pid")
+	script := `setsid sh -c 'echo $$ > ` + pidFile + `.tmp; mv ` + pidFile + `.tmp ` + pidFile + `; exec sleep 300' </dev/null >/dev/null 2>&1 &
+while [ ! -s ` + pidFile + ` ]; do sleep 0.01; done`
+	h.load("", h.job(label, "/bin/sh", "-c", script))
+	h.waitExited(label)
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+	t.Cleanup(func() { unix.Kill(child, unix.SIGKILL) })
+	if processGone(child) || sigtermPending(t, child) {
+		t.Fatalf("the daemonised child %d was signalled with the job's group", child)
+	}
+	h.mustRun(0, "bootout", h.gui+"/"+label)
+	h.waitGone(h.gui, label)
+	if processGone(child) || sigtermPending(t, child) {
+		t.Errorf("the daemonised child %d was signalled by the bootout", child)
 	}
 }

@@ -174,6 +174,8 @@ func exitLine(j *job) string {
 	switch {
 	case !j.Exited:
 		return "last exit code = (never exited)"
+	case j.ExitReason != "":
+		return "last exit reason = " + j.ExitReason
 	case ws.Signaled():
 		name, ok := signalNames[ws.Signal()]
 		if !ok {

@@ -165,7 +165,11 @@ func newJob(spec *plistSpec, path string) *job {
 	for k, v := range spec.EnvironmentVariables {
 		j.Environment[k] = v
 	}
-	j.Environment["XPC_SERVICE_NAME"] = j.Label
+	// launchd sets XPC_SERVICE_NAME to the label. Whether it overrides a
+	// value the plist gives is not known: the fake keeps the plist's.
+	if _, ok := j.Environment["XPC_SERVICE_NAME"]; !ok {
+		j.Environment["XPC_SERVICE_NAME"] = j.Label
+	}
 	if _, ok := j.Environment["PATH"]; !ok {
 		j.Environment["PATH"] = defaultPath
 	}
@@ -192,7 +196,7 @@ func newJob(spec *plistSpec, path string) *job {
 			}
 		}
 	}
-	if !j.RunAtLoad {
+	if !j.RunAtLoad || os.Getenv(envNeverRun) == "1" {
 		return j
 	}
 	if p, err := resolveProgram(j.Program, j.WorkingDirectory); err == nil {
@@ -211,6 +215,41 @@ func (j *job) markSpawnFailed() {
 	j.Runs++
 	j.Exited = true
 	j.WaitStatus = exConfig << 8
+	j.ExitReason = os.Getenv(envExitReason)
+}
+
+// protectedPlaces are the folders jobs launchd starts may not use, as on a
+// Mac where the user granted Terminal access to them (TCC): FAKE_LAUNCHCTL_PROTECTED
+// (a colon-separated list; "none" for none), by default /Volumes and the
+// home folder's Documents, Desktop, Downloads, iCloud Drive and
+// CloudStorage [T1 T2 T3 T4].
+func protectedPlaces() []string {
+	if v, ok := os.LookupEnv(envProtected); ok {
+		if v == "none" {
+			return nil
+		}
+		return filepath.SplitList(v)
+	}
+	places := []string{"/Volumes"}
+	if home, err := os.UserHomeDir(); err == nil {
+		for _, d := range []string{"Documents", "Desktop", "Downloads", "Library/Mobile Documents", "Library/CloudStorage"} {
+			places = append(places, filepath.Join(home, d))
+		}
+	}
+	return places
+}
+
+// inProtected returns the first of the job's working directory, program
+// and log files that is in a protected place, or "".
+func (j *job) inProtected() string {
+	for _, p := range []string{j.WorkingDirectory, j.ProgramPath, j.StdoutPath, j.StderrPath} {
+		for _, place := range protectedPlaces() {
+			if p != "" && (p == place || strings.HasPrefix(p, place+"/")) {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 // resolveProgram finds the executable launchd would run. Absolute names are
@@ -271,12 +310,17 @@ func (c *cli) startMonitor(t target, j *job) {
 		if err == nil {
 			_ = r.SetReadDeadline(time.Now().Add(30 * time.Second))
 			var buf [8]byte
-			_, _ = r.Read(buf[:])
+			if n, rerr := r.Read(buf[:]); n > 0 {
+				_ = r.Close()
+				return // taken: the job may already have run, and be scheduled again
+			} else if rerr != nil {
+				err = rerr
+			}
 		}
 		_ = r.Close()
 	}
 	c.st.modify(t, j.Label, j.Instance, func(j *job) {
-		if j.State == stateSpawning {
+		if j.State == stateSpawning && j.Runs == 0 {
 			c.diag("spawn %s: monitor did not take the job (%v)", j.Label, err)
 			j.markSpawnFailed()
 		}
@@ -307,18 +351,16 @@ func (c *cli) monitor(t target, label, instance string) int {
 		return 0
 	}
 	report()
-	delay := spawnMin + rand.N(spawnMax-spawnMin)
-	if d, err := time.ParseDuration(os.Getenv(envSpawnDelay)); err == nil {
-		delay = d
+	if !c.waitSpawn(t, label, instance, time.Unix(0, j.SpawnAt)) {
+		return 0
 	}
-	time.Sleep(delay)
 	for {
 		ws, ok := c.runJob(t, label, instance, report)
 		if !ok {
 			return 0
 		}
 		// KeepAlive: launchd spawns the job again, no sooner than
-		// ThrottleInterval after its last spawn [P1 K1].
+		// ThrottleInterval after its last spawn [P1].
 		j = c.st.get(t, label)
 		if j == nil || j.Instance != instance || j.lingering() || !j.keptAlive(ws) {
 			return 0
@@ -330,7 +372,28 @@ func (c *cli) monitor(t target, label, instance string) int {
 		}) {
 			return 0
 		}
-		time.Sleep(time.Until(j.spawned(time.Duration(j.Throttle) * time.Second)))
+		if !c.waitSpawn(t, label, instance, j.spawned(time.Duration(j.Throttle)*time.Second)) {
+			return 0
+		}
+	}
+}
+
+// waitSpawn waits until the clock reaches at, and reports whether the job
+// is still loaded (not booted out or replaced) then. A booted-out job ends
+// the wait early: its monitor must not outlive it on a test's clock that
+// no longer moves.
+func (c *cli) waitSpawn(t target, label, instance string, at time.Time) bool {
+	for i := 0; ; i++ {
+		if i%10 == 0 || !c.clk.now().Before(at) {
+			j := c.st.get(t, label)
+			if j == nil || j.Instance != instance || j.lingering() {
+				return false
+			}
+			if !c.clk.now().Before(at) {
+				return true
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -344,6 +407,12 @@ func (c *cli) runJob(t target, label, instance string, report func()) (ws syscal
 	}
 	if err := applyLimits(j); err != nil {
 		c.diag("spawn %s: %v", label, err)
+	}
+	if p := j.inProtected(); p != "" {
+		// The job may not open it: launchd reports EX_CONFIG.
+		c.diag("spawn %s: %s: operation not permitted (protected place)", label, p)
+		c.st.modify(t, label, instance, (*job).markSpawnFailed)
+		return 0, false
 	}
 	cmd, files, err := jobCommand(j)
 	if err == nil {
@@ -366,7 +435,7 @@ func (c *cli) runJob(t target, label, instance string, report func()) (ws syscal
 		}
 		j.State, j.PID, j.MonitorPID = stateRunning, pid, os.Getpid()
 		j.Runs++
-		j.LastSpawn = time.Now().UnixNano()
+		j.LastSpawn = c.clk.now().UnixNano()
 		taken = true
 		return true
 	})
@@ -393,6 +462,7 @@ func (c *cli) runJob(t target, label, instance string, report func()) (ws syscal
 		}
 		cur.PID, cur.MonitorPID = 0, 0
 		cur.Exited = true
+		cur.ExitReason = os.Getenv(envExitReason)
 		if ps := cmd.ProcessState; ps != nil {
 			ws = ps.Sys().(syscall.WaitStatus)
 			cur.WaitStatus = int(ws)
@@ -406,7 +476,7 @@ func (c *cli) runJob(t target, label, instance string, report func()) (ws syscal
 // keptAlive reports whether launchd spawns the job again after a run that
 // ended with ws: KeepAlive true always; a KeepAlive dictionary when any of
 // its conditions holds [P1]: SuccessfulExit true after exit 0, false after
-// any other end (a non-zero code or a signal [K2]); PathState when each
+// any other end (a non-zero code or a signal); PathState when each
 // path's existence is what its value asks for.
 func (j *job) keptAlive(ws syscall.WaitStatus) bool {
 	if j.KeepAlive {
@@ -430,6 +500,15 @@ func (j *job) keptAlive(ws syscall.WaitStatus) bool {
 // spawned is when the job may be spawned again: its last spawn plus d.
 func (j *job) spawned(d time.Duration) time.Time {
 	return time.Unix(0, j.LastSpawn).Add(d)
+}
+
+// spawnDelay is how long the "spawning" phase before a job's program runs
+// lasts: FAKE_LAUNCHCTL_SPAWN_DELAY, or drawn in [spawnMin, spawnMax).
+func spawnDelay() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(envSpawnDelay)); err == nil {
+		return d
+	}
+	return spawnMin + rand.N(spawnMax-spawnMin)
 }
 
 // Bounds of the "spawning" phase before a job's program runs.

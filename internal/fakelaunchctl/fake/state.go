@@ -60,6 +60,9 @@ type job struct {
 	Runs       int    `json:"runs"`
 	Exited     bool   `json:"exited"`      // false: "(never exited)"
 	WaitStatus int    `json:"wait_status"` // raw wait status of the last run
+	// ExitReason, when set, is all print says of how the last run ended
+	// ("last exit reason = ...", no code).
+	ExitReason string `json:"exit_reason,omitempty"`
 	// LingerUntil, when set, marks a job booted out but still known to
 	// launchd until then (UnixNano).
 	LingerUntil int64 `json:"linger_until,omitempty"`
@@ -76,6 +79,10 @@ type job struct {
 	PathState      map[string]bool `json:"path_state,omitempty"`
 	Throttle       int             `json:"throttle"`
 	LastSpawn      int64           `json:"last_spawn,omitempty"`
+	// SpawnAt is when, on the fake's clock, the program first runs: fixed
+	// by bootstrap, before it returns, so that a test moving the clock
+	// right after cannot move the spawn with it.
+	SpawnAt int64 `json:"spawn_at,omitempty"`
 }
 
 // lingering reports whether the job was booted out and is only lingering.
@@ -96,12 +103,16 @@ func (j *job) exitDesc() int {
 // domainState is the content of one domain's JSON file.
 type domainState struct {
 	Jobs map[string]*job `json:"jobs"`
-	// Busy counts, per label, the bootstraps that still fail after a bootout.
-	Busy map[string]int `json:"busy,omitempty"`
+	// BusyUntil is, per label, until when (UnixNano on the fake's clock)
+	// bootstrap of it still fails with 5 after its bootout.
+	BusyUntil map[string]int64 `json:"busy_until,omitempty"`
 }
 
 // store is the state directory.
-type store struct{ dir string }
+type store struct {
+	dir string
+	clk clock
+}
 
 // update runs fn on domain t's state under an exclusive flock and saves the
 // state afterwards if fn returns true. fn must not block.
@@ -134,13 +145,20 @@ func (s store) update(t target, fn func(st *domainState) bool) error {
 	if st.Jobs == nil {
 		st.Jobs = map[string]*job{}
 	}
-	if st.Busy == nil {
-		st.Busy = map[string]int{}
+	if st.BusyUntil == nil {
+		st.BusyUntil = map[string]int64{}
 	}
 	purged := false
+	now := s.clk.now().UnixNano()
 	for label, j := range st.Jobs {
-		if j.lingering() && time.Now().UnixNano() >= j.LingerUntil {
+		if j.lingering() && now >= j.LingerUntil {
 			delete(st.Jobs, label)
+			purged = true
+		}
+	}
+	for label, until := range st.BusyUntil {
+		if now >= until {
+			delete(st.BusyUntil, label)
 			purged = true
 		}
 	}
