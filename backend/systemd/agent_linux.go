@@ -384,7 +384,7 @@ func (a *agent) scan(ctx context.Context) ([]string, error) {
 		if _, ok := a.hashOf(u.Name); !ok {
 			continue
 		}
-		if unitLive(u.ActiveState, u.SubState) {
+		if unitLive(u.ActiveState, u.SubState) || a.mainExited(ctx, u.Name, u.ActiveState, u.SubState) {
 			a.live[u.Name] = true
 		}
 		out = append(out, u.Name)
@@ -537,11 +537,27 @@ func (a *agent) record(ctx context.Context, s *dbus.Signal) {
 		return
 	}
 	sub, _ := changed["SubState"].Value().(string)
-	if unitLive(active, sub) {
+	if unitLive(active, sub) || a.mainExited(ctx, name, active, sub) {
 		a.live[name] = true
 	} else {
 		delete(a.live, name)
 	}
+}
+
+// mainExited reports whether a unit in this state is kept active after its
+// main process exited while processes it started remain in its cgroup (a
+// daemonising program): they may still print. Such a unit is loaded, so
+// reading its cgroup loads nothing.
+func (a *agent) mainExited(ctx context.Context, unit, active, sub string) bool {
+	if active != "active" || sub != "exited" {
+		return false
+	}
+	p, err := a.conn.GetUnitTypePropertyContext(ctx, unit, "Service", "ControlGroup")
+	if err != nil {
+		return false
+	}
+	cg, _ := p.Value.Value().(string)
+	return cgroupBusy(cg)
 }
 
 // serviceChanged handles a change of a task unit's service properties:

@@ -259,7 +259,7 @@ func TestDaemonisingMainRuns(t *testing.T) {
 	b, dirs := newBackend(t)
 	m := manager(b, dirs)
 	dir := t.TempDir()
-	task := run(t, m, dir, nil, "sh", "-c", `sleep 1000 & echo $! > child; echo started; exit 0`)
+	task := run(t, m, dir, nil, "sh", "-c", `(while :; do echo child-tick; sleep 0.1; done) & echo $! > child; echo started; exit 0`)
 	var child int
 	coretest.Eventually(t, 10*time.Second, "the child's PID", func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "child"))
@@ -273,6 +273,14 @@ func TestDaemonisingMainRuns(t *testing.T) {
 	if err != nil || st.State != core.Running || !st.MainExited || st.String() != "running (main exited)" {
 		t.Errorf("Inspect = %+v (%q), %v; want running (main exited)", st, st.String(), err)
 	}
+	// The child's output still reaches the log, with no btl command: the
+	// log agent stays while the unit's cgroup has processes (it would
+	// otherwise leave a second after the main process ended).
+	time.Sleep(2 * time.Second) // past the agent's drain, had it seen no task
+	n := strings.Count(readLog(t, task.LogFile), "child-tick")
+	coretest.Eventually(t, 10*time.Second, "the child's new lines in the log", func() bool {
+		return strings.Count(readLog(t, task.LogFile), "child-tick") > n+5
+	})
 	if err := os.Remove(m.Store.Path()); err != nil {
 		t.Fatal(err)
 	}
