@@ -436,8 +436,8 @@ func (a *agent) copyAll(ctx context.Context, pending map[string]bool) {
 	for u := range pending {
 		delete(pending, u)
 		h, ok := a.hashOf(u)
-		if !ok {
-			continue
+		if !ok || !a.known(h) {
+			continue // not a task, or one btl has forgotten: nothing to copy to
 		}
 		err := a.journal(u).sync(ctx)
 		if err == nil {
