@@ -82,7 +82,6 @@ type agent struct {
 	key  string // the data directory's key in unit names
 
 	live     map[string]bool     // task units that may still print
-	runs     map[string]int      // each task unit's main PID as last signalled
 	recorded map[string]exitNote // the exit record last written per unit
 	noted    map[string]string   // the copy error last noted in each task's log
 }
@@ -113,7 +112,7 @@ func (c agentConfig) run() int {
 	defer cn.Close()
 	a := &agent{
 		cfg: c, conn: cn, uid: os.Getuid(), key: dirKey(c.Dirs.Run),
-		live: map[string]bool{}, runs: map[string]int{}, recorded: map[string]exitNote{}, noted: map[string]string{},
+		live: map[string]bool{}, recorded: map[string]exitNote{}, noted: map[string]string{},
 	}
 
 	// Unit signals: on the manager's private socket systemd sends every
@@ -588,23 +587,30 @@ func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[
 			a.recorded[unit] = note
 		}
 	}
-	// A run is new when its main PID differs from the one of the last
-	// change seen (NRestarts grows before the new run's PID is known);
-	// the first run's marker is written by Start.
-	seen, known := a.runs[unit]
-	a.runs[unit] = pid
-	newRun := known && seen != pid && v["NRestarts"] > 0
 	if v["ExecMainCode"] != 0 && v["NRestarts"] > 0 {
 		u := unitInfo{ExecMainCode: v["ExecMainCode"], ExecMainStatus: v["ExecMainStatus"]}
 		if st, ok := u.exitStatus(); ok {
 			_ = core.ReplaceFile(lastExitPath(a.cfg.Dirs.Run, h), []byte(st.String()+"\n"), 0o600)
 		}
 	}
-	if !newRun {
+	if v["NRestarts"] == 0 || !a.known(h) {
+		return // the first run's marker is written by Start
+	}
+	// A run systemd started again gets its marker once: the cursor file
+	// keeps the main PID of the last run marked (Start records the
+	// first), so an agent that missed a run, or was started again, marks
+	// each one exactly once. A change of NRestarts signalled before the
+	// new run's PID is known carries the last run's PID: nothing to mark.
+	j := a.journal(unit)
+	unlock, err := j.lock()
+	if err != nil {
 		return
 	}
-	// A restart: the unit is loaded and running, so reading it loads
-	// nothing.
+	defer unlock()
+	if p, err := j.progress(); err != nil || p.RunPID == pid {
+		return
+	}
+	// A restart: the unit is loaded, so reading it loads nothing.
 	sp, err := a.conn.GetAllPropertiesContext(ctx, unit)
 	if err != nil {
 		return
@@ -613,17 +619,12 @@ func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[
 	if us := v["ExecMainStartTimestamp"]; us > 0 {
 		at = time.UnixMicro(int64(us))
 	}
-	j := a.journal(unit)
-	unlock, err := j.lock()
-	if err != nil {
-		return
-	}
-	defer unlock()
 	if a.cfg.Readable && asString(sp["SyslogIdentifier"]) != "" {
 		j.until = at.UnixMicro()
 		_ = j.syncLocked(ctx)
 	}
 	_ = j.appendLocked([]byte(core.StartMarker(at, pid, asString(sp["Description"]))))
+	_ = j.markRun(pid)
 }
 
 // unitOfPath returns the unit name of a systemd unit object path.

@@ -238,6 +238,9 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	} else {
 		_ = j.appendLocked([]byte(core.StartMarker(t.StartedAt, t.PID, spec.Command)))
 	}
+	// The first run is marked: the log agent marks the runs systemd
+	// starts again (--restart).
+	_ = j.markRun(t.PID)
 	return t, nil
 }
 

@@ -126,7 +126,8 @@ func (j *journal) lock() (func(), error) {
 // leaves Busy set; the next copy then skips the bytes already appended
 // instead of writing them twice.
 type progress struct {
-	Max    int64  `json:"max,omitempty"` // the task's log size limit (BTL_LOG_MAX when it started)
+	Max    int64  `json:"max,omitempty"`     // the task's log size limit (BTL_LOG_MAX when it started)
+	RunPID int    `json:"run_pid,omitempty"` // main PID of the last run whose start marker is in the log
 	Cursor string `json:"cursor,omitempty"`
 	Since  int64  `json:"since,omitempty"` // µs since the epoch; used while Cursor is ""
 	Busy   bool   `json:"busy,omitempty"`
@@ -167,9 +168,20 @@ func (p progress) from() []string {
 // copied nothing: "").
 func (p progress) next(cursor string) progress {
 	if cursor == "" {
-		return progress{Max: p.Max, Cursor: p.Cursor, Since: p.Since}
+		return progress{Max: p.Max, RunPID: p.RunPID, Cursor: p.Cursor, Since: p.Since}
 	}
-	return progress{Max: p.Max, Cursor: cursor}
+	return progress{Max: p.Max, RunPID: p.RunPID, Cursor: cursor}
+}
+
+// markRun notes, for a caller that holds the lock, that the start marker
+// of the run whose main PID is pid is in the log.
+func (j *journal) markRun(pid int) error {
+	p, err := j.progress()
+	if err != nil {
+		return err
+	}
+	p.RunPID = pid
+	return j.saveProgress(p)
 }
 
 // saveProgress replaces the cursor file atomically (a killed process
