@@ -166,7 +166,12 @@ func (e *env) watchedBy(hash string, self core.Proc) (t *core.Task, gone bool) {
 	}
 	t = st.Processes[hash]
 	if t == nil {
-		return nil, true
+		// Read again under the lock before taking it for gone: a read
+		// without it may fall between a save and the removal of the
+		// start's intent, and see the task in neither.
+		if err := e.mgr.Look(func(st *core.State) { t = st.Processes[hash] }); err != nil || t == nil {
+			return nil, err == nil
+		}
 	}
 	if t.Watch == nil || t.Watch.Watcher == nil || *t.Watch.Watcher != self {
 		return nil, false
