@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"os/exec"
 
 	"btl/backend/fork"
@@ -18,7 +17,7 @@ const unnamedBackend = fork.Name
 // selectBackend returns the backend named by --backend or BTL_BACKEND;
 // "" and "auto" pick the best one available here: systemd where a user
 // manager answers, launchd on macOS, else fork.
-func selectBackend(name string, dirs core.Dirs) (core.Backend, error) {
+func selectBackend(name string, dirs core.Dirs, say func(string)) (core.Backend, error) {
 	switch name {
 	case "", "auto":
 		// New fails when no user manager answers: one connection, used
@@ -31,16 +30,16 @@ func selectBackend(name string, dirs core.Dirs) (core.Backend, error) {
 		if launchd.Available() {
 			// What launchd cannot run (a protected folder, a refusal)
 			// starts with fork.
-			return &launchd.Fallback{Backend: newLaunchd(dirs), Other: fork.New(dirs)}, nil
+			return &launchd.Fallback{Backend: newLaunchd(dirs, say), Other: fork.New(dirs)}, nil
 		}
 		return fork.New(dirs), nil
 	}
-	return openBackend(name, dirs)
+	return openBackend(name, dirs, say)
 }
 
 // openBackend returns the named backend, or an error when it is unknown or
 // not available on this machine.
-func openBackend(name string, dirs core.Dirs) (core.Backend, error) {
+func openBackend(name string, dirs core.Dirs, say func(string)) (core.Backend, error) {
 	switch name {
 	case fork.Name:
 		return fork.New(dirs), nil
@@ -54,7 +53,7 @@ func openBackend(name string, dirs core.Dirs) (core.Backend, error) {
 		if _, err := exec.LookPath("launchctl"); err != nil {
 			return nil, fmt.Errorf("backend launchd: launchctl not found (launchd is macOS's service manager)")
 		}
-		return newLaunchd(dirs), nil
+		return newLaunchd(dirs, say), nil
 	}
 	return nil, usageError("unknown backend %q (want auto, fork, systemd or launchd)", name)
 }
@@ -87,11 +86,11 @@ func forSpec(b core.Backend, auto bool, spec core.Spec, dirs core.Dirs) (core.Ba
 }
 
 // newLaunchd returns the launchd backend; a start that waits for launchd
-// to release the task's label says so on stdout, as btl's other start
-// lines.
-func newLaunchd(dirs core.Dirs) *launchd.Backend {
+// to release the task's label says so with say, where btl's other start
+// lines go.
+func newLaunchd(dirs core.Dirs, say func(string)) *launchd.Backend {
 	b := launchd.New(dirs)
-	b.Progress = func(msg string) { fmt.Fprintf(os.Stdout, "[btl] %s\n", msg) }
+	b.Progress = say
 	return b
 }
 

@@ -180,7 +180,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 		name = strings.TrimSpace(os.Getenv("BTL_BACKEND"))
 	}
 	e.auto = name == "" || name == "auto"
-	b, err := selectBackend(name, dirs)
+	b, err := selectBackend(name, dirs, e.progress)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (e *env) setup(cmd *cobra.Command) error {
 		Store:   store,
 		Dirs:    dirs,
 		Backend: b,
-		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs) },
+		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs, e.progress) },
 		Names:   availableBackends(),
 	}
 	return nil
@@ -220,3 +220,8 @@ func subName(cmd *cobra.Command) string {
 	}
 	return ""
 }
+
+// progress is a line btl prints while a start is under way (launchd: a
+// wait for the task's label), where its other start lines go: stdout, or
+// stderr with -o json.
+func (e *env) progress(msg string) { fmt.Fprintf(e.stdout, "[btl] %s\n", msg) }
