@@ -801,6 +801,23 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 	}
 }
 
+// exitStatusSet is a systemd ExitStatusSet on D-Bus, (aiai): exit
+// statuses and signals.
+type exitStatusSet struct {
+	Statuses []int32
+	Signals  []int32
+}
+
+// setupFailures are the exit statuses systemd's child uses when it cannot
+// set up or execute a unit's program.
+func setupFailures() []int32 {
+	var out []int32
+	for s := exitSetupFirst; s <= exitSetupLast; s++ {
+		out = append(out, int32(s))
+	}
+	return out
+}
+
 // agentProps are the properties of the log agent unit. It restarts after
 // a crash, however often (no start limit: mirroring must never stay
 // off); a clean exit (no task left) ends it.
@@ -815,6 +832,10 @@ func agentProps(exe, config string) []sd.Property {
 		prop("Restart", "on-failure"),
 		prop("RestartUSec", uint64(100*time.Millisecond/time.Microsecond)),
 		prop("StartLimitIntervalUSec", uint64(0)),
+		// Not after systemd failed to set it up or execute it (200-243:
+		// the binary is gone, say): that would loop for good. The next btl
+		// command that needs an agent starts one, with its own binary.
+		prop("RestartPreventExitStatus", exitStatusSet{Statuses: setupFailures()}),
 		prop("CollectMode", "inactive-or-failed"),
 	}
 }

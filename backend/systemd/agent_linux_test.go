@@ -336,3 +336,62 @@ func TestListReadoptsDerivedHash(t *testing.T) {
 	}
 	t.Errorf("List does not find the task under its derived hash %s", derived)
 }
+
+// An agent systemd cannot execute (its binary removed, as by an
+// uninstall) is not restarted in a loop; the next btl command that needs
+// an agent starts one with its own binary.
+func TestAgentWithoutBinaryDoesNotLoop(t *testing.T) {
+	t.Parallel()
+	b, dirs := newBackend(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(t.TempDir(), "btl-copy")
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copied, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	systemd.SetExe(b, copied)
+	task := run(t, manager(b, dirs), t.TempDir(), nil, "sleep", "978")
+	pid := agentPID(t, dirs)
+	if pid == 0 {
+		t.Fatal("no log agent")
+	}
+	if err := os.Remove(copied); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// It fails to execute once and is collected (CollectMode), instead of
+	// being restarted every 100 ms for good. (systemctl show would load
+	// the unit to answer: list-units shows what the manager holds.)
+	agent := systemd.AgentUnitName(dirs.Run)
+	loaded := func() bool {
+		return strings.Contains(systemctl(t, "list-units", "--all", "--plain", "--no-legend", agent), agent)
+	}
+	coretest.Eventually(t, 10*time.Second, agent+" to be given up", func() bool { return !loaded() })
+	for range 10 { // ten restart delays: no restart may come
+		time.Sleep(100 * time.Millisecond)
+		if loaded() {
+			t.Fatalf("%s is started again after its binary went", agent)
+		}
+	}
+	// A btl command with a binary of its own brings mirroring back.
+	other, err := systemd.New(dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if st, err := other.Inspect(context.Background(), *task); err != nil || st.State != core.Running {
+		t.Fatalf("Inspect = %+v, %v", st, err)
+	}
+	coretest.Eventually(t, 10*time.Second, "a new log agent", func() bool {
+		p := agentPID(t, dirs)
+		return p != 0 && p != pid && coretest.Alive(p)
+	})
+}

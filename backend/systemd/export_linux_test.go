@@ -9,3 +9,6 @@ func SetJournalArgs(b *Backend, args ...string) {
 
 // UnitReads is how many times b has read a single unit's properties.
 func UnitReads(b *Backend) int { return b.unitReads }
+
+// SetExe makes b re-execute exe as its helpers (the log agent).
+func SetExe(b *Backend, exe string) { b.exe = exe }
