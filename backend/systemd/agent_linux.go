@@ -35,6 +35,9 @@ const (
 	// agentDrain is how long the agent stays once no task runs: journald
 	// may still be writing the last tasks' last lines.
 	agentDrain = time.Second
+	// agentReady bounds how long a start waits for a log agent it
+	// started to listen.
+	agentReady = 5 * time.Second
 	// agentRecheck is how often the agent lists its task units to correct
 	// its view should a signal have been missed: one call, whatever the
 	// number of tasks.
@@ -95,13 +98,6 @@ func (c agentConfig) run() int {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
-	// The agent holds its liveness lock for its whole life: btl checks
-	// that an agent runs by trying it, without a call to the manager.
-	live, ok := holdLiveLock(c.Dirs.Run)
-	if !ok {
-		return 0 // another agent of this data directory runs
-	}
-	defer runtime.KeepAlive(live) // the lock is held until the process ends
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
 	cn, err := dial(dctx)
 	dcancel()
@@ -135,6 +131,16 @@ func (c agentConfig) run() int {
 			fmt.Fprintf(os.Stderr, "btl log agent: subscribe: %v\n", err)
 		}
 	}
+	// The agent holds its liveness lock for its whole life, from the
+	// moment it hears its units' signals: btl checks that an agent runs by
+	// trying it, without a call to the manager, and a start that started
+	// the agent returns once it holds it, so that a stop from outside
+	// right after is heard.
+	live, ok := holdLiveLock(c.Dirs.Run)
+	if !ok {
+		return 0 // another agent of this data directory runs
+	}
+	defer runtime.KeepAlive(live) // the lock is held until the process ends
 
 	// Logs: one journalctl follows every btl unit of the user; each entry
 	// of a task marks it for a copy from its own cursor. It starts a
@@ -773,6 +779,12 @@ func (b *Backend) ensureAgentLocked(ctx context.Context, logMax int64) error {
 			if r, err := waitJob(ctx, ch, unit); err != nil || r != "done" {
 				_ = b.conn.ResetFailedUnitContext(ctx, unit)
 				return fmt.Errorf("systemd: start log agent %s: job %s: %v", unit, r, err)
+			}
+			// Until it listens, a stop from outside would go unheard:
+			// wait, briefly, for its liveness lock, which it takes once
+			// it does.
+			for deadline := time.Now().Add(agentReady); !agentRuns(b.dirs.Run) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
 			}
 			return nil
 		}
