@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -288,13 +287,19 @@ func TestLogsFollowOneKilledOrStopped(t *testing.T) {
 func TestStartSaysWhoHoldsItsPort(t *testing.T) {
 	u := newUser(t)
 	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	// The port is held by a process of its own, not by this test binary:
+	// a child the binary forks for another test holds a copy of every
+	// socket of the binary until it executes, and would be named instead.
+	port := freePort(t)
+	l := exec.Command(os.Args[0])
+	l.Env = append(os.Environ(), "BTL_TEST_LISTEN=127.0.0.1:"+strconv.Itoa(port))
+	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	p := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	want := "[btl] port " + p + " is held by PID " + strconv.Itoa(os.Getpid()) + ", not by this task; it may fail to listen there\n"
+	defer func() { _ = l.Process.Kill(); _ = l.Wait() }()
+	coretest.Eventually(t, 10*time.Second, "the holder to listen", func() bool { return dials(port) })
+	p := strconv.Itoa(port)
+	want := "[btl] port " + p + " is held by PID " + strconv.Itoa(l.Process.Pid) + ", not by this task; it may fail to listen there\n"
 	for _, argv := range [][]string{
 		{"sh", "-c", "exec sleep 100", "server", p},
 		{"env", "PORT=" + p, "sleep", "101"},
