@@ -1,13 +1,171 @@
 package core
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
+
+type plainTask Task
+
+// UnmarshalJSON decodes a task and keeps the fields btl does not know.
+func (t *Task) UnmarshalJSON(b []byte) error {
+	extra, err := decodeKeeping(b, (*plainTask)(t), reflect.TypeFor[plainTask]())
+	t.extra = extra
+	t.fromBytes()
+	return err
+}
+
+// MarshalJSON encodes a task with the unknown fields it was read with.
+func (t *Task) MarshalJSON() ([]byte, error) {
+	c := *t
+	c.toBytes()
+	return withExtra((*plainTask)(&c), t.extra)
+}
+
+type plainState State
+
+// UnmarshalJSON decodes the state and keeps the fields btl does not know.
+func (s *State) UnmarshalJSON(b []byte) error {
+	extra, err := decodeKeeping(b, (*plainState)(s), reflect.TypeFor[plainState]())
+	if err != nil {
+		return err
+	}
+	s.extra = extra
+	for h, t := range s.Processes {
+		if t == nil {
+			return fmt.Errorf("entry %q is null", h)
+		}
+		t.Hash = h
+	}
+	return nil
+}
+
+// MarshalJSON encodes the state with the unknown fields it was read with.
+func (s *State) MarshalJSON() ([]byte, error) {
+	return withExtra((*plainState)(s), s.extra)
+}
+
+var knownFields sync.Map // reflect.Type -> map[string]bool
+
+func jsonNames(typ reflect.Type) map[string]bool {
+	if v, ok := knownFields.Load(typ); ok {
+		return v.(map[string]bool)
+	}
+	names := map[string]bool{}
+	for f := range typ.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	knownFields.Store(typ, names)
+	return names
+}
+
+// decodeKeeping decodes b into v (of type typ) and returns the fields v has
+// no place for. It is the general path: a state file with only known
+// fields, the usual case, is decoded by decodeFaster without it.
+func decodeKeeping(b []byte, v any, typ reflect.Type) (map[string]json.RawMessage, error) {
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, err
+	}
+	return unknownFields(b, typ)
+}
+
+func unknownFields(b []byte, typ reflect.Type) (map[string]json.RawMessage, error) {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	known := jsonNames(typ)
+	for k := range all {
+		if known[k] {
+			delete(all, k)
+			continue
+		}
+		// encoding/json fills a field from a key that differs only in
+		// case, so that key is not unknown either.
+		for n := range known {
+			if strings.EqualFold(n, k) {
+				delete(all, k)
+				break
+			}
+		}
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	return all, nil
+}
+
+func withExtra(v any, extra map[string]json.RawMessage) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil || len(extra) == 0 {
+		return b, err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	for k, raw := range extra {
+		if _, ok := all[k]; !ok {
+			all[k] = raw
+		}
+	}
+	return json.Marshal(all)
+}
+
+// DecodeState parses the content of a state file and checks every hash.
+func DecodeState(b []byte) (*State, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, errors.New("empty")
+	}
+	st, ok := decodeFaster(b)
+	if !ok {
+		st = &State{}
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, err
+		}
+	}
+	if st.Processes == nil {
+		st.Processes = map[string]*Task{}
+	}
+	for h := range st.Processes {
+		if !ValidHash(h) {
+			return nil, fmt.Errorf("bad hash %q", h)
+		}
+	}
+	return st, nil
+}
+
+// encode renders st as the state file holds it: json.MarshalIndent's
+// output, without its pass over the whole of MarshalJSON's output to
+// compact it again (MarshalJSON returns what json.Marshal wrote).
+func (st *State) encode() ([]byte, error) {
+	if b, ok := st.encodeFast(); ok {
+		return b, nil
+	}
+	b, err := st.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	var out bytes.Buffer
+	out.Grow(len(b) * 2)
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), nil
+}
 
 // The state file's usual content (only fields btl knows, text that is
 // UTF-8) is encoded and decoded here without reflection: every command

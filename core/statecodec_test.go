@@ -90,11 +90,7 @@ func generalEncode(t *testing.T, st *State) []byte {
 
 // generalDecode is DecodeState without the fast path.
 func generalDecode(b []byte) (*State, error) {
-	st, ok := decodeFast(b)
-	if ok {
-		return st, nil
-	}
-	st = &State{}
+	st := &State{}
 	return st, json.Unmarshal(b, st)
 }
 
