@@ -635,10 +635,11 @@ func (m *Manager) names() []string {
 	return names
 }
 
-// List reconciles the state and returns every task with its status.
+// List reconciles the state and returns every task with its status. It
+// never waits for another btl's change (see Store.Peek).
 func (m *Manager) List(ctx context.Context) ([]View, error) {
 	var views []View
-	err := m.Store.UpdateIf(func(st *State) (bool, error) {
+	err := m.Store.Peek(func(st *State) (bool, error) {
 		var changed bool
 		var adopted []*Task
 		views, changed, adopted = m.reconcile(ctx, st)

@@ -32,33 +32,41 @@ func (m *Manager) Snapshot() (*State, error) { return m.Store.Read() }
 
 // Look calls fn with the state under its lock, so that fn never sees the
 // middle of a change (a replace whose old instance is stopped and whose
-// new one is not yet recorded), and saves nothing. A wait for the lock is
-// not warned about.
+// new one is not yet recorded), and saves nothing. It does not wait: while
+// another btl holds the lock (a start or a stop, which can take seconds)
+// it returns an error wrapping ErrBusy without calling fn, and the caller
+// looks again later.
 func (m *Manager) Look(fn func(st *State)) error {
-	store := *m.Store
-	store.Warn = nil
-	return store.UpdateIf(func(st *State) (bool, error) {
-		fn(st)
-		return false, nil
-	})
+	unlock, err := TryLockFile(m.Store.lockPath())
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	st, err := m.Store.load(false)
+	if err != nil {
+		return err
+	}
+	fn(st)
+	return nil
 }
 
 // Show reconciles the state and returns the task named by prefix (see
-// Find) with its status.
+// Find) with its status. Like List, it never waits for another btl's
+// change.
 func (m *Manager) Show(ctx context.Context, prefix string) (View, error) {
 	var v View
-	err := m.Store.Update(func(st *State) error {
-		views := m.Reconcile(ctx, st)
+	err := m.Store.Peek(func(st *State) (bool, error) {
+		views, changed, _ := m.reconcile(ctx, st)
 		t, err := Find(st, prefix)
 		if err != nil {
-			return err
+			return false, err
 		}
 		for _, x := range views {
 			if x.Task == t {
 				v = x
 			}
 		}
-		return nil
+		return changed, nil
 	})
 	return v, err
 }

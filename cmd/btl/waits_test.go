@@ -63,8 +63,9 @@ func TestFIFOsRefused(t *testing.T) {
 	}
 }
 
-// TestLockWait holds the state lock: a btl waiting for it says who holds
-// it, and SIGINT or SIGTERM ends the wait.
+// TestLockWait holds the state lock: a btl that must change the state
+// (clean) waits for it, says who holds it, and SIGINT or SIGTERM ends the
+// wait.
 func TestLockWait(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -75,7 +76,7 @@ func TestLockWait(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer unlock()
-			cmd := exec.Command(os.Args[0], "list")
+			cmd := exec.Command(os.Args[0], "clean")
 			cmd.Dir, cmd.Env = t.TempDir(), u.env
 			var stdout, stderr syncBuffer
 			cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -101,6 +102,43 @@ func TestLockWait(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReadersDoNotWaitForLock holds the state lock, as a start or a stop
+// that takes seconds does: list, show and logs -f still answer at once,
+// from the state as saved, and say nothing of a wait.
+func TestReadersDoNotWaitForLock(t *testing.T) {
+	u := newUser(t)
+	dir := t.TempDir()
+	s := u.start(dir, "sh", "-c", "echo hello; while :; do sleep 0.1; echo tick; done")
+	coretest.Eventually(t, 10*time.Second, "hello in the log", func() bool {
+		b, _ := os.ReadFile(s.log)
+		return strings.Contains(string(b), "hello\n")
+	})
+	unlock, err := core.LockFile(filepath.Join(u.dataDir(), "state.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	for _, args := range [][]string{{"list"}, {"show", s.hash}, {"logs", "-n", "1", s.hash}} {
+		r := u.btl(dir, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, s.hash[:8]) && !strings.Contains(r.stdout, "hello") || r.stderr != "" {
+			t.Errorf("btl %q while another btl holds the lock: %+v", args, r)
+		}
+	}
+	// logs -f goes on printing what the task writes while the lock is
+	// held: it judges the task's end later instead of waiting.
+	cmd := exec.Command(os.Args[0], "logs", "-f", "-n", "1", s.hash)
+	cmd.Dir, cmd.Env = dir, u.env
+	var stdout syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	coretest.Eventually(t, 20*time.Second, "logs -f to print 20 lines", func() bool {
+		return strings.Count(stdout.String(), "tick\n") >= 20
+	})
 }
 
 // TestLogsOfFIFO replaces a task's log with a FIFO: btl logs says so in
