@@ -43,6 +43,19 @@ func (u *user) watchInfo(dir string) *watchJSON {
 	return ts[0].Watch
 }
 
+// watchAfter is watchInfo once list shows at least n replaces: a replace
+// runs the new instance before it records itself, and list does not wait
+// for the record.
+func (u *user) watchAfter(dir string, n int) *watchJSON {
+	u.t.Helper()
+	var w *watchJSON
+	coretest.Eventually(u.t, 10*time.Second, fmt.Sprintf("list to show %d replaces", n), func() bool {
+		w = u.watchInfo(dir)
+		return w != nil && w.Replaces >= n
+	})
+	return w
+}
+
 // startWatched starts a watched task in dir and waits until its watcher
 // runs.
 func (u *user) startWatched(dir string, args ...string) (started, int) {
@@ -81,7 +94,7 @@ func TestWatchReplacesOnce(t *testing.T) {
 	if p := taskPIDs(out); p[0] != strconv.Itoa(s.pid) || coretest.Alive(s.pid) || slicesContains(p, "OVERLAP") {
 		t.Errorf("the old instance was not gone before the new one started: %v", p)
 	}
-	w := u.watchInfo(dir)
+	w := u.watchAfter(dir, 1)
 	if w.Replaces != 1 || w.LastChange == nil || !strings.HasSuffix(w.LastPath, "app.js") {
 		t.Errorf("list does not show the change: %+v", w)
 	}
@@ -100,7 +113,7 @@ func TestWatchReplacesOnce(t *testing.T) {
 	if p := taskPIDs(out); len(p) != 4 || slicesContains(p, "OVERLAP") {
 		t.Errorf("1,000 writes and an edit gave %d starts, want 4 in all: %v", len(p), p)
 	}
-	if w := u.watchInfo(dir); w.Replaces != 3 {
+	if w := u.watchAfter(dir, 3); w.Replaces != 3 {
 		t.Errorf("replaces: %d, want 3", w.Replaces)
 	}
 }
@@ -129,7 +142,7 @@ func TestWatchIgnored(t *testing.T) {
 	// Then a change that counts: it alone replaces the task.
 	write(t, filepath.Join(dir, "main.go"), "x")
 	coretest.Eventually(t, 10*time.Second, "the replace after main.go changed", func() bool { return len(taskPIDs(out)) >= 2 })
-	if w := u.watchInfo(dir); w.Replaces != 1 || !strings.HasSuffix(w.LastPath, "main.go") {
+	if w := u.watchAfter(dir, 1); w.Replaces != 1 || !strings.HasSuffix(w.LastPath, "main.go") {
 		t.Errorf("ignored paths replaced the task: %+v", w)
 	}
 }
