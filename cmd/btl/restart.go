@@ -22,11 +22,8 @@ runs them with another backend. --all restarts every tracked task.`,
 		Example:           "  btl restart 93b8\n  btl restart api worker\n  btl restart --all",
 		ValidArgsFunction: e.completeHashes,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case all && len(args) > 0:
-				return usageError("give hashes or --all, not both")
-			case !all && len(args) == 0:
-				return usageError("give the hash or name of the task to restart, or --all (see btl list)")
+			if err := targets(all, args, "give the hash or name of the task to restart, or --all (see btl list)"); err != nil {
+				return err
 			}
 			if err := e.setOutput(); err != nil {
 				return err

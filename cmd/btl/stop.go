@@ -3,56 +3,30 @@ package main
 import (
 	"fmt"
 
-	"github.com/spf13/cobra"
-
 	"btl/core"
+
+	"github.com/spf13/cobra"
 )
 
 func newStopCmd(e *env) *cobra.Command {
-	var all bool
-	cmd := &cobra.Command{
-		Use:   "stop <hash|name>... | --all",
-		Short: "Stop tasks, keeping them listed to restart",
-		Long: `Stop tasks as btl kill does (each task's whole process tree gets its stop
+	return newHaltCmd(e, halt{
+		use:   "stop <hash|name>... | --all",
+		short: "Stop tasks, keeping them listed to restart",
+		long: `Stop tasks as btl kill does (each task's whole process tree gets its stop
 signal, SIGTERM by default, then SIGKILL after its stop timeout, 2 s by
 default), but keep them: btl list shows them as stopped, with
 their names, and btl restart runs them again. btl kill or btl clean forgets
 them.`,
-		Example:           "  btl stop api\n  btl stop --all\n  btl restart api",
-		ValidArgsFunction: e.completeHashes,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			switch {
-			case all && len(args) > 0:
-				return usageError("give hashes or --all, not both")
-			case !all && len(args) == 0:
-				return usageError("give the hash or name of the task to stop, or --all (see btl list)")
-			}
-			if err := e.setOutput(); err != nil {
-				return err
-			}
-			e.mgr.OnForceKill = e.forceKillNotice
-			stopped, err := e.mgr.Stop(cmd.Context(), args, all)
-			n := 0
-			for _, v := range stopped {
-				if v.Status.Alive() {
-					e.emit(v.Task, core.Status{State: core.Stopped, PID: v.PID}, nil, "stopped")
-				} else {
-					e.emit(v.Task, v.Status, nil, "stopped")
-				}
-				if v.Status.Alive() {
-					n++
-					fmt.Fprintf(e.stdout, "[btl] Process stopped (PID %d): %s\n", v.PID, printable(v.Command))
-				} else if !all {
-					fmt.Fprintf(e.stdout, "[btl] %s was not running (%s)\n", v.Hash, v.Status)
-				}
-			}
-			if all {
-				fmt.Fprintf(e.stdout, "[btl] Stopped %s\n", plural(n, "task"))
-			}
-			return err
+		example: "  btl stop api\n  btl stop --all\n  btl restart api",
+		verb:    "stop",
+		do:      (*core.Manager).Stop,
+		was:     core.Stopped, action: "stopped", ended: "stopped",
+		stopped: func(v core.View, _ bool) string {
+			return fmt.Sprintf("[btl] Process stopped (PID %d): %s", v.PID, printable(v.Command))
 		},
-	}
-	cmd.Flags().BoolVar(&all, "all", false, "stop every task")
-	e.addOutputFlag(cmd)
-	return cmd
+		notRunning: func(v core.View) string {
+			return fmt.Sprintf("[btl] %s was not running (%s)", v.Hash, v.Status)
+		},
+		total: func(n int) string { return "[btl] Stopped " + plural(n, "task") },
+	})
 }
