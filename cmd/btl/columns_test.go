@@ -66,7 +66,7 @@ func TestListTableColumns(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := writeTable(&b, views[:c.views], stats[:c.views], c.wide, c.color); err != nil {
+			if err := writeTable(&b, rowsOf(views[:c.views], stats[:c.views], nil), c.wide, c.color); err != nil {
 				t.Fatal(err)
 			}
 			if b.String() != c.want {
