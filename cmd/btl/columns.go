@@ -190,6 +190,8 @@ var columns = []column{
 		json: "backend", value: func(r row) any { return r.BackendName() }, label: "Backend", part: placePart},
 	{title: "UNIT", wide: true, cell: func(r row) string { return orDash(r.Unit) },
 		json: "unit", omitEmpty: true, value: func(r row) any { return r.Unit }, label: "Unit", part: placePart},
+	{title: "LOG", wide: true, cell: func(r row) string { return humanSize(logSize(r.LogFile)) },
+		json: "log_bytes", value: func(r row) any { return logSize(r.LogFile) }},
 	// The project column is there once a task belongs to one (btl up).
 	{title: "PROJECT", wide: true, cell: func(r row) string { return orDash(printable(r.Project)) },
 		present: func(rows []row) bool { return slices.ContainsFunc(rows, func(r row) bool { return r.Project != "" }) },

@@ -58,14 +58,14 @@ func TestListTableColumns(t *testing.T) {
 			"45713cae998226f9  -     running (2 restarts)  -           0.00s/0%  0B     3s      sh -c 'sleep 0.5; exit 1'\n" +
 			"0123456789abcdef  -     killed (SIGKILL)      -           -         -      -       sleep 9\n"},
 		{"wide", 4, true, false, "" +
-			"HASH              NAME  PID    STATUS                PORTS       CPU       MEM    UPTIME  PROCS  STARTED  COMMAND                      CWD              BACKEND  UNIT                                   PROJECT\n" +
-			"3475f7d0da0c5d6d  web   13998  running               8080,24678  1.20s/0%  18.0M  2d2h    2      2d ago   python3 -m http.server 8080  /tmp/demo/myapp  systemd  btl-3475f7d0da0c5d6d-5e0a1c27.service  -\n" +
-			"97522b3db4ad820f  -     14022  exited 3              -           -         -      -       -      2d ago   sh -c 'exit 3'\\n             /tmp/demo/myapp  fork     -                                      /tmp/demo\n" +
-			"45713cae998226f9  -     5728   running (2 restarts)  -           0.00s/0%  0B     3s      1      2d ago   sh -c 'sleep 0.5; exit 1'    /tmp/demo/myapp  fork     -                                      -\n" +
-			"0123456789abcdef  -     77     killed (SIGKILL)      -           -         -      -       -      -        sleep 9                      /tmp/x           launchd  -                                      -\n"},
+			"HASH              NAME  PID    STATUS                PORTS       CPU       MEM    UPTIME  PROCS  STARTED  COMMAND                      CWD              BACKEND  UNIT                                   LOG  PROJECT\n" +
+			"3475f7d0da0c5d6d  web   13998  running               8080,24678  1.20s/0%  18.0M  2d2h    2      2d ago   python3 -m http.server 8080  /tmp/demo/myapp  systemd  btl-3475f7d0da0c5d6d-5e0a1c27.service  0B   -\n" +
+			"97522b3db4ad820f  -     14022  exited 3              -           -         -      -       -      2d ago   sh -c 'exit 3'\\n             /tmp/demo/myapp  fork     -                                      0B   /tmp/demo\n" +
+			"45713cae998226f9  -     5728   running (2 restarts)  -           0.00s/0%  0B     3s      1      2d ago   sh -c 'sleep 0.5; exit 1'    /tmp/demo/myapp  fork     -                                      0B   -\n" +
+			"0123456789abcdef  -     77     killed (SIGKILL)      -           -         -      -       -      -        sleep 9                      /tmp/x           launchd  -                                      0B   -\n"},
 		{"wide without a project", 1, true, false, "" +
-			"HASH              NAME  PID    STATUS   PORTS       CPU       MEM    UPTIME  PROCS  STARTED  COMMAND                      CWD              BACKEND  UNIT\n" +
-			"3475f7d0da0c5d6d  web   13998  running  8080,24678  1.20s/0%  18.0M  2d2h    2      2d ago   python3 -m http.server 8080  /tmp/demo/myapp  systemd  btl-3475f7d0da0c5d6d-5e0a1c27.service\n"},
+			"HASH              NAME  PID    STATUS   PORTS       CPU       MEM    UPTIME  PROCS  STARTED  COMMAND                      CWD              BACKEND  UNIT                                   LOG\n" +
+			"3475f7d0da0c5d6d  web   13998  running  8080,24678  1.20s/0%  18.0M  2d2h    2      2d ago   python3 -m http.server 8080  /tmp/demo/myapp  systemd  btl-3475f7d0da0c5d6d-5e0a1c27.service  0B\n"},
 		{"colour", 2, false, true, "" +
 			"HASH              NAME  STATUS    PORTS       CPU       MEM    UPTIME  COMMAND\n" +
 			"3475f7d0da0c5d6d  web   \x1b[32mrunning\x1b[0m   8080,24678  1.20s/0%  18.0M  2d2h    python3 -m http.server 8080\n" +

@@ -22,8 +22,8 @@ failed, gone (not running, how it ended unknown), or unknown (its backend
 cannot be asked from here; btl show says why). For a running task: the TCP
 ports its process tree listens on, its CPU time with its share of the task's
 lifetime, the memory of the whole tree, and its uptime. -o wide adds each
-task's PID, process count, start, directory, backend, unit or label, and
-the project btl up started it for, when one has a project (--project .
+task's PID, process count, start, directory, backend, unit or label, the
+size of its log, and the project btl up started it for, when one has a project (--project .
 lists only the current directory's project's tasks);
 -o json (or --json) prints everything, in the stable JSON schema documented
 in the README. --watch (-w) redraws the table every second in place (on the
