@@ -71,7 +71,7 @@ type column struct {
 
 	label string             // line in btl show; "" for none
 	show  func(r row) string // its text, "" for no line; nil: the cell, no line for "-"
-	part  showPart
+	part  showPart           // the part of show the line is in
 }
 
 // columns are the facts btl list, list -o json and show print, in the
