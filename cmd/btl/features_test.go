@@ -57,8 +57,8 @@ func TestListFormats(t *testing.T) {
 		t.Errorf("started_at: %v", err)
 	}
 	wide := u.ok(dir, "ls", "-o", "wide")
-	if !regexp.MustCompile(`(?m)^HASH +NAME +PID +STATUS +PORTS +CPU +MEM +UPTIME +PROCS +STARTED +COMMAND +CWD +BACKEND +UNIT$`).MatchString(wide) ||
-		!regexp.MustCompile(`(?m)^`+run.hash+` .* `+backendUnderTest()+` +\S+$`).MatchString(wide) {
+	if !regexp.MustCompile(`(?m)^HASH +NAME +PID +STATUS +PORTS +CPU +MEM +UPTIME +PROCS +STARTED +COMMAND +CWD +BACKEND +UNIT +LOG$`).MatchString(wide) ||
+		!regexp.MustCompile(`(?m)^`+run.hash+` .* `+backendUnderTest()+` +\S+ +\d+(\.\d)?[BKMG]$`).MatchString(wide) {
 		t.Errorf("list -o wide:\n%s", wide)
 	}
 	if strings.Contains(wide+out, "\x1b[") {

@@ -50,7 +50,7 @@ func (e *env) listWatch(ctx context.Context, wide bool) error {
 		}
 		if len(views) == 0 {
 			fmt.Fprintln(&frame, "No background processes tracked")
-		} else if err := writeTable(&frame, views, e.stats(ctx, views), wide, color); err != nil {
+		} else if err := writeTable(&frame, rowsOf(views, e.stats(ctx, views), nil), wide, color); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {

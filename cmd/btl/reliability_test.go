@@ -410,7 +410,7 @@ func TestStateLostReadopts(t *testing.T) {
 	out := u.ok(dir, "list", "-o", "wide")
 	// The command as recorded by the service manager, or (fork) as the
 	// process now shows it.
-	if !regexp.MustCompile(`(?m)^` + s.hash + ` +- +` + strconv.Itoa(s.pid) + ` +running +\S+ +\S+ +\S+ +\S+ +\d+ +\d+s ago +(` + regexp.QuoteMeta(s.command) + `|sleep 101) +` + regexp.QuoteMeta(mustReal(t, dir)) + ` +\S+ +\S+$`).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^` + s.hash + ` +- +` + strconv.Itoa(s.pid) + ` +running +\S+ +\S+ +\S+ +\S+ +\d+ +\d+s ago +(` + regexp.QuoteMeta(s.command) + `|sleep 101) +` + regexp.QuoteMeta(mustReal(t, dir)) + ` +\S+ +\S+ +\S+$`).MatchString(out) {
 		t.Fatalf("list after state.json was deleted:\n%s", out)
 	}
 	u.ok(dir, "kill", s.hash[:6])

@@ -1,26 +1,6 @@
 package main
 
-import (
-	"time"
-
-	"btl/core"
-)
-
-// statusCell is the STATUS cell of a task in btl list: its status, and
-// how often it was restarted when it was (a crash loop says it itself).
-func statusCell(v core.View) string {
-	s := v.Status.String()
-	if v.Status.Restarts > 0 && !v.Status.CrashLoop {
-		s += " (" + core.RestartCount(v.Status.Restarts) + ")"
-	}
-	if watched(v.Task) {
-		s += ", watched"
-		if w := v.Watch; !w.LastChange.IsZero() {
-			s += " (changed " + ago(time.Now(), w.LastChange) + ")"
-		}
-	}
-	return s
-}
+import "btl/core"
 
 // currentPID is the PID of the task's current run: the recorded one,
 // unless its backend has restarted it since.

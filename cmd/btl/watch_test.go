@@ -36,7 +36,9 @@ func taskPIDs(out string) []string {
 // watchInfo returns the watch field of the only task btl list shows.
 func (u *user) watchInfo(dir string) *watchJSON {
 	u.t.Helper()
-	var ts []taskJSON
+	var ts []struct {
+		Watch *watchJSON `json:"watch"`
+	}
 	if err := json.Unmarshal([]byte(u.ok(dir, "list", "-o", "json")), &ts); err != nil || len(ts) != 1 {
 		u.t.Fatalf("list -o json: %v, %d tasks", err, len(ts))
 	}
