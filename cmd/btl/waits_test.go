@@ -111,9 +111,9 @@ func TestReadersDoNotWaitForLock(t *testing.T) {
 	u := newUser(t)
 	dir := t.TempDir()
 	s := u.start(dir, "sh", "-c", "echo hello; while :; do sleep 0.1; echo tick; done")
-	coretest.Eventually(t, 10*time.Second, "hello in the log", func() bool {
+	coretest.Eventually(t, 10*time.Second, "a tick in the log", func() bool {
 		b, _ := os.ReadFile(s.log)
-		return strings.Contains(string(b), "hello\n")
+		return strings.Contains(string(b), "tick\n")
 	})
 	unlock, err := core.LockFile(filepath.Join(u.dataDir(), "state.lock"))
 	if err != nil {
