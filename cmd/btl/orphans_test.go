@@ -32,10 +32,12 @@ func TestForkSupervisorLost(t *testing.T) {
 		{"supervisor and main process killed", func(t *testing.T, supervisor, main int, _ string) {
 			syscall.Kill(supervisor, syscall.SIGKILL)
 			syscall.Kill(main, syscall.SIGKILL)
+			coretest.Eventually(t, 10*time.Second, "the main process to be gone", func() bool { return !coretest.Alive(main) })
 		}, []string{"kill", "--all"}},
 		{"supervisor killed, then replaced", func(t *testing.T, supervisor, main int, _ string) {
 			syscall.Kill(supervisor, syscall.SIGKILL)
 			syscall.Kill(main, syscall.SIGKILL)
+			coretest.Eventually(t, 10*time.Second, "the main process to be gone", func() bool { return !coretest.Alive(main) })
 		}, nil},
 		{"supervisor stopped, main process exited", func(t *testing.T, supervisor, main int, dir string) {
 			syscall.Kill(supervisor, syscall.SIGSTOP)
