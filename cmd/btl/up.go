@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"btl/core"
+	"btl/internal/logread"
 	"btl/internal/project"
 )
 
@@ -505,7 +506,7 @@ func (e *env) upStart(ctx context.Context, ut *upTask, force bool) (bool, error)
 	}
 	ut.task = task
 	if ut.probe != nil && ut.probe.p.LogLine != "" {
-		ut.probe.log = &logWatch{path: task.LogFile, off: logFrom, re: regexp.MustCompile(regexp.QuoteMeta(ut.probe.p.LogLine))}
+		ut.probe.log = newLogWatch(task.LogFile, logFrom, regexp.MustCompile(regexp.QuoteMeta(ut.probe.p.LogLine)))
 	}
 	fmt.Fprintf(e.stdout, "[btl] %s: started, PID %d, hash %s%s\n", ut.name, task.PID, task.Hash, why)
 	return true, nil
@@ -530,11 +531,11 @@ func (e *env) upCheck(ctx context.Context, ut *upTask, healthy, completed bool, 
 			fmt.Fprintf(e.stdout, "[btl] %s: completed (%s)\n", ut.name, st)
 			return nil
 		case completed:
-			settleLog(ut.task.LogFile)
+			logread.Settle(ut.task.LogFile)
 			e.tellLogEnd(ut.task, fmt.Sprintf("[btl] %s did not complete successfully (%s); the end of its log:", ut.name, st))
 			return fmt.Errorf("%s ended (%s)", ut.name, st)
 		case healthy && !ut.ready:
-			settleLog(ut.task.LogFile)
+			logread.Settle(ut.task.LogFile)
 			e.tellLogEnd(ut.task, fmt.Sprintf("[btl] %s ended (%s) before it was ready; the end of its log:", ut.name, st))
 			return fmt.Errorf("%s ended (%s) before it was ready", ut.name, st)
 		}
@@ -585,7 +586,7 @@ func (pr *prober) check(ctx context.Context, e *env, task *core.Task) (bool, str
 	if pr.p.LogLine != "" {
 		_ = e.mgr.SyncLog(ctx, task)
 		if pr.log == nil {
-			pr.log = &logWatch{path: task.LogFile, re: regexp.MustCompile(regexp.QuoteMeta(pr.p.LogLine))}
+			pr.log = newLogWatch(task.LogFile, 0, regexp.MustCompile(regexp.QuoteMeta(pr.p.LogLine)))
 		}
 		line, ok := pr.log.match()
 		if !ok {
