@@ -24,6 +24,19 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
+// logs makes a log and its rotated part with the contents given (none
+// for ""), and returns the log's path.
+func logs(t *testing.T, log, rotated string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "t.log")
+	for p, content := range map[string]string{path: log, logfile.Rotated(path): rotated} {
+		if content != "" {
+			write(t, p, content)
+		}
+	}
+	return path
+}
+
 func TestTailStart(t *testing.T) {
 	for _, c := range []struct {
 		content string
@@ -106,13 +119,7 @@ func TestLastRunLines(t *testing.T) {
 		{"the marker rotated away", "b\nc\n", marker(1, "x") + "a\n", 5, []string{"b", "c"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "t.log")
-			if c.log != "" {
-				write(t, path, c.log)
-			}
-			if c.rotated != "" {
-				write(t, logfile.Rotated(path), c.rotated)
-			}
+			path := logs(t, c.log, c.rotated)
 			if got := LastRunLines(path, c.n); !slices.Equal(got, c.want) {
 				t.Errorf("LastRunLines = %q, want %q", got, c.want)
 			}
@@ -132,13 +139,7 @@ func TestFirstCommand(t *testing.T) {
 		{"the log before its rotated part", marker(2, "new") + "a\n", marker(1, "old") + "b\n", "new"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "t.log")
-			if c.log != "" {
-				write(t, path, c.log)
-			}
-			if c.rotated != "" {
-				write(t, logfile.Rotated(path), c.rotated)
-			}
+			path := logs(t, c.log, c.rotated)
 			if got := FirstCommand(path); got != c.want {
 				t.Errorf("FirstCommand = %q, want %q", got, c.want)
 			}
