@@ -30,12 +30,6 @@ func Follow(path string, place func(*os.File) error) *Follower {
 	return &Follower{path: path, place: place}
 }
 
-// FollowFile returns a Follower that goes on from where f, open on the
-// log at path, is; it closes f when it is done with it.
-func FollowFile(path string, f *os.File) *Follower {
-	return &Follower{path: path, f: f}
-}
-
 // File returns the file being read, nil when none was opened yet.
 func (fl *Follower) File() *os.File { return fl.f }
 

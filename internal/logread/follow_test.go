@@ -158,26 +158,6 @@ func TestFollowerNotRegular(t *testing.T) {
 	}
 }
 
-// TestFollowFile: a Follower of a file open already goes on from where it
-// is.
-func TestFollowFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "t.log")
-	write(t, path, "a\nb\n")
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Seek(2, 0); err != nil {
-		t.Fatal(err)
-	}
-	fl := FollowFile(path, f)
-	defer fl.Close()
-	var out strings.Builder
-	if err := fl.Poll(&out); err != nil || out.String() != "b\n" {
-		t.Errorf("Poll: %q, %v", out.String(), err)
-	}
-}
-
 func TestWaitOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "t.log")
 	fl := Follow(path, nil)

@@ -6,6 +6,7 @@ package logread
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"os"
 	"strings"
@@ -30,8 +31,9 @@ const block = 64 << 10
 
 // lineStarts calls fn with the offset of each line that starts at or
 // after from in the first size bytes of r, last first, until fn returns
-// false. A final newline starts no line.
-func lineStarts(r io.ReaderAt, size, from int64, fn func(off int64) bool) error {
+// false; head holds the line's first bytes when they were read already
+// (cut anywhere), else nothing. A final newline starts no line.
+func lineStarts(r io.ReaderAt, size, from int64, fn func(off int64, head []byte) bool) error {
 	buf := make([]byte, block)
 	end, low := size-1, max(from-1, 0)
 	for end > low {
@@ -44,25 +46,36 @@ func lineStarts(r io.ReaderAt, size, from int64, fn func(off int64) bool) error 
 			return err
 		}
 		for i := len(chunk) - 1; i >= 0; i-- {
-			if chunk[i] == '\n' && !fn(start+int64(i)+1) {
+			if chunk[i] == '\n' && !fn(start+int64(i)+1, chunk[i+1:]) {
 				return nil
 			}
 		}
 		end = start
 	}
 	if from <= 0 && size > 0 {
-		fn(0)
+		fn(0, nil)
 	}
 	return nil
 }
 
-// markerAt reads the start marker that begins at off in r, if one does.
-func markerAt(r io.ReaderAt, off int64) (logfile.Marker, bool) {
-	// The marker's time and PID are in its first bytes.
-	b := make([]byte, 128)
-	n, _ := r.ReadAt(b, off)
-	line, _, _ := strings.Cut(string(b[:n]), "\n")
-	return logfile.ParseMarker(line)
+// markerHead is how many bytes of a line say whether it is a start
+// marker: its time and PID are in its first bytes.
+const markerHead = 128
+
+// isMarker reports whether the line that begins at off in r, whose first
+// bytes head holds (all of them, some, or none), is a start marker.
+func isMarker(r io.ReaderAt, off int64, head []byte) bool {
+	if len(head) > 0 && head[0] != logfile.MarkerPrefix[0] {
+		return false
+	}
+	if len(head) < markerHead && bytes.IndexByte(head, '\n') < 0 {
+		head = make([]byte, markerHead)
+		n, _ := r.ReadAt(head, off)
+		head = head[:n]
+	}
+	line, _, _ := bytes.Cut(head[:min(len(head), markerHead)], []byte("\n"))
+	_, ok := logfile.ParseMarker(string(line))
+	return ok
 }
 
 // TailStart returns the offset of the start of the last n lines of the
@@ -73,7 +86,7 @@ func TailStart(r io.ReaderAt, size int64, n int) (int64, error) {
 		return size, nil
 	}
 	at, count := int64(0), 0
-	err := lineStarts(r, size, 0, func(off int64) bool {
+	err := lineStarts(r, size, 0, func(off int64, _ []byte) bool {
 		count++
 		if count == n {
 			at = off
@@ -104,8 +117,8 @@ func SeekTail(f *os.File, n int) error {
 func LastRun(r io.ReaderAt, size int64) (int64, bool, error) {
 	from := max(size-RunWindow, 0)
 	at, found := from, false
-	err := lineStarts(r, size, from, func(off int64) bool {
-		if _, ok := markerAt(r, off); ok {
+	err := lineStarts(r, size, from, func(off int64, head []byte) bool {
+		if isMarker(r, off, head) {
 			at, found = off, true
 			return false
 		}

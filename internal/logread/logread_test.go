@@ -70,6 +70,11 @@ func TestTailStart(t *testing.T) {
 
 func TestLastRun(t *testing.T) {
 	long := strings.Repeat("z", RunWindow)
+	m := marker(2, "x")
+	// A marker whose first bytes end one read block before the log's
+	// last byte, and the rest of it in the block read first.
+	cut := "a\n" + m + strings.Repeat("y", block+11-len(m)-1) + "\n"
+	short := strings.Repeat("a\n", 100_000)
 	for _, c := range []struct {
 		name    string
 		content string
@@ -86,6 +91,8 @@ func TestLastRun(t *testing.T) {
 			marker(1, "x") + "a\n[btl] soon started PID 9: y\n  " + marker(2, "y") + "[btl] exited 3\n", true},
 		{"a marker past the window", marker(1, "x") + long, long, false},
 		{"a marker in the window's last bytes", long + "\n" + marker(2, "x"), marker(2, "x"), true},
+		{"a marker across read blocks", cut, cut[2:], true},
+		{"many short lines", short + m + short, m + short, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			at, found, err := LastRun(strings.NewReader(c.content), int64(len(c.content)))
