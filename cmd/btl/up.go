@@ -506,7 +506,7 @@ func (e *env) upStart(ctx context.Context, ut *upTask, force bool) (bool, error)
 	}
 	ut.task = task
 	if ut.probe != nil && ut.probe.p.LogLine != "" {
-		ut.probe.log = newLogWatch(task.LogFile, logFrom, regexp.MustCompile(regexp.QuoteMeta(ut.probe.p.LogLine)))
+		ut.probe.log = logread.NewWatch(task.LogFile, logFrom, regexp.MustCompile(regexp.QuoteMeta(ut.probe.p.LogLine)))
 	}
 	fmt.Fprintf(e.stdout, "[btl] %s: started, PID %d, hash %s%s\n", ut.name, task.PID, task.Hash, why)
 	return true, nil
@@ -559,7 +559,7 @@ type prober struct {
 	p        *project.Probe
 	dir      string   // the entry's working directory
 	env      []string // the entry's environment, for exec
-	log      *logWatch
+	log      *logread.Watch
 	next     time.Time // no exec or http look before
 	httpOK   bool
 	execOK   bool
@@ -586,9 +586,9 @@ func (pr *prober) check(ctx context.Context, e *env, task *core.Task) (bool, str
 	if pr.p.LogLine != "" {
 		_ = e.mgr.SyncLog(ctx, task)
 		if pr.log == nil {
-			pr.log = newLogWatch(task.LogFile, 0, regexp.MustCompile(regexp.QuoteMeta(pr.p.LogLine)))
+			pr.log = logread.NewWatch(task.LogFile, 0, regexp.MustCompile(regexp.QuoteMeta(pr.p.LogLine)))
 		}
-		line, ok := pr.log.match()
+		line, ok := pr.log.Match()
 		if !ok {
 			return false, ""
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -94,8 +93,8 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 	if !asked.IsZero() && asked.Before(begun) {
 		since = asked
 	}
-	lw := newLogWatch(task.LogFile, logFrom, r.logRE)
-	defer lw.close()
+	lw := logread.NewWatch(task.LogFile, logFrom, r.logRE)
+	defer func() { _ = lw.Close() }()
 	pause := time.Millisecond
 	for {
 		st := e.mgr.Check(ctx, task)
@@ -134,10 +133,10 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 }
 
 // check reports whether every condition of r holds, and says what was seen.
-func (r *readiness) check(task *core.Task, lw *logWatch) (bool, string) {
+func (r *readiness) check(task *core.Task, lw *logread.Watch) (bool, string) {
 	var seen []string
 	if r.logRE != nil {
-		line, ok := lw.match()
+		line, ok := lw.Match()
 		if !ok {
 			return false, ""
 		}
@@ -158,79 +157,6 @@ func (r *readiness) check(task *core.Task, lw *logWatch) (bool, string) {
 	}
 	return true, strings.Join(seen, ", ")
 }
-
-// logWatch reads a log as it grows, from this run's start marker on, for
-// a line matching re.
-type logWatch struct {
-	log     *logread.Follower
-	re      *regexp.Regexp
-	started bool   // this run's start marker has been read
-	partial []byte // the last line read, not yet ended
-	matched string
-	ok      bool
-}
-
-// newLogWatch watches the log at path from offset off, where this run's
-// output begins, for a line matching re.
-func newLogWatch(path string, off int64, re *regexp.Regexp) *logWatch {
-	w := &logWatch{re: re}
-	w.log = logread.Follow(path, func(f *os.File) error {
-		if fi, err := f.Stat(); err == nil && fi.Size() < off {
-			// Rotated since: the run's start is in the rotated file.
-			w.started = true
-			return nil
-		}
-		_, err := f.Seek(off, io.SeekStart)
-		return err
-	})
-	w.log.OnRestart = func() { w.partial, w.started = nil, true }
-	return w
-}
-
-// match reads what was added to the log and reports the first line of
-// this run that matches.
-func (w *logWatch) match() (string, bool) {
-	if w.ok {
-		return w.matched, true
-	}
-	_ = w.log.Poll(w)
-	if !w.ok && w.started && w.re.Match(w.partial) {
-		w.matched, w.ok = string(w.partial), true
-	}
-	if w.ok {
-		_ = w.log.Close()
-	}
-	return w.matched, w.ok
-}
-
-// Write looks at the complete lines of p, after what was read before.
-func (w *logWatch) Write(p []byte) (int, error) {
-	if w.ok {
-		return len(p), nil
-	}
-	b := append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(b, '\n')
-		if i < 0 {
-			break
-		}
-		line := string(b[:i])
-		b = b[i+1:]
-		if !w.started {
-			_, w.started = core.ParseStartMarker(line)
-			continue
-		}
-		if w.re.MatchString(line) {
-			w.matched, w.ok = line, true
-			break
-		}
-	}
-	w.partial = append(w.partial[:0:0], b...)
-	return len(p), nil
-}
-
-// close stops watching.
-func (w *logWatch) close() { _ = w.log.Close() }
 
 // tellLogEnd prints head and the last 20 lines of the task's run to stderr.
 func (e *env) tellLogEnd(task *core.Task, head string) {

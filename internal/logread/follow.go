@@ -12,7 +12,8 @@ import (
 // that does not exist yet; when the log is rotated (renamed to
 // logfile.Rotated and a new file started at its path) it reads what the
 // old file still held and goes on at the start of the new one; when the
-// log is truncated it goes on at its start.
+// log is truncated (found shorter than what was read of it) it goes on
+// at its start.
 type Follower struct {
 	path  string
 	f     *os.File
