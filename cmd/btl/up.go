@@ -195,6 +195,14 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 
 	// Everything is checked before anything starts: directories, programs.
 	tasks := map[string]*upTask{}
+	defer func() {
+		// A log probe that never matched still has its log open.
+		for _, ut := range tasks {
+			if ut.probe != nil && ut.probe.log != nil {
+				_ = ut.probe.log.Close()
+			}
+		}
+	}()
 	caller := os.Environ()
 	if _, set := os.LookupEnv("PYTHONUNBUFFERED"); !set && !e.noUnbuffer {
 		caller = append(caller, "PYTHONUNBUFFERED=1")
