@@ -41,6 +41,13 @@ func DirsAt(data string) Dirs {
 // LogFile is the log file of the task with the given hash.
 func (d Dirs) LogFile(hash string) string { return filepath.Join(d.Logs, hash+".log") }
 
+// LogHash returns the hash of the task whose log file (not its rotated
+// part or times) is named name, and false for any other name.
+func LogHash(name string) (string, bool) {
+	h, ok := strings.CutSuffix(name, ".log")
+	return h, ok && ValidHash(h)
+}
+
 // removeTaskFiles removes what btl keeps for the task with the given hash:
 // its log files and its runtime files, every one of which is named after
 // the hash.
@@ -49,7 +56,7 @@ func (d Dirs) removeTaskFiles(hash string) error {
 		return fmt.Errorf("%w %q", ErrBadHash, hash)
 	}
 	log := d.LogFile(hash)
-	return errors.Join(removeFiles(log, log+".1", logfile.TimesPath(log), logfile.TimesPath(log+".1")), d.removeRunFiles(hash))
+	return errors.Join(removeFiles(log, logfile.Rotated(log), logfile.TimesPath(log), logfile.TimesPath(logfile.Rotated(log))), d.removeRunFiles(hash))
 }
 
 // removeRunFiles removes the runtime files of the task with the given
@@ -87,8 +94,7 @@ func (d Dirs) sweep(tracked func(hash string) bool) error {
 	for _, e := range logs {
 		name := e.Name()
 		// <hash>.log, .log.1 and their times, .log.times and .log.1.times
-		base := strings.TrimSuffix(strings.TrimSuffix(name, ".times"), ".1")
-		if h, ok := strings.CutSuffix(base, ".log"); ok && ValidHash(h) && !tracked(h) {
+		if h, ok := LogHash(logfile.LogOf(name)); ok && !tracked(h) {
 			doomed = append(doomed, filepath.Join(d.Logs, name))
 		}
 	}

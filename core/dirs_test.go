@@ -1,6 +1,10 @@
 package core
 
-import "testing"
+import (
+	"testing"
+
+	"btl/internal/logfile"
+)
 
 func TestRunFileOwner(t *testing.T) {
 	const h = "0123456789abcdef"
@@ -25,6 +29,33 @@ func TestRunFileOwner(t *testing.T) {
 	} {
 		if hash, marked := runFileOwner(tc.name); hash != tc.hash || marked != tc.marked {
 			t.Errorf("runFileOwner(%q) = %q, %v; want %q, %v", tc.name, hash, marked, tc.hash, tc.marked)
+		}
+	}
+}
+
+func TestLogHash(t *testing.T) {
+	const h = "0123456789abcdef"
+	for _, tc := range []struct {
+		name string
+		hash string // of LogHash(logfile.LogOf(name)): the task a file under logs/ belongs to
+		log  bool   // LogHash(name): the name of a task's log itself
+	}{
+		{h + ".log", h, true},
+		{h + ".log.1", h, false},
+		{h + ".log.times", h, false},
+		{h + ".log.1.times", h, false},
+		{h + ".log.2", "", false},
+		{h + ".txt", "", false},
+		{"0123456789ABCDEF.log", "", false},
+		{"notes.log", "", false},
+	} {
+		got, ok := LogHash(logfile.LogOf(tc.name))
+		if !ok {
+			got = ""
+		}
+		_, log := LogHash(tc.name)
+		if got != tc.hash || log != tc.log {
+			t.Errorf("%s: owner %q, log %v; want %q, %v", tc.name, got, log, tc.hash, tc.log)
 		}
 	}
 }

@@ -13,26 +13,19 @@ import (
 // starts.
 const MarkerPrefix = logfile.MarkerPrefix
 
-// StartMarker is the line that marks the start of a run in the task's log:
+// StartMarker is the line that marks the start of a run in the task's log
+// (logfile.Marker):
 //
 //	[btl] 2026-11-26T01:31:28Z started PID 1234: npm run dev
 func StartMarker(at time.Time, pid int, command string) string {
-	return fmt.Sprintf("%s%s started PID %d: %s\n", MarkerPrefix, at.UTC().Format(time.RFC3339), pid, OneLine(command))
+	return logfile.Marker{At: at, PID: pid, Command: OneLine(command)}.Line()
 }
 
 // ParseStartMarker returns the time of a start marker line, and false for
 // any other line.
 func ParseStartMarker(line string) (time.Time, bool) {
-	rest, ok := strings.CutPrefix(line, MarkerPrefix)
-	if !ok {
-		return time.Time{}, false
-	}
-	stamp, rest, ok := strings.Cut(rest, " ")
-	if !ok || !strings.HasPrefix(rest, "started PID ") {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(time.RFC3339, stamp)
-	return t, err == nil
+	m, ok := logfile.ParseMarker(line)
+	return m.At, ok
 }
 
 // OneLine renders s on one line for a terminal or a log: control

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"btl/core"
+	"btl/internal/logread"
 )
 
 func newEnsureCmd(e *env) *cobra.Command {
@@ -58,7 +57,7 @@ func (e *env) keptTask(cmd *cobra.Command, task *core.Task) error {
 		e.emit(task, e.mgr.Check(ctx, task), nil, "kept")
 		return nil
 	}
-	err := e.waitReady(ctx, task, e.ready, lastMarkerOffset(task.LogFile), time.Time{})
+	err := e.waitReady(ctx, task, e.ready, logread.LastRunStart(task.LogFile), time.Time{})
 	if err == nil || exitCode(err) == interruptedExit || e.ensureGuard != "" {
 		ready := err == nil
 		e.emit(task, e.mgr.Check(ctx, task), &ready, "kept")
@@ -67,33 +66,4 @@ func (e *env) keptTask(cmd *cobra.Command, task *core.Task) error {
 	fmt.Fprintln(e.stdout, "[btl] Replacing it")
 	e.ensureGuard, e.retry = task.Token, true
 	return nil
-}
-
-// lastMarkerOffset is where the last run's start marker begins in the
-// log at path (looked for in its last 4 MiB), 0 when none is found.
-func lastMarkerOffset(path string) int64 {
-	f, err := openLog(path)
-	if err != nil {
-		return 0
-	}
-	defer func() { _ = f.Close() }()
-	var from int64
-	if fi, err := f.Stat(); err == nil && fi.Size() > 4<<20 {
-		from = fi.Size() - 4<<20
-	}
-	if _, err := f.Seek(from, io.SeekStart); err != nil {
-		return 0
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 4<<20))
-	if err != nil {
-		return 0
-	}
-	for end := len(b); end > 0; {
-		start := bytes.LastIndexByte(b[:end-1], '\n') + 1
-		if _, ok := core.ParseStartMarker(string(bytes.TrimRight(b[start:end], "\n"))); ok {
-			return from + int64(start)
-		}
-		end = start
-	}
-	return from
 }

@@ -12,22 +12,21 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/logread"
 )
 
 // tail is one task's log followed by followMany.
 type tail struct {
-	hash    string
-	label   string
-	path    string
-	f       *os.File
-	fromRun bool      // when the file appears, start at its last run
-	start   int       // lines to print from the end when the file is opened
-	part    []byte    // a line read without its end yet, at most maxPartial
-	since   time.Time // when part began to wait for its end
-	buf     []byte    // read buffer
-	pid     int       // the instance last seen in the state
-	token   string    // its instance token
-	ended   bool      // this instance's end has been printed
+	hash  string
+	label string
+	log   *logread.Follower
+	part  []byte    // a line read without its end yet, at most maxPartial
+	since time.Time // when part began to wait for its end
+	out   *prefixer // where read prints, and
+	now   time.Time // when it reads
+	pid   int       // the instance last seen in the state
+	token string    // its instance token
+	ended bool      // this instance's end has been printed
 	// instance returns the token of the task's recorded instance, "" when
 	// it is gone from the state
 	instance func() string
@@ -74,7 +73,8 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	p := &prefixer{w: e.stdout, color: colorOK(e.stdout), width: len("12345678")}
 	tails := map[string]*tail{}
 	join := func(t *core.Task, fromRun bool) *tail {
-		tl := &tail{hash: t.Hash, label: taskLabel(t), path: t.LogFile, pid: t.PID, token: t.Token, fromRun: fromRun, start: lines}
+		tl := newTail(t.Hash, taskLabel(t), t.LogFile, lines, fromRun)
+		tl.pid, tl.token = t.PID, t.Token
 		tl.instance = func() string { return e.instanceOf(tl.hash) }
 		tails[t.Hash] = tl
 		return tl
@@ -88,9 +88,7 @@ func (e *env) followMany(ctx context.Context, args []string, o logOptions, wait 
 	}
 	defer func() {
 		for _, tl := range tails {
-			if tl.f != nil {
-				_ = tl.f.Close()
-			}
+			_ = tl.log.Close()
 		}
 	}()
 	// Ends are judged under the state lock, so that a replace in
@@ -134,9 +132,7 @@ func (e *env) checkTails(ctx context.Context, st *core.State, tails map[string]*
 			if !tl.ended {
 				p.line(tl, "[btl] killed") // and forgotten
 			}
-			if tl.f != nil {
-				_ = tl.f.Close()
-			}
+			_ = tl.log.Close()
 			delete(tails, h)
 			continue
 		}
@@ -195,6 +191,18 @@ func sortedKeys(m map[string]*tail) []string {
 	return keys
 }
 
+// newTail returns the tail of the log at path of the task with hash. When
+// the file is opened, it starts at its last lines or, for a task that
+// joined while following (fromRun), at the start of its current run.
+func newTail(hash, label, path string, lines int, fromRun bool) *tail {
+	return &tail{hash: hash, label: label, log: logread.Follow(path, func(f *os.File) error {
+		if fromRun {
+			return logread.SeekLastRun(f)
+		}
+		return logread.SeekTail(f, lines)
+	})}
+}
+
 // taskLabel is how followed lines name a task: its name, or its short hash.
 func taskLabel(t *core.Task) string {
 	if t.Name != "" {
@@ -207,85 +215,49 @@ func taskLabel(t *core.Task) string {
 // complete ones, and a line without its end yet once it is maxPartial
 // long or has waited partialWait.
 func (tl *tail) read(p *prefixer, now time.Time) {
-	if tl.f == nil && !tl.open() {
-		return
-	}
-	if cur, err := tl.f.Stat(); err == nil {
-		if pos, _ := tl.f.Seek(0, io.SeekCurrent); cur.Size() < pos {
-			_, _ = tl.f.Seek(0, io.SeekStart) // truncated
-		} else if fi, err := os.Stat(tl.path); err == nil && !os.SameFile(fi, cur) {
-			tl.copy(p, now) // rotated: finish the old file
-			if nf, err := openLog(tl.path); err == nil {
-				_ = tl.f.Close()
-				tl.f = nf
-			}
-		}
-	}
-	tl.copy(p, now)
+	tl.out, tl.now = p, now
+	_ = tl.log.Poll(tl)
 	if len(tl.part) > 0 && now.Sub(tl.since) >= partialWait {
 		tl.flush(p)
 	}
 }
 
-// open opens the log and positions it: at its last lines, or for a task
-// that joined while following, at the start of its current run.
-func (tl *tail) open() bool {
-	f, err := openLog(tl.path)
-	if err != nil {
-		return false
-	}
-	tl.f = f
-	if tl.fromRun {
-		seekLastRun(f)
-	} else {
-		_ = seekLastLines(f, tl.start)
-	}
-	return true
-}
-
-// copy prints what the log holds past the last read: each complete line,
-// and the start of a line without its end as soon as it is maxPartial
-// long (the rest follows on lines of its own).
-func (tl *tail) copy(p *prefixer, now time.Time) {
-	if tl.buf == nil {
-		tl.buf = make([]byte, 32<<10)
-	}
-	for {
-		n, _ := tl.f.Read(tl.buf)
-		if n == 0 {
-			return
-		}
-		for b := tl.buf[:n]; len(b) > 0; {
-			i := bytes.IndexByte(b, '\n')
-			if i < 0 {
-				room := maxPartial - len(tl.part)
-				if len(b) < room {
-					if len(tl.part) == 0 {
-						tl.since = now
-					}
-					tl.part = append(tl.part, b...)
-					break
+// Write prints what the log holds past the last read: each complete
+// line, and the start of a line without its end as soon as it is
+// maxPartial long (the rest follows on lines of its own).
+func (tl *tail) Write(b []byte) (int, error) {
+	p, n := tl.out, len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			room := maxPartial - len(tl.part)
+			if len(b) < room {
+				if len(tl.part) == 0 {
+					tl.since = tl.now
 				}
-				tl.part = append(tl.part, b[:room]...)
-				tl.flush(p)
-				b = b[room:]
-				continue
+				tl.part = append(tl.part, b...)
+				break
 			}
-			line := string(b[:i])
-			if len(tl.part) > 0 {
-				line = string(append(tl.part, b[:i]...))
-				tl.part = tl.part[:0]
-			}
-			if _, ok := core.ParseStartMarker(line); ok && tl.instance != nil {
-				// A new instance's run (a replace), or a restart of this one.
-				if tok := tl.instance(); tok != "" && tok != tl.token {
-					tl.replaced(p, tok)
-				}
-			}
-			p.line(tl, line)
-			b = b[i+1:]
+			tl.part = append(tl.part, b[:room]...)
+			tl.flush(p)
+			b = b[room:]
+			continue
 		}
+		line := string(b[:i])
+		if len(tl.part) > 0 {
+			line = string(append(tl.part, b[:i]...))
+			tl.part = tl.part[:0]
+		}
+		if _, ok := core.ParseStartMarker(line); ok && tl.instance != nil {
+			// A new instance's run (a replace), or a restart of this one.
+			if tok := tl.instance(); tok != "" && tok != tl.token {
+				tl.replaced(p, tok)
+			}
+		}
+		p.line(tl, line)
+		b = b[i+1:]
 	}
+	return n, nil
 }
 
 // replaced ends the instance followed so far, which another (token)
@@ -317,31 +289,6 @@ func (tl *tail) flush(p *prefixer) {
 		p.line(tl, string(tl.part))
 		tl.part = tl.part[:0]
 	}
-}
-
-// seekLastRun positions f at the last start marker in its last 64 KiB,
-// or at the start of those when there is none.
-func seekLastRun(f *os.File) {
-	fi, err := f.Stat()
-	if err != nil {
-		return
-	}
-	from := max(fi.Size()-64<<10, 0)
-	b := make([]byte, fi.Size()-from)
-	n, _ := f.ReadAt(b, from)
-	b = b[:n]
-	at := int64(0)
-	for off := 0; off < len(b); {
-		end := bytes.IndexByte(b[off:], '\n')
-		if end < 0 {
-			break
-		}
-		if _, ok := core.ParseStartMarker(string(b[off : off+end])); ok {
-			at = int64(off)
-		}
-		off += end + 1
-	}
-	_, _ = f.Seek(from+at, io.SeekStart)
 }
 
 // prefixer writes followed lines, each after its task's label, the label

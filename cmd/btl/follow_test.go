@@ -158,10 +158,10 @@ func TestTailPartialBound(t *testing.T) {
 	}
 	var out strings.Builder
 	p := &prefixer{w: &out}
-	tl := &tail{hash: "0123456789abcdef", label: "t", path: path, start: 10}
+	tl := newTail("0123456789abcdef", "t", path, 10, false)
 	t0 := time.Unix(1000, 0)
 	tl.read(p, t0) // opens at the end
-	defer tl.f.Close()
+	defer tl.log.Close()
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)

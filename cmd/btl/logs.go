@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"btl/core"
+	"btl/internal/logread"
 	"btl/internal/regular"
 )
 
@@ -103,8 +103,8 @@ func (e *env) logFiles() ([]logInfo, error) {
 	}
 	var out []logInfo
 	for _, de := range ents {
-		hash, ok := strings.CutSuffix(de.Name(), ".log")
-		if !ok || !core.ValidHash(hash) || !de.Type().IsRegular() {
+		hash, ok := core.LogHash(de.Name())
+		if !ok || !de.Type().IsRegular() {
 			continue
 		}
 		if fi, err := de.Info(); err == nil {
@@ -134,34 +134,11 @@ func (e *env) listLogs() error {
 			cmd = printable(st.Processes[l.hash].Command)
 		} else {
 			// A forgotten task: its log's first start marker names it.
-			log := e.dirs.LogFile(l.hash)
-			if cmd = markerCommand(log); cmd == "" {
-				cmd = markerCommand(log + ".1") // rotated past its marker
-			}
+			cmd = logread.FirstCommand(e.dirs.LogFile(l.hash))
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", l.hash, humanSize(l.fi.Size()), ago(now, l.fi.ModTime()), cmd)
 	}
 	return tw.Flush()
-}
-
-// markerCommand returns the command named by the first start marker in
-// the first lines of the log file at path, or "".
-func markerCommand(path string) string {
-	f, err := openLog(path)
-	if err != nil {
-		return ""
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(io.LimitReader(f, 64<<10))
-	for sc.Scan() {
-		if _, ok := core.ParseStartMarker(sc.Text()); ok {
-			// [btl] <time> started PID <pid>: <command>
-			if _, cmd, ok := strings.Cut(sc.Text(), ": "); ok {
-				return cmd
-			}
-		}
-	}
-	return ""
 }
 
 // findLog resolves a hash prefix against the tracked tasks and, for tasks
@@ -217,9 +194,11 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 			fmt.Fprintf(e.stderr, "Warning: log may be incomplete: %s\n", printable(err.Error()))
 		}
 	}
-	f, err := openLog(path)
+	fl := logread.Follow(path, nil)
+	defer func() { _ = fl.Close() }()
+	err = fl.Open()
 	if errors.Is(err, os.ErrNotExist) && o.follow {
-		f, err = waitFile(ctx, path)
+		err = fl.WaitOpen(ctx, followPoll)
 	}
 	if errors.Is(err, regular.ErrNotRegular) {
 		return notRegular(path)
@@ -227,16 +206,16 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
-	defer func() { _ = f.Close() }()
+	f := fl.File()
 	start := int64(0)
 	if !o.since.IsZero() {
-		if start, err = linesSince(f, newLineClock(path), o.since); err != nil {
+		if start, err = logread.Since(f, logread.NewClock(path), o.since); err != nil {
 			return err
 		}
 		_, _ = f.Seek(start, io.SeekStart)
 	}
 	if o.tail {
-		if err := seekLastLines(f, o.lines); err != nil {
+		if err := logread.SeekTail(f, o.lines); err != nil {
 			return err
 		}
 	}
@@ -246,7 +225,9 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	}
 	var out io.Writer = e.stdout
 	if o.stamps {
-		out = &stampWriter{w: e.stdout, clock: newLineClock(path), off: pos}
+		sw := &stampWriter{w: e.stdout, clock: logread.NewClock(path), off: pos}
+		fl.OnRestart = sw.reset
+		out = sw
 	}
 	if _, err := io.Copy(out, f); err != nil {
 		return err
@@ -261,7 +242,7 @@ func (e *env) printLog(ctx context.Context, prefix string, o logOptions) error {
 	if t != nil {
 		end = e.taskEnd(ctx, t.Hash, o.wait)
 	}
-	return followFile(ctx, &f, path, out, end)
+	return followFile(ctx, fl, out, end)
 }
 
 // parseSince reads --since: a duration before now, or a time.
@@ -275,21 +256,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, usageError("--since %q: want a duration such as 10m or 2h, or a time such as 2026-01-02 15:04", s)
-}
-
-// waitFile waits for path to appear.
-func waitFile(ctx context.Context, path string) (*os.File, error) {
-	for {
-		f, err := openLog(path)
-		if !errors.Is(err, os.ErrNotExist) {
-			return f, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // taskEnd returns the check that ends following the task with hash:
@@ -315,105 +281,36 @@ func (e *env) taskEnd(ctx context.Context, hash string, wait bool) func() (strin
 	}
 }
 
-// followFile copies what is appended to *f to w until ctx is done or, a
-// final copy later, end reports true; then it prints end's line, if any.
-// When the log is rotated, it finishes the old file and goes on with the
-// new; a replacement of the task goes on in the same file, after its
-// start marker.
-func followFile(ctx context.Context, f **os.File, path string, w io.Writer, end func() (string, bool)) error {
+// followFile copies what is appended to the log fl follows to w until
+// ctx is done or, a final copy later, end reports true; then it prints
+// end's line, if any. When the log is rotated, it finishes the old file
+// and goes on with the new; a replacement of the task goes on in the same
+// file, after its start marker.
+func followFile(ctx context.Context, fl *logread.Follower, w io.Writer, end func() (string, bool)) error {
 	tick := time.NewTicker(followPoll)
 	defer tick.Stop()
-	for n := 0; ; n++ {
-		msg, done := "", false
-		if n%endCheck == 0 {
-			msg, done = end()
+	n, msg := 0, ""
+	over, err := fl.Run(ctx, w, tick.C, func() bool {
+		n++
+		if (n-1)%endCheck != 0 {
+			return false
 		}
-		if _, err := io.Copy(w, *f); err != nil {
-			return err
-		}
-		if done {
-			if sw, ok := w.(*stampWriter); ok {
-				// The end line is btl's, not the log's: no time.
-				_ = sw.flush()
-				w = sw.w
-			}
-			if msg != "" {
-				fmt.Fprintln(w, msg)
-			}
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
-		}
-		cur, err := (*f).Stat()
-		if err != nil {
-			return err
-		}
-		if pos, _ := (*f).Seek(0, io.SeekCurrent); cur.Size() < pos {
-			_, _ = (*f).Seek(0, io.SeekStart) // truncated
-			if sw, ok := w.(*stampWriter); ok {
-				sw.reset()
-			}
-			continue
-		}
-		if fi, err := os.Stat(path); err == nil && !os.SameFile(fi, cur) {
-			nf, err := openLog(path)
-			if err != nil {
-				continue
-			}
-			_, _ = io.Copy(w, *f)
-			_ = (*f).Close()
-			*f = nf
-			if sw, ok := w.(*stampWriter); ok {
-				sw.reset()
-			}
-		}
-	}
-}
-
-// seekLastLines positions f at the start of its last n lines.
-func seekLastLines(f *os.File, n int) error {
-	fi, err := f.Stat()
-	if err != nil {
+		m, done := end()
+		msg = m
+		return done
+	})
+	if err != nil || !over {
 		return err
 	}
-	size := fi.Size()
-	if n == 0 {
-		_, err := f.Seek(size, io.SeekStart)
-		return err
+	if sw, ok := w.(*stampWriter); ok {
+		// The end line is btl's, not the log's: no time.
+		_ = sw.flush()
+		w = sw.w
 	}
-	const block = 64 << 10
-	buf := make([]byte, block)
-	end := size
-	// A final newline ends the last line; it does not start another.
-	need := n + 1
-	if size > 0 {
-		last := make([]byte, 1)
-		if _, err := f.ReadAt(last, size-1); err == nil && last[0] != '\n' {
-			need = n
-		}
+	if msg != "" {
+		fmt.Fprintln(w, msg)
 	}
-	for end > 0 {
-		start := max(end-block, 0)
-		chunk := buf[:end-start]
-		if _, err := f.ReadAt(chunk, start); err != nil && err != io.EOF {
-			return err
-		}
-		for i := len(chunk) - 1; i >= 0; i-- {
-			if chunk[i] == '\n' {
-				need--
-				if need == 0 {
-					_, err := f.Seek(start+int64(i)+1, io.SeekStart)
-					return err
-				}
-			}
-		}
-		end = start
-	}
-	_, err = f.Seek(0, io.SeekStart)
-	return err
+	return nil
 }
 
 func humanSize(n int64) string {
@@ -426,13 +323,6 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
-}
-
-// openLog opens a log file for reading: only a regular file, and without
-// waiting, so a FIFO or device at path is an error wrapping
-// regular.ErrNotRegular, never a hang.
-func openLog(path string) (*os.File, error) {
-	return regular.Open(path, os.O_RDONLY, 0)
 }
 
 // notRegular is the error for a log path that holds something other than

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/core"
+	"btl/internal/logread"
 )
 
 // start runs argv from the current directory in the background, replacing
@@ -142,40 +142,13 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 	// needs that another process holds (it may die of that later).
 	st := e.mgr.Check(cmd.Context(), task)
 	if st.Ended() {
-		writeLogEnd(e.stdout, fmt.Sprintf("[btl] The process has already ended (%s); the end of its log:", st), lastRunLines(task.LogFile, 10))
+		writeLogEnd(e.stdout, fmt.Sprintf("[btl] The process has already ended (%s); the end of its log:", st), logread.LastRunLines(task.LogFile, 10))
 	}
 	if !e.warnHeldPorts(e.stdout, task, before) && st.Ended() {
 		e.explainPort(e.stdout, task)
 	}
 	e.emit(task, st, nil, action)
 	return nil
-}
-
-// lastRunLines returns up to n last lines of the newest run in the log
-// file: the lines after its last start marker.
-func lastRunLines(path string, n int) []string {
-	f, err := openLog(path)
-	if err != nil {
-		return nil
-	}
-	defer func() { _ = f.Close() }()
-	// The end of the file is enough for a few lines.
-	const tail = 64 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
-		_, _ = f.Seek(fi.Size()-tail, io.SeekStart)
-	}
-	b, err := io.ReadAll(f)
-	if err != nil || len(b) == 0 {
-		return nil
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if _, ok := core.ParseStartMarker(lines[i]); ok {
-			lines = lines[i+1:]
-			break
-		}
-	}
-	return lines[max(len(lines)-n, 0):]
 }
 
 // forceKillNotice says that a task had to be killed with SIGKILL.

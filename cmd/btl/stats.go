@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"btl/core"
+	"btl/internal/logread"
 )
 
 // taskStats is what a task uses, as list and show print it.
@@ -105,7 +106,7 @@ var inUse = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?
 // explainPort tells, for a task that ended saying that an address is in
 // use, which other btl task listens on a port its log or command names.
 func (e *env) explainPort(w io.Writer, task *core.Task) {
-	lines := lastRunLines(task.LogFile, 20)
+	lines := logread.LastRunLines(task.LogFile, 20)
 	text := strings.Join(lines, "\n")
 	if !inUse().MatchString(text) {
 		return

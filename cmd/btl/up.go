@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"btl/core"
+	"btl/internal/logread"
 	"btl/internal/project"
 )
 
@@ -194,6 +195,14 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 
 	// Everything is checked before anything starts: directories, programs.
 	tasks := map[string]*upTask{}
+	defer func() {
+		// A log probe that never matched still has its log open.
+		for _, ut := range tasks {
+			if ut.probe != nil && ut.probe.log != nil {
+				_ = ut.probe.log.Close()
+			}
+		}
+	}()
 	caller := os.Environ()
 	if _, set := os.LookupEnv("PYTHONUNBUFFERED"); !set && !e.noUnbuffer {
 		caller = append(caller, "PYTHONUNBUFFERED=1")
@@ -505,7 +514,7 @@ func (e *env) upStart(ctx context.Context, ut *upTask, force bool) (bool, error)
 	}
 	ut.task = task
 	if ut.probe != nil && ut.probe.p.LogLine != "" {
-		ut.probe.log = &logWatch{path: task.LogFile, off: logFrom, re: regexp.MustCompile(regexp.QuoteMeta(ut.probe.p.LogLine))}
+		ut.probe.log = logread.NewWatch(task.LogFile, logFrom, regexp.MustCompile(regexp.QuoteMeta(ut.probe.p.LogLine)))
 	}
 	fmt.Fprintf(e.stdout, "[btl] %s: started, PID %d, hash %s%s\n", ut.name, task.PID, task.Hash, why)
 	return true, nil
@@ -530,11 +539,11 @@ func (e *env) upCheck(ctx context.Context, ut *upTask, healthy, completed bool, 
 			fmt.Fprintf(e.stdout, "[btl] %s: completed (%s)\n", ut.name, st)
 			return nil
 		case completed:
-			settleLog(ut.task.LogFile)
+			logread.Settle(ut.task.LogFile)
 			e.tellLogEnd(ut.task, fmt.Sprintf("[btl] %s did not complete successfully (%s); the end of its log:", ut.name, st))
 			return fmt.Errorf("%s ended (%s)", ut.name, st)
 		case healthy && !ut.ready:
-			settleLog(ut.task.LogFile)
+			logread.Settle(ut.task.LogFile)
 			e.tellLogEnd(ut.task, fmt.Sprintf("[btl] %s ended (%s) before it was ready; the end of its log:", ut.name, st))
 			return fmt.Errorf("%s ended (%s) before it was ready", ut.name, st)
 		}
@@ -558,7 +567,7 @@ type prober struct {
 	p        *project.Probe
 	dir      string   // the entry's working directory
 	env      []string // the entry's environment, for exec
-	log      *logWatch
+	log      *logread.Watch
 	next     time.Time // no exec or http look before
 	httpOK   bool
 	execOK   bool
@@ -585,9 +594,9 @@ func (pr *prober) check(ctx context.Context, e *env, task *core.Task) (bool, str
 	if pr.p.LogLine != "" {
 		_ = e.mgr.SyncLog(ctx, task)
 		if pr.log == nil {
-			pr.log = &logWatch{path: task.LogFile, re: regexp.MustCompile(regexp.QuoteMeta(pr.p.LogLine))}
+			pr.log = logread.NewWatch(task.LogFile, 0, regexp.MustCompile(regexp.QuoteMeta(pr.p.LogLine)))
 		}
-		line, ok := pr.log.match()
+		line, ok := pr.log.Match()
 		if !ok {
 			return false, ""
 		}

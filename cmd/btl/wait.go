@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"btl/core"
+	"btl/internal/logread"
 )
 
 // readiness is what a start waits for before it returns: --wait-port,
@@ -92,7 +93,8 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 	if !asked.IsZero() && asked.Before(begun) {
 		since = asked
 	}
-	lw := &logWatch{path: task.LogFile, off: logFrom, re: r.logRE}
+	lw := logread.NewWatch(task.LogFile, logFrom, r.logRE)
+	defer func() { _ = lw.Close() }()
 	pause := time.Millisecond
 	for {
 		st := e.mgr.Check(ctx, task)
@@ -104,7 +106,7 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 			return nil
 		}
 		if st.Ended() {
-			settleLog(task.LogFile)
+			logread.Settle(task.LogFile)
 			e.tellLogEnd(task, fmt.Sprintf("[btl] The process ended (%s) before it was ready; the end of its log:", st))
 			e.explainPort(e.stderr, task)
 			return &exitError{code: endedBeforeReadyExit, err: fmt.Errorf("task %s ended before it was ready (%s)", task.Hash, st)}
@@ -131,10 +133,10 @@ func (e *env) waitReady(ctx context.Context, task *core.Task, r *readiness, logF
 }
 
 // check reports whether every condition of r holds, and says what was seen.
-func (r *readiness) check(task *core.Task, lw *logWatch) (bool, string) {
+func (r *readiness) check(task *core.Task, lw *logread.Watch) (bool, string) {
 	var seen []string
 	if r.logRE != nil {
-		line, ok := lw.match()
+		line, ok := lw.Match()
 		if !ok {
 			return false, ""
 		}
@@ -156,80 +158,9 @@ func (r *readiness) check(task *core.Task, lw *logWatch) (bool, string) {
 	return true, strings.Join(seen, ", ")
 }
 
-// logWatch reads a log as it grows, from this run's start marker on, for
-// a line matching re.
-type logWatch struct {
-	path    string
-	off     int64
-	re      *regexp.Regexp
-	started bool   // this run's start marker has been read
-	partial []byte // the last line read, not yet ended
-	matched string
-	ok      bool
-}
-
-// match reads what was added to the log and reports the first line of
-// this run that matches.
-func (w *logWatch) match() (string, bool) {
-	if w.ok {
-		return w.matched, true
-	}
-	f, err := openLog(w.path)
-	if err != nil {
-		return "", false
-	}
-	defer func() { _ = f.Close() }()
-	if fi, err := f.Stat(); err == nil && fi.Size() < w.off {
-		// Rotated: the run's start is in the rotated file.
-		w.off, w.partial, w.started = 0, nil, true
-	}
-	_, _ = f.Seek(w.off, io.SeekStart)
-	b, _ := io.ReadAll(io.LimitReader(f, 4<<20))
-	w.off += int64(len(b))
-	b = append(w.partial, b...)
-	lines := strings.Split(string(b), "\n")
-	w.partial = []byte(lines[len(lines)-1])
-	for i, line := range lines {
-		if i == len(lines)-1 && !w.started {
-			break
-		}
-		if !w.started {
-			_, w.started = core.ParseStartMarker(line)
-			continue
-		}
-		if w.re.MatchString(line) {
-			w.matched, w.ok = line, true
-			return line, true
-		}
-	}
-	return "", false
-}
-
 // tellLogEnd prints head and the last 20 lines of the task's run to stderr.
-// settleLog waits, briefly, until the log file stops growing: a task that
-// has just ended may have output on its way to the file (launchd's log pump
-// runs on its own), and what it said last is what explains its end.
-func settleLog(path string) {
-	size := func() int64 {
-		fi, err := os.Stat(path)
-		if err != nil {
-			return -1
-		}
-		return fi.Size()
-	}
-	last, still := size(), 0
-	for deadline := time.Now().Add(500 * time.Millisecond); still < 5 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-		if n := size(); n != last {
-			last, still = n, 0
-		} else {
-			still++
-		}
-	}
-}
-
 func (e *env) tellLogEnd(task *core.Task, head string) {
-	writeLogEnd(e.stderr, head, lastRunLines(task.LogFile, 20))
+	writeLogEnd(e.stderr, head, logread.LastRunLines(task.LogFile, 20))
 }
 
 // writeLogEnd prints head, which ends in "; the end of its log:", and the

@@ -3,6 +3,7 @@
 // cmd/btl/backends.go (the wiring); backends import core and internal
 // packages, never cmd or one another; core imports no backend and, of
 // btl's own packages, only internal/proc, internal/logfile and
-// internal/regular; internal/logfile imports only internal/regular, and
-// the other internal packages nothing of btl.
+// internal/regular; internal/logfile imports only internal/regular,
+// internal/logread only internal/logfile and internal/regular, and the
+// other internal packages nothing of btl.
 package layers

@@ -31,6 +31,9 @@ var rules = []rule{
 	}},
 	{"internal/proc", none},
 	{"internal/logfile", func(file, imp string) bool { return imp == "btl/internal/regular" }},
+	{"internal/logread", func(file, imp string) bool {
+		return imp == "btl/internal/logfile" || imp == "btl/internal/regular"
+	}},
 	{"internal/regular", none},
 	{"internal/reexec", none},
 	{"internal/project", func(file, imp string) bool { return imp == "btl/internal/dotenv" }},

@@ -12,6 +12,3 @@ func getenv(env []string, name string) string {
 	}
 	return ""
 }
-
-// MarkerPrefix starts every line btl itself writes into a task's log.
-const MarkerPrefix = "[btl] "

@@ -252,14 +252,14 @@ func (w *LogWriter) rotate() error {
 	// the file we have open.
 	if fi, err := os.Lstat(w.Path); err == nil {
 		if cur, err := w.f.Stat(); err == nil && os.SameFile(fi, cur) {
-			if err := os.Rename(w.Path, w.Path+".1"); err != nil {
+			if err := os.Rename(w.Path, Rotated(w.Path)); err != nil {
 				_ = w.f.Close()
 				w.f = nil
 				return fmt.Errorf("rotate log: %w", err)
 			}
 			// The times go with their log; a log without them has none.
-			if err := os.Rename(TimesPath(w.Path), TimesPath(w.Path+".1")); errors.Is(err, os.ErrNotExist) {
-				_ = os.Remove(TimesPath(w.Path + ".1"))
+			if err := os.Rename(TimesPath(w.Path), TimesPath(Rotated(w.Path))); errors.Is(err, os.ErrNotExist) {
+				_ = os.Remove(TimesPath(Rotated(w.Path)))
 			}
 		}
 	}
