@@ -3,9 +3,7 @@ package systemd
 import (
 	"os"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 
 	"btl/core"
 	"btl/internal/proc"
@@ -25,38 +23,18 @@ import (
 // scopes names the scope units (run-*.scope) such processes are in, so
 // that the stop can make systemd forget them once they are empty.
 func mayHaveEscaped(own, token string) (escaped bool, scopes []string) {
-	d, err := os.Open("/proc")
-	if err != nil {
+	cgroups, ok := proc.EnvCarriers(os.Getuid(), core.EnvInstance+"="+token, func(cg string) bool {
+		return inOtherTaskUnit(cg, own)
+	})
+	if !ok {
 		return true, nil
 	}
-	names, err := d.Readdirnames(-1)
-	_ = d.Close()
-	if err != nil {
-		return true, nil
-	}
-	uid, self := uint32(os.Getuid()), os.Getpid()
-	kv := core.EnvInstance + "=" + token
-	for _, name := range names {
-		pid, err := strconv.Atoi(name)
-		if err != nil || pid == self {
-			continue
-		}
-		var st syscall.Stat_t
-		if syscall.Stat("/proc/"+name, &st) != nil || st.Uid != uid {
-			continue
-		}
-		cg, err := os.ReadFile("/proc/" + name + "/cgroup")
-		if err == nil && inOtherTaskUnit(string(cg), own) {
-			continue
-		}
-		if proc.ProcHasEnv(pid, kv) {
-			escaped = true
-			if sc := scopeOf(string(cg)); sc != "" && !slices.Contains(scopes, sc) {
-				scopes = append(scopes, sc)
-			}
+	for _, cg := range cgroups {
+		if sc := scopeOf(cg); sc != "" && !slices.Contains(scopes, sc) {
+			scopes = append(scopes, sc)
 		}
 	}
-	return escaped, scopes
+	return len(cgroups) > 0, scopes
 }
 
 // scopeOf returns the scope unit a /proc/<pid>/cgroup text places the
