@@ -24,7 +24,7 @@ import (
 	"btl/core"
 	"btl/core/coretest"
 	"btl/internal/fakelaunchctl/fake"
-	"btl/internal/proc"
+	"btl/internal/proc/proctest"
 	"btl/internal/reexec"
 )
 
@@ -65,7 +65,7 @@ func TestMain(m *testing.M) {
 
 // carrying lists the live processes, other than this one, whose
 // environment holds the entry kv.
-func carrying(kv string) []int { return proc.Carrying(os.Getuid(), kv) }
+func carrying(kv string) []int { return proctest.Carrying(os.Getuid(), kv) }
 
 // fixture is one test's fake launchctl, backend and manager.
 type fixture struct {

@@ -22,6 +22,7 @@ import (
 	"btl/core"
 	"btl/core/coretest"
 	"btl/internal/proc"
+	"btl/internal/proc/proctest"
 	"btl/internal/reexec"
 )
 
@@ -814,7 +815,7 @@ func TestStopReachesChildInOwnScope(t *testing.T) {
 // tokenPIDs lists the live processes whose environment carries
 // BTL_INSTANCE=token.
 func tokenPIDs(token string) []int {
-	return proc.Carrying(os.Getuid(), core.EnvInstance+"="+token)
+	return proctest.Carrying(os.Getuid(), core.EnvInstance+"="+token)
 }
 
 // A task's own BTL_LOG_MAX holds for the lines the agent copies, even when

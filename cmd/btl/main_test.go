@@ -20,6 +20,7 @@ import (
 	"btl/core"
 	"btl/core/coretest"
 	"btl/internal/proc"
+	"btl/internal/proc/proctest"
 	"btl/internal/reexec"
 )
 
@@ -104,7 +105,7 @@ func makeUser(t *testing.T) *user {
 
 // homeProcs lists the live processes, other than this one, whose
 // environment has HOME=home.
-func homeProcs(home string) []int { return proc.Carrying(os.Getuid(), "HOME="+home) }
+func homeProcs(home string) []int { return proctest.Carrying(os.Getuid(), "HOME="+home) }
 
 // fakeLaunchctl puts a launchctl first on PATH that runs this test binary
 // as the fake launchctl (see internal/fakelaunchctl), with its own state,

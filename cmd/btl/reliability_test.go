@@ -19,6 +19,7 @@ import (
 	"btl/core"
 	"btl/core/coretest"
 	"btl/internal/proc"
+	"btl/internal/proc/proctest"
 )
 
 // tokenProcs returns the live processes of this user whose environment
@@ -27,7 +28,7 @@ import (
 func tokenProcs(t *testing.T, home string) map[string][]int {
 	t.Helper()
 	out := map[string][]int{}
-	proc.Scan(os.Getuid(), func(pid int, env [][]byte) bool {
+	proctest.Scan(os.Getuid(), func(pid int, env [][]byte) bool {
 		if !slices.ContainsFunc(env, func(e []byte) bool { return string(e) == "HOME="+home }) {
 			return false
 		}

@@ -18,6 +18,7 @@ import (
 
 	"btl/core"
 	"btl/internal/proc"
+	"btl/internal/proc/proctest"
 )
 
 // Setup returns a fresh backend and the directories it uses, for one test.
@@ -56,14 +57,14 @@ const hiddenEnv = "BTL_CONFORMANCE_HIDDEN_ENV=1"
 
 // RunHiddenEnv runs the tree-stopping part of the suite with the
 // environments of the tasks' processes unreadable to btl's process scanner
-// (see proc.HideEnvWhere), as macOS makes those of restricted programs such
+// (see proctest.HideEnvWhere), as macOS makes those of restricted programs such
 // as /bin/sh and /bin/sleep: trees must then be found by process group and
 // parent PID alone. btl's own helper processes keep readable environments,
 // as they do on macOS. Without environments, a daemonized descendant
 // (orphaned: its parent exited) is found only by a backend that keeps
 // orphans in the task's tree, such as a child subreaper or a cgroup.
 func RunHiddenEnv(t *testing.T, setup Setup) {
-	proc.HideEnvWhere(func(env [][]byte) bool {
+	proctest.HideEnvWhere(func(env [][]byte) bool {
 		return slices.ContainsFunc(env, func(e []byte) bool { return string(e) == hiddenEnv })
 	})
 	run(t, setup, treeTests, []string{hiddenEnv})

@@ -23,13 +23,24 @@ var rules = []rule{
 	}},
 	{"core", func(file, imp string) bool {
 		return imp == "btl/core" || strings.HasPrefix(imp, "btl/core/") ||
-			imp == "btl/internal/proc" || imp == "btl/internal/logfile" || imp == "btl/internal/regular" || imp == "btl/internal/dotenv"
+			imp == "btl/internal/proc" || imp == "btl/internal/logfile" || imp == "btl/internal/regular" || imp == "btl/internal/dotenv" ||
+			// The conformance suite hides environments from the scanner.
+			imp == "btl/internal/proc/proctest" && under(file, "core/coretest")
 	}},
 	{"backend", func(file, imp string) bool {
 		own := "btl/" + filepath.ToSlash(filepath.Dir(file))
 		return !strings.HasPrefix(imp, "btl/cmd/") && (!strings.HasPrefix(imp, "btl/backend/") || imp == own)
 	}},
-	{"internal/proc", none},
+	// The scanner reads environments through its own internal package;
+	// proctest, the tests' view of the process table, reads the scanner
+	// too. (Go lets only these two import internal/proc/internal/...)
+	{"internal/proc", func(file, imp string) bool {
+		return imp == "btl/internal/proc/internal/environ" || imp == "btl/internal/proc" && under(file, "internal/proc/proctest")
+	}},
+	{"internal/proc/internal/environ", none},
+	{"internal/proc/proctest", func(file, imp string) bool {
+		return imp == "btl/internal/proc" || imp == "btl/internal/proc/internal/environ"
+	}},
 	{"internal/logfile", func(file, imp string) bool { return imp == "btl/internal/regular" }},
 	{"internal/logread", func(file, imp string) bool {
 		return imp == "btl/internal/logfile" || imp == "btl/internal/regular"
@@ -53,6 +64,11 @@ var rules = []rule{
 
 // none allows no package of btl.
 func none(file, imp string) bool { return false }
+
+// under reports whether file lies in dir or below it.
+func under(file, dir string) bool {
+	return strings.HasPrefix(filepath.ToSlash(file), dir+"/")
+}
 
 func TestImportRule(t *testing.T) {
 	root, err := filepath.Abs("../..")

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"os"
 	"slices"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"btl/internal/proc/internal/environ"
 )
 
 // Proc identifies one process across time: its PID and its start time
@@ -449,32 +450,9 @@ func FindByToken(token string) (Proc, bool) {
 	return Proc{PID: best.PID, Start: best.Start}, true
 }
 
-// envHider, when set, hides the environments of chosen processes; see
-// HideEnvWhere.
-var envHider atomic.Pointer[func(env [][]byte) bool]
-
-// HideEnvWhere makes the process scanner treat the environment of every
-// process for which hide returns true (given that environment) as
-// unreadable, as macOS does for restricted processes (/bin/sh, /bin/sleep):
-// tests use it to check that trees are found and stopped without
-// environments. nil restores the default.
-func HideEnvWhere(hide func(env [][]byte) bool) {
-	if hide == nil {
-		envHider.Store(nil)
-		return
-	}
-	envHider.Store(&hide)
-}
-
 // procEnv returns the environment pid started with, one entry each, or
-// nil when it cannot be read.
-func procEnv(pid int) [][]byte {
-	env := readProcEnv(pid)
-	if h := envHider.Load(); h != nil && env != nil && (*h)(env) {
-		return nil
-	}
-	return env
-}
+// nil when it cannot be read (or a test hides it: see environ.HideWhere).
+func procEnv(pid int) [][]byte { return environ.Visible(pid) }
 
 // ProcHasEnv reports whether the environment pid started with contains the
 // entry kv ("NAME=value").

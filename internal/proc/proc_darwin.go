@@ -1,8 +1,6 @@
 package proc
 
 import (
-	"bytes"
-	"encoding/binary"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -55,39 +53,6 @@ func userProcs(uid int) []ProcInfo {
 
 // statProcs is userProcs: the system tells the UID at no extra cost.
 func statProcs(uid int) []ProcInfo { return userProcs(uid) }
-
-// readProcEnv returns the environment pid started with, one entry each,
-// read from kern.procargs2: argc, the executable path, argv, then the
-// environment, all NUL-terminated.
-func readProcEnv(pid int) [][]byte {
-	b, err := unix.SysctlRaw("kern.procargs2", pid)
-	if err != nil || len(b) < 4 {
-		return nil
-	}
-	argc := int(binary.LittleEndian.Uint32(b))
-	b = b[4:]
-	// Executable path, then NUL padding.
-	i := bytes.IndexByte(b, 0)
-	if i < 0 {
-		return nil
-	}
-	b = b[i:]
-	for len(b) > 0 && b[0] == 0 {
-		b = b[1:]
-	}
-	var env [][]byte
-	for f := range bytes.SplitSeq(b, []byte{0}) {
-		if argc > 0 {
-			argc--
-			continue
-		}
-		if len(f) == 0 {
-			break
-		}
-		env = append(env, f)
-	}
-	return env
-}
 
 // procDetails is not available on macOS without libproc: Details
 // reports what the environment and sysctl tell.

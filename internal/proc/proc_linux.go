@@ -195,49 +195,6 @@ func statProcs(int) []ProcInfo {
 	return out
 }
 
-// execWait bounds how long procEnv waits for a process in the middle of
-// execve to have an environment again.
-const execWait = 100 * time.Millisecond
-
-// readProcEnv returns the environment pid started with, one entry each. A
-// process in the middle of execve has none for a moment (its new memory
-// has no environment yet): procEnv waits for it, so that a task's process
-// caught exec'ing is not taken for a stranger.
-func readProcEnv(pid int) [][]byte {
-	path := "/proc/" + strconv.Itoa(pid) + "/environ"
-	deadline := time.Now().Add(execWait)
-	for {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		if len(b) > 0 || !inExec(pid) || time.Now().After(deadline) {
-			return bytes.Split(bytes.TrimSuffix(b, []byte{0}), []byte{0})
-		}
-		time.Sleep(200 * time.Microsecond)
-	}
-}
-
-// inExec reports whether pid is alive with no environment set up in its
-// memory (env_end, field 51 of its stat, is 0): in the middle of execve.
-// A process started with an empty environment has env_end set all the same.
-func inExec(pid int) bool {
-	var buf [1024]byte
-	b, err := readSmall("/proc/"+strconv.Itoa(pid)+"/stat", buf[:])
-	return err == nil && statInExec(b)
-}
-
-// statInExec is inExec on the content of /proc/<pid>/stat.
-func statInExec(b []byte) bool {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return false
-	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (state); env_end, field 51, is f[48].
-	return len(f) > 48 && string(f[0]) != "Z" && string(f[0]) != "X" && string(f[48]) == "0"
-}
-
 // procDetails reads the argv and working directory of pid, and when it
 // started.
 func procDetails(pid int, start uint64) (argv []string, cwd string, started time.Time) {

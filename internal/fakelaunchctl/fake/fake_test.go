@@ -22,7 +22,7 @@ import (
 	"howett.net/plist"
 
 	"btl/core/coretest"
-	"btl/internal/proc"
+	"btl/internal/proc/proctest"
 )
 
 // TestMain lets the test binary impersonate launchctl: with
@@ -292,7 +292,7 @@ func processGone(pid int) bool {
 // ours lists live processes started by this test: helpers carry the state
 // directory in their environment, jobs (and their children) the label prefix.
 func (h *harness) ours() []int {
-	return proc.Scan(os.Getuid(), func(_ int, env [][]byte) bool {
+	return proctest.Scan(os.Getuid(), func(_ int, env [][]byte) bool {
 		for _, kv := range env {
 			s := string(kv)
 			if s == "FAKE_LAUNCHCTL_STATE="+h.state || strings.HasPrefix(s, "XPC_SERVICE_NAME="+h.prefix) {

@@ -1,4 +1,4 @@
-package proc
+package proctest
 
 import (
 	"os"
@@ -7,10 +7,12 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"btl/internal/proc"
 )
 
 // Scan and Carrying find a process by its environment, also while
-// HideEnvWhere hides it from the tree walks.
+// HideEnvWhere hides it from btl's scanner, which then does not see it.
 func TestCarrying(t *testing.T) {
 	kv := "BTL_TEST_CARRYING=" + strconv.Itoa(os.Getpid())
 	cmd := exec.Command("sleep", "100")
@@ -21,11 +23,12 @@ func TestCarrying(t *testing.T) {
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	for _, tc := range []struct {
-		name string
-		hide func(env [][]byte) bool
+		name   string
+		hide   func(env [][]byte) bool
+		hidden bool // from the scanner
 	}{
-		{"environments shown", nil},
-		{"environments hidden", func([][]byte) bool { return true }},
+		{"environments shown", nil, false},
+		{"environments hidden", func([][]byte) bool { return true }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			HideEnvWhere(tc.hide)
@@ -43,6 +46,9 @@ func TestCarrying(t *testing.T) {
 			}
 			if got := Carrying(os.Getuid(), kv+"x"); len(got) != 0 {
 				t.Errorf("Carrying of an entry nobody has = %v", got)
+			}
+			if seen := proc.ProcHasEnv(cmd.Process.Pid, kv); seen == tc.hidden {
+				t.Errorf("the scanner sees the environment: %v, want %v", seen, !tc.hidden)
 			}
 		})
 	}
