@@ -28,6 +28,7 @@ type Spec struct {
 	LogFile string   // where the task's output must end up
 	Token   string   // value of EnvInstance, unique to this start
 	Name    string   // the task's name, a label (see CheckName); may be empty
+	Backend string   // the backend to start it with (restart: the one it ran with); "": the Manager's
 
 	Restart RestartPolicy // when the backend starts the task again (--restart)
 	Stop    StopPolicy    // how the task is stopped (--stop-signal, --stop-timeout); zero: DefaultStop
@@ -248,21 +249,15 @@ type Started struct {
 	PID       int       // the task's main process
 	ProcStart uint64    // its start time, see Proc
 	StartedAt time.Time // zero: when the Manager asked for the start
-	// Backend names the backend that ran the task when it is not the one
-	// asked (launchd hands what it cannot run to fork); "" otherwise.
-	Backend   string
-	Unit      string // native name: systemd unit, launchd service target
-	LogDirect bool   // the backend writes the log file itself
-	Helper    *Proc  // the backend's per-task helper process, if any
+	Unit      string    // native name: systemd unit, launchd service target
+	LogDirect bool      // the backend writes the log file itself
+	Helper    *Proc     // the backend's per-task helper process, if any
 }
 
 // apply sets t's backend-owned fields from s.
 func (s Started) apply(t *Task) {
 	t.PID, t.ProcStart = s.PID, s.ProcStart
 	t.Unit, t.LogDirect, t.Helper = s.Unit, s.LogDirect, s.Helper
-	if s.Backend != "" {
-		t.Backend = s.Backend
-	}
 	if !s.StartedAt.IsZero() {
 		t.StartedAt = s.StartedAt
 	}

@@ -25,8 +25,13 @@ import (
 type Manager struct {
 	Store *Store
 	Dirs  Dirs
-	// Backend starts new tasks.
+	// Backend starts new tasks, unless their Spec names another.
 	Backend Backend
+	// Fallback, when set (auto mode), starts what the backend chosen
+	// refuses (a *Refusal: see Refuser, ByteCarrier); OnFallback, when
+	// set, is then called under the state lock with what happened.
+	Fallback   Backend
+	OnFallback func(f Fallback)
 	// Open returns the backend with the given name, for tasks in
 	// state.json that another backend started: a task is always stopped and
 	// inspected by the backend that started it. It may be nil.
@@ -157,13 +162,18 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		if err := m.settleName(ctx, st, &spec); err != nil {
 			return err
 		}
+		// A backend that refuses the task refuses it before anything stops.
+		b, fb, err := m.chooseBackend(spec)
+		if err != nil {
+			return err
+		}
 		if old := st.Processes[spec.Hash]; old != nil && spec.Project == "" {
 			// Re-run by hand or restarted: still the project's entry.
 			spec.Project, spec.Entry, spec.Def = old.Project, old.Entry, old.Def
 		}
 		// A state btl could not read back is never written: a start that
 		// would take it past the limit is refused before anything stops.
-		if err := st.fits(m.intent(spec)); err != nil {
+		if err := st.fits(m.intent(spec, b)); err != nil {
 			return fmt.Errorf("cannot record %s: %w", spec.Hash, err)
 		}
 		// The start is not refused: its log may be made now. A start that
@@ -205,7 +215,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		// Record the intent before anything runs: if btl dies between the
 		// start and the save below, the next btl finds the task by its
 		// token (see adopt) instead of losing sight of it.
-		intent := m.intent(spec)
+		intent := m.intent(spec, b)
 		st.Processes[spec.Hash] = intent
 		if err := m.Store.checkpoint(st, intent); err != nil {
 			delete(st.Processes, spec.Hash)
@@ -214,7 +224,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		if m.OnStarting != nil {
 			m.OnStarting()
 		}
-		got, err := m.Backend.Start(ctx, spec)
+		got, b, fb, err := m.start(ctx, b, fb, spec)
 		if err != nil && replacing {
 			// The old instance is gone and the new one did not start: the
 			// task is kept, failed to start, with its name and the reason,
@@ -231,7 +241,16 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		}
 		t := *intent
 		t.Status = nil
+		t.Backend = b.Name()
 		got.apply(&t)
+		if fb != nil {
+			if t.Unit == "" {
+				t.Unit = fb.unit()
+			}
+			if m.OnFallback != nil {
+				m.OnFallback(*fb)
+			}
+		}
 		if m.OnStarted != nil {
 			m.OnStarted(&t)
 		}
@@ -248,8 +267,8 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 	return started, replaced, err
 }
 
-// intent is the record of spec's start before the backend starts it.
-func (m *Manager) intent(spec Spec) *Task {
+// intent is the record of spec's start before b starts it.
+func (m *Manager) intent(spec Spec, b Backend) *Task {
 	t := &Task{
 		Hash:      spec.Hash,
 		UserID:    os.Getuid(),
@@ -265,7 +284,7 @@ func (m *Manager) intent(spec Spec) *Task {
 		Def:       spec.Def,
 		EnvFiles:  spec.EnvFiles,
 		Watch:     cloneWatch(spec.Watch),
-		Backend:   m.Backend.Name(),
+		Backend:   b.Name(),
 		StartedAt: time.Now().UTC(),
 		Status:    &Status{State: Starting},
 	}

@@ -110,8 +110,9 @@ func (m *Manager) StartHint(t *Task) string {
 // Restart prepares a run of the task named by prefix (see Find) as it was
 // started: it returns the task and the environment recorded for it
 // (recorded false when there is none). Unless another backend was asked
-// for (ownBackend false), the task's own backend becomes the one new tasks
-// start with: a task runs again where it ran.
+// for (ownBackend false), a task runs again where it ran: Restart checks
+// that its backend can be reached here, and the caller names it in the
+// run's Spec.Backend. The Manager's own backend stays as it is.
 func (m *Manager) Restart(prefix string, ownBackend bool) (t *Task, env []string, recorded bool, err error) {
 	st, err := m.Store.Read()
 	if err != nil {
@@ -123,12 +124,10 @@ func (m *Manager) Restart(prefix string, ownBackend bool) (t *Task, env []string
 	if len(t.Argv) == 0 {
 		return nil, nil, false, fmt.Errorf("task %s has no recorded arguments; run it again from %s", t.Hash, t.Cwd)
 	}
-	if ownBackend && t.BackendName() != m.Backend.Name() {
-		b, err := m.backendNamed(t.BackendName())
-		if err != nil {
+	if ownBackend {
+		if _, err := m.backendNamed(t.BackendName()); err != nil {
 			return nil, nil, false, fmt.Errorf("task %s was started with %s: %w (give --backend to run it with another)", t.Hash, t.BackendName(), err)
 		}
-		m.Backend = b
 	}
 	env, err = m.Dirs.LoadEnv(t.Hash)
 	if errors.Is(err, os.ErrNotExist) {

@@ -49,8 +49,26 @@ func TestManagerRestart(t *testing.T) {
 			if recorded == c.dropEnv || recorded != (len(env) > 0) {
 				t.Errorf("recorded = %v with %d variables, want %v", recorded, len(env), !c.dropEnv)
 			}
-			if m.Backend.Name() != c.wantBackend {
-				t.Errorf("backend for the run: %s, want %s", m.Backend.Name(), c.wantBackend)
+			if m.Backend != a {
+				t.Errorf("Restart changed the Manager's backend to %s", m.Backend.Name())
+			}
+			// The run names the task's backend when it runs where it ran.
+			if !recorded {
+				env = os.Environ()
+			}
+			spec, err := m.Prepare(got.Argv, got.Cwd, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.ownBackend {
+				spec.Backend = got.BackendName()
+			}
+			again, _, err := m.Run(context.Background(), spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Backend != c.wantBackend {
+				t.Errorf("ran again with %s, want %s", again.Backend, c.wantBackend)
 			}
 		})
 	}

@@ -46,6 +46,13 @@ func New(dirs core.Dirs) *Backend { return &Backend{Dirs: dirs} }
 // Name returns "fork".
 func (b *Backend) Name() string { return Name }
 
+var _ core.ByteCarrier = (*Backend)(nil)
+
+// CarriesBytes says that fork runs a program, arguments and directory
+// that are not valid UTF-8 as they are: the supervisor gets them in a
+// request that carries bytes, and execve takes bytes.
+func (b *Backend) CarriesBytes() {}
+
 // request is what the supervisor reads on fd 3, encoded by encodeRequest:
 // unlike JSON, it carries arguments that are not valid UTF-8 unchanged.
 type request struct {
@@ -123,7 +130,6 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	return core.Started{
 		PID:       rep.PID,
 		ProcStart: rep.Start,
-		Backend:   Name,
 		LogDirect: true,
 		StartedAt: time.Now().UTC(),
 		Helper:    helper,

@@ -27,7 +27,7 @@ func encodeRequest(r request) []byte {
 	s := r.Spec
 	b := make([]byte, 0, 256+len(s.Command)+16*len(s.Env))
 	b = append(b, requestMagic...)
-	for _, v := range []string{s.Hash, s.Command, s.Path, s.Dir, s.LogFile, s.Token, s.Name, string(s.Restart.Mode), s.Project, s.Entry, s.Def, r.ExitDir} {
+	for _, v := range []string{s.Hash, s.Command, s.Path, s.Dir, s.LogFile, s.Token, s.Name, s.Backend, string(s.Restart.Mode), s.Project, s.Entry, s.Def, r.ExitDir} {
 		b = appendString(b, v)
 	}
 	for _, v := range []int64{int64(s.Restart.Max), r.LogMax, int64(s.Stop.Signal), int64(s.Stop.Timeout)} {
@@ -56,7 +56,7 @@ func decodeRequest(b []byte) (request, error) {
 	d := decoder{b: b[len(requestMagic):]}
 	s := &r.Spec
 	var mode string
-	for _, p := range []*string{&s.Hash, &s.Command, &s.Path, &s.Dir, &s.LogFile, &s.Token, &s.Name, &mode, &s.Project, &s.Entry, &s.Def, &r.ExitDir} {
+	for _, p := range []*string{&s.Hash, &s.Command, &s.Path, &s.Dir, &s.LogFile, &s.Token, &s.Name, &s.Backend, &mode, &s.Project, &s.Entry, &s.Def, &r.ExitDir} {
 		*p = d.string()
 	}
 	s.Restart.Mode = core.RestartMode(mode)

@@ -229,8 +229,16 @@ func (b *Backend) find(ctx context.Context, t core.Task) (string, core.Status, e
 }
 
 // Start writes the task's plist, removes any agent left with its label,
-// bootstraps the new one and waits until the task's program runs.
+// bootstraps the new one and waits until the task's program runs. A task
+// launchd refuses for good (a protected folder, ErrRefused, ErrSpawn) is a
+// *core.Refusal, which auto mode starts with another backend.
 func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
+	t, err := b.start(ctx, spec)
+	return t, refusal(err)
+}
+
+// start is Start, with launchd's own errors.
+func (b *Backend) start(ctx context.Context, spec core.Spec) (core.Started, error) {
 	if len(spec.Argv) == 0 {
 		return core.Started{}, errors.New("launchd: no command given")
 	}
@@ -239,7 +247,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 			return core.Started{}, fmt.Errorf("launchd: argument %d is not valid UTF-8, which a launchd property list cannot carry (use --backend fork)", i)
 		}
 	}
-	if err := refuse(spec); err != nil {
+	if err := b.Refuse(spec); err != nil {
 		return core.Started{}, err
 	}
 	// launchd spawns what it cannot run anyway and reports 78 later: check
@@ -303,7 +311,6 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		PID:       rep.PID,
 		ProcStart: rep.Start,
 		Unit:      svc,
-		Backend:   Name,
 		LogDirect: true,
 		StartedAt: time.Now().UTC(),
 	}, nil

@@ -779,10 +779,13 @@ func TestCallerLimits(t *testing.T) {
 	}
 }
 
-// autoFixture is f's manager with auto mode's launchd backend, which hands
-// what launchd cannot run to the fork backend; warn collects its notes.
+// auto is f's manager as auto mode makes it on macOS: launchd, with the
+// fork backend to run what launchd cannot; warn collects the notes of
+// the fallbacks, as btl prints them.
 func (f *fixture) auto(t *testing.T, warn *bytes.Buffer) *core.Manager {
-	m := f.manager(&launchd.Fallback{Backend: f.b, Other: fork.New(f.dirs), Warn: warn})
+	m := f.manager(f.b)
+	m.Fallback = fork.New(f.dirs)
+	m.OnFallback = func(fb core.Fallback) { fmt.Fprintf(warn, "btl: %s\n", fb) }
 	m.Open = func(name string) (core.Backend, error) {
 		if name == fork.Name {
 			return fork.New(f.dirs), nil

@@ -225,7 +225,6 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	t := core.Started{
 		PID:       pid,
 		Unit:      unit,
-		Backend:   Name,
 		LogDirect: direct,
 		StartedAt: time.Now().UTC(),
 	}

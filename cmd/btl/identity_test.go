@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -95,7 +96,8 @@ func TestHashCollision(t *testing.T) {
 // TestBytesNotText runs a command with an argument and a directory that
 // are not valid UTF-8. fork records them exactly, and restart runs the
 // same bytes under the same hash; systemd and launchd refuse them in one
-// line, and auto mode runs them with fork.
+// line, and auto mode runs them with fork, saying so once when it picked
+// another backend.
 func TestBytesNotText(t *testing.T) {
 	u := newUser(t)
 	dir := filepath.Join(mustReal(t, t.TempDir()), "dir\xfe")
@@ -114,7 +116,14 @@ func TestBytesNotText(t *testing.T) {
 		}
 		u.env = append(u.env, "BTL_BACKEND=auto")
 	}
-	s := u.start(dir, argv...)
+	r := u.btl(dir, argv...)
+	s, ok := parseStart(r.stdout)
+	if r.code != 0 || !ok {
+		t.Fatalf("start with bytes that are not UTF-8: %+v", r)
+	}
+	if note := regexp.MustCompile(`^btl: \w+ cannot run this task \(command or directory not valid UTF-8\); started it with the fork backend\n$`); r.stderr != "" && !note.MatchString(r.stderr) {
+		t.Errorf("stderr %q: want nothing, or one note that fork ran the task", r.stderr)
+	}
 	if s.hash != hash {
 		t.Errorf("hash %s, want %s", s.hash, hash)
 	}
@@ -154,7 +163,7 @@ func TestBytesNotText(t *testing.T) {
 	if l.Command == "" || l.Cwd == "" || len(l.Argv) != len(argv) {
 		t.Errorf("list -o json lacks the readable fields: %+v", l)
 	}
-	r := u.btl(t.TempDir(), "restart", s.hash)
+	r = u.btl(t.TempDir(), "restart", s.hash)
 	if m, ok := parseStart(r.stdout); r.code != 0 || !ok || m.hash != s.hash || m.killed != s.pid {
 		t.Fatalf("restart did not replace the task under its hash: %+v", r)
 	}

@@ -533,7 +533,7 @@ func TestExecErrors(t *testing.T) {
 		{[]string{"kill", "x\x1b[2J"}, 1, "Error: invalid hash: \"x\\x1b[2J\" is not a task name or hash (hashes are 16 hex characters, see btl list)\n"},
 		{[]string{"./noexec.sh"}, 126, "Error: ./noexec.sh: permission denied\n"},
 		{[]string{"./adir"}, 126, "Error: ./adir: is a directory\n"},
-		{[]string{"--backend", "bogus", "true"}, 2, "Error: usage: unknown backend \"bogus\" (want auto, fork, systemd or launchd)\n"},
+		{[]string{"--backend", "bogus", "true"}, 2, "Error: usage: unknown backend \"bogus\" (want auto, systemd, launchd or fork)\n"},
 		{[]string{"--no-such-flag"}, 2, "Error: usage: unknown flag: --no-such-flag (see btl --help)\n"},
 		{[]string{"kill"}, 2, "Error: usage: give the hash or name of the task to kill, or --all (see btl list)\n"},
 		{[]string{"kill", "abc"}, 1, "Error: invalid hash: \"abc\" is too short; give at least 4 characters of the hash\n"},

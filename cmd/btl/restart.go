@@ -41,11 +41,8 @@ runs them with another backend. --all restarts every tracked task.`,
 					return nil
 				}
 			}
-			// Each run may switch the backend to its task's own.
-			backend := e.mgr.Backend
 			var errs []error
 			for _, a := range args {
-				e.mgr.Backend = backend
 				if err := e.restartOne(cmd, a); err != nil {
 					if len(args) == 1 {
 						return err
@@ -69,7 +66,8 @@ runs them with another backend. --all restarts every tracked task.`,
 // restartOne runs the task named by prefix again as it was started.
 func (e *env) restartOne(cmd *cobra.Command, prefix string) error {
 	// A task runs again where it ran, unless told otherwise.
-	t, env, recorded, err := e.mgr.Restart(prefix, !cmd.Flags().Changed("backend"))
+	own := !cmd.Flags().Changed("backend")
+	t, env, recorded, err := e.mgr.Restart(prefix, own)
 	if errors.Is(err, core.ErrNoTask) || errors.Is(err, core.ErrBadHash) {
 		return fmt.Errorf("%w; btl kill forgets a task, btl stop keeps it to restart", err)
 	}
@@ -80,6 +78,10 @@ func (e *env) restartOne(cmd *cobra.Command, prefix string) error {
 	// did not know it is no policy.
 	e.restart, _ = core.ParseRestart(t.Restart)
 	e.stop = t.StopPolicy()
+	e.taskBackend = ""
+	if own {
+		e.taskBackend = t.BackendName()
+	}
 	// Its --env-file files are read again, and a watched task is watched
 	// again, by a new watcher.
 	e.envFiles = t.EnvFiles

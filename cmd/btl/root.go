@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -55,7 +56,6 @@ type env struct {
 	waitAny        bool          // --wait
 	waitTimeout    time.Duration // --wait-timeout
 	ready          *readiness    // what a start waits for, from the flags above
-	auto           bool          // the backend was picked automatically
 	dirs           core.Dirs
 	mgr            *core.Manager
 
@@ -98,7 +98,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: auto, fork, systemd or launchd (default $BTL_BACKEND, else auto)")
+	root.PersistentFlags().StringVar(&e.backend, "backend", "", "backend to start tasks with: "+backends(core.Dirs{}, nil).Choices()+" (default $BTL_BACKEND, else auto)")
 	e.addStartFlags(root)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError("%s (see btl %s--help)", flagErrorText(err), subName(cmd))
@@ -179,19 +179,25 @@ func (e *env) setup(cmd *cobra.Command) error {
 	if name == "" {
 		name = strings.TrimSpace(os.Getenv("BTL_BACKEND"))
 	}
-	e.auto = name == "" || name == "auto"
-	b, err := selectBackend(name, dirs, e.progress)
+	reg := backends(dirs, e.progress)
+	b, fallback, err := reg.Choose(name)
+	if errors.Is(err, core.ErrUnknownBackend) {
+		return usageError("%s", err)
+	}
 	if err != nil {
 		return err
 	}
 	store := &core.Store{Dir: dirs.Data, Warn: func(msg string) { fmt.Fprintln(e.stderr, "Warning: "+core.OneLine(msg)) }, Context: cmd.Context()}
-	store.DefaultBackend = unnamedBackend
+	store.DefaultBackend = reg.Unnamed()
 	e.mgr = &core.Manager{
-		Store:   store,
-		Dirs:    dirs,
-		Backend: b,
-		Open:    func(name string) (core.Backend, error) { return openBackend(name, dirs, e.progress) },
-		Names:   availableBackends(),
+		Store:    store,
+		Dirs:     dirs,
+		Backend:  b,
+		Fallback: fallback,
+		// A task the backend auto mode picked cannot run: said once.
+		OnFallback: func(f core.Fallback) { fmt.Fprintf(e.stderr, "btl: %s\n", f) },
+		Open:       reg.Open,
+		Names:      reg.Detected(),
 	}
 	return nil
 }

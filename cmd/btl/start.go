@@ -70,6 +70,7 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		return err
 	}
 	spec.Name = e.name
+	spec.Backend = e.taskBackend
 	spec.Restart = e.restart
 	spec.Stop = e.stop
 	spec.EnvFiles = e.envFiles
@@ -87,9 +88,6 @@ func (e *env) run(cmd *cobra.Command, argv []string, dir string, env []string) e
 		if t.Watch != nil && t.Watch.Watcher == nil {
 			t.Watch.Watcher, watchErr = startWatcher(t.Hash, t.Watch)
 		}
-	}
-	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, spec, e.dirs); err != nil {
-		return err
 	}
 	var before []int // the ports the replaced instance listened on
 	e.mgr.OnReplace = func(old *core.Task) {

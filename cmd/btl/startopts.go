@@ -28,6 +28,8 @@ type startExtras struct {
 	watch    *core.Watch // what the started task gets watched by, nil for none
 	jsonOut  io.Writer   // where -o json goes (stdout); nil for none
 
+	taskBackend string // restart: the backend the task ran with ("": the one chosen)
+
 	ensure      bool   // btl ensure: keep a running instance
 	ensureGuard string // token of an instance ensure replaces, not keeps
 	kept        bool   // ensure kept the running instance

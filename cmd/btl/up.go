@@ -262,7 +262,6 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 		}
 		return healthy, completed
 	}
-	backend := e.mgr.Backend
 	started, kept := 0, 0
 	pause := time.Millisecond
 	for {
@@ -294,7 +293,6 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 			if !can {
 				continue
 			}
-			e.mgr.Backend = backend
 			fresh, err := e.upStart(ctx, ut, o.force)
 			if err != nil {
 				ut.failed = err
@@ -338,7 +336,6 @@ func (e *env) up(ctx context.Context, o upOptions, names []string) error {
 		}
 		pause = min(pause*2, waitPoll)
 	}
-	e.mgr.Backend = backend
 
 	var failed, skipped []string
 	code := 1
@@ -492,10 +489,6 @@ func (e *env) upStart(ctx context.Context, ut *upTask, force bool) (bool, error)
 		if len(killed) == 1 && killed[0].Status.Alive() {
 			why = fmt.Sprintf(" (definition changed; stopped %s, PID %d)", old.Hash, killed[0].PID)
 		}
-	}
-	var err error
-	if e.mgr.Backend, err = forSpec(e.mgr.Backend, e.auto, ut.spec, e.dirs); err != nil {
-		return false, err
 	}
 	e.mgr.OnReplace = nil
 	e.mgr.OnForceKill = e.forceKillNotice

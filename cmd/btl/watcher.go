@@ -190,6 +190,7 @@ func (e *env) watchReplace(c *cobra.Command, hash string, self core.Proc, path s
 		return core.ErrNotWatcher
 	}
 	e.restart, _ = core.ParseRestart(t.Restart)
+	e.taskBackend = t.BackendName()
 	e.envFiles = t.EnvFiles
 	w := *t.Watch
 	w.Watcher, w.LastChange, w.LastPath, w.Replaces = &self, time.Now().UTC(), path, w.Replaces+1

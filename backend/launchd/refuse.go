@@ -2,10 +2,8 @@ package launchd
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,46 +73,28 @@ func Protected(spec core.Spec) string {
 	return ""
 }
 
-// refuse returns why launchd cannot run spec, without asking it; nil when
-// it can try.
-func refuse(spec core.Spec) error {
+var _ core.Refuser = (*Backend)(nil)
+
+// Refuse returns why launchd cannot run spec, without asking it: a
+// *core.Refusal when spec's directory, program or log is in a folder macOS
+// protects (see Protected); nil when it can try.
+func (b *Backend) Refuse(spec core.Spec) error {
 	if d := Protected(spec); d != "" {
-		return fmt.Errorf("launchd: %s is in %s: %w; use --backend fork", cmp.Or(spec.Dir, spec.Path), d, ErrProtected)
+		return &core.Refusal{
+			Reason: d + " is protected",
+			Err:    fmt.Errorf("launchd: %s is in %s: %w; use --backend fork", cmp.Or(spec.Dir, spec.Path), d, ErrProtected),
+		}
 	}
 	return nil
 }
 
-// Fallback is the launchd backend of auto mode: a task launchd cannot run
-// (its folder is protected, or launchd refuses it for good) starts with
-// Other instead, once with a note on Warn. The task then records Other's
-// name, and its Unit says why, for `btl list -o wide`.
-type Fallback struct {
-	*Backend
-	// Other runs what launchd cannot; the fork backend.
-	Other core.Backend
-	// Warn receives the one-line note; nil means os.Stderr.
-	Warn io.Writer
-}
-
-// Start starts spec with launchd, or with Other when launchd cannot run it.
-func (f *Fallback) Start(ctx context.Context, spec core.Spec) (core.Started, error) {
-	err := refuse(spec)
-	if err == nil {
-		var t core.Started
-		t, err = f.Backend.Start(ctx, spec)
-		if err == nil || !errors.Is(err, ErrRefused) && !errors.Is(err, ErrSpawn) {
-			return t, err
-		}
+// refusal makes err, a start's error, a *core.Refusal when launchd
+// refused the task for good (ErrRefused, ErrSpawn): another backend may
+// still run it.
+func refusal(err error) error {
+	var r *core.Refusal
+	if err == nil || errors.As(err, &r) || !errors.Is(err, ErrRefused) && !errors.Is(err, ErrSpawn) {
+		return err
 	}
-	why := strings.TrimPrefix(err.Error(), "launchd: ")
-	if d := Protected(spec); d != "" {
-		why = d + " is protected"
-	}
-	t, ferr := f.Other.Start(ctx, spec)
-	if ferr != nil {
-		return t, fmt.Errorf("%w (after launchd: %v)", ferr, err)
-	}
-	t.Unit = "(not launchd: " + why + ")"
-	fmt.Fprintf(cmp.Or[io.Writer](f.Warn, os.Stderr), "btl: launchd cannot run this task (%s); started it with the %s backend\n", why, f.Other.Name())
-	return t, nil
+	return &core.Refusal{Reason: strings.TrimPrefix(err.Error(), "launchd: "), Err: err}
 }
