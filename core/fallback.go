@@ -45,9 +45,8 @@ func (f Fallback) String() string {
 	return fmt.Sprintf("%s cannot run this task (%s); started it with the %s backend", f.From, f.Reason, f.To)
 }
 
-// unit is what the task's record shows as its native name, for
-// `btl list -o wide`: why it is not the backend's.
-func (f Fallback) unit() string { return "(not " + f.From + ": " + f.Reason + ")" }
+// note is what the task's record keeps of f (Task.Fallback).
+func (f Fallback) note() string { return "not " + f.From + ": " + f.Reason }
 
 // refusal returns why b would refuse spec, without asking it to start
 // anything: a *Refusal, or nil when it can try.

@@ -244,9 +244,7 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		t.Backend = b.Name()
 		got.apply(&t)
 		if fb != nil {
-			if t.Unit == "" {
-				t.Unit = fb.unit()
-			}
+			t.Fallback = fb.note()
 			if m.OnFallback != nil {
 				m.OnFallback(*fb)
 			}

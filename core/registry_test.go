@@ -182,8 +182,8 @@ func TestFallback(t *testing.T) {
 				if len(notes) != 1 || notes[0].From != "r" || notes[0].To != "f" || notes[0].Reason == "" {
 					t.Errorf("fallbacks reported: %+v, want one from r to f with a reason", notes)
 				}
-				if want := "(not r: " + notes[0].Reason + ")"; task.Unit != want {
-					t.Errorf("unit %q, want %q", task.Unit, want)
+				if want := "not r: " + notes[0].Reason; task.Fallback != want || task.Unit != "" {
+					t.Errorf("fallback %q, unit %q; want fallback %q and no unit", task.Fallback, task.Unit, want)
 				}
 				if s := notes[0].String(); !strings.HasPrefix(s, "r cannot run this task (") || strings.Contains(s, "\n") {
 					t.Errorf("note %q", s)

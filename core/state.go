@@ -42,12 +42,15 @@ type Task struct {
 	Backend   string    `json:"backend,omitempty"`
 	ProcStart uint64    `json:"proc_start,omitempty"` // start time of PID, see Proc
 	Unit      string    `json:"unit,omitempty"`       // native name: systemd unit, launchd label
-	Token     string    `json:"token,omitempty"`      // value of EnvInstance
-	LogDirect bool      `json:"log_direct,omitempty"` // backend writes LogFile itself
-	Status    *Status   `json:"status,omitempty"`     // how it ended, once known
-	Helper    *Proc     `json:"helper,omitempty"`     // a backend's per-task helper process
-	Name      string    `json:"name,omitempty"`       // label given with --name, see CheckName
-	Restart   string    `json:"restart,omitempty"`    // --restart policy (RestartPolicy.String), "" for none
+	// Fallback says why the backend chosen did not run the task, when
+	// another one did (auto mode): "not launchd: ~/Documents is protected".
+	Fallback  string  `json:"fallback,omitempty"`
+	Token     string  `json:"token,omitempty"`      // value of EnvInstance
+	LogDirect bool    `json:"log_direct,omitempty"` // backend writes LogFile itself
+	Status    *Status `json:"status,omitempty"`     // how it ended, once known
+	Helper    *Proc   `json:"helper,omitempty"`     // a backend's per-task helper process
+	Name      string  `json:"name,omitempty"`       // label given with --name, see CheckName
+	Restart   string  `json:"restart,omitempty"`    // --restart policy (RestartPolicy.String), "" for none
 	// --stop-signal (SIGINT) and --stop-timeout (500ms), "" for the
 	// default (DefaultStop): see StopPolicy.
 	StopSignal  string   `json:"stop_signal,omitempty"`

@@ -292,6 +292,9 @@ func (t *Task) appendJSON(b []byte) ([]byte, error) {
 	if t.Unit != "" {
 		w.str("unit", t.Unit)
 	}
+	if t.Fallback != "" {
+		w.str("fallback", t.Fallback)
+	}
 	if t.Token != "" {
 		w.str("token", t.Token)
 	}
@@ -662,6 +665,8 @@ func (d *jsonScanner) task(t *Task) bool {
 			return ok
 		case "unit":
 			return d.str(&t.Unit)
+		case "fallback":
+			return d.str(&t.Fallback)
 		case "token":
 			return d.str(&t.Token)
 		case "log_direct":

@@ -16,7 +16,7 @@ import (
 // TestStateCodecKnowsEveryField. (watch is known by leaving it to the
 // general path: a watched task's state is encoded and decoded there.)
 var codecFields = map[reflect.Type][]string{
-	reflect.TypeFor[Task]():   {"pid", "user_id", "command", "cwd", "started_at", "log_file", "argv", "backend", "proc_start", "unit", "token", "log_direct", "status", "helper", "name", "restart", "stop_signal", "stop_timeout", "project", "entry", "def", "env_files", "watch", "command_bytes", "cwd_bytes", "argv_bytes"},
+	reflect.TypeFor[Task]():   {"pid", "user_id", "command", "cwd", "started_at", "log_file", "argv", "backend", "proc_start", "unit", "fallback", "token", "log_direct", "status", "helper", "name", "restart", "stop_signal", "stop_timeout", "project", "entry", "def", "env_files", "watch", "command_bytes", "cwd_bytes", "argv_bytes"},
 	reflect.TypeFor[Status](): {"state", "pid", "code", "signal", "reason", "main_exited", "restarts", "last_exit", "crash_loop", "start_error"},
 	reflect.TypeFor[Proc]():   {"pid", "start"},
 }
@@ -48,7 +48,7 @@ func randomState(rng *rand.Rand, n int) *State {
 		t := &Task{
 			Hash: h, PID: rng.IntN(1 << 22), UserID: rng.IntN(70000), Command: str(), Cwd: str(),
 			StartedAt: time.Unix(rng.Int64N(1<<33), rng.Int64N(1e9)).UTC(), LogFile: str(),
-			Backend: pick("", "fork", "systemd", "launchd"), Unit: pick("", "btl-x.service"), Token: pick("", h+"-0011"),
+			Backend: pick("", "fork", "systemd", "launchd"), Unit: pick("", "btl-x.service"), Fallback: pick("", "not launchd: ~/Documents is protected"), Token: pick("", h+"-0011"),
 			LogDirect: rng.IntN(2) == 0, Name: pick("", "api", "<n>"), Restart: pick("", "always", "on-failure:3"),
 			Project: pick("", "/home/u/app", "/a <b>"), Entry: pick("", "web", "wörker"), Def: pick("", "0123abcd"),
 			StopSignal: pick("", "SIGINT"), StopTimeout: pick("", "500ms", "0s"),

@@ -74,6 +74,15 @@ type column struct {
 	part  showPart           // the part of show the line is in
 }
 
+// unitCell is the task's native name or, for a task another backend ran
+// in auto mode, why the one picked did not.
+func unitCell(r row) string {
+	if r.Unit == "" && r.Fallback != "" {
+		return "(" + r.Fallback + ")"
+	}
+	return r.Unit
+}
+
 // columns are the facts btl list, list -o json and show print, in the
 // order of the table's columns (and of the JSON fields and, within each
 // of its parts, of show's lines). A new column is one entry here.
@@ -188,8 +197,10 @@ var columns = []column{
 		json: "cwd", value: func(r row) any { return r.Cwd }, label: "Directory", part: aboutPart},
 	{title: "BACKEND", wide: true, cell: func(r row) string { return r.BackendName() },
 		json: "backend", value: func(r row) any { return r.BackendName() }, label: "Backend", part: placePart},
-	{title: "UNIT", wide: true, cell: func(r row) string { return orDash(r.Unit) },
-		json: "unit", omitEmpty: true, value: func(r row) any { return r.Unit }, label: "Unit", part: placePart},
+	{title: "UNIT", wide: true, cell: func(r row) string { return orDash(unitCell(r)) },
+		json: "unit", omitEmpty: true, value: func(r row) any { return r.Unit }, label: "Unit", part: placePart,
+		show: func(r row) string { return unitCell(r) }},
+	{json: "fallback", omitEmpty: true, value: func(r row) any { return r.Fallback }},
 	{title: "LOG", wide: true, cell: func(r row) string { return humanSize(logSize(r.LogFile)) },
 		json: "log_bytes", value: func(r row) any { return logSize(r.LogFile) }},
 	// The project column is there once a task belongs to one (btl up).

@@ -148,6 +148,8 @@ func TestBytesNotText(t *testing.T) {
 		CommandBytes []byte   `json:"command_bytes"`
 		CwdBytes     []byte   `json:"cwd_bytes"`
 		ArgvBytes    [][]byte `json:"argv_bytes"`
+		Unit         string   `json:"unit"`
+		Fallback     string   `json:"fallback"`
 	}
 	if err := json.Unmarshal([]byte(out), &listed); err != nil || len(listed) != 1 {
 		t.Fatalf("list -o json: %v\n%s", err, out)
@@ -162,6 +164,18 @@ func TestBytesNotText(t *testing.T) {
 	}
 	if l.Command == "" || l.Cwd == "" || len(l.Argv) != len(argv) {
 		t.Errorf("list -o json lacks the readable fields: %+v", l)
+	}
+	// A task auto mode ran with fork says why, once noted, in its record.
+	if from, _, ok := strings.Cut(strings.TrimPrefix(r.stderr, "btl: "), " cannot run this task"); ok {
+		want := "not " + from + ": command or directory not valid UTF-8"
+		if l.Fallback != want || l.Unit != "" {
+			t.Errorf("list -o json: fallback %q, unit %q; want fallback %q and no unit", l.Fallback, l.Unit, want)
+		}
+		if wide := u.ok(dir, "list", "-o", "wide"); !strings.Contains(wide, "("+want+")") {
+			t.Errorf("list -o wide does not say why %s did not run the task:\n%s", from, wide)
+		}
+	} else if l.Fallback != "" {
+		t.Errorf("list -o json: fallback %q for a task its own backend ran", l.Fallback)
 	}
 	r = u.btl(t.TempDir(), "restart", s.hash)
 	if m, ok := parseStart(r.stdout); r.code != 0 || !ok || m.hash != s.hash || m.killed != s.pid {
