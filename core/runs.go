@@ -17,7 +17,9 @@ import (
 // one ended, and whether a run follows. A backend reports each event to
 // core (RecordStart, RecordEnd, RecordFinal) from whichever of its
 // processes sees it (the fork supervisor, the launchd launcher); core
-// keeps the record and decides the restarts in a row and the crash loop;
+// keeps the record and decides the restarts in a row and the crash loop
+// (systemd decides those itself: its log agent reports what it saw with
+// RecordManaged);
 // every command reads it the same way (ReadRuns, Runs.Status) through the
 // backend's Inspect.
 //
@@ -53,7 +55,9 @@ type Runs struct {
 }
 
 // RunsFile is where the record of the runs of the instance with the
-// given token is kept.
+// given token is kept. A backend whose native objects are named after the
+// task's hash (systemd) keeps one record per task, named after the hash,
+// which each start replaces.
 func RunsFile(d Dirs, token string) string { return filepath.Join(d.Run, token+".record") }
 
 // maxRunsRecord bounds how much of a record is read: a few hundred bytes.
@@ -166,6 +170,18 @@ func RecordFinal(d Dirs, token string) error {
 	return WriteRuns(d, token, r, true)
 }
 
+// RecordManaged records an end that a service manager saw and acted on
+// itself, for a backend whose manager restarts tasks and gives up on them
+// by its own rules (systemd: Restart=, the start limit): the run pid ended
+// with end, after restarts restarts. key is the instance's token, or the
+// task's hash for a backend that keeps one record per task (see RunsFile).
+// No run is recorded as started and nothing is decided: whether a run
+// follows is the manager's to say.
+func RecordManaged(d Dirs, key string, pid, restarts int, end Status) error {
+	end = Status{State: end.State, Code: end.Code, Signal: end.Signal}
+	return WriteRuns(d, key, Runs{Runs: restarts + 1, PID: pid, Ended: &end}, false)
+}
+
 // Restarts is how many times the instance was started again.
 func (r Runs) Restarts() int { return max(r.Runs-1, 0) }
 
@@ -193,22 +209,4 @@ func (r Runs) Status() (st Status, final bool) {
 		}
 	}
 	return st, false
-}
-
-// WithRuns completes st, the status a backend reports of the instance
-// whose record is r, with the restarts, the last exit and the crash loop
-// the record tells.
-func (r Runs) WithRuns(st Status) Status {
-	own, final := r.Status()
-	if final && !st.Alive() {
-		return own
-	}
-	st.Restarts = own.Restarts
-	if st.Restarts > 0 {
-		st.LastExit = own.LastExit
-		if st.Ended() {
-			st.LastExit = st.String()
-		}
-	}
-	return st
 }
