@@ -501,14 +501,17 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if err != nil {
 		return err
 	}
-	if t.Restart != "" && t.Token != "" {
-		// No launch runs the program from now on, and an always task is
-		// no longer kept alive: launchd cannot restart what is stopped.
+	if t.Token != "" {
 		report := reportPath(b.Dirs, t.Token)
-		f := restartFilesOf(report)
-		_ = regular.WriteFileAtomic(f.stop, nil, 0o600) // best effort: the bootout below unloads the job anyway
-		_ = os.Remove(f.keep)
-		defer removeRestartFiles(report)
+		if t.Restart != "" {
+			// No launch runs the program from now on, and an always task
+			// is no longer kept alive: launchd cannot restart what is
+			// stopped.
+			f := restartFilesOf(report)
+			_ = regular.WriteFileAtomic(f.stop, nil, 0o600) // best effort: the bootout below unloads the job anyway
+			_ = os.Remove(f.keep)
+		}
+		defer removeRestartFiles(report) // and the record of runs
 	}
 	leader := t.Proc()
 	if !leader.Verify() {
