@@ -196,9 +196,9 @@ func (b *Backend) release(t core.Task) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
-	_ = os.Remove(exitFile(b.Dirs.Run, t.Token))
-	_ = os.Remove(runsFile(b.Dirs.Run, t.Token))
+	_ = os.Remove(core.RunsFile(b.Dirs, t.Token))
 	_ = os.Remove(stopFile(b.Dirs.Run, t.Token))
+	removeLegacy(b.Dirs.Run, t.Token)
 }
 
 // haltRestarts tells the supervisor of a task with a restart policy that
@@ -209,7 +209,7 @@ func (b *Backend) haltRestarts(t core.Task) {
 	if t.Token == "" || t.Helper == nil || !t.Helper.Verify() {
 		return
 	}
-	if t.Restart == "" && !regular.IsFile(runsFile(b.Dirs.Run, t.Token)) {
+	if r, err := b.readRuns(t.Token); t.Restart == "" && (err != nil || r.Policy == "") {
 		return // no policy, none recorded by the supervisor either
 	}
 	if !proc.ProcHasEnv(t.Helper.PID, proc.EnvHelper+"="+t.Token) {
@@ -248,19 +248,18 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 	if t.Token == "" {
 		return core.Status{State: core.Gone}, nil
 	}
-	if r, err := readRuns(b.Dirs.Run, t.Token); err == nil {
-		// The supervisor has restarted the task: the current run, or,
-		// while the supervisor waits to start the next one, the last.
-		p := core.Proc{PID: r.PID, Start: r.Start}
-		running := core.Status{State: core.Running, PID: r.PID, Restarts: r.Restarts, LastExit: r.LastExit}
-		if p.VerifyTask(t.Token) {
+	if r, err := b.readRuns(t.Token); err == nil && r.Policy != "" && !r.Final {
+		// The supervisor restarts the task: the current run, or, while
+		// the supervisor waits to start the next one, the last.
+		running, _ := r.Status()
+		if (core.Proc{PID: r.PID, Start: r.Start}).VerifyTask(t.Token) {
 			return running, nil
 		}
-		if !regular.IsFile(exitFile(b.Dirs.Run, t.Token)) && t.Helper != nil && t.Helper.Verify() {
+		if t.Helper != nil && t.Helper.Verify() {
 			return running, nil
 		}
 	}
-	// The supervisor records the status right after reaping the task: while
+	// The supervisor records the end right after reaping the task: while
 	// it lives, the record is at most moments away.
 	// The supervisor writes the record before it exits, so the record is
 	// read after checking the supervisor: one that was gone before the
@@ -276,20 +275,25 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 		if helper == helperStopped {
 			return mainExited, nil
 		}
-		st, err := readExit(b.Dirs.Run, t.Token)
+		r, err := b.readRuns(t.Token)
 		if errors.Is(err, regular.ErrNotRegular) || errors.Is(err, regular.ErrTooLarge) {
-			return st, fmt.Errorf("fork: read how the task ended: %w; remove it", err)
+			return core.Status{}, fmt.Errorf("fork: read how the task ended: %w; remove it", err)
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			return st, err
+			var syntax *json.SyntaxError
+			if !errors.As(err, &syntax) {
+				return core.Status{}, err
+			}
+			r = core.Runs{Final: true, Ended: &core.Status{State: core.Gone}} // unreadable: how it ended is lost
 		}
-		if (err == nil || helper == helperGone) && proc.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
+		st, ended := r.Status()
+		if (ended || helper == helperGone) && proc.TreeAlive(core.Proc{}, t.Token, helperRoots(t)...) {
 			// The supervisor records the main process's end while the
 			// descendants it was left live on; without a supervisor,
 			// they are found by their token.
 			return mainExited, nil
 		}
-		if err == nil {
+		if ended {
 			return st, nil
 		}
 		if helper == helperGone || time.Now().After(deadline) {
@@ -353,7 +357,7 @@ func (b *Backend) ListUnknown(ctx context.Context, known []core.Proc) ([]core.Ta
 	for _, f := range findTasks(b.Dirs.Data, known, proc.SnapshotOf(ctx)) {
 		parent := f.Parent
 		var policy string
-		if r, err := readRuns(b.Dirs.Run, f.Token); err == nil {
+		if r, err := b.readRuns(f.Token); err == nil {
 			policy = r.Policy
 		}
 		out = append(out, core.Task{
@@ -387,57 +391,23 @@ func removeStaleRecords(dir string, spec core.Spec) {
 			continue
 		}
 		switch filepath.Ext(name) {
-		case ".exit", ".runs", ".stop":
+		case ".record", ".stop", ".exit", ".runs":
 			_ = os.Remove(filepath.Join(dir, name))
 		}
 	}
 }
 
-// maxRecord bounds how much of a record in the run directory is read: a
-// few dozen bytes of JSON each.
-const maxRecord = 64 << 10
-
-func exitFile(dir, token string) string { return filepath.Join(dir, token+".exit") }
-
-// runsFile holds the supervisor's runsRecord of a task with a restart
-// policy; stopFile says that the supervisor will restart it no more.
-func runsFile(dir, token string) string { return filepath.Join(dir, token+".runs") }
 func stopFile(dir, token string) string { return filepath.Join(dir, token+".stop") }
 
-// runsRecord is the current run of a task with a restart policy.
-type runsRecord struct {
-	PID      int    `json:"pid"`
-	Start    uint64 `json:"start"`
-	Restarts int    `json:"restarts"`
-	LastExit string `json:"last_exit"`
-	Policy   string `json:"policy"` // core.RestartPolicy.String
-}
-
-func writeRuns(dir, token string, r runsRecord) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
+// readRuns reads the record of the runs of the instance with the given
+// token (core.ReadRuns), or, for a task whose supervisor an earlier btl
+// started, the records that supervisor writes (see legacy.go).
+func (b *Backend) readRuns(token string) (core.Runs, error) {
+	r, err := core.ReadRuns(b.Dirs, token)
+	if errors.Is(err, os.ErrNotExist) {
+		if old, lerr := readLegacy(b.Dirs.Run, token); !errors.Is(lerr, os.ErrNotExist) {
+			return old, lerr
+		}
 	}
-	return regular.WriteFileAtomic(runsFile(dir, token), b, 0o600)
-}
-
-func readRuns(dir, token string) (runsRecord, error) {
-	var r runsRecord
-	b, err := regular.ReadFile(runsFile(dir, token), maxRecord)
-	if err != nil {
-		return r, err
-	}
-	return r, json.Unmarshal(b, &r)
-}
-
-func readExit(dir, token string) (core.Status, error) {
-	var st core.Status
-	b, err := regular.ReadFile(exitFile(dir, token), maxRecord)
-	if err != nil {
-		return st, err
-	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return core.Status{State: core.Gone}, nil
-	}
-	return st, nil
+	return r, err
 }

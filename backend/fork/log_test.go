@@ -236,7 +236,7 @@ func TestReplacesLeaveNoRecords(t *testing.T) {
 	var names []string
 	for _, e := range ents {
 		names = append(names, e.Name())
-		if strings.HasSuffix(e.Name(), ".exit") {
+		if strings.HasSuffix(e.Name(), ".record") {
 			if fi, err := e.Info(); err != nil || fi.Mode().Perm() != 0o600 {
 				t.Errorf("%s: mode %v, %v; want 0600", e.Name(), fi.Mode(), err)
 			}

@@ -65,7 +65,7 @@ func supervise() int {
 	// exited) become the supervisor's children instead of init's, so the
 	// task's tree stays known by parent PID (Linux).
 	becomeSubreaper()
-	s := &supervisor{spec: spec, log: log, runDir: req.ExitDir}
+	s := &supervisor{spec: spec, log: log, dirs: core.Dirs{Run: req.ExitDir}}
 	if spec.Restart.Enabled() {
 		s.watchStop()
 	}
@@ -74,23 +74,13 @@ func supervise() int {
 		sendReply(repF, reply{Err: err.Error(), Kind: execErrorKind(err)})
 		return 1
 	}
-	if spec.Restart.Enabled() {
-		// The record of runs tells btl, even one that lost its state, that
-		// this supervisor restarts the task (see Backend.haltRestarts).
-		_ = writeRuns(req.ExitDir, spec.Token, runsRecord{PID: first.proc.PID, Start: first.proc.Start, Policy: spec.Restart.String()})
-	}
 	sendReply(repF, reply{PID: first.proc.PID, Start: first.proc.Start})
 
 	cur := first
 	for {
 		end := s.reap(cur)
-		next, final := s.restart(cur, end)
+		next := s.restart(cur, end)
 		if next == nil {
-			if err := writeExit(req.ExitDir, spec.Token, final); err != nil {
-				// Nobody else would hear of it: btl will show the task as
-				// gone, and its log says why.
-				fmt.Fprintf(log, "%s%s could not record how PID %d ended: %v\n", core.MarkerPrefix, time.Now().UTC().Format(time.RFC3339), cur.proc.PID, err)
-			}
 			break
 		}
 		cur = next
@@ -114,17 +104,13 @@ func supervise() int {
 
 // supervisor runs one task, and runs it again as its restart policy says.
 type supervisor struct {
-	spec   core.Spec
-	log    *logfile.LogWriter
-	runDir string
+	spec core.Spec
+	log  *logfile.LogWriter
+	dirs core.Dirs // Run: where the record of the task's runs is kept
 
 	mu       sync.Mutex
 	stopping bool          // btl is stopping the task: no more restarts
 	stopped  chan struct{} // closed when stopping is set
-
-	restarts int    // restarts so far
-	inRow    int    // restarts since the last run that lasted RestartResetAfter
-	lastExit string // how the last run that ended, ended
 }
 
 // taskRun is one run of the task's program.
@@ -163,7 +149,10 @@ func (s *supervisor) run() (*taskRun, error) {
 	if info, err := proc.LookupProc(r.proc.PID); err == nil {
 		r.proc.Start = info.Start
 	}
-	_, _ = io.WriteString(s.log, core.StartMarker(r.began, r.proc.PID, spec.Command))
+	// The record of runs also tells btl, even one that lost its state,
+	// that this supervisor restarts the task (see Backend.haltRestarts).
+	// Should it fail, the end's record says so.
+	_, _ = core.RecordStart(s.dirs, spec.Token, spec.Restart, s.log, r.proc, r.began, spec.Command)
 	go func() {
 		// Pump, unlike io.Copy, drains the pipe whatever happens to the
 		// log: a task must never block on its output.
@@ -198,31 +187,20 @@ func (s *supervisor) reap(r *taskRun) core.Status {
 	}
 }
 
-// restart starts the task again after run r ended with end, if its policy
-// says so: after a pause (core.Backoff), with the leftovers of r stopped
-// first, as systemd does. It returns the new run, or nil and the task's
-// final status: r's end, with the restart count, and CrashLoop when the
-// policy's restarts in a row are used up.
-func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status) {
-	p := s.spec.Restart
-	final := end
-	final.Restarts = s.restarts
-	// The task's PID is its last run's, as btl list and show report it.
-	final.PID = r.proc.PID
-	if s.restarts > 0 {
-		final.LastExit = end.String()
+// restart records how run r ended (end), and starts the task again if
+// core decides that its policy does (core.RecordEnd): after a pause
+// (core.Backoff), with the leftovers of r stopped first, as systemd does.
+// It returns the new run, or nil when none follows.
+func (s *supervisor) restart(r *taskRun, end core.Status) *taskRun {
+	rec, again, err := core.RecordEnd(s.dirs, s.spec.Token, s.spec.Restart, end, time.Now(), s.isStopping())
+	if err != nil {
+		// Nobody else would hear of it: btl will show the task as gone,
+		// and its log says why.
+		s.note("could not record how PID %d ended: %v", r.proc.PID, err)
 	}
-	if !p.Restarts(end) || s.isStopping() {
-		return nil, final
+	if !again {
+		return nil
 	}
-	if time.Since(r.began) >= core.RestartResetAfter {
-		s.inRow = 0
-	}
-	if s.inRow >= p.Max {
-		final.CrashLoop = true
-		return nil, final
-	}
-	s.inRow++
 	if self, err := proc.LookupProc(os.Getpid()); err == nil {
 		// What the run left behind ends with it, so that a restart never
 		// runs beside it; its output is then all in the log.
@@ -234,24 +212,36 @@ func (s *supervisor) restart(r *taskRun, end core.Status) (*taskRun, core.Status
 	case <-time.After(core.Grace):
 	}
 	select {
-	case <-time.After(core.Backoff(s.inRow)):
+	case <-time.After(core.Backoff(rec.InRow)):
 	case <-s.stopped:
-		return nil, final
+		s.final()
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
-		return nil, final
+		s.final()
+		return nil
 	}
 	next, err := s.run()
 	if err != nil {
-		fmt.Fprintf(s.log, "%s%s could not restart: %v\n", core.MarkerPrefix, time.Now().UTC().Format(time.RFC3339), err)
-		return nil, final
+		s.note("could not restart: %v", err)
+		s.final()
+		return nil
 	}
-	s.restarts++
-	s.lastExit = end.String()
-	_ = writeRuns(s.runDir, s.spec.Token, runsRecord{PID: next.proc.PID, Start: next.proc.Start, Restarts: s.restarts, LastExit: s.lastExit, Policy: s.spec.Restart.String()})
-	return next, core.Status{}
+	return next
+}
+
+// final records that no run follows the last one after all.
+func (s *supervisor) final() {
+	if err := core.RecordFinal(s.dirs, s.spec.Token); err != nil {
+		s.note("could not record the end of the task: %v", err)
+	}
+}
+
+// note writes a line of btl's into the task's log.
+func (s *supervisor) note(format string, args ...any) {
+	fmt.Fprintf(s.log, "%s%s %s\n", core.MarkerPrefix, time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
 }
 
 // watchStop makes SIGTERM mean "btl is stopping the task": no restart
@@ -266,7 +256,7 @@ func (s *supervisor) watchStop() {
 		s.mu.Lock()
 		s.stopping = true
 		close(s.stopped)
-		_ = regular.WriteFileAtomic(stopFile(s.runDir, s.spec.Token), nil, 0o600)
+		_ = regular.WriteFileAtomic(stopFile(s.dirs.Run, s.spec.Token), nil, 0o600)
 		s.mu.Unlock()
 	}()
 }
@@ -302,12 +292,4 @@ func waitStatus(ws syscall.WaitStatus) core.Status {
 		return core.Status{State: core.Exited, Code: ws.ExitStatus()}
 	}
 	return core.Status{State: core.Gone}
-}
-
-func writeExit(dir, token string, st core.Status) error {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	return regular.WriteFileAtomic(exitFile(dir, token), b, 0o600)
 }

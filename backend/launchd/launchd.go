@@ -21,7 +21,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"btl/core"
 	"btl/internal/proc"
@@ -239,24 +238,10 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 
 // start is Start, with launchd's own errors.
 func (b *Backend) start(ctx context.Context, spec core.Spec) (core.Started, error) {
-	if len(spec.Argv) == 0 {
-		return core.Started{}, errors.New("launchd: no command given")
-	}
-	for i, a := range spec.Argv {
-		if !utf8.ValidString(a) {
-			return core.Started{}, fmt.Errorf("launchd: argument %d is not valid UTF-8, which a launchd property list cannot carry (use --backend fork)", i)
-		}
-	}
-	if err := b.Refuse(spec); err != nil {
+	if err := core.CheckNativeStart(Name, spec); err != nil {
 		return core.Started{}, err
 	}
-	// launchd spawns what it cannot run anyway and reports 78 later: check
-	// first, and in the caller's terms.
-	if _, err := core.LookPath(spec.Path, spec.Dir, spec.Env); err != nil {
-		var ee *core.ExecError
-		if errors.As(err, &ee) && len(spec.Argv) > 0 {
-			ee.Name = spec.Argv[0]
-		}
+	if err := b.Refuse(spec); err != nil {
 		return core.Started{}, err
 	}
 	exe, err := reexec.SelfExe(b.Exe)
@@ -322,7 +307,11 @@ func (b *Backend) start(ctx context.Context, spec core.Spec) (core.Started, erro
 // service target and the plist's path.
 func (b *Backend) load(ctx context.Context, spec core.Spec, dom, exe, report string, lim callerLimits) (svc, path string, err error) {
 	for {
-		path, err := b.writePlist(newAgent(spec, dom, exe, report, lim))
+		a := newAgent(spec, dom, exe, report, lim)
+		if ctl := b.launchctlRef(); ctl != "" && spec.Restart.Enabled() {
+			a.EnvironmentVariables[LaunchctlEnv] = ctl
+		}
+		path, err := b.writePlist(a)
 		if err != nil {
 			return "", "", err
 		}
@@ -519,13 +508,17 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if err != nil {
 		return err
 	}
-	if t.Restart != "" && t.Token != "" {
-		// No launch runs the program from now on, and an always task is
-		// no longer kept alive: launchd cannot restart what is stopped.
-		f := restartFilesOf(reportPath(b.Dirs, t.Token))
-		_ = regular.WriteFileAtomic(f.stop, nil, 0o600) // best effort: the bootout below unloads the job anyway
-		_ = os.Remove(f.keep)
-		defer f.remove()
+	if t.Token != "" {
+		report := reportPath(b.Dirs, t.Token)
+		if t.Restart != "" {
+			// No launch runs the program from now on, and an always task
+			// is no longer kept alive: launchd cannot restart what is
+			// stopped.
+			f := restartFilesOf(report)
+			_ = regular.WriteFileAtomic(f.stop, nil, 0o600) // best effort: the bootout below unloads the job anyway
+			_ = os.Remove(f.keep)
+		}
+		defer removeRestartFiles(report) // and the record of runs
 	}
 	leader := t.Proc()
 	if !leader.Verify() {
@@ -570,7 +563,7 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 		return err // still running (or unknown): keep its plist
 	}
 	if t.Token != "" {
-		restartFilesOf(reportPath(b.Dirs, t.Token)).remove()
+		removeRestartFiles(reportPath(b.Dirs, t.Token))
 	}
 	return b.unload(ctx, t, svcs)
 }

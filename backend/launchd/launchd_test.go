@@ -1062,3 +1062,29 @@ func TestLocalNetworkNote(t *testing.T) {
 		t.Fatal("LocalNetworkNote of a FIFO did not return within 10s")
 	}
 }
+
+// TestReplacesLeaveOneRecord: each launch records its run (core.Runs,
+// <token>.record), and a replace removes the record of the instance it
+// stops: after three starts of one task, one record is left, the last
+// instance's.
+func TestReplacesLeaveOneRecord(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := t.TempDir()
+	var task *core.Task
+	for range 3 {
+		task = f.run(t, dir, "sleep", "60")
+	}
+	var records []string
+	coretest.Eventually(t, 10*time.Second, "the last instance's record", func() bool {
+		records, _ = filepath.Glob(filepath.Join(f.dirs.Run, "*.record"))
+		return slices.Contains(records, core.RunsFile(f.dirs, task.Token))
+	})
+	if len(records) != 1 {
+		t.Errorf("records after three starts: %q; want the last instance's only", records)
+	}
+	r, err := core.ReadRuns(f.dirs, task.Token)
+	if err != nil || r.PID != task.PID || r.Runs != 1 {
+		t.Errorf("record %+v, %v; want one run, PID %d", r, err, task.PID)
+	}
+}

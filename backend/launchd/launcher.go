@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,11 +69,12 @@ func launch(report string) int {
 	os.Unsetenv(CommandEnv)
 	label := os.Getenv(LabelEnv)
 	os.Unsetenv(LabelEnv)
+	ctl := os.Getenv(LaunchctlEnv)
+	os.Unsetenv(LaunchctlEnv)
 	if len(os.Args) == 0 || !filepath.IsAbs(os.Args[0]) {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: no absolute program in %q\n", os.Args)
 		return 126
 	}
-	last, _ := readReport(report) // the run before this launch, if any
 	rep := launchReport{PID: os.Getpid()}
 	if info, err := proc.LookupProc(rep.PID); err == nil {
 		rep.Start = info.Start
@@ -85,9 +87,11 @@ func launch(report string) int {
 		fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v\n", err)
 		return 126
 	}
-	if policy, ok := os.LookupEnv(RestartEnv); ok {
+	var policy core.RestartPolicy
+	if s, ok := os.LookupEnv(RestartEnv); ok {
 		os.Unsetenv(RestartEnv)
-		if !relaunch(report, policy, label, last.PID) {
+		policy, _ = core.ParseRestart(s)
+		if policy.Enabled() && !relaunch(report, policy, label, ctl) {
 			return 0
 		}
 	}
@@ -96,7 +100,10 @@ func launch(report string) int {
 			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)
 		}
 	}
-	_, _ = os.Stdout.WriteString(core.StartMarker(time.Now(), rep.PID, command))
+	dirs, token := recordOf(report)
+	// Should the record fail, the task runs all the same: its status is
+	// launchd's.
+	_, _ = core.RecordStart(dirs, token, policy, os.Stdout, core.Proc{PID: rep.PID, Start: rep.Start}, time.Now(), command)
 	err = syscall.Exec(os.Args[0], os.Args, os.Environ())
 	fmt.Fprintf(os.Stderr, "btl: %s: %v\n", os.Args[0], err)
 	if errors.Is(err, syscall.ENOENT) {
@@ -123,6 +130,13 @@ func pipeOutput(logFile string, max int64) error {
 // reportPath is the launcher's report file for one start of a task.
 func reportPath(dirs core.Dirs, token string) string {
 	return filepath.Join(dirs.Run, token+".launchd")
+}
+
+// recordOf returns the directories and the token of the task whose
+// launcher reports to report: the record of its runs (core.Runs) is kept
+// beside the report.
+func recordOf(report string) (core.Dirs, string) {
+	return core.Dirs{Run: filepath.Dir(report)}, strings.TrimSuffix(filepath.Base(report), ".launchd")
 }
 
 // readReport reads the launcher's report; an error means there is none yet.

@@ -566,10 +566,10 @@ func (a *agent) mainExited(ctx context.Context, unit, active, sub string) bool {
 }
 
 // serviceChanged handles a change of a task unit's service properties:
-// once its main process has ended, the exit record (written once per
-// end); while systemd restarts it (Restart=, NRestarts > 0), how its last
-// run ended goes to the task's last-exit file, and each run gets its
-// start marker in the log, after every line the earlier runs printed
+// once its main process has ended, the record of the task's runs (see
+// core.RecordManaged; written once per end: the run's PID, how it ended,
+// the restarts systemd made); while systemd restarts it (Restart=,
+// NRestarts > 0), each run gets its start marker in the log, after every line the earlier runs printed
 // (copied up to the run's start) and before any of its own. The values
 // are those the signal carries, of the moment of the change: a run that
 // ended at once is marked too.
@@ -587,16 +587,13 @@ func (a *agent) serviceChanged(ctx context.Context, unit, h string, changed map[
 	// A task btl has forgotten (kill removes its files, the cursor among
 	// them) gets no record: it would outlive the task.
 	if note := (exitNote{pid, v["ExecMainCode"], v["ExecMainStatus"], v["NRestarts"]}); note.code != 0 && a.recorded[unit] != note && a.known(h) {
-		if err := writeExit(exitPath(a.cfg.Dirs.Run, h), note.pid, note.code, note.status, note.restarts); err != nil {
-			fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", unit, err)
-		} else {
-			a.recorded[unit] = note
-		}
-	}
-	if v["ExecMainCode"] != 0 && v["NRestarts"] > 0 {
-		u := unitInfo{ExecMainCode: v["ExecMainCode"], ExecMainStatus: v["ExecMainStatus"]}
+		u := unitInfo{ExecMainCode: note.code, ExecMainStatus: note.status}
 		if st, ok := u.exitStatus(); ok {
-			_ = core.ReplaceFile(lastExitPath(a.cfg.Dirs.Run, h), []byte(st.String()+"\n"), 0o600)
+			if err := core.RecordManaged(a.cfg.Dirs, h, note.pid, note.restarts, st); err != nil {
+				fmt.Fprintf(os.Stderr, "btl log agent: %s: %v\n", unit, err)
+			} else {
+				a.recorded[unit] = note
+			}
 		}
 	}
 	if v["NRestarts"] == 0 || !a.known(h) {
@@ -653,54 +650,8 @@ func unitOfPath(p dbus.ObjectPath) (string, bool) {
 	return b.String(), true
 }
 
-// exitPath is the exit record of the task with the given hash: one file
-// per hash, replaced by each instance.
-func exitPath(run, hash string) string { return filepath.Join(run, hash+".exit") }
-
-// writeExit records how the main process pid ended: "<pid> exited N" or
-// "<pid> killed SIG", and on a second line "restarts N" when systemd
-// restarted the task.
-func writeExit(path string, pid, code, status, restarts int) error {
-	if pid == 0 {
-		return nil
-	}
-	var rec string
-	switch code {
-	case cldExited:
-		rec = fmt.Sprintf("%d exited %d\n", pid, status)
-	case cldKilled, cldDumped:
-		rec = fmt.Sprintf("%d killed %d\n", pid, status)
-	default:
-		return nil
-	}
-	if restarts > 0 {
-		rec += fmt.Sprintf("restarts %d\n", restarts)
-	}
-	return core.ReplaceFile(path, []byte(rec), 0o600)
-}
-
-// readExitRecord reads an exit record, and the restarts it notes; when
-// pid is not 0, only a record about pid.
-func readExitRecord(path string, pid int) (core.Status, int, bool) {
-	b, err := readRecord(path)
-	if err != nil {
-		return core.Status{}, 0, false
-	}
-	first, more, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	p, rest, ok := strings.Cut(first, " ")
-	if !ok || pid != 0 && p != strconv.Itoa(pid) {
-		return core.Status{}, 0, false
-	}
-	st, ok := parseExit(rest)
-	n, _ := strconv.Atoi(strings.TrimPrefix(more, "restarts "))
-	if n > 0 {
-		st.PID, _ = strconv.Atoi(p) // the last run's
-	}
-	return st, n, ok
-}
-
 // maxRecord bounds what btl reads of one of its small run-directory
-// records (exit records, cursors).
+// records (cursors, the exit records of an earlier btl).
 const maxRecord = 64 << 10
 
 // readRecord reads one of btl's small records in the run directory: a
@@ -713,16 +664,6 @@ func readRecord(path string) ([]byte, error) {
 	}
 	defer func() { _ = f.Close() }()
 	return io.ReadAll(io.LimitReader(f, maxRecord))
-}
-
-// lastExitPath holds how the run before the current one of a restarted
-// task ended ("exited 1"), written by the log agent when systemd is about
-// to restart it.
-func lastExitPath(run, hash string) string { return filepath.Join(run, hash+".last") }
-
-func readLastExit(run, hash string) string {
-	b, _ := readRecord(lastExitPath(run, hash))
-	return strings.TrimSpace(string(b))
 }
 
 // ensureAgent starts the data directory's log agent unless it runs. It

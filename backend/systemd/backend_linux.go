@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
@@ -113,17 +112,7 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 	if err := b.connected(ctx); err != nil {
 		return core.Started{}, err
 	}
-	if len(spec.Argv) == 0 {
-		return core.Started{}, errors.New("systemd: no command given")
-	}
-	if err := checkUTF8(spec); err != nil {
-		return core.Started{}, err
-	}
-	if _, err := core.LookPath(spec.Path, spec.Dir, spec.Env); err != nil {
-		var ee *core.ExecError
-		if errors.As(err, &ee) {
-			return core.Started{}, &core.ExecError{Name: spec.Argv[0], Err: ee.Err}
-		}
+	if err := core.CheckNativeStart(Name, spec); err != nil {
 		return core.Started{}, err
 	}
 	if err := os.MkdirAll(b.dirs.Run, 0o700); err != nil {
@@ -179,11 +168,11 @@ func (b *Backend) Start(ctx context.Context, spec core.Spec) (core.Started, erro
 		return core.Started{}, err
 	}
 	defer func() { unlock() }()
-	// The last instance's exit record must not be read as this one's.
-	if err := os.Remove(exitPath(b.dirs.Run, spec.Hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	// The last instance's record of runs must not be read as this one's.
+	if err := os.Remove(core.RunsFile(b.dirs, spec.Hash)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return core.Started{}, fmt.Errorf("systemd: %w", err)
 	}
-	_ = os.Remove(lastExitPath(b.dirs.Run, spec.Hash))
+	removeLegacy(b.dirs.Run, spec.Hash)
 	copyOld := func() {
 		if !direct {
 			_ = j.syncLocked(ctx)
@@ -255,15 +244,6 @@ func (b *Backend) mainPID(ctx context.Context, unit string) int {
 
 // startTimeout bounds a start once it is under way.
 const startTimeout = time.Minute
-
-func checkUTF8(spec core.Spec) error {
-	for _, s := range append([]string{spec.Path, spec.Dir, spec.Command}, spec.Argv...) {
-		if !utf8.ValidString(s) {
-			return ErrNotUTF8
-		}
-	}
-	return nil
-}
 
 // startError explains a start job that did not succeed.
 func startError(spec core.Spec, unit, result string, info unitInfo) error {
@@ -565,7 +545,7 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 			st.PID, st.MainExited = t.PID, true
 		}
 		if info.NRestarts > 0 {
-			st.LastExit = readLastExit(b.dirs.Run, t.Hash)
+			st.LastExit = b.lastExit(t.Hash)
 		}
 		return st, nil
 	}
@@ -575,35 +555,39 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 			if info.NRestarts > 0 {
 				st.PID = info.ExecMainPID // the last run's, not the first's
 			}
-			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed", b.dirs.Run, t.Hash), nil
+			return endOfRestarts(st, policy, info.NRestarts, info.ActiveState == "failed"), nil
 		}
 	}
 	// A unit restarted since its start has another main PID than the
-	// recorded one; its exit record (removed by each start) is its own.
+	// recorded one; its record of runs (removed by each start) is its own.
 	pid := t.PID
 	if policy.Enabled() {
 		pid = 0
 	}
-	if st, restarts, ok := readExitRecord(exitPath(b.dirs.Run, t.Hash), pid); ok && (pid != 0 || policy.Enabled()) {
+	if r, err := b.runsOf(t.Hash); err == nil && r.Ended != nil && (pid == 0 && policy.Enabled() || pid != 0 && r.PID == pid) {
+		st := *r.Ended
+		if r.Restarts() > 0 {
+			st.PID = r.PID // the last run's
+		}
 		// A failed unit stays loaded: this one ended without failing.
-		return endOfRestarts(st, policy, restarts, false, b.dirs.Run, t.Hash), nil
+		return endOfRestarts(st, policy, r.Restarts(), false), nil
 	}
 	return core.Status{State: core.Gone}, nil
 }
 
 // endOfRestarts completes the final status st of a task with a restart
-// policy: its restarts, how the run before the last ended, and whether
-// systemd gave up on it. A failed unit whose last end is one the policy
-// restarts after is the start limit's doing (systemd 252 keeps the last
-// run's result, not start-limit-hit, in Result): a crash loop. A stop
+// policy: its restarts, how the last run ended (st itself), and whether
+// systemd gave up on it. A failed unit whose last end is one the
+// policy restarts after is the start limit's doing (systemd 252 keeps the
+// last run's result, not start-limit-hit, in Result): a crash loop. A stop
 // from outside leaves the unit inactive, not failed.
-func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bool, run, hash string) core.Status {
+func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bool) core.Status {
 	if !p.Enabled() {
 		return st
 	}
 	st.Restarts = restarts
 	if restarts > 0 {
-		st.LastExit = readLastExit(run, hash)
+		st.LastExit = st.String()
 	}
 	st.CrashLoop = failed && (st.State == core.Exited || st.State == core.Signaled) && p.Restarts(st)
 	if st.CrashLoop && st.Restarts > 0 {
@@ -611,6 +595,29 @@ func endOfRestarts(st core.Status, p core.RestartPolicy, restarts int, failed bo
 		st.Restarts--
 	}
 	return st
+}
+
+// runsOf reads the record of the runs of the task with the given hash,
+// which the log agent keeps per hash (units are named after it), or, for
+// a task whose end an earlier btl's agent recorded, the record its files
+// amount to.
+func (b *Backend) runsOf(hash string) (core.Runs, error) {
+	r, err := core.ReadRuns(b.dirs, hash)
+	if errors.Is(err, os.ErrNotExist) {
+		if old, ok := readLegacy(b.dirs.Run, hash); ok {
+			return old, nil
+		}
+	}
+	return r, err
+}
+
+// lastExit is how the last run of the task with the given hash that
+// ended, ended ("exited 1"), as the log agent recorded; "" when unknown.
+func (b *Backend) lastExit(hash string) string {
+	if r, err := b.runsOf(hash); err == nil && r.Ended != nil {
+		return r.Ended.String()
+	}
+	return ""
 }
 
 // List returns the running task units of this data directory, read back
@@ -782,13 +789,13 @@ func (b *Backend) Release(ctx context.Context, t core.Task) error {
 	}
 	if err != nil || !info.owns(t) || info.running() {
 		if err == nil && !info.Loaded {
-			_ = os.Remove(exitPath(b.dirs.Run, t.Hash))
-			_ = os.Remove(lastExitPath(b.dirs.Run, t.Hash))
+			_ = os.Remove(core.RunsFile(b.dirs, t.Hash))
+			removeLegacy(b.dirs.Run, t.Hash)
 		}
 		return err
 	}
-	_ = os.Remove(exitPath(b.dirs.Run, t.Hash))
-	_ = os.Remove(lastExitPath(b.dirs.Run, t.Hash))
+	_ = os.Remove(core.RunsFile(b.dirs, t.Hash))
+	removeLegacy(b.dirs.Run, t.Hash)
 	if info.ActiveState != "failed" && info.ActiveState != "inactive" {
 		if _, _, err := b.stopUnit(ctx, unit, core.Grace); err != nil {
 			return err

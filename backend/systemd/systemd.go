@@ -49,6 +49,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"path/filepath"
+
+	"btl/core"
 )
 
 // Name is the backend's name in state.json and on the command line.
@@ -58,9 +60,10 @@ const Name = "systemd"
 // user bus, no manager on it, or not a Linux system.
 var ErrUnavailable = errors.New("systemd: no systemd user manager reachable")
 
-// ErrNotUTF8 reports a command or directory that is not valid UTF-8, which
-// D-Bus cannot carry: such a task needs the fork backend.
-var ErrNotUTF8 = errors.New("systemd: command or directory is not valid UTF-8 (use --backend fork)")
+// ErrNotUTF8 is wrapped by the error of a start whose command or
+// directory is not valid UTF-8, which D-Bus cannot carry (see
+// core.CheckNativeStart).
+var ErrNotUTF8 = core.ErrNotText
 
 // AgentEnv is set in the environment of the re-executed btl binary to make
 // it run as a data directory's log agent (see runAgent).

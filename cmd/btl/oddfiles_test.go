@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"btl/backend/fork"
+	"btl/backend/launchd"
 	"btl/backend/systemd"
 	"btl/core/coretest"
 )
@@ -43,6 +44,13 @@ func (t oddTask) data(parts ...string) string {
 
 func exists(path string) bool { _, err := os.Lstat(path); return err == nil }
 
+// recordFinal reports whether the record of the task's runs says that no
+// run follows: the task has ended.
+func recordFinal(t oddTask) bool {
+	b, err := os.ReadFile(t.data("run", t.token+".record"))
+	return err == nil && strings.Contains(string(b), `"final":true`)
+}
+
 // taskFiles lists every kind of file btl reads or writes for a task.
 var taskFiles = []taskFile{
 	{name: "state", argv: []string{"sleep", "300"},
@@ -53,21 +61,21 @@ var taskFiles = []taskFile{
 		path: func(t oddTask) string { return t.data("logs", t.hash+".log") }},
 	{name: "recorded environment", argv: []string{"sleep", "300"},
 		path: func(t oddTask) string { return t.data("run", t.hash+".env") }},
-	{name: "exit record", backend: fork.Name, argv: []string{"sh", "-c", "exit 3"},
-		ready: func(t oddTask) bool { return exists(t.data("run", t.token+".exit")) },
-		path:  func(t oddTask) string { return t.data("run", t.token+".exit") }},
-	{name: "record of runs", backend: fork.Name, argv: []string{"--restart", "on-failure:1", "sh", "-c", "exit 3"},
-		ready: func(t oddTask) bool { return exists(t.data("run", t.token+".exit")) },
-		path:  func(t oddTask) string { return t.data("run", t.token+".runs") }},
+	{name: "record of runs", backend: fork.Name, argv: []string{"sh", "-c", "exit 3"},
+		ready: recordFinal, path: func(t oddTask) string { return t.data("run", t.token+".record") }},
+	{name: "record of restarted runs", backend: fork.Name, argv: []string{"--restart", "on-failure:1", "sh", "-c", "exit 3"},
+		ready: recordFinal, path: func(t oddTask) string { return t.data("run", t.token+".record") }},
+	{name: "launchd record of runs", backend: launchd.Name, argv: []string{"--restart", "on-failure:1", "sh", "-c", "exit 3"},
+		ready: recordFinal, path: func(t oddTask) string { return t.data("run", t.token+".record") }},
 	{name: "stop file", backend: fork.Name, argv: []string{"--restart", "always", "sleep", "300"},
-		ready: func(t oddTask) bool { return exists(t.data("run", t.token+".runs")) },
+		ready: func(t oddTask) bool { return exists(t.data("run", t.token+".record")) },
 		path:  func(t oddTask) string { return t.data("run", t.token+".stop") }},
-	{name: "systemd exit record", backend: systemd.Name, argv: []string{"sh", "-c", "sleep 0.5; exit 3"},
-		ready: func(t oddTask) bool { return exists(t.data("run", t.hash+".exit")) },
-		path:  func(t oddTask) string { return t.data("run", t.hash+".exit") }},
-	{name: "systemd last exit", backend: systemd.Name, argv: []string{"--restart", "always:100", "sh", "-c", "sleep 0.2; exit 3"},
-		ready: func(t oddTask) bool { return exists(t.data("run", t.hash+".last")) },
-		path:  func(t oddTask) string { return t.data("run", t.hash+".last") }},
+	{name: "systemd record of runs", backend: systemd.Name, argv: []string{"sh", "-c", "sleep 0.5; exit 3"},
+		ready: func(t oddTask) bool { return exists(t.data("run", t.hash+".record")) },
+		path:  func(t oddTask) string { return t.data("run", t.hash+".record") }},
+	{name: "systemd record of restarted runs", backend: systemd.Name, argv: []string{"--restart", "always:100", "sh", "-c", "sleep 0.2; exit 3"},
+		ready: func(t oddTask) bool { return exists(t.data("run", t.hash+".record")) },
+		path:  func(t oddTask) string { return t.data("run", t.hash+".record") }},
 	{name: "systemd journal cursor", backend: systemd.Name, argv: []string{"sh", "-c", "echo hi; exec sleep 300"},
 		path: func(t oddTask) string { return t.data("run", t.hash+".cursor") }},
 	{name: "systemd journal-readable mark", backend: systemd.Name, argv: []string{"sleep", "300"},
@@ -173,18 +181,21 @@ func (u *user) btlWithin(dir string, d time.Duration, args ...string) (r result,
 	return result{out.String(), errb.String(), cmd.ProcessState.ExitCode()}, false
 }
 
-// TestBadExitRecordNamed: a directory where a fork task's exit record
+// TestBadExitRecordNamed: a directory where a fork task's record of runs
 // belongs makes list and kill say which file is wrong and how, not that
 // the backend cannot be reached.
 func TestBadExitRecordNamed(t *testing.T) {
 	if backendUnderTest() != fork.Name {
-		t.Skip("the exit record is the fork backend's")
+		t.Skip("the fork backend's Inspect reads the record of runs for every task")
 	}
 	u := newUser(t)
 	dir := t.TempDir()
 	s := u.start(dir, "sh", "-c", "exit 3")
-	exit := filepath.Join(u.dataDir(), "run", u.state().Processes[s.hash].Token+".exit")
-	coretest.Eventually(t, 10*time.Second, "the exit record", func() bool { return exists(exit) })
+	exit := filepath.Join(u.dataDir(), "run", u.state().Processes[s.hash].Token+".record")
+	coretest.Eventually(t, 10*time.Second, "the record of the end", func() bool {
+		b, err := os.ReadFile(exit)
+		return err == nil && strings.Contains(string(b), `"final":true`)
+	})
 	if err := os.Remove(exit); err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,7 @@ func Run(t *testing.T, setup Setup) {
 		{"StartEnvCwdAndLog", testStartEnvCwdAndLog},
 		{"ExecFailure", testExecFailure},
 		{"ExitCode", testExitCode},
+		{"RestartsInARow", testRestartsInARow},
 		{"LogAppendsAcrossRuns", testLogAppends},
 	}, treeTests...)
 	run(t, setup, tests, nil)
@@ -308,6 +309,35 @@ func testExitCode(t *testing.T, h *harness) {
 		t.Fatalf("Inspect = %+v; want exited 3", st)
 	}
 	h.waitLog(t, task, "bye\n")
+}
+
+// testRestartsInARow: a task that fails at once under on-failure:2 runs
+// three times, each run with its start marker, and then ends in a crash
+// loop: its last run's exit code, its two restarts, the last exit.
+func testRestartsInARow(t *testing.T, h *harness) {
+	s := h.spec(t, "sh", "-c", "echo run; exit 3")
+	s.Restart = core.RestartPolicy{Mode: core.RestartOnFailure, Max: 2}
+	task := h.start(t, s)
+	var st core.Status
+	Eventually(t, 30*time.Second, "the crash loop", func() bool {
+		st, _ = h.b.Inspect(context.Background(), task)
+		return st.Ended()
+	})
+	want := core.Status{State: core.Exited, Code: 3, Restarts: 2, LastExit: "exited 3", CrashLoop: true}
+	if st.PID <= 0 {
+		t.Errorf("Inspect = %+v; want the last run's PID", st)
+	}
+	st.PID = 0
+	if st != want {
+		t.Fatalf("Inspect = %+v; want %+v", st, want)
+	}
+	// The start marker of a run the service manager restarted may reach
+	// the log after the run's first lines (systemd: the log agent writes
+	// it when it hears of the run).
+	Eventually(t, 10*time.Second, "the output and the start markers of the 3 runs", func() bool {
+		log := h.log(t, task)
+		return TaskOutput(log) == "run\nrun\nrun\n" && strings.Count(log, core.MarkerPrefix) == 3
+	})
 }
 
 func testStopTree(t *testing.T, h *harness) {
