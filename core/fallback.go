@@ -52,10 +52,7 @@ func (f Fallback) note() string { return "not " + f.From + ": " + f.Reason }
 // anything: a *Refusal, or nil when it can try.
 func refusal(b Backend, spec Spec) error {
 	if _, ok := b.(ByteCarrier); !ok && !SpecIsText(spec) {
-		return &Refusal{
-			Reason: "command or directory not valid UTF-8",
-			Err:    fmt.Errorf("backend %s cannot run a command or directory that is not valid UTF-8 (use --backend fork)", b.Name()),
-		}
+		return &Refusal{Reason: "command or directory not valid UTF-8", Err: notText(b.Name())}
 	}
 	if r, ok := b.(Refuser); ok {
 		return r.Refuse(spec)

@@ -9,6 +9,12 @@ import (
 // program, directory, command or arguments are not valid UTF-8.
 var ErrNotText = errors.New("is not valid UTF-8")
 
+// notText is the error of a backend that cannot carry a spec that is not
+// valid UTF-8.
+func notText(backend string) error {
+	return fmt.Errorf("backend %s cannot run a command or directory that %w (use --backend fork)", backend, ErrNotText)
+}
+
 // CheckNativeStart is what a backend that hands spec to a service manager
 // (systemd, launchd) checks before it starts anything, named backend in
 // the error: the manager takes only text (D-Bus, property lists; fork runs
@@ -21,7 +27,7 @@ func CheckNativeStart(backend string, spec Spec) error {
 		return fmt.Errorf("%s: no command given", backend)
 	}
 	if !SpecIsText(spec) {
-		return fmt.Errorf("%s: the command or its directory %w, which its service manager cannot carry (use --backend fork)", backend, ErrNotText)
+		return notText(backend)
 	}
 	if _, err := LookPath(spec.Path, spec.Dir, spec.Env); err != nil {
 		var ee *ExecError
