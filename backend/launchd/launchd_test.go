@@ -860,8 +860,8 @@ func testProtectedFolder(t *testing.T, sub, want string) {
 		t.Fatalf("auto start: %v", err)
 	}
 	t.Cleanup(func() { m.Kill(ctx, []string{task.Hash}, false) })
-	if task.Backend != fork.Name || !strings.Contains(task.Unit, want) || !coretest.Alive(task.PID) {
-		t.Errorf("auto start = backend %q unit %q pid %d alive=%v; want fork, the reason, running", task.Backend, task.Unit, task.PID, coretest.Alive(task.PID))
+	if task.Backend != fork.Name || !strings.Contains(task.Fallback, want) || task.Unit != "" || !coretest.Alive(task.PID) {
+		t.Errorf("auto start = backend %q unit %q fallback %q pid %d alive=%v; want fork, the reason, running", task.Backend, task.Unit, task.Fallback, task.PID, coretest.Alive(task.PID))
 	}
 	if n := strings.Count(warn.String(), "\n"); n != 1 || !strings.Contains(warn.String(), want) {
 		t.Errorf("note %q, want one line naming the folder", warn.String())

@@ -54,6 +54,12 @@ func TestListLogSize(t *testing.T) {
 	coretest.Eventually(t, 10*time.Second, "the task to end", func() bool {
 		return strings.Contains(u.ok(dir, "list"), "exited 0")
 	})
+	// btl logs brings the log file up to date (systemd's log agent copies
+	// the journal into it as journald writes it, which may lag behind the
+	// task's end); list reports the file as it is.
+	if out := u.ok(dir, "logs", s.hash); !strings.Contains(out, strings.Repeat("0", 499)+"7\n") {
+		t.Fatalf("btl logs: %q", out)
+	}
 	for _, c := range []struct {
 		name   string
 		before func()
