@@ -77,6 +77,12 @@ var taskFiles = []taskFile{
 		ready: func(t oddTask) bool { return exists(t.data("run", t.hash+".record")) },
 		path:  func(t oddTask) string { return t.data("run", t.hash+".record") }},
 	{name: "systemd journal cursor", backend: systemd.Name, argv: []string{"sh", "-c", "echo hi; exec sleep 300"},
+		// Once the line is copied the log agent has no reason to write
+		// the cursor again.
+		ready: func(t oddTask) bool {
+			b, _ := os.ReadFile(t.data("logs", t.hash+".log"))
+			return strings.Contains(string(b), "hi\n") && exists(t.data("run", t.hash+".cursor"))
+		},
 		path: func(t oddTask) string { return t.data("run", t.hash+".cursor") }},
 	{name: "systemd journal-readable mark", backend: systemd.Name, argv: []string{"sleep", "300"},
 		ready: func(t oddTask) bool { m, _ := filepath.Glob(t.data("run", "journal-readable-*")); return len(m) == 1 },
