@@ -52,6 +52,10 @@ type Runs struct {
 	// policy's restarts in a row were used up.
 	Final     bool `json:"final,omitempty"`
 	CrashLoop bool `json:"crash_loop,omitempty"`
+	// Pump is the process that copies the current run's output into the
+	// log (launchd's log pump), when one does: it may still be writing
+	// the run's last output once the run ended (RecordPump).
+	Pump *Proc `json:"pump,omitempty"`
 }
 
 // RunsFile is where the record of the runs of the instance with the
@@ -116,8 +120,19 @@ func (r Runs) started(policy RestartPolicy, p Proc, at time.Time) Runs {
 	r.Policy = policy.String()
 	r.Runs++
 	r.PID, r.Start, r.Began = p.PID, p.Start, at
-	r.Ended, r.Final, r.CrashLoop = nil, false, false
+	r.Ended, r.Final, r.CrashLoop, r.Pump = nil, false, false, nil
 	return r
+}
+
+// RecordPump records that p copies the current run's output into the
+// log, for the instance with the given token (see Runs.Pump).
+func RecordPump(d Dirs, token string, p Proc) error {
+	r, err := ReadRuns(d, token)
+	if err != nil {
+		return err
+	}
+	r.Pump = &p
+	return WriteRuns(d, token, r, false)
 }
 
 // RecordEnd records that the current run of the instance with the given

@@ -1088,3 +1088,49 @@ func TestReplacesLeaveOneRecord(t *testing.T) {
 		t.Errorf("record %+v, %v; want one run, PID %d", r, err, task.PID)
 	}
 }
+
+// TestSyncLogWaitsForThePump: launchd reports a task's end before the log
+// pump of its launch has written what was still in the pipe. SyncLog,
+// which btl logs calls first, waits for the pump, so the task's last
+// output is in the log once it returns.
+func TestSyncLogWaitsForThePump(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := t.TempDir()
+	task := f.run(t, dir, "sh", "-c", "while [ ! -e go ]; do sleep 0.01; done; echo last words")
+	var rep core.Runs
+	coretest.Eventually(t, 10*time.Second, "the record of runs to name the pump", func() bool {
+		var err error
+		rep, err = core.ReadRuns(f.dirs, task.Token)
+		return err == nil && rep.Pump != nil
+	})
+	if !rep.Pump.Verify() {
+		t.Fatalf("the pump %+v does not run", *rep.Pump)
+	}
+	if err := syscall.Kill(rep.Pump.PID, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(rep.Pump.PID, syscall.SIGCONT) })
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	coretest.Eventually(t, 10*time.Second, "the task to end", func() bool {
+		st, _ := f.b.Inspect(context.Background(), *task)
+		return st.State == core.Exited
+	})
+	// The pump cannot write: SyncLog waits for it until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := f.b.SyncLog(ctx, *task); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("SyncLog while the pump cannot write = %v; want it to wait until its context ends", err)
+	}
+	if err := syscall.Kill(rep.Pump.PID, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.b.SyncLog(context.Background(), *task); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(task.LogFile); !strings.HasSuffix(string(b), "last words\n") {
+		t.Errorf("the log once SyncLog returned:\n%s", b)
+	}
+}

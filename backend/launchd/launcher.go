@@ -95,15 +95,21 @@ func launch(report string) int {
 			return 0
 		}
 	}
+	var pumpProc *core.Proc
 	if max, err := logfile.LogMax(os.Environ()); pump && err == nil && max > 0 {
-		if err := pipeOutput(logFile, max); err != nil {
+		pid, err := pipeOutput(logFile, max)
+		if err != nil {
 			fmt.Fprintf(os.Stderr, "btl: launchd launcher: %v; the log is not size-limited\n", err)
+		} else if info, err := proc.LookupProc(pid); err == nil {
+			pumpProc = &core.Proc{PID: pid, Start: info.Start}
 		}
 	}
 	dirs, token := recordOf(report)
 	// Should the record fail, the task runs all the same: its status is
 	// launchd's.
-	_, _ = core.RecordStart(dirs, token, policy, os.Stdout, core.Proc{PID: rep.PID, Start: rep.Start}, time.Now(), command)
+	if _, err := core.RecordStart(dirs, token, policy, os.Stdout, core.Proc{PID: rep.PID, Start: rep.Start}, time.Now(), command); err == nil && pumpProc != nil {
+		_ = core.RecordPump(dirs, token, *pumpProc)
+	}
 	err = syscall.Exec(os.Args[0], os.Args, os.Environ())
 	fmt.Fprintf(os.Stderr, "btl: %s: %v\n", os.Args[0], err)
 	if errors.Is(err, syscall.ENOENT) {
@@ -112,19 +118,20 @@ func launch(report string) int {
 	return 126
 }
 
-// pipeOutput points stdout and stderr at a new log pump for logFile.
-func pipeOutput(logFile string, max int64) error {
-	w, err := logpump.Start("", logFile, max)
+// pipeOutput points stdout and stderr at a new log pump for logFile and
+// returns the pump's PID.
+func pipeOutput(logFile string, max int64) (int, error) {
+	w, pid, err := logpump.Start("", logFile, max)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer func() { _ = w.Close() }()
 	for _, fd := range []int{1, 2} {
 		if err := unix.Dup2(int(w.Fd()), fd); err != nil {
-			return fmt.Errorf("redirect output: %w", err)
+			return 0, fmt.Errorf("redirect output: %w", err)
 		}
 	}
-	return nil
+	return pid, nil
 }
 
 // reportPath is the launcher's report file for one start of a task.

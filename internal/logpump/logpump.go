@@ -63,12 +63,13 @@ func run(path string) int {
 
 // Start starts a pump for the log at path with the given limit, running
 // exe (empty: this executable), and returns the pipe to write the task's
-// output to. The pump runs in a session of its own, without the task's
-// BTL_* variables, so stopping the task's tree does not stop it; it exits
-// once every copy of the returned file is closed.
-func Start(exe, path string, max int64) (*os.File, error) {
-	w, _, err := start(exe, path, max, false)
-	return w, err
+// output to and the pump's PID. The pump runs in a session of its own,
+// without the task's BTL_* variables, so stopping the task's tree does not
+// stop it; it exits once every copy of the returned file is closed and it
+// has written what was in the pipe.
+func Start(exe, path string, max int64) (w *os.File, pid int, err error) {
+	w, _, pid, err = start(exe, path, max, false)
+	return w, pid, err
 }
 
 // StartHeaded is Start with a header: the pump writes what is written to
@@ -77,24 +78,25 @@ func Start(exe, path string, max int64) (*os.File, error) {
 // known only once the task runs. A header file closed without a write
 // (the caller killed) lets the output through without one.
 func StartHeaded(exe, path string, max int64) (out, header *os.File, err error) {
-	return start(exe, path, max, true)
+	out, header, _, err = start(exe, path, max, true)
+	return out, header, err
 }
 
-func start(exe, path string, max int64, headed bool) (*os.File, *os.File, error) {
+func start(exe, path string, max int64, headed bool) (*os.File, *os.File, int, error) {
 	exe, err := reexec.SelfExe(exe)
 	if err != nil {
-		return nil, nil, fmt.Errorf("log pump: %w", err)
+		return nil, nil, 0, fmt.Errorf("log pump: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, nil, fmt.Errorf("log pump: %w", err)
+		return nil, nil, 0, fmt.Errorf("log pump: %w", err)
 	}
 	defer func() { _ = r.Close() }()
 	var hr, hw *os.File
 	if headed {
 		if hr, hw, err = os.Pipe(); err != nil {
 			_ = w.Close()
-			return nil, nil, fmt.Errorf("log pump: %w", err)
+			return nil, nil, 0, fmt.Errorf("log pump: %w", err)
 		}
 		defer func() { _ = hr.Close() }()
 	}
@@ -118,8 +120,9 @@ func start(exe, path string, max int64, headed bool) (*os.File, *os.File, error)
 		if hw != nil {
 			_ = hw.Close()
 		}
-		return nil, nil, fmt.Errorf("log pump: %w", err)
+		return nil, nil, 0, fmt.Errorf("log pump: %w", err)
 	}
+	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
-	return w, hw, nil
+	return w, hw, pid, nil
 }
