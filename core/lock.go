@@ -63,6 +63,7 @@ func TryLockFile(path string) (unlock func(), err error) {
 		}
 		return nil, err
 	}
+	recordHolder(f)
 	return func() { _ = f.Close() }, nil
 }
 
@@ -92,12 +93,16 @@ func LockFileWait(ctx context.Context, path string, notice time.Duration, waitin
 		_ = f.Close()
 		return nil, err
 	}
-	// Who holds the lock, for those who wait; a full disk only costs them
-	// the name.
+	recordHolder(f)
+	return func() { _ = f.Close() }, nil
+}
+
+// recordHolder writes who holds the lock on f into it, for those who
+// wait; a full disk only costs them the name.
+func recordHolder(f *os.File) {
 	if f.Truncate(0) == nil {
 		_, _ = f.WriteAt([]byte(holderLine()), 0)
 	}
-	return func() { _ = f.Close() }, nil
 }
 
 // waitLock waits for the flock on f in a goroutine, so that the wait can

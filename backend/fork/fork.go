@@ -281,7 +281,8 @@ func (b *Backend) Inspect(ctx context.Context, t core.Task) (core.Status, error)
 		}
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			var syntax *json.SyntaxError
-			if !errors.As(err, &syntax) {
+			var typ *json.UnmarshalTypeError
+			if !errors.As(err, &syntax) && !errors.As(err, &typ) {
 				return core.Status{}, err
 			}
 			r = core.Runs{Final: true, Ended: &core.Status{State: core.Gone}} // unreadable: how it ended is lost

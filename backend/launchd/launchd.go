@@ -536,6 +536,9 @@ func (b *Backend) Stop(ctx context.Context, t core.Task, grace time.Duration) er
 	if err != nil {
 		return err // survivors: the agent stays loaded, as the task runs
 	}
+	// The record of runs, which names the log pump, goes with the stop:
+	// the pump writes the task's last output first.
+	_ = b.SyncLog(ctx, t)
 	return b.unload(ctx, t, svcs)
 }
 

@@ -434,6 +434,17 @@ func TestSurvivorReported(t *testing.T) {
 	if backendUnderTest() == "systemd" {
 		t.Skip("systemd keeps a unit's processes in its own cgroup; the fork and launchd runs cover this")
 	}
+	// One freezer for every test binary that runs beside this one (make
+	// test runs the CLI suite against two backends at once): held for the
+	// test, so that no other test thaws it or joins it.
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "btl-test-freezer.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // last: after the thaw below
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
 	u := newUser(t)
 	dir := t.TempDir()
 	s := u.start(dir, "sleep", "100")

@@ -97,11 +97,9 @@ func TestReadOnlyRunDir(t *testing.T) {
 // TestReplaceOnFullDisk replaces a task with its data on a full file
 // system: the start fails before the running instance is touched.
 func TestReplaceOnFullDisk(t *testing.T) {
-	fs := os.Getenv("BTL_TEST_FULLFS")
-	if fs == "" {
-		coretest.Missing(t, "BTL_TEST_FULLFS is not set: make test mounts a small tmpfs for this test when run as root")
-	}
-	// Not in parallel: other tests fill the same file system.
+	// Held for the test: other tests, of this binary and of others
+	// running beside it, fill the same file system.
+	fs := coretest.FullFS(t)
 	u := makeUser(t)
 	data := filepath.Join(fs, "replace-"+strconv.Itoa(os.Getpid()))
 	t.Cleanup(func() { os.RemoveAll(data) })

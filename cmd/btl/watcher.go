@@ -168,7 +168,9 @@ func (e *env) watchedBy(hash string, self core.Proc) (t *core.Task, gone bool) {
 	if t == nil {
 		// Read again under the lock before taking it for gone: a read
 		// without it may fall between a save and the removal of the
-		// start's intent, and see the task in neither.
+		// start's intent, and see the task in neither. While another
+		// btl holds the lock, it is not taken for gone either: the next
+		// look decides.
 		if err := e.mgr.Look(func(st *core.State) { t = st.Processes[hash] }); err != nil || t == nil {
 			return nil, err == nil
 		}
