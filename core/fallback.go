@@ -89,8 +89,9 @@ func (m *Manager) fallBack(from Backend, err error) (Backend, *Fallback, error) 
 
 // start starts spec with b, or with the Fallback when b refuses it as it
 // starts (launchd refusing the agent). It returns the backend that ran
-// the task, and fb, or the fallback it took.
-func (m *Manager) start(ctx context.Context, b Backend, fb *Fallback, spec Spec) (Started, Backend, *Fallback, error) {
+// the task, and fb, or the fallback it took. record is called with the
+// Fallback before it starts the task, to record its intent anew.
+func (m *Manager) start(ctx context.Context, b Backend, fb *Fallback, spec Spec, record func(Backend) error) (Started, Backend, *Fallback, error) {
 	got, err := b.Start(ctx, spec)
 	if err == nil || fb != nil {
 		return got, b, fb, err
@@ -98,6 +99,11 @@ func (m *Manager) start(ctx context.Context, b Backend, fb *Fallback, spec Spec)
 	other, fb, ferr := m.fallBack(b, err)
 	if ferr != nil {
 		return got, b, nil, err
+	}
+	// The start's intent names the backend that runs the task, so that a
+	// btl that dies now leaves it to be found and stopped by that one.
+	if rerr := record(other); rerr != nil {
+		return got, b, nil, fmt.Errorf("%w (after %s: %v)", rerr, b.Name(), err)
 	}
 	got, ferr = other.Start(ctx, spec)
 	if ferr != nil {

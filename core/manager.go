@@ -224,7 +224,10 @@ func (m *Manager) Run(ctx context.Context, spec Spec) (started, replaced *Task, 
 		if m.OnStarting != nil {
 			m.OnStarting()
 		}
-		got, b, fb, err := m.start(ctx, b, fb, spec)
+		got, b, fb, err := m.start(ctx, b, fb, spec, func(other Backend) error {
+			intent.Backend = other.Name()
+			return m.Store.checkpoint(st, intent)
+		})
 		if err != nil && replacing {
 			// The old instance is gone and the new one did not start: the
 			// task is kept, failed to start, with its name and the reason,

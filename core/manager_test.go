@@ -26,6 +26,7 @@ type memBackend struct {
 	stopDelay                              time.Duration // how long a stop takes
 	stopKills                              bool          // whether a stop sends SIGKILL
 	listed                                 []Task
+	onStart                                func(Spec) // called as a start begins
 }
 
 var _ Backend = (*memBackend)(nil)
@@ -38,6 +39,9 @@ func (b *memBackend) Name() string { return b.name }
 
 func (b *memBackend) Start(ctx context.Context, spec Spec) (Started, error) {
 	b.calls = append(b.calls, "start "+spec.Hash)
+	if b.onStart != nil {
+		b.onStart(spec)
+	}
 	if b.startErr != nil {
 		return Started{}, b.startErr
 	}

@@ -162,6 +162,13 @@ func TestFallback(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// What a btl that died as the fallback started would find.
+			var intended string
+			f.onStart = func(spec Spec) {
+				if st, err := m.Store.Read(); err == nil && st.Processes[spec.Hash] != nil {
+					intended = st.Processes[spec.Hash].Backend
+				}
+			}
 			task, _, err := m.Run(ctx, spec)
 			if c.wantErr != "" {
 				if err == nil || err.Error() != c.wantErr {
@@ -177,6 +184,9 @@ func TestFallback(t *testing.T) {
 			}
 			if task.Backend != c.want {
 				t.Errorf("ran with %s, want %s", task.Backend, c.want)
+			}
+			if c.want == "f" && intended != "f" {
+				t.Errorf("as f started the task, its recorded intent named backend %q, want f", intended)
 			}
 			if c.want == "f" {
 				if len(notes) != 1 || notes[0].From != "r" || notes[0].To != "f" || notes[0].Reason == "" {
