@@ -656,7 +656,21 @@ func TestNewDataDirCopiesOnlyItsOwnRun(t *testing.T) {
 	if a.Hash != b.Hash {
 		t.Fatalf("hashes differ: %s, %s", a.Hash, b.Hash)
 	}
-	waitFile(t, b.LogFile, "run "+b.Token+"\n")
+	want := "run " + b.Token + "\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(readLog(t, b.LogFile), want) {
+		if time.Now().After(deadline) {
+			// What the journal holds of the task and what its log agent
+			// said, to tell a line journald never wrote from one the agent
+			// did not copy.
+			unit := systemd.UnitName(dirsB.Run, b.Hash)
+			entries, _ := exec.Command("journalctl", "--user", "--no-pager", "-o", "short-precise", "SYSLOG_IDENTIFIER="+strings.TrimSuffix(unit, ".service")).CombinedOutput()
+			agent, _ := exec.Command("journalctl", "--user", "--no-pager", "-o", "short-precise", "--user-unit", systemd.AgentUnitName(dirsB.Run)).CombinedOutput()
+			state, _ := exec.Command("systemctl", "--user", "show", "-p", "ActiveState,MainPID", systemd.AgentUnitName(dirsB.Run)).CombinedOutput()
+			t.Fatalf("%s does not hold %q after 10s:\n%s\njournal of %s:\n%s\nlog agent (%s):\n%s", b.LogFile, want, readLog(t, b.LogFile), unit, entries, strings.TrimSpace(string(state)), agent)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if err := bB.SyncLog(context.Background(), *b); err != nil {
 		t.Fatal(err)
 	}
