@@ -32,9 +32,14 @@ const (
 	// agentMinGap spaces the copies of one task while it prints without
 	// pause, so a chatty task costs at most a few journalctl runs a second.
 	agentMinGap = 100 * time.Millisecond
-	// agentDrain is how long the agent stays once no task runs: journald
-	// may still be writing the last tasks' last lines.
-	agentDrain = time.Second
+	// agentDrain is how long the agent stays once no task runs, counted
+	// from the last entry of its tasks it saw, while btl still records a
+	// task (see drain): journald may write a stopped task's last lines
+	// seconds late on a busy machine.
+	agentDrain = 5 * time.Second
+	// agentIdleLook is how often an agent with no task running looks
+	// whether its drain is over.
+	agentIdleLook = 250 * time.Millisecond
 	// agentReady bounds how long a start waits for a log agent it
 	// started to listen.
 	agentReady = 5 * time.Second
@@ -158,10 +163,15 @@ func (c agentConfig) run() int {
 
 	recheck := time.NewTicker(agentRecheck)
 	defer recheck.Stop()
+	// Once no task runs, the agent looks every agentIdleLook whether its
+	// drain is over: agentDrain from the last entry of its tasks it saw
+	// while btl still records one, at once when btl forgot them all.
 	var flush, idle <-chan time.Time
+	var quiet time.Time // when the last task ended or the last entry came
 	armIdle := func() {
 		if len(a.live) == 0 && idle == nil {
-			idle = time.After(agentDrain)
+			quiet = time.Now()
+			idle = time.After(agentIdleLook)
 		}
 	}
 	armIdle()
@@ -172,6 +182,7 @@ func (c agentConfig) run() int {
 			if flush == nil {
 				flush = time.After(agentMinGap)
 			}
+			quiet = time.Now()
 		case <-flush:
 			flush = nil
 			// A restarted task's start marker goes before its new run's
@@ -202,6 +213,10 @@ func (c agentConfig) run() int {
 		case <-idle:
 			idle = nil
 			if len(a.live) > 0 {
+				continue
+			}
+			if time.Since(quiet) < a.drain() {
+				idle = time.After(agentIdleLook)
 				continue
 			}
 			if a.quit(ctx, signals) {
@@ -326,6 +341,17 @@ func (a *agent) concerns(s *dbus.Signal) bool {
 func (a *agent) known(hash string) bool {
 	_, err := os.Lstat(filepath.Join(a.cfg.Dirs.Run, hash+".cursor"))
 	return err == nil
+}
+
+// drain is how long the agent stays once no task runs: agentDrain while
+// btl records a task whose lines it may still have to copy (a cursor
+// file), none once btl forgot them all (kill --all): it copies nothing
+// for a forgotten task.
+func (a *agent) drain() time.Duration {
+	if m, _ := filepath.Glob(filepath.Join(a.cfg.Dirs.Run, "*.cursor")); len(m) == 0 {
+		return 0
+	}
+	return agentDrain
 }
 
 // hashOf returns the hash of one of this data directory's task units.

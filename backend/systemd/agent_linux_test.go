@@ -275,8 +275,8 @@ func TestDaemonisingMainRuns(t *testing.T) {
 	}
 	// The child's output still reaches the log, with no btl command: the
 	// log agent stays while the unit's cgroup has processes (it would
-	// otherwise leave a second after the main process ended).
-	time.Sleep(2 * time.Second) // past the agent's drain, had it seen no task
+	// otherwise leave once its drain after the main process ended is over).
+	time.Sleep(systemd.AgentDrain + time.Second) // past the agent's drain, had it seen no task
 	n := strings.Count(readLog(t, task.LogFile), "child-tick")
 	coretest.Eventually(t, 10*time.Second, "the child's new lines in the log", func() bool {
 		return strings.Count(readLog(t, task.LogFile), "child-tick") > n+5

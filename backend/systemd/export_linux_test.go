@@ -12,3 +12,6 @@ func UnitReads(b *Backend) int { return b.unitReads }
 
 // SetExe makes b re-execute exe as its helpers (the log agent).
 func SetExe(b *Backend, exe string) { b.exe = exe }
+
+// AgentDrain is how long the log agent stays once no task runs.
+const AgentDrain = agentDrain

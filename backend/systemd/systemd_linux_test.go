@@ -52,8 +52,13 @@ func newBackend(t *testing.T) (*systemd.Backend, core.Dirs) {
 	}
 	t.Cleanup(func() { b.Close() })
 	t.Cleanup(func() {
-		// The log agent exits by itself once the test's tasks are gone;
+		// The log agent exits by itself once the test's tasks are gone
+		// and forgotten (as btl kill forgets them: their cursors go);
 		// wait for it before the test's directories are removed.
+		cursors, _ := filepath.Glob(filepath.Join(dirs.Run, "*.cursor"))
+		for _, c := range cursors {
+			os.Remove(c)
+		}
 		agent := systemd.AgentUnitName(dirs.Run)
 		coretest.Eventually(t, 15*time.Second, agent+" to exit by itself", func() bool {
 			st := show(t, agent, "ActiveState")["ActiveState"]

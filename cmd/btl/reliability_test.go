@@ -437,7 +437,7 @@ func TestSurvivorReported(t *testing.T) {
 	// One freezer for every test binary that runs beside this one (make
 	// test runs the CLI suite against two backends at once): held for the
 	// test, so that no other test thaws it or joins it.
-	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "btl-test-freezer.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "btl-test-freezer-"+strconv.Itoa(os.Getuid())+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
