@@ -111,10 +111,7 @@ func TestReadersDoNotWaitForLock(t *testing.T) {
 	u := newUser(t)
 	dir := t.TempDir()
 	s := u.start(dir, "sh", "-c", "echo hello; while :; do sleep 0.1; echo tick; done")
-	coretest.Eventually(t, 10*time.Second, "a tick in the log", func() bool {
-		b, _ := os.ReadFile(s.log)
-		return strings.Contains(string(b), "tick\n")
-	})
+	waitLog(t, s.log, "tick\n")
 	unlock, err := core.LockFile(filepath.Join(u.dataDir(), "state.lock"))
 	if err != nil {
 		t.Fatal(err)
